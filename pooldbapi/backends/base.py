@@ -1,0 +1,60 @@
+"""The Backend protocol: connect(forwarded keys), paramstyle, type codes, error map, capabilities."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..dbapi import TypeCode
+from ..errors import Error
+from ..settings import ContainerSpec
+
+Description = tuple[tuple[str, TypeCode, int | None, int | None, int | None, int | None,
+                          bool | None], ...]
+
+
+class Backend(Protocol):
+    """One driver behind pooldbapi. Each back-end module exposes one instance as BACKEND."""
+
+    name: str
+    paramstyle: str          # the marker style render() writes for it: qmark, format or numeric
+    runs_sql: bool           # False for REST back-ends: selects are evaluated locally
+    two_phase: bool          # supports DB-API TPC
+
+    def connect(self, spec: ContainerSpec) -> Any:
+        """Open a physical connection with the spec's forwarded keys; reject unknown keys."""
+
+    def max_connections(self, spec: ContainerSpec) -> int | None:
+        """Return a hard cap on physical connections (1 for an in-memory SQLite), or None."""
+
+    def set_autocommit(self, raw: Any, on: bool) -> None:
+        """Put an idle physical connection into or out of autocommit."""
+
+    def begin(self, raw: Any) -> None:
+        """Start a transaction (where the driver does not start one implicitly)."""
+
+    def commit(self, raw: Any) -> None:
+        """Commit the physical connection's transaction."""
+
+    def rollback(self, raw: Any) -> None:
+        """Roll back the physical connection's transaction."""
+
+    def reset(self, raw: Any, session_changed: bool) -> None:
+        """Make a returned connection fit for the next user: rolled back, session cleared."""
+
+    def close(self, raw: Any) -> None:
+        """Close a physical connection, ignoring errors."""
+
+    def is_broken(self, raw: Any) -> bool:
+        """Tell whether the physical connection can no longer be used."""
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
+        """Return the PEP 249 description with pooldbapi type codes, or None."""
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        """Return the pooldbapi class and the SQLSTATE (or driver code) of a driver error."""
+
+    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
+        """Tell whether an error means the container, not the statement, failed."""
+
+    def lastrowid(self, cursor: Any) -> Any:
+        """Return the id of the row the last insert wrote, where the driver knows it."""

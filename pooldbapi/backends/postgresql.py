@@ -1,0 +1,118 @@
+"""PostgreSQL through psycopg 3: keys forwarded as conninfo keywords, type codes from OIDs."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.postgres import types as pg_types
+
+from ..dbapi import (
+    BINARY_NAME, DATETIME_NAME, NUMBER_NAME, ROWID_NAME, STRING_NAME, TypeCode,
+)
+from ..errors import Error, InterfaceError, pep249_class
+from ..settings import ContainerSpec
+from .base import Description
+
+_CATEGORY = {
+    NUMBER_NAME: {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "money", "bool"},
+    STRING_NAME: {"text", "varchar", "bpchar", "char", "name", "json", "jsonb", "uuid", "xml",
+                  "citext", "unknown"},
+    BINARY_NAME: {"bytea"},
+    DATETIME_NAME: {"date", "time", "timetz", "timestamp", "timestamptz", "interval"},
+    ROWID_NAME: {"tid"},
+}
+_BY_NAME = {name: cat for cat, names in _CATEGORY.items() for name in names}
+_TYPE_CODES: dict[int, TypeCode] = {}
+_INVALID_OPTION = re.compile(r'invalid (?:connection option|URI query parameter) "([^"]+)"')
+# SQLSTATE classes that mean the server or the link, not the statement, failed
+_CONNECTION_CLASSES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def type_code(oid: int) -> TypeCode:
+    """Return the TypeCode of a PostgreSQL type OID."""
+    code = _TYPE_CODES.get(oid)
+    if code is None:
+        info = pg_types.get(oid)
+        name = info.name if info is not None else str(oid)
+        code = _TYPE_CODES[oid] = TypeCode(name, _BY_NAME.get(name))
+    return code
+
+
+class PostgreSQLBackend:
+    """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
+
+    name = "postgresql"
+    paramstyle = "format"
+    runs_sql = True
+    two_phase = True
+
+    def connect(self, spec: ContainerSpec) -> Any:
+        try:
+            return psycopg.connect(**dict(spec.params))
+        except psycopg.ProgrammingError as exc:
+            match = _INVALID_OPTION.search(str(exc))
+            if match:
+                raise InterfaceError(f"container {spec.alias!r}: the postgresql driver rejects"
+                                     f" the key {match.group(1)!r}") from None
+            raise
+
+    def max_connections(self, spec: ContainerSpec) -> int | None:
+        return None
+
+    def set_autocommit(self, raw: Any, on: bool) -> None:
+        if raw.autocommit != on:
+            raw.autocommit = on
+
+    def begin(self, raw: Any) -> None:
+        pass  # psycopg opens a transaction at the first statement
+
+    def commit(self, raw: Any) -> None:
+        raw.commit()
+
+    def rollback(self, raw: Any) -> None:
+        raw.rollback()
+
+    def reset(self, raw: Any, session_changed: bool) -> None:
+        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+            raw.rollback()
+        if session_changed:
+            was = raw.autocommit
+            raw.autocommit = True
+            raw.execute("DISCARD ALL")
+            raw.autocommit = was
+
+    def close(self, raw: Any) -> None:
+        try:
+            raw.close()
+        except psycopg.Error:
+            pass
+
+    def is_broken(self, raw: Any) -> bool:
+        return bool(raw.closed or raw.broken)
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
+        if cursor.description is None:
+            return None
+        return tuple((col.name, type_code(col.type_code), col.display_size, col.internal_size,
+                      col.precision, col.scale, col.null_ok) for col in cursor.description)
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        return pep249_class(exc), getattr(exc, "sqlstate", None)
+
+    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        state = getattr(exc, "sqlstate", None) or ""
+        if raw is None:
+            # a failed connect: wrong credentials and unknown databases are the caller's error
+            return state in ("", *_CONNECTION_CLASSES) or state.startswith("08")
+        return raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES)
+
+    def lastrowid(self, cursor: Any) -> Any:
+        return None  # PostgreSQL has no row id: use RETURNING
+
+
+BACKEND = PostgreSQLBackend()

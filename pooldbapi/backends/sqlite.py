@@ -1,0 +1,137 @@
+"""The embedded default back-end: stdlib sqlite3, with explicit adapters and converters."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..dbapi import TypeCode, category_of_value
+from ..errors import Error, InterfaceError, OperationalError, pep249_class
+from ..settings import ContainerSpec
+from .base import Description
+
+# Explicit adapters and converters, so that Python's deprecated default ones are never used.
+# sqlite3 only has a process-wide registry; these keep the ISO formats the defaults used.
+sqlite3.register_adapter(datetime.date, lambda d: d.isoformat())
+sqlite3.register_adapter(datetime.datetime, lambda d: d.isoformat(" "))
+sqlite3.register_adapter(datetime.time, lambda t: t.isoformat())
+sqlite3.register_adapter(decimal.Decimal, str)
+
+
+def _timestamp(raw: bytes) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(raw.decode())
+
+
+def _date(raw: bytes) -> datetime.date | datetime.datetime:
+    text = raw.decode()
+    return datetime.date.fromisoformat(text) if len(text) == 10 else \
+        datetime.datetime.fromisoformat(text)
+
+
+for _name in ("DATE",):
+    sqlite3.register_converter(_name, _date)
+for _name in ("TIMESTAMP", "DATETIME"):
+    sqlite3.register_converter(_name, _timestamp)
+sqlite3.register_converter("TIME", lambda raw: datetime.time.fromisoformat(raw.decode()))
+for _name in ("DECIMAL", "NUMERIC"):
+    sqlite3.register_converter(_name, lambda raw: decimal.Decimal(raw.decode()))
+sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
+
+_KEYS = {"database": str, "timeout": float, "uri": lambda v: v.lower() in ("1", "true", "yes"),
+         "cached_statements": int, "detect_types": int}
+_TYPE_NAMES = {"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB", "DATETIME": "TIMESTAMP"}
+
+
+class SQLiteBackend:
+    """stdlib sqlite3; physical connections may move between threads, access serialised."""
+
+    name = "sqlite"
+    paramstyle = "qmark"
+    runs_sql = True
+    two_phase = False
+
+    def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}
+        for key, value in spec.params:
+            convert = _KEYS.get(key)
+            if convert is None:
+                raise InterfaceError(f"container {spec.alias!r}: sqlite3.connect does not take"
+                                     f" the key {key!r} (it takes {', '.join(_KEYS)})")
+            try:
+                kwargs[key] = convert(value)  # type: ignore[operator]
+            except ValueError:
+                raise InterfaceError(f"container {spec.alias!r}: key {key!r} has an invalid"
+                                     f" value {value!r}") from None
+        if "database" not in kwargs:
+            raise InterfaceError(f"container {spec.alias!r}: the sqlite driver needs the key"
+                                 " 'database' (a file name or :memory:)")
+        return kwargs
+
+    def connect(self, spec: ContainerSpec) -> Any:
+        kwargs = self._kwargs(spec)
+        try:
+            raw = sqlite3.connect(**kwargs, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise OperationalError(f"container {spec.alias!r}: cannot open SQLite database"
+                                   f" {kwargs['database']!r}: {exc}") from exc
+        return raw
+
+    def max_connections(self, spec: ContainerSpec) -> int | None:
+        database = spec.param("database", "") or ""
+        # every connection to :memory: is a database of its own: pin it to one
+        return 1 if database in ("", ":memory:") or "mode=memory" in database else None
+
+    def set_autocommit(self, raw: Any, on: bool) -> None:
+        pass  # isolation_level=None: autocommit unless begin() was called
+
+    def begin(self, raw: Any) -> None:
+        raw.execute("BEGIN")
+
+    def commit(self, raw: Any) -> None:
+        if raw.in_transaction:
+            raw.execute("COMMIT")
+
+    def rollback(self, raw: Any) -> None:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+
+    def reset(self, raw: Any, session_changed: bool) -> None:
+        self.rollback(raw)
+
+    def close(self, raw: Any) -> None:
+        try:
+            raw.close()
+        except sqlite3.Error:
+            pass
+
+    def is_broken(self, raw: Any) -> bool:
+        try:
+            raw.total_changes  # noqa: B018 - raises on a closed connection
+        except sqlite3.ProgrammingError:
+            return True
+        return False
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
+        if cursor.description is None:
+            return None
+        out = []
+        for i, col in enumerate(cursor.description):
+            category = category_of_value(first_row[i]) if first_row is not None else None
+            name = _TYPE_NAMES.get(category or "", "NULL")
+            out.append((col[0], TypeCode(name, category), None, None, None, None, None))
+        return tuple(out)
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        return pep249_class(exc), getattr(exc, "sqlite_errorname", None)
+
+    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
+        code = getattr(exc, "sqlite_errorname", "")
+        return code in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+    def lastrowid(self, cursor: Any) -> Any:
+        return cursor.lastrowid
+
+
+BACKEND = SQLiteBackend()

@@ -1,0 +1,199 @@
+"""Connection: the DB-API object; container routing with one strategy per list."""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from . import errors
+from .errors import InterfaceError, ProgrammingError
+from .settings import ContainerSpec, Settings
+from .sql.parse import Statement
+from .strategy import STRATEGIES, Strategy, seeded_random
+from .transaction import Transaction
+
+log = logging.getLogger("pooldbapi")
+
+STRATEGY_CACHE_SIZE = 1024
+"""Strategies kept per connection (statement text, list); an evicted one restarts at random."""
+
+
+class Connection:
+    """A pooldbapi connection: routes statements over the configured containers."""
+
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, settings: Settings, *, seed: object = None, broadcast_ddl: bool = False,
+                 strategy: str = "round-robin", affinity: str | None = None,
+                 autocommit: bool = False) -> None:
+        if strategy not in STRATEGIES:
+            raise InterfaceError(f"unknown strategy {strategy!r}"
+                                 f" (known: {', '.join(STRATEGIES)})")
+        if affinity not in (None, "transaction"):
+            raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
+        self.specs: Mapping[str, ContainerSpec] = settings.containers
+        self.default = settings.default
+        self.seed = seed
+        self.broadcast_ddl = broadcast_ddl
+        self.affinity = affinity
+        self._strategy_class = STRATEGIES[strategy]
+        self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
+        self._checked: set[str] = set()
+        self._autocommit = bool(autocommit)
+        self._closed = False
+        self.transaction = Transaction()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<pooldbapi.Connection {state} containers={sorted(self.specs)}>"
+
+    # -- routing ------------------------------------------------------------------------
+    def check(self, stmt: Statement) -> None:
+        """Raise ProgrammingError for an occurrence naming a container that is not configured."""
+        if stmt.text in self._checked:
+            return
+        for occ in stmt.occurrences:
+            for alias in occ.aliases or ():
+                if alias not in self.specs:
+                    raise ProgrammingError(
+                        f"container {alias!r} after '@' at {stmt.where(occ.suffix_position or 0)}"
+                        f" is not configured (configured: {', '.join(sorted(self.specs))})")
+        if any(occ.aliases is None for occ in stmt.occurrences) or not stmt.occurrences:
+            self.resolve(None, stmt)
+        if len(self._checked) > STRATEGY_CACHE_SIZE:
+            self._checked.clear()
+        self._checked.add(stmt.text)
+
+    def resolve(self, aliases: tuple[str, ...] | None, stmt: Statement | None = None
+                ) -> tuple[str, ...]:
+        """Return the list an occurrence uses: its own, or the connection's default."""
+        if aliases is not None:
+            return aliases
+        if self.default is None:
+            where = ""
+            if stmt is not None:
+                bare = next((o for o in stmt.occurrences if o.aliases is None), None)
+                where = (f": {bare.name!r} at {stmt.where(bare.position)} has no '@' suffix"
+                         if bare else ": the statement names no table with '@'")
+            raise ProgrammingError(f"no default container list{where}; pass default=... to"
+                                   " connect() or name the containers with @alias or @{a,b}")
+        return self.default
+
+    def strategy(self, text: str, aliases: tuple[str, ...]) -> Strategy:
+        """Return the strategy of one list of one statement (kept per connection, LRU)."""
+        key = (text, aliases)
+        found = self._strategies.get(key)
+        if found is None:
+            found = self._strategy_class(aliases, seeded_random(self.seed, text, aliases))
+            self._strategies[key] = found
+            if len(self._strategies) > STRATEGY_CACHE_SIZE:
+                self._strategies.popitem(last=False)
+        else:
+            self._strategies.move_to_end(key)
+        return found
+
+    def route(self, stmt: Statement) -> dict[tuple[str, ...], str]:
+        """Choose a container for each distinct list of the statement, for one unit of work."""
+        choice: dict[tuple[str, ...], str] = {}
+        for lst in stmt.lists or (None,):
+            aliases = self.resolve(lst, stmt)
+            if aliases in choice:
+                continue
+            pinned = self.transaction.pinned if self.affinity and not self._autocommit else None
+            alias = pinned.get(aliases) if pinned is not None else None
+            if alias is None:
+                alias = self.strategy(stmt.text, aliases).choose()
+                if pinned is not None:
+                    pinned[aliases] = alias
+            choice[aliases] = alias
+        return choice
+
+    def after_statement(self, alias: str, broken: bool = False) -> None:
+        """Give the container's connection back after a statement in autocommit, or if broken."""
+        if self._autocommit or broken:
+            self.transaction.give_back(alias, broken)
+
+    # -- DB-API ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement commits on its own (False at first, as PEP 249 says)."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._check_open()
+        if self.transaction.borrowed and bool(value) != self._autocommit:
+            raise ProgrammingError("cannot change autocommit inside a transaction:"
+                                   " commit() or rollback() first")
+        self._autocommit = bool(value)
+
+    def cursor(self) -> Any:
+        """Return a new cursor on this connection."""
+        from .cursor import Cursor
+        self._check_open()
+        return Cursor(self)
+
+    def execute(self, operation: str, parameters: Any = None) -> Any:
+        """Create a cursor, execute the statement on it and return it (as psycopg 3 does)."""
+        return self.cursor().execute(operation, parameters)
+
+    def commit(self) -> None:
+        """Commit every container the transaction touched."""
+        self._check_open()
+        self.transaction.commit()
+
+    def rollback(self) -> None:
+        """Roll back every container the transaction touched."""
+        self._check_open()
+        self.transaction.rollback()
+
+    def close(self) -> None:
+        """Roll back what is open and give every physical connection back; idempotent."""
+        if self._closed:
+            return
+        try:
+            self.transaction.rollback()
+        finally:
+            self._closed = True
+
+    def __enter__(self) -> Connection:
+        self._check_open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if not self._closed:
+                if exc_type is None:
+                    self.commit()
+                else:
+                    self.rollback()
+        finally:
+            self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and self.transaction.borrowed:
+            try:
+                self.close()
+            except Exception:  # noqa: S110 - nothing can be reported from a finaliser
+                pass

@@ -1,0 +1,196 @@
+"""Cursor: the DB-API object; picks the operation for the statement kind; fetch*."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Description
+from .errors import InterfaceError, NotSupportedError, ProgrammingError
+from .ops import ddl, dml, select
+from .result import Result
+from .sql import parse as sqlparse_
+from .sql.parse import Statement, parse
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+_EXECUTE: dict[str, Callable[[Connection, Statement, Any], Result]] = {
+    sqlparse_.SELECT: select.execute,
+    sqlparse_.INSERT: dml.execute,
+    sqlparse_.UPDATE: dml.execute,
+    sqlparse_.DELETE: dml.execute,
+    sqlparse_.DDL: ddl.execute,
+    sqlparse_.OTHER: ddl.execute_other,
+}
+_EXECUTEMANY: dict[str, Callable[[Connection, Statement, Sequence[Any]], Result]] = {
+    sqlparse_.INSERT: dml.executemany,
+    sqlparse_.UPDATE: dml.executemany,
+    sqlparse_.DELETE: dml.executemany,
+}
+
+
+class Cursor:
+    """A pooldbapi cursor."""
+
+    arraysize: int = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._closed = False
+        self._result: Result | None = None
+        self._rows: list[Sequence[Any]] = []
+        self._pos = 0
+
+    def __repr__(self) -> str:
+        return f"<pooldbapi.Cursor {'closed' if self._closed else 'open'}>"
+
+    # -- state ----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InterfaceError("the cursor is closed")
+        if self.connection.closed:
+            raise InterfaceError("the cursor's connection is closed")
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
+    @property
+    def description(self) -> Description | None:
+        """Seven items per result column, from the container that ran; None without rows."""
+        return self._result.description if self._result is not None else None
+
+    @property
+    def rowcount(self) -> int:
+        """Rows produced or affected by the last call, summed over containers; -1 if unknown."""
+        return self._result.rowcount if self._result is not None else -1
+
+    @property
+    def lastrowid(self) -> Any:
+        """The id of the one row the last statement wrote on one container, else None."""
+        return self._result.lastrowid if self._result is not None else None
+
+    @property
+    def rownumber(self) -> int | None:
+        """The 0-based index of the next row in the result, None without a result."""
+        if self._result is None or self._result.description is None:
+            return None
+        return self._pos
+
+    @property
+    def containers(self) -> dict[str, int]:
+        """Alias -> executions, rows or pages that ran there for the last call."""
+        return dict(self._result.containers) if self._result is not None else {}
+
+    # -- execution ------------------------------------------------------------------------
+    def _prepare(self, operation: str) -> Statement:
+        self._check_open()
+        stmt = parse(operation)
+        self.connection.check(stmt)
+        if stmt.kind == sqlparse_.TCL:
+            raise ProgrammingError(f"{' '.join(stmt.words) or 'transaction control'} as SQL text"
+                                   " is not allowed: use the connection's commit() and"
+                                   " rollback() (or autocommit)")
+        if stmt.kind in (sqlparse_.BULK, sqlparse_.SYNC):
+            raise NotSupportedError(f"{stmt.kind} statements are not supported yet")
+        return stmt
+
+    def _set(self, result: Result) -> None:
+        self._result = result
+        self._rows = result.rows
+        self._pos = 0
+
+    def execute(self, operation: str, parameters: Any = None) -> Cursor:
+        """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
+        self._result = None
+        self._rows = []
+        stmt = self._prepare(operation)
+        self._set(_EXECUTE[stmt.kind](self.connection, stmt, parameters))
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
+        """Run a write for each parameter set, each set on the next container of its list."""
+        self._result = None
+        self._rows = []
+        stmt = self._prepare(operation)
+        run = _EXECUTEMANY.get(stmt.kind)
+        if run is None:
+            raise ProgrammingError(f"executemany takes insert, update or delete, not {stmt.kind}")
+        seq = seq_of_parameters if isinstance(seq_of_parameters, Sequence) else \
+            list(seq_of_parameters)
+        self._set(run(self.connection, stmt, seq))
+        return self
+
+    def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
+        """Not supported: call procedures with execute('call ...') or select."""
+        self._check_open()
+        raise NotSupportedError("callproc is not supported: use execute('call name(?)', params)")
+
+    def nextset(self) -> bool | None:
+        """Not supported: every call produces at most one result set."""
+        self._check_open()
+        raise NotSupportedError("nextset is not supported: a call produces one result set")
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """Accepted and ignored, as PEP 249 allows."""
+        self._check_open()
+
+    def setoutputsize(self, size: int, column: int | None = None) -> None:
+        """Accepted and ignored, as PEP 249 allows."""
+        self._check_open()
+
+    # -- fetching -------------------------------------------------------------------------
+    def _check_result(self) -> None:
+        self._check_open()
+        if self._result is None:
+            raise ProgrammingError("no result: execute() a statement first")
+        if self._result.description is None:
+            raise ProgrammingError("the last statement produced no result set")
+
+    def fetchone(self) -> Sequence[Any] | None:
+        """Return the next row, or None when the result is exhausted."""
+        self._check_result()
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return row
+
+    def fetchmany(self, size: int | None = None) -> list[Sequence[Any]]:
+        """Return up to size rows (arraysize by default)."""
+        self._check_result()
+        size = self.arraysize if size is None else size
+        rows = self._rows[self._pos:self._pos + size]
+        self._pos += len(rows)
+        return list(rows)
+
+    def fetchall(self) -> list[Sequence[Any]]:
+        """Return the remaining rows."""
+        self._check_result()
+        rows = self._rows[self._pos:]
+        self._pos = len(self._rows)
+        return list(rows)
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        return self
+
+    def __next__(self) -> Sequence[Any]:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    def close(self) -> None:
+        """Close the cursor; idempotent."""
+        self._closed = True
+        self._result = None
+        self._rows = []
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""The PEP 249 exception hierarchy, and wrapping of driver errors into it."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+
+class Warning(Exception):  # noqa: A001 - the name PEP 249 requires
+    """Important warnings such as data truncation."""
+
+
+class Error(Exception):
+    """Base class of every pooldbapi error."""
+
+    container: str | None = None
+    sqlstate: str | None = None
+
+
+class InterfaceError(Error):
+    """An error of the interface rather than of a database."""
+
+
+class DatabaseError(Error):
+    """An error of a database."""
+
+
+class DataError(DatabaseError):
+    """A problem with the processed data (division by zero, value out of range)."""
+
+
+class OperationalError(DatabaseError):
+    """An error in the database's operation, not necessarily under the programmer's control."""
+
+
+class IntegrityError(DatabaseError):
+    """The relational integrity of the database is affected."""
+
+
+class InternalError(DatabaseError):
+    """The database met an internal error."""
+
+
+class ProgrammingError(DatabaseError):
+    """A programming error: bad SQL, a wrong number of parameters, an unknown container."""
+
+
+class NotSupportedError(DatabaseError):
+    """A method or statement form the container (or pooldbapi) does not support."""
+
+
+class PartialCommitError(OperationalError):
+    """Some containers of a transaction committed and others did not."""
+
+    def __init__(self, message: str, committed: Iterable[str], failed: dict[str, BaseException]):
+        super().__init__(message)
+        self.committed = tuple(committed)
+        self.failed = dict(failed)
+
+
+PEP249_CLASSES: tuple[type[Error], ...] = (
+    Error, InterfaceError, DatabaseError, DataError, OperationalError, IntegrityError,
+    InternalError, ProgrammingError, NotSupportedError,
+)
+for _cls in (Warning, *PEP249_CLASSES, PartialCommitError):
+    _cls.__module__ = "pooldbapi"
+
+_BY_NAME: dict[str, type[Error]] = {cls.__name__: cls for cls in PEP249_CLASSES}
+
+SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.I)
+_URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@")
+_KEYWORD_SECRET = re.compile(
+    r"\b(password|passwd|pwd|token|secret|api[-_]?key)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s;&]+)",
+    re.I,
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return text with the given secret values, key=secret pairs and URL credentials masked."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(r"\1:***@", text)
+    return _KEYWORD_SECRET.sub(r"\1\2***", text)
+
+
+def pep249_class(exc: BaseException) -> type[Error]:
+    """Return the pooldbapi class matching a driver exception (drivers follow PEP 249 names)."""
+    for cls in type(exc).__mro__:
+        found = _BY_NAME.get(cls.__name__)
+        if found is not None:
+            return found
+    return OperationalError if isinstance(exc, OSError) else DatabaseError
+
+
+def redact_in_place(exc: BaseException, secrets: Iterable[str]) -> None:
+    """Mask secrets in a driver exception's args, so that the chained cause holds none."""
+    secrets = tuple(secrets)
+    exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+
+
+def wrap(exc: BaseException, container: str, secrets: Iterable[str] = (),
+         sqlstate: str | None = None, cls: type[Error] | None = None) -> Error:
+    """Return a pooldbapi error for a driver exception, naming the container, secrets masked."""
+    redact_in_place(exc, secrets)
+    message = str(exc).strip() or type(exc).__name__
+    detail = f" [{sqlstate}]" if sqlstate else ""
+    err = (cls or pep249_class(exc))(f"{container}: {message}{detail}")
+    err.container = container
+    err.sqlstate = sqlstate
+    return err

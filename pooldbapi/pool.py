@@ -1,0 +1,203 @@
+"""Process-wide pools of physical connections, keyed by the resolved container definition."""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import backend as load_backend
+from .backends.base import Backend
+from .errors import Error, OperationalError, wrap
+from .settings import ContainerSpec
+
+log = logging.getLogger("pooldbapi")
+
+
+class Physical:
+    """One physical connection and what the pool knows of it."""
+
+    __slots__ = ("raw", "spec", "backend", "created", "returned", "session_changed", "lock")
+
+    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
+        self.raw = raw
+        self.spec = spec
+        self.backend = backend
+        self.created = self.returned = time.monotonic()
+        self.session_changed = False
+        # sqlite3 connections move between worker threads: access is serialised
+        self.lock = threading.Lock()
+
+
+@dataclass
+class PoolStats:
+    """Counters of one pool."""
+
+    alias: str
+    driver: str
+    open: int
+    idle: int
+    in_use: int
+    waits: int
+    errors: int
+    maximum: int
+
+
+class Pool:
+    """The physical connections of one container definition."""
+
+    def __init__(self, spec: ContainerSpec) -> None:
+        self.spec = spec
+        self.backend = load_backend(spec.driver, spec.alias)
+        opts = spec.options
+        cap = self.backend.max_connections(spec)
+        self.maximum = max(1, opts.maximum_number_of_pooled_connections)
+        if cap is not None:
+            self.maximum = min(self.maximum, cap)
+        self.pooling = opts.allow_connection_pooling or cap == 1
+        self._idle: deque[Physical] = deque()
+        self._open = 0
+        self._waits = 0
+        self._errors = 0
+        self._cond = threading.Condition()
+
+    def _connect(self) -> Physical:
+        try:
+            raw = self.backend.connect(self.spec)
+        except Error:
+            raise
+        except Exception as exc:
+            self._errors += 1
+            cls, state = self.backend.error_class(exc)
+            raise wrap(exc, self.spec.alias, self.spec.secrets, state,
+                       OperationalError if cls.__name__ == "DatabaseError" else cls) from exc
+        return Physical(raw, self.spec, self.backend)
+
+    def _expired(self, phys: Physical, now: float) -> bool:
+        opts = self.spec.options
+        return (now - phys.created > opts.connection_lifetime
+                or now - phys.returned > opts.idle_timeout
+                or self.backend.is_broken(phys.raw))
+
+    def acquire(self) -> Physical:
+        """Borrow a physical connection, waiting up to pool-timeout for a free one."""
+        deadline = time.monotonic() + self.spec.options.pool_timeout
+        stale: list[Physical] = []
+        try:
+            with self._cond:
+                while True:
+                    now = time.monotonic()
+                    while self._idle:
+                        phys = self._idle.pop()
+                        if self._expired(phys, now):
+                            self._open -= 1
+                            stale.append(phys)
+                            continue
+                        return phys
+                    if self._open < self.maximum:
+                        self._open += 1
+                        break
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        raise OperationalError(
+                            f"container {self.spec.alias!r}: no free physical connection within"
+                            f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
+                            " maximum-number-of-pooled-connections are in use)")
+                    self._waits += 1
+                    self._cond.wait(remaining)
+        finally:
+            for phys in stale:
+                self.backend.close(phys.raw)
+        try:
+            return self._connect()
+        except BaseException:
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, phys: Physical, broken: bool = False) -> None:
+        """Give a physical connection back: reset and kept, or closed when broken or old."""
+        keep = self.pooling and not broken and not self.backend.is_broken(phys.raw)
+        if keep:
+            try:
+                self.backend.reset(phys.raw, phys.session_changed)
+                phys.session_changed = False
+            except Exception as exc:  # a connection that cannot be reset is never handed out
+                log.info("container %s: dropping a connection that failed its reset: %s",
+                         self.spec.alias, type(exc).__name__)
+                keep = False
+        now = time.monotonic()
+        if keep and now - phys.created > self.spec.options.connection_lifetime:
+            keep = False
+        if not keep:
+            self.backend.close(phys.raw)
+        with self._cond:
+            if keep:
+                phys.returned = now
+                self._idle.append(phys)
+            else:
+                self._open -= 1
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Close every idle physical connection."""
+        with self._cond:
+            idle, self._idle = list(self._idle), deque()
+            self._open -= len(idle)
+        for phys in idle:
+            self.backend.close(phys.raw)
+
+    def stats(self) -> PoolStats:
+        """Return this pool's counters."""
+        with self._cond:
+            idle = len(self._idle)
+            return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
+                             self._open - idle, self._waits, self._errors, self.maximum)
+
+
+_POOLS: dict[tuple[Any, ...], Pool] = {}
+_LOCK = threading.Lock()
+
+
+def pool_for(spec: ContainerSpec) -> Pool:
+    """Return the process-wide pool of a container definition, creating it on first use."""
+    found = _POOLS.get(spec.key)
+    if found is None:
+        with _LOCK:
+            found = _POOLS.get(spec.key)
+            if found is None:
+                found = _POOLS[spec.key] = Pool(spec)
+    return found
+
+
+def close_all() -> None:
+    """Close every pooled physical connection of this process."""
+    with _LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+def pool_stats() -> list[PoolStats]:
+    """Return the counters of every pool of this process."""
+    with _LOCK:
+        pools = list(_POOLS.values())
+    return [pool.stats() for pool in pools]
+
+
+def _forget_inherited() -> None:
+    # A child must not use (or close) the parent's sockets: drop the pools without closing.
+    global _LOCK
+    _POOLS.clear()
+    _LOCK = threading.Lock()
+
+
+atexit.register(close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)

@@ -1,0 +1,57 @@
+"""The result of one call: rows, description, rowcount, lastrowid and who ran what."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends.base import Description
+
+
+@dataclass
+class Part:
+    """What one container returned for its share of a call."""
+
+    alias: str
+    rows: list[Sequence[Any]] | None = None
+    description: Description | None = None
+    rowcount: int = -1
+    lastrowid: Any = None
+    units: int = 1
+
+
+@dataclass
+class Result:
+    """The merged result of one call over one or more containers."""
+
+    description: Description | None = None
+    rows: list[Sequence[Any]] = field(default_factory=list)
+    rowcount: int = -1
+    lastrowid: Any = None
+    containers: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Part]) -> Result:
+        """Merge parts: rows concatenated, rowcount summed (-1 if any is unknown)."""
+        if len(parts) == 1:
+            part = parts[0]
+            return cls(part.description, part.rows or [], part.rowcount, part.lastrowid,
+                       {part.alias: part.units})
+        result = cls()
+        known = True
+        written = [p for p in parts if p.rowcount and p.rowcount > 0]
+        total = 0
+        for part in parts:
+            if part.description is not None and result.description is None:
+                result.description = part.description
+            if part.rows:
+                result.rows.extend(part.rows)
+            if part.rowcount < 0:
+                known = False
+            else:
+                total += part.rowcount
+            result.containers[part.alias] = result.containers.get(part.alias, 0) + part.units
+        result.rowcount = total if known else -1
+        if len(written) == 1 and written[0].rowcount == 1:
+            result.lastrowid = written[0].lastrowid
+        return result

@@ -1,0 +1,266 @@
+"""Connection strings and settings files -> ContainerSpec (pooldbapi's own keys vs forwarded keys)."""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SECRET_KEY, InterfaceError, ProgrammingError, redact
+
+ALIAS = re.compile(r"[A-Za-z0-9_]+")
+SETTINGS_ENV = "POOLDBAPI_SETTINGS"
+
+
+def own_key(key: str) -> str:
+    """Return the one spelling of a pooldbapi key: case, '-' and '_' do not matter."""
+    return key.replace("-", "").replace("_", "").lower()
+
+
+@dataclass(frozen=True)
+class Options:
+    """pooldbapi's own, consumed keys of one container, with SPEC defaults."""
+
+    allow_connection_pooling: bool = True
+    maximum_number_of_pooled_connections: int = 10
+    minimum_number_of_pooled_connections: int = 0
+    connection_lifetime: float = 3600.0
+    idle_timeout: float = 600.0
+    pool_timeout: float = 30.0
+    max_calls_per_second: float | None = None
+    page_size: int = 1000
+    max_tries: int = 5
+    exclude_unhealthy: bool = True
+
+
+_OPTION_FIELDS = {own_key(name): name for name in Options.__dataclass_fields__}
+_OWN_KEYS = {"driver", *_OPTION_FIELDS}
+
+
+def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
+    text = raw.strip()
+    try:
+        if "bool" in kind:
+            low = text.lower()
+            if low in ("true", "yes", "on", "1"):
+                return True
+            if low in ("false", "no", "off", "0"):
+                return False
+            raise ValueError(text)
+        if "None" in kind and text.lower() in ("", "none"):
+            return None
+        value: float | int = int(text) if kind == "int" else float(text)
+        if value < 0 or value != value:
+            raise ValueError(text)
+        return value
+    except ValueError:
+        raise InterfaceError(f"container {alias!r}: key {key!r} has an invalid value {raw!r}"
+                             f" (expected {kind.replace(' | None', '')})") from None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A resolved container definition: its alias, driver, own options and forwarded keys."""
+
+    alias: str
+    driver: str
+    options: Options
+    params: tuple[tuple[str, str], ...]
+    key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Pools, health and throttles are shared by definition, never by alias alone.
+        object.__setattr__(self, "key", (self.driver, self.options, self.params))
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """Return the value of a forwarded key (exact spelling), or default."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never be shown: passwords, tokens, URL credentials."""
+        found = [v for k, v in self.params if SECRET_KEY.search(k)]
+        for _, value in self.params:
+            match = re.search(r"://[^/@\s:]+:([^/@\s]+)@", value)
+            if match:
+                found.append(match.group(1))
+        return tuple(found)
+
+    def __repr__(self) -> str:
+        shown = ";".join(f"{k}={'***' if SECRET_KEY.search(k) else redact(v)}"
+                         for k, v in self.params)
+        return f"ContainerSpec({self.alias!r}, driver={self.driver!r}, {shown!r})"
+
+    __str__ = __repr__
+
+
+def split_connection_string(alias: str, text: str) -> list[tuple[str, str]]:
+    """Split 'key=value;key="quoted;value"' into pairs; a doubled quote inside quotes is one."""
+    pairs: list[tuple[str, str]] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        while pos < n and text[pos] in "; \t\r\n":
+            pos += 1
+        if pos >= n:
+            break
+        eq = text.find("=", pos)
+        semi = text.find(";", pos)
+        if eq < 0 or (0 <= semi < eq):
+            end = semi if semi >= 0 else n
+            raise InterfaceError(f"container {alias!r}: expected key=value at position {pos},"
+                                 f" found {text[pos:end].strip()!r}")
+        key = text[pos:eq].strip()
+        pos = eq + 1
+        while pos < n and text[pos] in " \t":
+            pos += 1
+        if pos < n and text[pos] == '"':
+            start, chars = pos, []
+            pos += 1
+            while True:
+                if pos >= n:
+                    raise InterfaceError(f"container {alias!r}: unclosed quote for key {key!r}"
+                                         f" at position {start}")
+                if text[pos] == '"':
+                    if pos + 1 < n and text[pos + 1] == '"':
+                        chars.append('"')
+                        pos += 2
+                        continue
+                    pos += 1
+                    break
+                chars.append(text[pos])
+                pos += 1
+            value = "".join(chars)
+            while pos < n and text[pos] in " \t":
+                pos += 1
+            if pos < n and text[pos] != ";":
+                raise InterfaceError(f"container {alias!r}: expected ';' after the quoted value"
+                                     f" of key {key!r} at position {pos}")
+        else:
+            end = text.find(";", pos)
+            end = n if end < 0 else end
+            value = text[pos:end].strip()
+            pos = end
+        if not key:
+            raise InterfaceError(f"container {alias!r}: empty key at position {eq}")
+        pairs.append((key, value))
+    return pairs
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def make_spec(alias: str, definition: str | Mapping[str, Any]) -> ContainerSpec:
+    """Resolve one container definition (connection string or mapping) into a ContainerSpec."""
+    if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
+        raise InterfaceError(f"container alias {alias!r} is not an identifier"
+                             " (letters, digits and '_')")
+    if isinstance(definition, str):
+        pairs = split_connection_string(alias, definition)
+    elif isinstance(definition, Mapping):
+        pairs = [(str(k), _as_text(v)) for k, v in definition.items()]
+    else:
+        raise InterfaceError(f"container {alias!r}: expected a connection string or a mapping,"
+                             f" got {type(definition).__name__}")
+    driver: str | None = None
+    options: dict[str, Any] = {}
+    params: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for key, value in pairs:
+        norm = own_key(key) if own_key(key) in _OWN_KEYS else key
+        if norm in seen:
+            raise InterfaceError(f"container {alias!r}: key {key!r} is given twice"
+                                 f" (also as {seen[norm]!r})")
+        seen[norm] = key
+        if norm == "driver":
+            driver = value.strip().lower()
+        elif norm in _OPTION_FIELDS:
+            name = _OPTION_FIELDS[norm]
+            kind = str(Options.__dataclass_fields__[name].type)
+            options[name] = _convert(alias, key, value, kind)
+        else:
+            params.append((key, value))
+    if not driver:
+        raise InterfaceError(f"container {alias!r}: the key 'driver' is required"
+                             " (postgresql, oracle, sqlite, odata)")
+    return ContainerSpec(alias, driver, Options(**options), tuple(params))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything connect() needs: the containers and the default list."""
+
+    containers: dict[str, ContainerSpec]
+    default: tuple[str, ...] | None
+
+
+def parse_alias_list(text: str | list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Parse 'a', '{a,b,b}' or a sequence of aliases into a tuple (duplicates kept)."""
+    if isinstance(text, str):
+        body = text.strip()
+        if body.startswith("@"):
+            body = body[1:]
+        if body.startswith("{"):
+            if not body.endswith("}"):
+                raise ProgrammingError(f"{where}: unclosed '{{' in {text!r}")
+            body = body[1:-1]
+        items = [item.strip() for item in body.split(",")]
+    else:
+        items = [str(item).strip() for item in text]
+    if not items or any(not item for item in items):
+        raise ProgrammingError(f"{where}: empty container list in {text!r}")
+    for item in items:
+        if not ALIAS.fullmatch(item):
+            raise ProgrammingError(f"{where}: {item!r} is not a container alias")
+    return tuple(items)
+
+
+def load_settings(containers: Mapping[str, str | Mapping[str, Any]] | None = None,
+                  settings: str | os.PathLike[str] | None = None,
+                  default: str | list[str] | tuple[str, ...] | None = None) -> Settings:
+    """Build Settings from a containers mapping, a TOML settings file or POOLDBAPI_SETTINGS."""
+    definitions: dict[str, str | Mapping[str, Any]] = {}
+    if settings is None and containers is None:
+        settings = os.environ.get(SETTINGS_ENV) or None
+        if settings is None:
+            raise InterfaceError("no containers: pass containers=..., settings=... or set"
+                                 f" {SETTINGS_ENV}")
+    if settings is not None:
+        try:
+            with open(settings, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise InterfaceError(f"cannot read settings file {os.fspath(settings)!r}:"
+                                 f" {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InterfaceError(f"settings file {os.fspath(settings)!r}: {exc}") from exc
+        section = data.get("containers", {})
+        if not isinstance(section, dict) or not all(isinstance(v, dict | str)
+                                                    for v in section.values()):
+            raise InterfaceError(f"settings file {os.fspath(settings)!r}: expected one"
+                                 " [containers.ALIAS] table per container")
+        definitions.update(section)
+        if default is None and "default" in data:
+            default = data["default"]
+    if containers is not None:
+        definitions.update(containers)
+    if not definitions:
+        raise InterfaceError("no containers are configured")
+    specs = {alias: make_spec(alias, value) for alias, value in definitions.items()}
+    default_list = None
+    if default is not None:
+        default_list = parse_alias_list(default, "default")
+        for alias in default_list:
+            if alias not in specs:
+                raise ProgrammingError(f"default: container {alias!r} is not configured"
+                                       f" (configured: {', '.join(sorted(specs))})")
+    elif len(specs) == 1:
+        default_list = (next(iter(specs)),)
+    return Settings(specs, default_list)

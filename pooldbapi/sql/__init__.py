@@ -1,0 +1,1 @@
+"""The SQL layer: parse a statement once, render it for each back-end."""

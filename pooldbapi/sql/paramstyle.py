@@ -1,0 +1,105 @@
+"""?, :name, :1, %s, %(name)s -> the back-end's style, token by token; binding of values."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ..errors import ProgrammingError
+from .parse import Statement
+
+POSITIONAL = ("qmark", "numeric", "format")
+PERCENT_STYLES = ("format", "pyformat")
+
+
+class Rendered(NamedTuple):
+    """Text for one back-end and, per marker in it, the key of its value."""
+
+    text: str
+    keys: tuple[int | str, ...]
+
+
+def source_style(stmt: Statement) -> str | None:
+    """Return the one placeholder style of a statement; mixing styles is a ProgrammingError."""
+    styles = {p.style for p in stmt.placeholders}
+    if len(styles) > 1:
+        first = stmt.placeholders[0]
+        other = next(p for p in stmt.placeholders if p.style != first.style)
+        raise ProgrammingError(
+            f"placeholder styles are mixed: {first.style} at {stmt.where(first.start)} and"
+            f" {other.style} at {stmt.where(other.start)}; use one style per statement")
+    return styles.pop() if styles else None
+
+
+def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -> Rendered:
+    """Replace each placeholder by the target style's marker and fix up literal '%'."""
+    source = source_style(stmt)
+    out: list[str] = []
+    keys: list[int | str] = []
+    markers = iter(stmt.placeholders)
+    marker = next(markers, None)
+    sequential = 0
+
+    def literal(text: str) -> str:
+        if source in PERCENT_STYLES and style != "format":
+            return text.replace("%%", "%")
+        if source not in PERCENT_STYLES and style == "format":
+            return text.replace("%", "%%")
+        return text
+
+    for offset, text in pieces:
+        pos = 0
+        while marker is not None and marker.start < offset + len(text):
+            out.append(literal(text[pos:marker.start - offset]))
+            if marker.key is None:
+                keys.append(sequential)
+                sequential += 1
+            elif isinstance(marker.key, int):
+                if marker.key < 1:
+                    raise ProgrammingError(f"placeholder :{marker.key} at"
+                                           f" {stmt.where(marker.start)}: numbering starts at 1")
+                keys.append(marker.key - 1)
+            else:
+                keys.append(marker.key)
+            n = len(keys)
+            out.append({"qmark": "?", "format": "%s"}.get(style, f":{n}"))
+            pos = marker.end - offset
+            marker = next(markers, None)
+        out.append(literal(text[pos:]))
+    return Rendered("".join(out), tuple(keys))
+
+
+def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[Any]:
+    """Return the values for the rendered markers, checking params against the statement."""
+    style = source_style(stmt)
+    if style is None:
+        if isinstance(params, Mapping) or (isinstance(params, Sequence) and not
+                                           isinstance(params, str | bytes)):
+            if len(params) == 0 or isinstance(params, Mapping):
+                return ()
+        raise ProgrammingError(f"the statement has no placeholders but {_count(params)}"
+                               " parameters were given")
+    if style in ("named", "pyformat"):
+        if not isinstance(params, Mapping):
+            raise ProgrammingError(f"the statement uses {style} placeholders: parameters must be"
+                                   f" a mapping, not {type(params).__name__}")
+        missing = [k for k in dict.fromkeys(keys) if k not in params]
+        if missing:
+            raise ProgrammingError(f"no value for parameter(s) {', '.join(map(str, missing))}")
+        return tuple(params[k] for k in keys)
+    if isinstance(params, Mapping) or isinstance(params, str | bytes) or \
+            not isinstance(params, Sequence):
+        raise ProgrammingError(f"the statement uses {style} placeholders: parameters must be"
+                               f" a sequence, not {type(params).__name__}")
+    wanted = max(keys) + 1 if style == "numeric" else len(keys)  # type: ignore[operator]
+    if len(params) != wanted:
+        raise ProgrammingError(f"the statement takes {wanted} parameters, {len(params)} given")
+    if style != "numeric" and type(params) is tuple:
+        return params
+    return tuple(params[k] for k in keys)  # type: ignore[index]
+
+
+def _count(params: Any) -> str:
+    try:
+        return str(len(params))
+    except TypeError:
+        return "non-sequence"

@@ -1,0 +1,375 @@
+"""Token scan (sqlparse) -> Statement(kind, occurrences, placeholders); cached by text."""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlparse import keywords, tokens
+from sqlparse.lexer import Lexer
+
+from ..errors import ProgrammingError
+
+# A private lexer: sqlparse's rules plus Oracle q-quotes and the @alias / @{a,b} suffix.
+# sqlparse's shared default lexer is never changed.
+_LEXER = Lexer()
+_LEXER.default_initialization()
+_LEXER.set_SQL_REGEX([
+    (r"[nN]?[qQ]'(?s:\[.*?\]|\(.*?\)|\{.*?\}|<.*?>|([^\s\[({<]).*?\1)'",
+     tokens.Literal.String.Single),
+    (r"@(?:\w+|\{[^{}]*\}?)", tokens.Name),
+    *keywords.SQL_REGEX,
+])
+
+SELECT, INSERT, UPDATE, DELETE, DDL, TCL, BULK, SYNC, OTHER = (
+    "select", "insert", "update", "delete", "ddl", "transaction-control", "bulk-insert",
+    "synchronize", "other")
+_DDL_WORDS = {"CREATE", "CREATE OR REPLACE", "DROP", "ALTER", "TRUNCATE", "COMMENT"}
+_TCL_WORDS = {"COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "ABORT", "END"}
+_STOP = {"SELECT", "VALUES", "WHERE", "SET", "ON", "USING", "GROUP BY", "ORDER BY", "HAVING",
+         "LIMIT", "UNION", "UNION ALL", "INTERSECT", "EXCEPT", "RETURNING", "WINDOW", "OFFSET",
+         "FETCH", "FOR", "DEFAULT"}
+_SKIP = {"LATERAL", "ONLY", "IF EXISTS", "IF NOT EXISTS", "TABLE", "TEMPORARY", "TEMP",
+         "UNLOGGED", "GLOBAL", "LOCAL"}
+_CLAUSE_END = _STOP - {"ON", "USING"}
+_NAMEISH = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One table occurrence: its name as written and the container list after '@' (or None)."""
+
+    name: str
+    aliases: tuple[str, ...] | None
+    position: int
+    suffix_position: int | None = None
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """One parameter marker: its style, its key (position or name) and its span."""
+
+    style: str   # qmark, numeric, named, format, pyformat
+    key: int | str | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A parsed statement: what kind it is, its occurrences, placeholders and removed spans."""
+
+    text: str
+    kind: str
+    occurrences: tuple[Occurrence, ...]
+    placeholders: tuple[Placeholder, ...]
+    removed: tuple[tuple[int, int], ...]
+    values_rows: tuple[tuple[int, int], ...] = ()
+    words: tuple[str, ...] = ()
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def lists(self) -> tuple[tuple[str, ...] | None, ...]:
+        """The distinct container lists of the statement, in order; None is the default list."""
+        seen: dict[tuple[str, ...] | None, None] = {}
+        for occ in self.occurrences:
+            seen.setdefault(occ.aliases, None)
+        return tuple(seen)
+
+    def where(self, position: int) -> str:
+        """Describe a position as 'position P (line L, column C)'."""
+        return where(self.text, position)
+
+
+def where(text: str, position: int) -> str:
+    """Describe a position in text as 'position P (line L, column C)'."""
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return f"position {position} (line {line}, column {column})"
+
+
+@dataclass
+class _Tok:
+    ttype: Any
+    value: str
+    start: int
+
+    @property
+    def upper(self) -> str:
+        return " ".join(self.value.upper().split())
+
+    def is_punct(self, char: str) -> bool:
+        return self.ttype in tokens.Punctuation and self.value == char
+
+    @property
+    def is_keyword(self) -> bool:
+        return self.ttype in tokens.Keyword
+
+
+def _lex(text: str) -> list[_Tok]:
+    out, pos = [], 0
+    for ttype, value in _LEXER.get_tokens(text):
+        out.append(_Tok(ttype, value, pos))
+        pos += len(value)
+    return out
+
+
+def _suffix(text: str, tok: _Tok) -> tuple[str, ...]:
+    body = tok.value[1:]
+    if not body.startswith("{"):
+        return (body,)
+    if not body.endswith("}"):
+        raise ProgrammingError(f"unclosed '{{' after '@' at {where(text, tok.start)}")
+    items = [item.strip() for item in body[1:-1].split(",")]
+    if items == [""]:
+        raise ProgrammingError(f"empty container list '@{{}}' at {where(text, tok.start)}")
+    offset = tok.start + 2
+    for item in body[1:-1].split(","):
+        name = item.strip()
+        if not re.fullmatch(r"\w+", name):
+            at = offset + (len(item) - len(item.lstrip()))
+            what = "an empty entry" if not name else f"{name!r}, not a container alias"
+            raise ProgrammingError(f"{what} in the container list at {where(text, at)}")
+        offset += len(item) + 1
+    return tuple(items)
+
+
+def _is_suffix(tok: _Tok) -> bool:
+    return tok.ttype in tokens.Name and tok.value.startswith("@") and len(tok.value) > 1
+
+
+def _cte_names(sig: list[_Tok], match: dict[int, int]) -> set[str]:
+    names = set()
+    for i, tok in enumerate(sig[:-2]):
+        if tok.ttype not in _NAMEISH or tok.is_keyword and tok.upper in ("AS", "WITH"):
+            continue
+        j = i + 1
+        if sig[j].is_punct("(") and j in match:
+            j = match[j] + 1
+        if (j + 1 < len(sig) and sig[j].is_keyword and sig[j].upper == "AS"
+                and sig[j + 1].is_punct("(")):
+            if i > 0 and (sig[i - 1].is_punct(",") or sig[i - 1].upper in ("WITH", "RECURSIVE")):
+                names.add(_unquote(tok.value).lower())
+    return names
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _kind(sig: list[_Tok], match: dict[int, int]) -> str:
+    if not sig:
+        return OTHER
+    first = sig[0].upper
+    second = sig[1].upper if len(sig) > 1 else ""
+    if first in ("SELECT", "VALUES", "TABLE", "(") or sig[0].is_punct("("):
+        return SELECT
+    if first == "WITH":
+        depth = 0
+        for tok in sig[1:]:
+            if tok.is_punct("("):
+                depth += 1
+            elif tok.is_punct(")"):
+                depth -= 1
+            elif depth == 0 and tok.upper in ("INSERT", "UPDATE", "DELETE", "MERGE"):
+                return {"MERGE": OTHER}.get(tok.upper, tok.upper.lower())
+        return SELECT
+    if first in ("INSERT", "UPDATE", "DELETE"):
+        return first.lower()
+    if first == "BULK" and second == "INSERT":
+        return BULK
+    if first == "SYNCHRONIZE":
+        return SYNC
+    if first in _DDL_WORDS:
+        return DDL
+    if first in _TCL_WORDS or (first == "BEGIN" and second in ("", ";", "TRANSACTION", "WORK")):
+        return TCL
+    return OTHER
+
+
+def _scan(text: str) -> Statement:
+    toks = _lex(text)
+    sig = [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
+    stack, match = [], {}
+    for i, tok in enumerate(sig):
+        if tok.is_punct("("):
+            stack.append(i)
+        elif tok.is_punct(")") and stack:
+            match[stack.pop()] = i
+    kind = _kind(sig, match)
+    ctes = _cte_names(sig, match)
+    occurrences: list[Occurrence] = []
+    removed: list[tuple[int, int]] = []
+    placeholders: list[Placeholder] = []
+    values_rows: list[tuple[int, int]] = []
+
+    # Where a suffix is written, that name is an occurrence whatever the context.
+    index = {id(t): k for k, t in enumerate(toks)}
+    claimed: set[int] = set()
+    for k, tok in enumerate(toks):
+        if tok.ttype in tokens.Operator and tok.value == "@" and k > 0:
+            prev, nxt = toks[k - 1], toks[k + 1] if k + 1 < len(toks) else None
+            if prev.ttype in _NAMEISH and (nxt is None or nxt.ttype in tokens.Whitespace
+                                           or nxt.value in (",", ";", ")", "}")):
+                raise ProgrammingError(f"stray '@' without a container alias or list at"
+                                       f" {where(text, tok.start)}")
+        if not _is_suffix(tok):
+            continue
+        if k == 0 or toks[k - 1].ttype not in _NAMEISH or toks[k - 1].is_keyword and \
+                toks[k - 1].upper in _STOP:
+            continue
+        aliases = _suffix(text, tok)
+        start = k - 1
+        while start >= 2 and toks[start - 1].is_punct("."):
+            dots = 2 if toks[start - 2].is_punct(".") else 1
+            if start - dots - 1 < 0 or toks[start - dots - 1].ttype not in _NAMEISH:
+                break
+            start -= dots + 1
+        occurrences.append(_occurrence(text, toks, start, k - 1, aliases, tok, removed))
+        claimed.update(range(start, k + 1))
+
+    depth = 0
+    expect: str | None = None
+    from_list = {0: False}
+    select_seen = {0: kind == SELECT}
+    bracket = 0
+    values_depth: int | None = None
+    prev_upper = ""
+    i = 0
+    while i < len(sig):
+        tok = sig[i]
+        up = tok.upper if tok.is_keyword else ""
+        if tok.ttype in tokens.Name.Placeholder and bracket == 0:
+            found = _placeholder(tok)
+            if found is not None:
+                placeholders.append(found)
+        if tok.is_punct("["):
+            bracket += 1
+        elif tok.is_punct("]"):
+            bracket = max(0, bracket - 1)
+        if expect and tok.ttype in _NAMEISH and up not in _STOP and not _is_suffix(tok):
+            if up in _SKIP:
+                i += 1
+                continue
+            j = i
+            while j + 2 < len(sig) and sig[j + 1].is_punct(".") and \
+                    (sig[j + 2].ttype in _NAMEISH or sig[j + 2].is_punct(".")):
+                j += 2 if not sig[j + 2].is_punct(".") else 1
+            is_function = expect in ("from", "join") and j + 1 < len(sig) and \
+                sig[j + 1].is_punct("(") and sig[j + 1].start == sig[j].start + len(sig[j].value)
+            first, last = index[id(sig[i])], index[id(sig[j])]
+            name = "".join(t.value for t in toks[first:last + 1])
+            if not is_function and first not in claimed and \
+                    _unquote(name).lower() not in ctes:
+                occurrences.append(_occurrence(text, toks, first, last, None, None, removed))
+            if expect in ("from", "join"):
+                from_list[depth] = True
+            expect = None
+            i = j + 1
+            continue
+        if tok.is_punct("("):
+            if expect in ("from", "join"):
+                from_list[depth] = True
+            if values_depth == depth:
+                values_rows.append((tok.start, -1))
+            depth += 1
+            from_list[depth] = False
+            select_seen[depth] = False
+            expect = None
+        elif tok.is_punct(")"):
+            depth = max(0, depth - 1)
+            if values_depth == depth and values_rows and values_rows[-1][1] == -1:
+                values_rows[-1] = (values_rows[-1][0], tok.start + 1)
+        elif tok.is_punct(","):
+            if from_list.get(depth):
+                expect = "from"
+        elif up:
+            if up == "SELECT":
+                select_seen[depth] = True
+            if up in _CLAUSE_END:
+                from_list[depth] = False
+                expect = None
+            if up == "VALUES" and kind == INSERT and depth == 0:
+                values_depth = 0
+            elif up in _CLAUSE_END and depth == 0:
+                values_depth = None
+            if up == "FROM" and (depth == 0 or select_seen.get(depth)):
+                expect = "from"
+            elif up.endswith("JOIN"):
+                expect = "join"
+            elif up == "INTO" and prev_upper in ("INSERT", "MERGE", "INSERT ALL", "BULK INSERT"):
+                expect = "into"
+            elif up == "INTO" and prev_upper == "INSERT":
+                expect = "into"
+            elif up == "UPDATE" and prev_upper not in ("FOR", "DO", "KEY", "ON", "NO KEY"):
+                expect = "table"
+            elif up in ("TABLE", "TRUNCATE") and kind == DDL:
+                expect = "table"
+            elif up == "USING" and kind in (DELETE, OTHER):
+                expect = "from"
+            elif up == "TO" and kind == SYNC:
+                expect = "table"
+            elif up == "SYNCHRONIZE":
+                expect = "from"
+        prev_upper = (prev_upper + " " + up).strip() if prev_upper == "BULK" else (up or "")
+        i += 1
+
+    occurrences.sort(key=lambda o: o.position)
+    removed.sort()
+    words = tuple(t.upper for t in sig[:3] if t.is_keyword)
+    return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
+                     tuple(r for r in values_rows if r[1] != -1), words)
+
+
+def _occurrence(text: str, toks: list[_Tok], first: int, last: int,
+                aliases: tuple[str, ...] | None, suffix: _Tok | None,
+                removed: list[tuple[int, int]]) -> Occurrence:
+    parts = toks[first:last + 1]
+    # catalog..name: the catalog is dropped on the way to the back-end
+    for k in range(len(parts) - 2):
+        if parts[k + 1].is_punct(".") and parts[k + 2].is_punct("."):
+            removed.append((parts[0].start, parts[k + 2].start + 1))
+            parts = parts[k + 3:]
+            break
+    if suffix is not None:
+        removed.append((suffix.start, suffix.start + len(suffix.value)))
+    name = "".join(p.value for p in parts)
+    return Occurrence(name, aliases, parts[0].start if parts else toks[first].start,
+                      suffix.start if suffix else None)
+
+
+def _placeholder(tok: _Tok) -> Placeholder | None:
+    value, start = tok.value, tok.start
+    end = start + len(value)
+    if value == "?":
+        return Placeholder("qmark", None, start, end)
+    if value == "%s":
+        return Placeholder("format", None, start, end)
+    if value.startswith("%("):
+        return Placeholder("pyformat", value[2:-2], start, end)
+    if value.startswith(":"):
+        if value[1:].isdigit():
+            return Placeholder("numeric", int(value[1:]), start, end)
+        return Placeholder("named", value[1:], start, end)
+    return None   # $1, ?name and the like are the back-end's business, sent as written
+
+
+_CACHE: dict[str, Statement] = {}
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 4096
+
+
+def parse(text: str) -> Statement:
+    """Parse a statement, cached process-wide by its text."""
+    stmt = _CACHE.get(text)
+    if stmt is not None:
+        return stmt
+    if not isinstance(text, str):
+        raise ProgrammingError(f"a statement must be a str, not {type(text).__name__}")
+    stmt = _scan(text)
+    with _CACHE_LOCK:
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[text] = stmt
+    return stmt
