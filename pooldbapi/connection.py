@@ -64,10 +64,10 @@ class Connection:
         if stmt.text in self._checked:
             return
         for occ in stmt.occurrences:
-            for alias in occ.aliases or ():
+            for alias, at in zip(occ.aliases or (), occ.alias_positions):
                 if alias not in self.specs:
                     raise ProgrammingError(
-                        f"container {alias!r} after '@' at {stmt.where(occ.suffix_position or 0)}"
+                        f"container {alias!r} at {stmt.where(at)} in the suffix of {occ.name}"
                         f" is not configured (configured: {', '.join(sorted(self.specs))})")
         if any(occ.aliases is None for occ in stmt.occurrences) or not stmt.occurrences:
             self.resolve(None, stmt)

@@ -21,7 +21,8 @@ log = logging.getLogger("pooldbapi")
 class Physical:
     """One physical connection and what the pool knows of it."""
 
-    __slots__ = ("raw", "spec", "backend", "created", "returned", "session_changed", "lock")
+    __slots__ = ("raw", "spec", "backend", "created", "returned", "session_changed", "lock",
+                 "_cursor")
 
     def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
         self.raw = raw
@@ -31,6 +32,13 @@ class Physical:
         self.session_changed = False
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
+        self._cursor: Any = None
+
+    def cursor(self) -> Any:
+        """Return the driver cursor kept for this connection (results are read whole)."""
+        if self._cursor is None:
+            self._cursor = self.raw.cursor()
+        return self._cursor
 
 
 @dataclass

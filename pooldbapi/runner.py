@@ -39,19 +39,21 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
             rendered = render(stmt, backend.paramstyle)
             text, values = rendered.text, bind(stmt, rendered.keys, params)
         with phys.lock:
-            cur = phys.raw.cursor()
-            try:
-                if stmt.kind in _SESSION_KINDS:
-                    phys.session_changed = True
-                cur.execute(text, values) if values is not None else cur.execute(text)
-                rows = cur.fetchall() if cur.description is not None else None
-                description = backend.describe(cur, rows[0] if rows else None)
+            cur = phys.cursor()
+            if stmt.kind in _SESSION_KINDS:
+                phys.session_changed = True
+            cur.execute(text, values) if values is not None else cur.execute(text)
+            description = backend.describe(cur)
+            if description is not None:
+                rows = cur.fetchall()
+                rowcount = len(rows)
+                lastrowid = None
+                if rows and backend.describes_from_values:
+                    description = backend.describe(cur, rows[0])
+            else:
+                rows = None
                 rowcount = cur.rowcount
-                if rows is not None:
-                    rowcount = len(rows)
-                lastrowid = backend.lastrowid(cur) if rowcount == 1 and rows is None else None
-            finally:
-                cur.close()
+                lastrowid = backend.lastrowid(cur) if rowcount == 1 else None
     except Error:
         conn.after_statement(alias)
         raise
@@ -73,12 +75,9 @@ def executemany_on(conn: Connection, alias: str, stmt: Statement,
     try:
         batch = [bind(stmt, rendered.keys, params) for _, params in rows]
         with phys.lock:
-            cur = phys.raw.cursor()
-            try:
-                cur.executemany(rendered.text, batch)
-                rowcount = cur.rowcount
-            finally:
-                cur.close()
+            cur = phys.cursor()
+            cur.executemany(rendered.text, batch)
+            rowcount = cur.rowcount
     except Error:
         conn.after_statement(alias)
         raise

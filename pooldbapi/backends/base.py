@@ -19,6 +19,7 @@ class Backend(Protocol):
     paramstyle: str          # the marker style render() writes for it: qmark, format or numeric
     runs_sql: bool           # False for REST back-ends: selects are evaluated locally
     two_phase: bool          # supports DB-API TPC
+    describes_from_values: bool  # type codes come from the first row's values, not the driver
 
     def connect(self, spec: ContainerSpec) -> Any:
         """Open a physical connection with the spec's forwarded keys; reject unknown keys."""
@@ -47,7 +48,8 @@ class Backend(Protocol):
     def is_broken(self, raw: Any) -> bool:
         """Tell whether the physical connection can no longer be used."""
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
+                 ) -> Description | None:
         """Return the PEP 249 description with pooldbapi type codes, or None."""
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:

@@ -26,6 +26,7 @@ _CATEGORY = {
 }
 _BY_NAME = {name: cat for cat, names in _CATEGORY.items() for name in names}
 _TYPE_CODES: dict[int, TypeCode] = {}
+_DESCRIPTIONS: dict[tuple[Any, ...], Description] = {}
 _INVALID_OPTION = re.compile(r'invalid (?:connection option|URI query parameter) "([^"]+)"')
 # SQLSTATE classes that mean the server or the link, not the statement, failed
 _CONNECTION_CLASSES = ("08", "57P01", "57P02", "57P03", "53300")
@@ -48,6 +49,7 @@ class PostgreSQLBackend:
     paramstyle = "format"
     runs_sql = True
     two_phase = True
+    describes_from_values = False
 
     def connect(self, spec: ContainerSpec) -> Any:
         try:
@@ -93,11 +95,24 @@ class PostgreSQLBackend:
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
-        if cursor.description is None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
+                 ) -> Description | None:
+        res = cursor.pgresult
+        if res is None or not res.nfields:
             return None
-        return tuple((col.name, type_code(col.type_code), col.display_size, col.internal_size,
-                      col.precision, col.scale, col.null_ok) for col in cursor.description)
+        # Building psycopg's Column objects costs more than the query on loopback: describe
+        # once per distinct result shape.
+        key = tuple((res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i))
+                    for i in range(res.nfields))
+        found = _DESCRIPTIONS.get(key)
+        if found is None:
+            found = tuple((col.name, type_code(col.type_code), col.display_size,
+                           col.internal_size, col.precision, col.scale, col.null_ok)
+                          for col in cursor.description)
+            if len(_DESCRIPTIONS) > 4096:
+                _DESCRIPTIONS.clear()
+            _DESCRIPTIONS[key] = found
+        return found
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         return pep249_class(exc), getattr(exc, "sqlstate", None)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..dbapi import TypeCode, category_of_value
-from ..errors import Error, InterfaceError, OperationalError, pep249_class
+from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
 from .base import Description
 
@@ -51,6 +51,7 @@ class SQLiteBackend:
     paramstyle = "qmark"
     runs_sql = True
     two_phase = False
+    describes_from_values = True
 
     def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}
@@ -113,7 +114,8 @@ class SQLiteBackend:
             return True
         return False
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
+                 ) -> Description | None:
         if cursor.description is None:
             return None
         out = []
@@ -124,7 +126,12 @@ class SQLiteBackend:
         return tuple(out)
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
-        return pep249_class(exc), getattr(exc, "sqlite_errorname", None)
+        code = getattr(exc, "sqlite_errorname", None)
+        cls = pep249_class(exc)
+        # sqlite3 reports SQL mistakes (syntax, no such table) as OperationalError
+        if code == "SQLITE_ERROR" and cls is OperationalError:
+            cls = ProgrammingError
+        return cls, code
 
     def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
         code = getattr(exc, "sqlite_errorname", "")

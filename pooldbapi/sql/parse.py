@@ -44,6 +44,7 @@ class Occurrence:
     aliases: tuple[str, ...] | None
     position: int
     suffix_position: int | None = None
+    alias_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,24 +116,26 @@ def _lex(text: str) -> list[_Tok]:
     return out
 
 
-def _suffix(text: str, tok: _Tok) -> tuple[str, ...]:
+def _suffix(text: str, tok: _Tok) -> tuple[tuple[str, ...], tuple[int, ...]]:
     body = tok.value[1:]
     if not body.startswith("{"):
-        return (body,)
+        return (body,), (tok.start + 1,)
     if not body.endswith("}"):
         raise ProgrammingError(f"unclosed '{{' after '@' at {where(text, tok.start)}")
     items = [item.strip() for item in body[1:-1].split(",")]
     if items == [""]:
         raise ProgrammingError(f"empty container list '@{{}}' at {where(text, tok.start)}")
     offset = tok.start + 2
+    positions = []
     for item in body[1:-1].split(","):
         name = item.strip()
+        at = offset + (len(item) - len(item.lstrip()))
         if not re.fullmatch(r"\w+", name):
-            at = offset + (len(item) - len(item.lstrip()))
             what = "an empty entry" if not name else f"{name!r}, not a container alias"
             raise ProgrammingError(f"{what} in the container list at {where(text, at)}")
+        positions.append(at)
         offset += len(item) + 1
-    return tuple(items)
+    return tuple(items), tuple(positions)
 
 
 def _is_suffix(tok: _Tok) -> bool:
@@ -219,14 +222,15 @@ def _scan(text: str) -> Statement:
         if k == 0 or toks[k - 1].ttype not in _NAMEISH or toks[k - 1].is_keyword and \
                 toks[k - 1].upper in _STOP:
             continue
-        aliases = _suffix(text, tok)
+        aliases, positions = _suffix(text, tok)
         start = k - 1
         while start >= 2 and toks[start - 1].is_punct("."):
             dots = 2 if toks[start - 2].is_punct(".") else 1
             if start - dots - 1 < 0 or toks[start - dots - 1].ttype not in _NAMEISH:
                 break
             start -= dots + 1
-        occurrences.append(_occurrence(text, toks, start, k - 1, aliases, tok, removed))
+        occurrences.append(_occurrence(text, toks, start, k - 1, aliases, tok, removed,
+                                       positions))
         claimed.update(range(start, k + 1))
 
     depth = 0
@@ -324,7 +328,7 @@ def _scan(text: str) -> Statement:
 
 def _occurrence(text: str, toks: list[_Tok], first: int, last: int,
                 aliases: tuple[str, ...] | None, suffix: _Tok | None,
-                removed: list[tuple[int, int]]) -> Occurrence:
+                removed: list[tuple[int, int]], positions: tuple[int, ...] = ()) -> Occurrence:
     parts = toks[first:last + 1]
     # catalog..name: the catalog is dropped on the way to the back-end
     for k in range(len(parts) - 2):
@@ -336,7 +340,7 @@ def _occurrence(text: str, toks: list[_Tok], first: int, last: int,
         removed.append((suffix.start, suffix.start + len(suffix.value)))
     name = "".join(p.value for p in parts)
     return Occurrence(name, aliases, parts[0].start if parts else toks[first].start,
-                      suffix.start if suffix else None)
+                      suffix.start if suffix else None, positions)
 
 
 def _placeholder(tok: _Tok) -> Placeholder | None:

@@ -1,0 +1,47 @@
+"""Fixtures: SQLite files in temporary directories and throwaway PostgreSQL clusters."""
+from __future__ import annotations
+
+import atexit
+from collections.abc import Iterator
+
+import pytest
+
+import pooldbapi
+from pgcluster import Cluster, ClusterFactory
+
+
+@pytest.fixture(scope="session")
+def clusters() -> Iterator[ClusterFactory]:
+    factory = ClusterFactory()
+    atexit.register(factory.close)  # also when the run is interrupted
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def pg(clusters: ClusterFactory) -> Cluster:
+    """One PostgreSQL cluster shared by the session's tests."""
+    return clusters.new()
+
+
+@pytest.fixture(scope="session")
+def pg2(clusters: ClusterFactory) -> Cluster:
+    """A second PostgreSQL cluster, for lists over two servers."""
+    return clusters.new()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pools() -> Iterator[None]:
+    yield
+    pooldbapi.close_all()
+
+
+@pytest.fixture
+def lite(tmp_path):
+    """Five SQLite containers eol1..eol5 on files, default {eol1..eol5}, DDL broadcast."""
+    containers = {f"eol{i}": f"driver=sqlite;database={tmp_path / f'eol{i}.db'}"
+                  for i in range(1, 6)}
+    conn = pooldbapi.connect(containers, default="{eol1,eol2,eol3,eol4,eol5}",
+                             broadcast_ddl=True, seed=7)
+    yield conn
+    conn.close()

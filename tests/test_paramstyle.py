@@ -1,0 +1,83 @@
+"""Placeholders: found only outside literals, rendered into each back-end's style."""
+from __future__ import annotations
+
+import pytest
+
+import pooldbapi
+from pooldbapi.sql.paramstyle import bind
+from pooldbapi.sql.parse import parse
+from pooldbapi.sql.render import render
+
+RENDER = [
+    # text, target style, rendered text, keys
+    ("select * from t where a = ? and b = ?", "format",
+     "select * from t where a = %s and b = %s", (0, 1)),
+    ("select * from t where a = ? and b = ?", "numeric",
+     "select * from t where a = :1 and b = :2", (0, 1)),
+    ("select :b, :a, :b", "qmark", "select ?, ?, ?", ("b", "a", "b")),
+    ("select :2, :1", "format", "select %s, %s", (1, 0)),
+    ("select %s, %(x)s", "qmark", None, None),  # mixed: error
+    ("select %(x)s, %(x)s", "numeric", "select :1, :2", ("x", "x")),
+    ("select 5 % 2, '10%', ?", "format", "select 5 %% 2, '10%%', %s", (0,)),
+    ("select 5 %% 2, '10%%', %s", "qmark", "select 5 % 2, '10%', ?", (0,)),
+    ("select 5 %% 2, %s", "format", "select 5 %% 2, %s", (0,)),
+    ("select '?', \"?\", x::int, a[1:n], $$ ? :x $$, ? -- ?\n/* :y */", "qmark",
+     "select '?', \"?\", x::int, a[1:n], $$ ? :x $$, ? -- ?\n/* :y */", (0,)),
+    ("select q'[it's ? :a]', ?", "format", "select q'[it''s ? :a]', %s", None),
+    ("select q'{:x}', :y from t@a", "qmark", "select q'{:x}', ? from t", ("y",)),
+]
+
+
+@pytest.mark.parametrize("text, style, expected, keys", RENDER)
+def test_render(text, style, expected, keys):
+    stmt = parse(text)
+    if expected is None:
+        with pytest.raises(pooldbapi.ProgrammingError, match="mixed"):
+            render(stmt, style)
+        return
+    if keys is None:   # only check that nothing inside the quote is a marker
+        assert len(stmt.placeholders) == 1
+        return
+    got = render(stmt, style)
+    assert got.text == expected
+    assert got.keys == keys
+
+
+def test_without_parameters_the_text_is_sent_as_written():
+    stmt = parse("select '%', ?, :x, %s from t@a")
+    assert render(stmt, None).text == "select '%', ?, :x, %s from t"
+
+
+BIND_ERRORS = [
+    ("select ?", [1, 2], "takes 1 parameters, 2 given"),
+    ("select ?", {"a": 1}, "must be a sequence"),
+    ("select ?", "x", "must be a sequence"),
+    ("select :a", (1,), "must be a mapping"),
+    ("select :a, :b", {"a": 1}, "no value for parameter"),
+    ("select 1", (1,), "no placeholders"),
+    ("select ?, :a", (1, 2), "mixed"),
+]
+
+
+@pytest.mark.parametrize("text, params, message", BIND_ERRORS)
+def test_bind_errors(text, params, message):
+    stmt = parse(text)
+    with pytest.raises(pooldbapi.ProgrammingError, match=message):
+        bind(stmt, render(stmt, "qmark").keys, params)
+
+
+def test_repeated_named_binds_the_same_value():
+    stmt = parse("select :a, :b, :a")
+    assert bind(stmt, render(stmt, "qmark").keys, {"a": 1, "b": 2}) == (1, 2, 1)
+
+
+def test_all_styles_run_on_sqlite(tmp_path):
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'p.db'}"})
+    for text, params in [("select ?, ?", (1, 2)), ("select :a, :b", {"a": 1, "b": 2}),
+                         ("select :1, :2", (1, 2)), ("select %s, %s", (1, 2)),
+                         ("select %(a)s, %(b)s", {"a": 1, "b": 2})]:
+        assert tuple(conn.execute(text, params).fetchone()) == (1, 2)
+    assert tuple(conn.execute("select :2, :1", ("x", "y")).fetchone()) == ("y", "x")
+    assert tuple(conn.execute("select '50%' || ?", ("!",)).fetchone()) == ("50%!",)
+    assert tuple(conn.execute("select '50%%' || %s", ("!",)).fetchone()) == ("50%!",)
+    conn.close()

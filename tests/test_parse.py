@@ -1,0 +1,120 @@
+"""The SQL layer: occurrences, suffix removal, kinds, errors with positions."""
+from __future__ import annotations
+
+import pytest
+
+import pooldbapi
+from pooldbapi.sql.parse import parse
+from pooldbapi.sql.render import render
+
+OCCURRENCES = [
+    ("select count(*) from Journals@{eol1,eol2,eol3}",
+     [("Journals", ("eol1", "eol2", "eol3"))], "select count(*) from Journals"),
+    ("select * from Journals@{a, b} j where j.x = 1",
+     [("Journals", ("a", "b"))], "select * from Journals j where j.x = 1"),
+    ("select * from cat..Journals@a", [("Journals", ("a",))], "select * from Journals"),
+    ("select * from s.t@a x join u@{a,b,b} y on x.i = y.i",
+     [("s.t", ("a",)), ("u", ("a", "b", "b"))], "select * from s.t x join u y on x.i = y.i"),
+    ('select * from "My Table"@a', [('"My Table"', ("a",))], 'select * from "My Table"'),
+    ("select * from a@p, b", [("a", ("p",)), ("b", None)], "select * from a, b"),
+    ("select * from t where x in (select y from u@q)", [("t", None), ("u", ("q",))],
+     "select * from t where x in (select y from u)"),
+    ("with c as (select * from t@p) select * from c", [("t", ("p",))],
+     "with c as (select * from t) select * from c"),
+    ("with c (x) as (select 1) select * from c join d@p on true", [("d", ("p",))],
+     "with c (x) as (select 1) select * from c join d on true"),
+    ("select * from (select 1 from t@p) sub, u", [("t", ("p",)), ("u", None)],
+     "select * from (select 1 from t) sub, u"),
+    ("select extract(year from d), substring(s from 2) from t@p", [("t", ("p",))],
+     "select extract(year from d), substring(s from 2) from t"),
+    ("select * from generate_series(1, 3)", [], "select * from generate_series(1, 3)"),
+    ("insert into Tasks@{eol1,eol2,eol2} (description) values (?)",
+     [("Tasks", ("eol1", "eol2", "eol2"))], "insert into Tasks (description) values (?)"),
+    ("update t@{a,b} set x = 1 where y = 2", [("t", ("a", "b"))],
+     "update t set x = 1 where y = 2"),
+    ("delete from t@a where y in (select y from u@a)", [("t", ("a",)), ("u", ("a",))],
+     "delete from t where y in (select y from u)"),
+    ("create table if not exists t@{a,b} (x int)", [("t", ("a", "b"))],
+     "create table if not exists t (x int)"),
+    ("drop table t@a", [("t", ("a",))], "drop table t"),
+    ("select 'x@{a}', \"q@b\" from t@a -- t@b\n", [("t", ("a",))],
+     "select 'x@{a}', \"q@b\" from t -- t@b\n"),
+    ("select a @> b, c <@ d from t@a", [("t", ("a",))], "select a @> b, c <@ d from t"),
+    ("select 1", [], "select 1"),
+]
+
+
+@pytest.mark.parametrize("text, expected, rendered", OCCURRENCES)
+def test_occurrences_and_rendering(text, expected, rendered):
+    stmt = parse(text)
+    assert [(o.name, o.aliases) for o in stmt.occurrences] == expected
+    assert render(stmt, None).text == rendered
+
+
+KINDS = [
+    ("select 1", "select"), ("  (select 1)", "select"), ("with x as (select 1) select 1",
+                                                         "select"),
+    ("with x as (select 1) insert into t select * from x", "insert"),
+    ("insert into t values (1)", "insert"), ("UPDATE t set x=1", "update"),
+    ("delete from t", "delete"), ("create table t (x int)", "ddl"), ("drop table t", "ddl"),
+    ("alter table t add y int", "ddl"), ("truncate t", "ddl"), ("comment on table t is 'x'",
+                                                                "ddl"),
+    ("commit", "transaction-control"), ("rollback", "transaction-control"),
+    ("begin", "transaction-control"), ("begin; ", "transaction-control"),
+    ("begin null; end;", "other"), ("savepoint a", "transaction-control"),
+    ("set search_path = x", "other"), ("call p()", "other"), ("merge into t using u on 1=1",
+                                                             "other"),
+    ("bulk insert into t@a values (?)", "bulk-insert"),
+    ("synchronize s@a to t@b with insert identified by id", "synchronize"),
+]
+
+
+@pytest.mark.parametrize("text, kind", KINDS)
+def test_kinds(text, kind):
+    assert parse(text).kind == kind
+
+
+ERRORS = [
+    ("select * from t@{}", "empty container list", 15),
+    ("select * from t@{a, b", "unclosed", 15),
+    ("select * from t@ where 1=1", "stray '@'", 15),
+    ("select * from t@", "stray '@'", 15),
+    ("select * from t@{a,,b}", "empty entry", 19),
+    ("select *\nfrom t@{a,b-c}", "not a container alias", 19),
+]
+
+
+@pytest.mark.parametrize("text, message, position", ERRORS)
+def test_syntax_errors_name_problem_and_position(text, message, position):
+    with pytest.raises(pooldbapi.ProgrammingError, match=message) as info:
+        parse(text)
+    assert f"position {position}" in str(info.value)
+
+
+def test_line_and_column_in_errors():
+    with pytest.raises(pooldbapi.ProgrammingError, match=r"line 2, column 7"):
+        parse("select *\nfrom t@{}")
+
+
+def test_unknown_alias_is_named_with_position_before_anything_runs(tmp_path):
+    conn = pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'a.db'}"})
+    conn.execute("create table t (x int)")
+    conn.commit()
+    with pytest.raises(pooldbapi.ProgrammingError, match=r"'zz'.*position 18") as info:
+        conn.execute("insert into t@{a, zz} values (1)")
+    assert "configured: a" in str(info.value)
+    with pytest.raises(pooldbapi.ProgrammingError, match="'nope'"):
+        conn.execute("select * from t@nope")
+    conn.rollback()
+    assert conn.execute("select count(*) from t").fetchone()[0] == 0
+    conn.close()
+
+
+def test_values_rows_are_found_for_multi_row_insert():
+    stmt = parse("insert into t@a (x, y) values (1, (2)), (?, 'a)'), (3, 4)")
+    rows = [stmt.text[lo:hi] for lo, hi in stmt.values_rows]
+    assert rows == ["(1, (2))", "(?, 'a)')", "(3, 4)"]
+
+
+def test_parse_is_cached_by_text():
+    assert parse("select 42 from t@a") is parse("select 42 from t@a")

@@ -1,0 +1,254 @@
+"""PEP 249 conformance, against real SQLite files and a real PostgreSQL cluster."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import time
+
+import pytest
+
+import pooldbapi
+
+NAMES = ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
+         "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
+         "NotSupportedError")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """A connection over two containers of one back-end, default list {c1,c2}."""
+    if request.param == "sqlite":
+        containers = {f"c{i}": f"driver=sqlite;database={tmp_path / f'c{i}.db'}"
+                      for i in (1, 2)}
+    else:
+        containers = {"c1": request.getfixturevalue("pg").conninfo(),
+                      "c2": request.getfixturevalue("pg2").conninfo()}
+    conn = pooldbapi.connect(containers, default="{c1,c2}", broadcast_ddl=True, seed=3)
+    conn.autocommit = True
+    conn.execute("drop table if exists books")
+    conn.execute("create table books (id integer primary key, title varchar(50),"
+                 " price numeric(10,2), published date, cover bytea)"
+                 if request.param == "postgresql" else
+                 "create table books (id integer primary key, title varchar(50),"
+                 " price numeric(10,2), published date, cover blob)")
+    conn.autocommit = False
+    yield conn
+    if not conn.closed:
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute("drop table if exists books")
+        conn.close()
+
+
+def test_module_globals():
+    assert pooldbapi.apilevel == "2.0"
+    assert pooldbapi.threadsafety == 1
+    assert pooldbapi.paramstyle == "qmark"
+    assert callable(pooldbapi.connect)
+
+
+def test_exception_hierarchy_and_module():
+    assert issubclass(pooldbapi.Warning, Exception)
+    assert issubclass(pooldbapi.Error, Exception)
+    assert issubclass(pooldbapi.InterfaceError, pooldbapi.Error)
+    assert issubclass(pooldbapi.DatabaseError, pooldbapi.Error)
+    for name in NAMES[4:]:
+        assert issubclass(getattr(pooldbapi, name), pooldbapi.DatabaseError)
+    assert issubclass(pooldbapi.PartialCommitError, pooldbapi.OperationalError)
+    for name in (*NAMES, "PartialCommitError"):
+        assert getattr(pooldbapi, name).__module__ == "pooldbapi"
+
+
+def test_exceptions_as_connection_attributes(db):
+    for name in NAMES:
+        assert getattr(db, name) is getattr(pooldbapi, name)
+
+
+def test_constructors_and_type_objects():
+    assert pooldbapi.Date(2024, 2, 29) == datetime.date(2024, 2, 29)
+    assert pooldbapi.Time(13, 5, 1) == datetime.time(13, 5, 1)
+    assert pooldbapi.Timestamp(2024, 1, 2, 3, 4, 5) == datetime.datetime(2024, 1, 2, 3, 4, 5)
+    ticks = time.mktime((2024, 5, 6, 7, 8, 9, 0, 0, -1))
+    assert pooldbapi.DateFromTicks(ticks) == datetime.date(2024, 5, 6)
+    assert pooldbapi.TimeFromTicks(ticks) == datetime.time(7, 8, 9)
+    assert pooldbapi.TimestampFromTicks(ticks) == datetime.datetime(2024, 5, 6, 7, 8, 9)
+    assert pooldbapi.Binary(b"\x00\x01") == b"\x00\x01"
+    assert pooldbapi.STRING != pooldbapi.NUMBER
+    assert pooldbapi.STRING == pooldbapi.STRING
+
+
+def test_autocommit_starts_false_and_closed_flag(db):
+    assert db.autocommit is False
+    assert db.closed is False
+    db.close()
+    assert db.closed is True
+    db.close()  # idempotent
+    with pytest.raises(pooldbapi.InterfaceError):
+        db.cursor()
+    with pytest.raises(pooldbapi.InterfaceError):
+        db.commit()
+
+
+def test_insert_select_roundtrip_with_native_types(db):
+    cur = db.cursor()
+    row = (1, "Dune", decimal.Decimal("9.99"), datetime.date(1965, 8, 1), b"\x00\xff")
+    cur.execute("insert into books@c1 (id, title, price, published, cover) values (?,?,?,?,?)",
+                row)
+    assert cur.rowcount == 1
+    assert cur.containers == {"c1": 1}
+    cur.execute("select id, title, price, published, cover from books@c1")
+    got = cur.fetchone()
+    assert tuple(got[:4]) == row[:4]
+    assert bytes(got[4]) == row[4]
+    assert isinstance(got[2], decimal.Decimal) and isinstance(got[3], datetime.date)
+    codes = [d[1] for d in cur.description]
+    assert codes[0] == pooldbapi.NUMBER
+    assert codes[1] == pooldbapi.STRING
+    assert codes[2] == pooldbapi.NUMBER
+    assert codes[3] == pooldbapi.DATETIME
+    assert codes[4] == pooldbapi.BINARY
+    assert [d[0] for d in cur.description] == ["id", "title", "price", "published", "cover"]
+    assert all(len(d) == 7 for d in cur.description)
+
+
+def test_fetch_before_execute_and_after_ddl_raises(db):
+    cur = db.cursor()
+    assert cur.description is None and cur.rowcount == -1 and cur.rownumber is None
+    with pytest.raises(pooldbapi.Error):
+        cur.fetchone()
+    cur.execute("insert into books@c1 (id, title) values (?, ?)", (1, "a"))
+    with pytest.raises(pooldbapi.ProgrammingError):
+        cur.fetchall()
+    assert cur.description is None
+
+
+def test_fetchmany_arraysize_iteration_and_rownumber(db):
+    cur = db.cursor()
+    cur.executemany("insert into books@c2 (id, title) values (?, ?)",
+                    [(i, f"t{i}") for i in range(5)])
+    assert cur.rowcount == 5
+    cur.execute("select id from books@c2 order by id")
+    assert cur.arraysize == 1
+    assert cur.rownumber == 0
+    assert cur.fetchmany() == [(0,)] or list(cur.fetchmany()) == [[0]]
+    assert cur.rownumber == 1
+    cur.arraysize = 2
+    assert [tuple(r) for r in cur.fetchmany()] == [(1,), (2,)]
+    assert [tuple(r) for r in cur.fetchmany(5)] == [(3,), (4,)]
+    assert cur.fetchone() is None
+    assert cur.fetchmany() == []
+    cur.execute("select id from books@c2 order by id")
+    assert [r[0] for r in cur] == [0, 1, 2, 3, 4]
+
+
+def test_execute_returns_cursor_and_connection_execute(db):
+    cur = db.cursor()
+    assert cur.execute("select 1") is cur
+    assert cur.connection is db
+    cur2 = db.execute("select 2")
+    assert isinstance(cur2, pooldbapi.Cursor) and cur2.fetchone()[0] == 2
+
+
+def test_commit_and_rollback(db):
+    db.execute("insert into books@c1 (id, title) values (1, 'kept')")
+    db.commit()
+    db.execute("insert into books@c1 (id, title) values (2, 'gone')")
+    db.rollback()
+    assert [tuple(r) for r in db.execute("select id from books@c1").fetchall()] == [(1,)]
+
+
+def test_autocommit_writes_are_visible_to_other_connections(db):
+    db.autocommit = True
+    db.execute("insert into books@c1 (id, title) values (1, 'x')")
+    other = pooldbapi.connect({"c1": db.specs["c1"].driver and dict(
+        [("driver", db.specs["c1"].driver), *db.specs["c1"].params])})
+    assert other.execute("select count(*) from books").fetchone()[0] == 1
+    other.close()
+    assert not db.transaction.borrowed  # given back after the statement
+    db.autocommit = False
+    db.execute("insert into books@c1 (id, title) values (2, 'y')")
+    with pytest.raises(pooldbapi.ProgrammingError, match="inside a transaction"):
+        db.autocommit = True
+
+
+def test_context_managers(db, tmp_path):
+    with db.cursor() as cur:
+        cur.execute("select 1")
+    assert cur.closed
+    with pytest.raises(pooldbapi.InterfaceError):
+        cur.execute("select 1")
+    with db as conn:
+        conn.execute("insert into books@c1 (id, title) values (7, 'committed')")
+    assert db.closed
+
+
+def test_with_connection_rolls_back_on_exception(tmp_path):
+    spec = {"only": f"driver=sqlite;database={tmp_path / 'ctx.db'}"}
+    with pooldbapi.connect(spec, autocommit=True) as setup:
+        setup.execute("create table t (x int)")
+    with pytest.raises(ZeroDivisionError):
+        with pooldbapi.connect(spec) as conn:
+            conn.execute("insert into t values (1)")
+            1 / 0
+    with pooldbapi.connect(spec) as conn:
+        assert conn.execute("select count(*) from t").fetchone()[0] == 0
+
+
+def test_callproc_nextset_setsizes(db):
+    cur = db.cursor()
+    with pytest.raises(pooldbapi.NotSupportedError):
+        cur.callproc("p")
+    with pytest.raises(pooldbapi.NotSupportedError):
+        cur.nextset()
+    cur.setinputsizes([None])
+    cur.setoutputsize(10)
+    cur.setoutputsize(10, 0)
+
+
+def test_lastrowid(tmp_path):
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'l.db'}"})
+    conn.execute("create table t (id integer primary key autoincrement, x int)")
+    cur = conn.execute("insert into t (x) values (5)")
+    cur = conn.execute("insert into t (x) values (6)")
+    assert cur.lastrowid == 2
+    cur.executemany("insert into t (x) values (?)", [(1,), (2,)])
+    assert cur.lastrowid is None
+    conn.close()
+
+
+def test_rowcount_of_update_and_delete(db):
+    cur = db.cursor()
+    cur.executemany("insert into books@c1 (id, title) values (?, ?)", [(i, "x") for i in range(4)])
+    cur.execute("update books@c1 set title = ? where id < ?", ("y", 3))
+    assert cur.rowcount == 3
+    cur.execute("delete from books@c1 where id >= 2")
+    assert cur.rowcount == 2
+
+
+def test_errors_are_wrapped_with_container(db):
+    with pytest.raises(pooldbapi.ProgrammingError) as info:
+        db.execute("select no_such_column from books@c2")
+    assert info.value.container == "c2"
+    assert "c2" in str(info.value)
+    assert info.value.__cause__ is not None
+    db.rollback()
+    db.execute("insert into books@c1 (id) values (1)")
+    with pytest.raises(pooldbapi.IntegrityError):
+        db.execute("insert into books@c1 (id) values (1)")
+
+
+def test_closed_cursor_raises(db):
+    cur = db.cursor()
+    cur.close()
+    cur.close()
+    for call in (lambda: cur.execute("select 1"), cur.fetchone, cur.fetchall,
+                 lambda: cur.executemany("insert into books (id) values (?)", [])):
+        with pytest.raises(pooldbapi.InterfaceError):
+            call()
+
+
+def test_transaction_control_as_text_is_refused(db):
+    for text in ("commit", "rollback", "begin", "BEGIN TRANSACTION", "savepoint s1",
+                 "start transaction"):
+        with pytest.raises(pooldbapi.ProgrammingError, match="commit\\(\\)"):
+            db.execute(text)
