@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-import pooldbapi  # noqa: E402
+import pooldbapi
 
 
 def per_call(fn, n: int) -> float:
@@ -46,10 +46,10 @@ def sqlite_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
         pcur = conn.cursor()
         rcur = raw.cursor()
         for stmt, params in (("select 1", None), ("select ?", (1,))):
-            def raw_fn(stmt=stmt, params=params):
+            def raw_fn(stmt=stmt, params=params, rcur=rcur):
                 (rcur.execute(stmt, params) if params else rcur.execute(stmt)).fetchall()
 
-            def pool_fn(stmt=stmt, params=params):
+            def pool_fn(stmt=stmt, params=params, pcur=pcur):
                 pcur.execute(stmt, params).fetchall()
 
             out.append(compare(f"{label}: {stmt}", raw_fn, pool_fn, rounds, n))

@@ -8,12 +8,31 @@ from typing import Any
 from .connection import Connection
 from .cursor import Cursor
 from .dbapi import (
-    BINARY, DATETIME, NUMBER, ROWID, STRING, Binary, Date, DateFromTicks, Time, TimeFromTicks,
-    Timestamp, TimestampFromTicks,
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
 )
 from .errors import (
-    DatabaseError, DataError, Error, IntegrityError, InterfaceError, InternalError,
-    NotSupportedError, OperationalError, PartialCommitError, ProgrammingError, Warning,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    PartialCommitError,
+    ProgrammingError,
+    Warning,
 )
 from .pool import close_all, pool_stats
 from .settings import load_settings

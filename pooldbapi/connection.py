@@ -5,7 +5,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from . import errors
 from .errors import InterfaceError, ProgrammingError
@@ -176,7 +176,7 @@ class Connection:
         finally:
             self._closed = True
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         self._check_open()
         return self
 

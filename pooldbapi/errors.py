@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterable
 
 
-class Warning(Exception):  # noqa: A001 - the name PEP 249 requires
+class Warning(Exception):
     """Important warnings such as data truncation."""
 
 
@@ -66,11 +66,11 @@ for _cls in (Warning, *PEP249_CLASSES, PartialCommitError):
 
 _BY_NAME: dict[str, type[Error]] = {cls.__name__: cls for cls in PEP249_CLASSES}
 
-SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.I)
+SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@")
 _KEYWORD_SECRET = re.compile(
     r"\b(password|passwd|pwd|token|secret|api[-_]?key)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s;&]+)",
-    re.I,
+    re.IGNORECASE,
 )
 
 

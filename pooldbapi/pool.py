@@ -21,8 +21,16 @@ log = logging.getLogger("pooldbapi")
 class Physical:
     """One physical connection and what the pool knows of it."""
 
-    __slots__ = ("raw", "spec", "backend", "created", "returned", "session_changed", "lock",
-                 "_cursor")
+    __slots__ = (
+        "_cursor",
+        "backend",
+        "created",
+        "lock",
+        "raw",
+        "returned",
+        "session_changed",
+        "spec",
+    )
 
     def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
         self.raw = raw

@@ -205,8 +205,7 @@ def parse_alias_list(text: str | list[str] | tuple[str, ...], where: str) -> tup
     """Parse 'a', '{a,b,b}' or a sequence of aliases into a tuple (duplicates kept)."""
     if isinstance(text, str):
         body = text.strip()
-        if body.startswith("@"):
-            body = body[1:]
+        body = body.removeprefix("@")
         if body.startswith("{"):
             if not body.endswith("}"):
                 raise ProgrammingError(f"{where}: unclosed '{{' in {text!r}")

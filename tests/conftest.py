@@ -5,9 +5,9 @@ import atexit
 from collections.abc import Iterator
 
 import pytest
+from pgcluster import Cluster, ClusterFactory
 
 import pooldbapi
-from pgcluster import Cluster, ClusterFactory
 
 
 @pytest.fixture(scope="session")

@@ -186,10 +186,9 @@ def test_with_connection_rolls_back_on_exception(tmp_path):
     spec = {"only": f"driver=sqlite;database={tmp_path / 'ctx.db'}"}
     with pooldbapi.connect(spec, autocommit=True) as setup:
         setup.execute("create table t (x int)")
-    with pytest.raises(ZeroDivisionError):
-        with pooldbapi.connect(spec) as conn:
-            conn.execute("insert into t values (1)")
-            1 / 0
+    with pytest.raises(ZeroDivisionError), pooldbapi.connect(spec) as conn:
+        conn.execute("insert into t values (1)")
+        1 / 0
     with pooldbapi.connect(spec) as conn:
         assert conn.execute("select count(*) from t").fetchone()[0] == 0
 

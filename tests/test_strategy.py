@@ -9,7 +9,12 @@ import sys
 import pytest
 
 from pooldbapi.strategy import (
-    STRATEGIES, Adaptive, LeastBusy, RoundRobin, WeightedRandom, seeded_random,
+    STRATEGIES,
+    Adaptive,
+    LeastBusy,
+    RoundRobin,
+    WeightedRandom,
+    seeded_random,
 )
 
 

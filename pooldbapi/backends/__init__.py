@@ -28,6 +28,6 @@ def backend(driver: str, alias: str = "?") -> Backend:
         raise InterfaceError(f"container {alias!r}: driver {driver!r} needs a package that is"
                              f" not installed ({exc.name}); pip install 'pooldbapi[{driver}]'"
                              ) from exc
-    found = module.BACKEND
-    _LOADED[driver] = found
-    return found
+    loaded: Backend = module.BACKEND
+    _LOADED[driver] = loaded
+    return loaded

@@ -7,10 +7,16 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import make_conninfo
 from psycopg.postgres import types as pg_types
 
 from ..dbapi import (
-    BINARY_NAME, DATETIME_NAME, NUMBER_NAME, ROWID_NAME, STRING_NAME, TypeCode,
+    BINARY_NAME,
+    DATETIME_NAME,
+    NUMBER_NAME,
+    ROWID_NAME,
+    STRING_NAME,
+    TypeCode,
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
@@ -52,8 +58,19 @@ class PostgreSQLBackend:
     describes_from_values = False
 
     def connect(self, spec: ContainerSpec) -> Any:
+        params = dict(spec.params)
+        # psycopg's own connect argument; every other key is a libpq conninfo keyword
+        threshold = params.pop("prepare_threshold", None)
+        extra: dict[str, Any] = {}
+        if threshold is not None:
+            try:
+                extra["prepare_threshold"] = None if threshold.lower() == "none" else \
+                    int(threshold)
+            except ValueError:
+                raise InterfaceError(f"container {spec.alias!r}: key 'prepare_threshold' has"
+                                     f" an invalid value {threshold!r}") from None
         try:
-            return psycopg.connect(**dict(spec.params))
+            return psycopg.connect(make_conninfo(**params), **extra)
         except psycopg.ProgrammingError as exc:
             match = _INVALID_OPTION.search(str(exc))
             if match:

@@ -14,8 +14,8 @@ from ..errors import ProgrammingError
 # A private lexer: sqlparse's rules plus Oracle q-quotes and the @alias / @{a,b} suffix.
 # sqlparse's shared default lexer is never changed.
 _LEXER = Lexer()
-_LEXER.default_initialization()
-_LEXER.set_SQL_REGEX([
+_LEXER.default_initialization()  # type: ignore[no-untyped-call]
+_LEXER.set_SQL_REGEX([  # type: ignore[no-untyped-call]
     (r"[nN]?[qQ]'(?s:\[.*?\]|\(.*?\)|\{.*?\}|<.*?>|([^\s\[({<]).*?\1)'",
      tokens.Literal.String.Single),
     (r"@(?:\w+|\{[^{}]*\}?)", tokens.Name),
@@ -110,7 +110,7 @@ class _Tok:
 
 def _lex(text: str) -> list[_Tok]:
     out, pos = [], 0
-    for ttype, value in _LEXER.get_tokens(text):
+    for ttype, value in _LEXER.get_tokens(text):  # type: ignore[no-untyped-call]
         out.append(_Tok(ttype, value, pos))
         pos += len(value)
     return out
@@ -302,13 +302,9 @@ def _scan(text: str) -> Statement:
                 expect = "from"
             elif up.endswith("JOIN"):
                 expect = "join"
-            elif up == "INTO" and prev_upper in ("INSERT", "MERGE", "INSERT ALL", "BULK INSERT"):
+            elif up == "INTO" and prev_upper in ("INSERT", "MERGE", "INSERT ALL", "BULK INSERT") or up == "INTO" and prev_upper == "INSERT":
                 expect = "into"
-            elif up == "INTO" and prev_upper == "INSERT":
-                expect = "into"
-            elif up == "UPDATE" and prev_upper not in ("FOR", "DO", "KEY", "ON", "NO KEY"):
-                expect = "table"
-            elif up in ("TABLE", "TRUNCATE") and kind == DDL:
+            elif up == "UPDATE" and prev_upper not in ("FOR", "DO", "KEY", "ON", "NO KEY") or up in ("TABLE", "TRUNCATE") and kind == DDL:
                 expect = "table"
             elif up == "USING" and kind in (DELETE, OTHER):
                 expect = "from"

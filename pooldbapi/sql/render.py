@@ -22,7 +22,7 @@ def strip(stmt: Statement, start: int = 0, end: int | None = None) -> list[tuple
 
 def render(stmt: Statement, style: str | None) -> Rendered:
     """Return the back-end text (and parameter keys) of a statement; style None: no parameters."""
-    cached = stmt.cache.get(style)
+    cached: Rendered | None = stmt.cache.get(style)
     if cached is None:
         pieces = strip(stmt)
         if style is None:
@@ -30,4 +30,4 @@ def render(stmt: Statement, style: str | None) -> Rendered:
         else:
             cached = render_markers(stmt, pieces, style)
         stmt.cache[style] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
