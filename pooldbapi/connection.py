@@ -11,7 +11,7 @@ from . import errors
 from .errors import InterfaceError, ProgrammingError
 from .settings import ContainerSpec, Settings
 from .sql.parse import Statement
-from .strategy import STRATEGIES, Strategy, seeded_random
+from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
 from .transaction import Transaction
 
 log = logging.getLogger("pooldbapi")
@@ -50,6 +50,7 @@ class Connection:
         self._strategy_class = STRATEGIES[strategy]
         self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
         self._checked: set[str] = set()
+        self._pending: list[tuple[Strategy, str]] = []
         self._autocommit = bool(autocommit)
         self._closed = False
         self.transaction = Transaction()
@@ -113,11 +114,20 @@ class Connection:
             pinned = self.transaction.pinned if self.affinity and not self._autocommit else None
             alias = pinned.get(aliases) if pinned is not None else None
             if alias is None:
-                alias = self.strategy(stmt.text, aliases).choose()
+                strategy = self.strategy(stmt.text, aliases)
+                alias = strategy.choose()
+                if self._strategy_class is not RoundRobin:
+                    self._pending.append((strategy, alias))
                 if pinned is not None:
                     pinned[aliases] = alias
             choice[aliases] = alias
         return choice
+
+    def settle(self, seconds: float) -> None:
+        """Tell the strategies how long the units chosen since the last call took."""
+        pending, self._pending = self._pending, []
+        for strategy, alias in pending:
+            strategy.done(alias, seconds / max(len(pending), 1))
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit, or if broken."""

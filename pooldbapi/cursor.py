@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from .backends.base import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
-from .ops import ddl, dml, select
+from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
@@ -22,11 +22,14 @@ _EXECUTE: dict[str, Callable[[Connection, Statement, Any], Result]] = {
     sqlparse_.DELETE: dml.execute,
     sqlparse_.DDL: ddl.execute,
     sqlparse_.OTHER: ddl.execute_other,
+    sqlparse_.BULK: bulk.execute,
+    sqlparse_.SYNC: synchronize.execute,
 }
 _EXECUTEMANY: dict[str, Callable[[Connection, Statement, Sequence[Any]], Result]] = {
     sqlparse_.INSERT: dml.executemany,
     sqlparse_.UPDATE: dml.executemany,
     sqlparse_.DELETE: dml.executemany,
+    sqlparse_.BULK: bulk.executemany,
 }
 
 
@@ -93,8 +96,6 @@ class Cursor:
             raise ProgrammingError(f"{' '.join(stmt.words) or 'transaction control'} as SQL text"
                                    " is not allowed: use the connection's commit() and"
                                    " rollback() (or autocommit)")
-        if stmt.kind in (sqlparse_.BULK, sqlparse_.SYNC):
-            raise NotSupportedError(f"{stmt.kind} statements are not supported yet")
         return stmt
 
     def _set(self, result: Result) -> None:
@@ -117,7 +118,8 @@ class Cursor:
         stmt = self._prepare(operation)
         run = _EXECUTEMANY.get(stmt.kind)
         if run is None:
-            raise ProgrammingError(f"executemany takes insert, update or delete, not {stmt.kind}")
+            raise ProgrammingError(f"executemany takes insert, update, delete or bulk insert,"
+                                   f" not {stmt.kind}")
         seq = seq_of_parameters if isinstance(seq_of_parameters, Sequence) else \
             list(seq_of_parameters)
         self._set(run(self.connection, stmt, seq))

@@ -14,6 +14,8 @@ class Error(Exception):
 
     container: str | None = None
     sqlstate: str | None = None
+    row: int | None = None                          # index of the failing row (or page start)
+    written: dict[str, tuple[int, ...]] | None = None  # rows written per container before it
 
 
 class InterfaceError(Error):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..dbapi import TypeCode
@@ -20,6 +21,7 @@ class Backend(Protocol):
     runs_sql: bool           # False for REST back-ends: selects are evaluated locally
     two_phase: bool          # supports DB-API TPC
     describes_from_values: bool  # type codes come from the first row's values, not the driver
+    copies: bool             # has a bulk path (copy_rows) for pages of plain values
 
     def connect(self, spec: ContainerSpec) -> Any:
         """Open a physical connection with the spec's forwarded keys; reject unknown keys."""
@@ -57,6 +59,13 @@ class Backend(Protocol):
 
     def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
         """Tell whether an error means the container, not the statement, failed."""
+
+    def atomic(self, raw: Any) -> AbstractContextManager[Any]:
+        """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
+
+    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+                  rows: list[Any]) -> int:
+        """Write a page of rows with the back-end's bulk path; return the rows written."""
 
     def lastrowid(self, cursor: Any) -> Any:
         """Return the id of the row the last insert wrote, where the driver knows it."""

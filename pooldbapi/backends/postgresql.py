@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -56,6 +57,7 @@ class PostgreSQLBackend:
     runs_sql = True
     two_phase = True
     describes_from_values = False
+    copies = True
 
     def connect(self, spec: ContainerSpec) -> Any:
         params = dict(spec.params)
@@ -142,6 +144,18 @@ class PostgreSQLBackend:
             # a failed connect: wrong credentials and unknown databases are the caller's error
             return state in ("", *_CONNECTION_CLASSES) or state.startswith("08")
         return raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES)
+
+    def atomic(self, raw: Any) -> AbstractContextManager[Any]:
+        return raw.transaction()  # type: ignore[no-any-return]
+
+    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+                  rows: list[Any]) -> int:
+        target = f"{table} ({', '.join(columns)})" if columns else table
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return int(cur.rowcount)
 
     def lastrowid(self, cursor: Any) -> Any:
         return None  # PostgreSQL has no row id: use RETURNING

@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..dbapi import TypeCode, category_of_value
@@ -52,6 +53,7 @@ class SQLiteBackend:
     runs_sql = True
     two_phase = False
     describes_from_values = True
+    copies = False
 
     def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}
@@ -136,6 +138,22 @@ class SQLiteBackend:
     def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
         code = getattr(exc, "sqlite_errorname", "")
         return code in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+    @contextmanager
+    def atomic(self, raw: Any) -> Iterator[None]:
+        # SAVEPOINT nests in a transaction and opens one of its own in autocommit
+        raw.execute("SAVEPOINT pooldbapi_page")
+        try:
+            yield
+        except BaseException:
+            raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+            raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+            raise
+        raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+
+    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+                  rows: list[Any]) -> int:
+        raise NotImplementedError("sqlite has no bulk path: pages go through executemany")
 
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid

@@ -68,6 +68,8 @@ class Statement:
     removed: tuple[tuple[int, int], ...]
     values_rows: tuple[tuple[int, int], ...] = ()
     words: tuple[str, ...] = ()
+    select_start: int | None = None      # insert ... select: where the select begins
+    columns: tuple[str, ...] | None = None   # insert: the column list, as written
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -239,11 +241,18 @@ def _scan(text: str) -> Statement:
     select_seen = {0: kind == SELECT}
     bracket = 0
     values_depth: int | None = None
+    select_start: int | None = None
+    columns: tuple[str, ...] | None = None
     prev_upper = ""
     i = 0
     while i < len(sig):
         tok = sig[i]
         up = tok.upper if tok.is_keyword else ""
+        if kind == SYNC and i == 0:
+            expect, i = "from", 1
+            continue
+        if kind == SYNC and up == "WITH" and depth == 0:
+            break  # the rest names columns, not tables
         if tok.ttype in tokens.Name.Placeholder and bracket == 0:
             found = _placeholder(tok)
             if found is not None:
@@ -273,6 +282,10 @@ def _scan(text: str) -> Statement:
             i = j + 1
             continue
         if tok.is_punct("("):
+            if kind in (INSERT, BULK) and depth == 0 and columns is None and occurrences and \
+                    values_depth is None and select_start is None and i in match:
+                columns = tuple(t.value for t in sig[i + 1:match[i]]
+                                if not t.is_punct(","))
             if expect in ("from", "join"):
                 from_list[depth] = True
             if values_depth == depth:
@@ -289,12 +302,15 @@ def _scan(text: str) -> Statement:
             if from_list.get(depth):
                 expect = "from"
         elif up:
+            if up in ("SELECT", "WITH") and depth == 0 and kind in (INSERT, BULK) and \
+                    select_start is None and values_depth is None:
+                select_start = tok.start
             if up == "SELECT":
                 select_seen[depth] = True
             if up in _CLAUSE_END:
                 from_list[depth] = False
                 expect = None
-            if up == "VALUES" and kind == INSERT and depth == 0:
+            if up == "VALUES" and kind in (INSERT, BULK) and depth == 0:
                 values_depth = 0
             elif up in _CLAUSE_END and depth == 0:
                 values_depth = None
@@ -302,24 +318,30 @@ def _scan(text: str) -> Statement:
                 expect = "from"
             elif up.endswith("JOIN"):
                 expect = "join"
-            elif up == "INTO" and prev_upper in ("INSERT", "MERGE", "INSERT ALL", "BULK INSERT") or up == "INTO" and prev_upper == "INSERT":
+            elif up == "INTO" and (kind in (INSERT, BULK) or prev_upper == "MERGE"):
                 expect = "into"
-            elif up == "UPDATE" and prev_upper not in ("FOR", "DO", "KEY", "ON", "NO KEY") or up in ("TABLE", "TRUNCATE") and kind == DDL:
+            elif up == "UPDATE" and prev_upper not in ("FOR", "DO", "KEY", "ON", "NO KEY", "OR"):
+                expect = "table"
+            elif up in ("TABLE", "TRUNCATE") and kind == DDL:
                 expect = "table"
             elif up == "USING" and kind in (DELETE, OTHER):
                 expect = "from"
             elif up == "TO" and kind == SYNC:
                 expect = "table"
-            elif up == "SYNCHRONIZE":
-                expect = "from"
         prev_upper = (prev_upper + " " + up).strip() if prev_upper == "BULK" else (up or "")
         i += 1
 
     occurrences.sort(key=lambda o: o.position)
     removed.sort()
     words = tuple(t.upper for t in sig[:3] if t.is_keyword)
+    if kind == BULK:  # 'bulk' is pooldbapi's word: the back-end gets a plain insert
+        after = next(t for t in toks if t.start > sig[0].start)
+        removed.insert(0, (sig[0].start, after.start + (len(after.value)
+                                                        if after.ttype in tokens.Whitespace
+                                                        else 0)))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
-                     tuple(r for r in values_rows if r[1] != -1), words)
+                     tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
+                     columns=columns)
 
 
 def _occurrence(text: str, toks: list[_Tok], first: int, last: int,

@@ -1,0 +1,142 @@
+"""synchronize s@{...} to t@{...}: read source and target once each, compare by key, and write
+each changed target row to the next container of the target's list."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ProgrammingError
+from ..result import Result
+from ..runner import Item, run_items
+from ..sql.parse import Occurrence, Statement, parse
+from . import select
+from .dml import one_container
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
+_IDENTS = rf"{_IDENT}(?:\s*,\s*{_IDENT})*"
+_ACTION = r"(?:insert|update|delete)"
+_CLAUSE = re.compile(
+    rf"\s+with\s+(?P<actions>{_ACTION}(?:\s+or\s+{_ACTION})*)\s+identified\s+by\s+"
+    rf"(?P<keys>{_IDENTS})(?:\s+ignore\s+changes\s+to\s+(?P<ignore>{_IDENTS}))?\s*;?\s*$",
+    re.I | re.S)
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in re.findall(_IDENT, text or "")]
+
+
+def _plain(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+def _suffix(occ: Occurrence) -> str:
+    return "" if occ.aliases is None else "@{" + ",".join(occ.aliases) + "}"
+
+
+def _value_key(value: Any) -> Any:
+    """Return a form of a value that compares equal across back-ends (1 == 1.0, dates as text)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | decimal.Decimal):
+        return decimal.Decimal(str(value)).normalize()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return value
+
+
+def _read(conn: Connection, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
+    stmt = parse(f"select * from {occ.name}{_suffix(occ)}")
+    conn.check(stmt)
+    result = select.execute(conn, stmt, None)
+    assert result.description is not None
+    return [str(d[0]) for d in result.description], result.rows
+
+
+def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+    """Compare source and target by key and write the differences to the target's list."""
+    if len(stmt.occurrences) != 2:
+        raise ProgrammingError("synchronize takes one source and one target table:"
+                               " synchronize s@{...} to t@{...} with insert [or update]"
+                               " [or delete] identified by col[, col...]")
+    source_occ, target_occ = stmt.occurrences
+    tail_at = target_occ.position + len(target_occ.name)
+    if target_occ.suffix_position is not None:
+        tail_at = next(hi for lo, hi in stmt.removed if lo == target_occ.suffix_position)
+    tail = stmt.text[tail_at:]
+    match = _CLAUSE.match(tail)
+    if match is None:
+        raise ProgrammingError(f"synchronize: expected 'with insert [or update] [or delete]"
+                               f" identified by col[, col...] [ignore changes to col[, ...]]'"
+                               f" at {stmt.where(len(stmt.text) - len(tail))}")
+    actions = {a.lower() for a in re.findall(_ACTION, match["actions"], re.I)}
+    keys = [_plain(k) for k in _names(match["keys"])]
+    ignored = {_plain(k) for k in _names(match["ignore"])}
+
+    source_cols, source_rows = _read(conn, source_occ)
+    target_cols, target_rows = _read(conn, target_occ)
+    s_index = {c.lower(): i for i, c in enumerate(source_cols)}
+    t_index = {c.lower(): i for i, c in enumerate(target_cols)}
+    for name in keys:
+        if name not in s_index or name not in t_index:
+            side = "source" if name not in s_index else "target"
+            raise ProgrammingError(f"synchronize: key column {name!r} is not in the {side}")
+    columns = [c for c in source_cols if c.lower() in t_index]
+    s_key = [s_index[k] for k in keys]
+    t_key = [t_index[k] for k in keys]
+
+    wanted: dict[tuple[Any, ...], Sequence[Any]] = {}
+    present: dict[tuple[Any, ...], Sequence[Any]]
+    for n, row in enumerate(source_rows):
+        key = tuple(_value_key(row[i]) for i in s_key)
+        if any(v is None for v in key):
+            raise ProgrammingError(f"synchronize: source row {n} has a null key {keys}")
+        if key in wanted:
+            raise ProgrammingError(f"synchronize: source rows have the key"
+                                   f" {dict(zip(keys, key, strict=True))} more than once")
+        wanted[key] = row
+    present = {tuple(_value_key(row[i]) for i in t_key): row for row in target_rows}
+
+    compared = [c for c in columns if c.lower() not in keys and c.lower() not in ignored]
+    target = f"{target_occ.name}{_suffix(target_occ)}"
+    insert = parse(f"insert into {target} ({', '.join(columns)}) values"
+                   f" ({', '.join('?' * len(columns))})")
+    where = " and ".join(f"{k} = ?" for k in keys)
+    delete = parse(f"delete from {target} where {where}")
+    writes: list[tuple[Statement, tuple[Any, ...]]] = []
+    if "delete" in actions:
+        for key, row in present.items():
+            if key not in wanted:
+                writes.append((delete, tuple(row[i] for i in t_key)))
+    for key, row in wanted.items():
+        old = present.get(key)
+        if old is None:
+            if "insert" in actions:
+                writes.append((insert, tuple(row[s_index[c.lower()]] for c in columns)))
+            continue
+        if "update" not in actions:
+            continue
+        changed = [c for c in compared
+                   if _value_key(row[s_index[c.lower()]]) != _value_key(old[t_index[c.lower()]])]
+        if changed:
+            update = parse(f"update {target} set {', '.join(f'{c} = ?' for c in changed)}"
+                           f" where {where}")
+            writes.append((update, (*(row[s_index[c.lower()]] for c in changed),
+                                    *(row[i] for i in s_key))))
+    plan: dict[str, list[Item]] = {}
+    for index, (write, values) in enumerate(writes):
+        conn.check(write)
+        alias = one_container(write, conn.route(write))
+        plan.setdefault(alias, []).append(Item((index,), write, [values]))
+    result = run_items(conn, plan)
+    result.rowcount = sum(1 for _ in writes)
+    return result
