@@ -79,3 +79,65 @@ def test_placeholders_are_never_found_inside_literals(items):
     assert len(stmt.placeholders) == items.count("?")
     rendered = render(stmt, "numeric").text
     assert rendered.count(":") - sum(i.count(":") for i in items if i != "?") == items.count("?")
+
+
+_DB_COUNTER = iter(range(10**9))
+
+
+def _memory_containers(aliases, **extra):
+    tail = "".join(f";{k}={v}" for k, v in extra.items())
+    # distinct shared-cache memory databases: one per alias, none shared between examples
+    return {a: f"driver=sqlite;uri=true;database=file:pooldbapi{next(_DB_COUNTER)}"
+               f"?mode=memory&cache=shared{tail}" for a in set(aliases)}
+
+
+def _stored(conn, aliases):
+    return {a: sorted(r[0] for r in conn.execute(f"select id from t@{a}")) for a in set(aliases)}
+
+
+@given(LISTS, st.integers(1, 3), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_executemany_lands_every_row_once_with_exact_shares(aliases, k, seed):
+    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
+                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    try:
+        conn.execute("create table t (id int)")
+        n = k * len(aliases)
+        cur = conn.cursor()
+        cur.executemany("insert into t@{" + ",".join(aliases) + "} values (?)",
+                        [(i,) for i in range(n)])
+        stored = _stored(conn, aliases)
+        assert sorted(i for ids in stored.values() for i in ids) == list(range(n))
+        shares = collections.Counter(aliases)
+        assert {a: len(ids) for a, ids in stored.items()} == {a: k * m for a, m in
+                                                               shares.items()}
+        assert cur.rowcount == n
+    finally:
+        conn.close()
+        pooldbapi.close_all()
+
+
+@given(LISTS, st.integers(0, 60), st.integers(1, 9), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_bulk_pages_are_whole_and_every_row_lands_once(aliases, n, size, seed):
+    conn = pooldbapi.connect(_memory_containers(aliases, page_size=size), seed=seed,
+                             broadcast_ddl=True,
+                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    try:
+        conn.execute("create table t (id int)")
+        cur = conn.cursor()
+        cur.executemany("bulk insert into t@{" + ",".join(aliases) + "} values (?)",
+                        [(i,) for i in range(n)])
+        stored = _stored(conn, aliases)
+        assert sorted(i for ids in stored.values() for i in ids) == list(range(n))
+        for ids in stored.values():
+            pages = {i // size for i in ids}
+            assert len(ids) == sum(min(size, n - p * size) for p in pages)  # whole pages
+        pages = -(-n // size)
+        if pages % len(aliases) == 0:
+            shares = collections.Counter(aliases)
+            assert dict(cur.containers) == {a: pages // len(aliases) * m
+                                            for a, m in shares.items() if pages}
+    finally:
+        conn.close()
+        pooldbapi.close_all()

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -145,8 +145,20 @@ class PostgreSQLBackend:
             return state in ("", *_CONNECTION_CLASSES) or state.startswith("08")
         return raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES)
 
-    def atomic(self, raw: Any) -> AbstractContextManager[Any]:
-        return raw.transaction()  # type: ignore[no-any-return]
+    @contextmanager
+    def atomic(self, raw: Any) -> Iterator[None]:
+        if raw.autocommit:
+            with raw.transaction():
+                yield
+            return
+        # Not psycopg's transaction(): outside a block it would COMMIT the caller's transaction.
+        raw.execute("SAVEPOINT pooldbapi_page")
+        try:
+            yield
+        except BaseException:
+            raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+            raise
+        raw.execute("RELEASE SAVEPOINT pooldbapi_page")
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
                   rows: list[Any]) -> int:
