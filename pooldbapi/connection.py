@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import errors
-from .errors import InterfaceError, ProgrammingError
+from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .settings import ContainerSpec, Settings
 from .sql.parse import Statement
 from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
@@ -122,6 +122,26 @@ class Connection:
                     pinned[aliases] = alias
             choice[aliases] = alias
         return choice
+
+    def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None) -> str:
+        """Return the one container a unit of work lands on, or raise NotSupportedError."""
+        choice = self.route(stmt) if choice is None else choice
+        distinct = set(choice.values())
+        if len(distinct) > 1:
+            landed = ", ".join(f"{{{','.join(k)}}} -> {v}" for k, v in choice.items())
+            raise NotSupportedError(f"the occurrences of this {stmt.kind} landed on different"
+                                    f" containers ({landed}); give them one list")
+        return distinct.pop()
+
+    def assign(self, stmt: Statement, n: int) -> str | list[str]:
+        """Choose containers for n units of work (rows, pages): one alias for all, or one each."""
+        lists = stmt.lists or (None,)
+        if len(lists) > 1 or (self.affinity and not self._autocommit):
+            return [self.one(stmt) for _ in range(n)]
+        aliases = self.resolve(lists[0], stmt)
+        if len(set(aliases)) == 1:
+            return aliases[0]
+        return self.strategy(stmt.text, aliases).choose_many(n)
 
     def settle(self, seconds: float) -> None:
         """Tell the strategies how long the units chosen since the last call took."""

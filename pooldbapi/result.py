@@ -29,6 +29,16 @@ class Result:
     rowcount: int = -1
     lastrowid: Any = None
     containers: dict[str, int] = field(default_factory=dict)
+    written: dict[str, list[int]] = field(default_factory=dict)  # row indices per container
+
+    def add(self, other: Result) -> None:
+        """Fold the result of a later round of the same call into this one."""
+        self.rowcount = -1 if -1 in (self.rowcount, other.rowcount) else \
+            self.rowcount + other.rowcount
+        for alias, units in other.containers.items():
+            self.containers[alias] = self.containers.get(alias, 0) + units
+        for alias, rows in other.written.items():
+            self.written.setdefault(alias, []).extend(rows)
 
     @classmethod
     def merge(cls, parts: Sequence[Part]) -> Result:

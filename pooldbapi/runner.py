@@ -3,9 +3,10 @@ in order within one; errors stop the others at a row boundary and say what was w
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Error, wrap
 from .pool import Physical
 from .result import Part, Result
-from .sql.paramstyle import bind
+from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, Statement
 from .sql.render import render
 from .throttle import throttle_for
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 _SESSION_KINDS = (DDL, OTHER)
 MAX_WORKERS = 16
 """At most this many containers are written at the same time by one process."""
-CHUNK = 500
+CHUNK = 5000
 """Consecutive single rows of one container sent as one driver batch (unthrottled)."""
 
 
@@ -73,25 +74,76 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
     return Part(alias, rows, description, rowcount, lastrowid)
 
 
+class Stream:
+    """A select read in batches from one container: description, then batches of rows."""
+
+    def __init__(self, conn: Connection, alias: str, stmt: Statement, params: Any,
+                 batch: int) -> None:
+        self._conn, self.alias = conn, alias
+        self._phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
+        self._batch = batch
+        self.rows_read = 0
+        backend = self._phys.backend
+        try:
+            if params is None:
+                text, values = render(stmt, None).text, None
+            else:
+                rendered = render(stmt, backend.paramstyle)
+                text, values = rendered.text, bind(stmt, rendered.keys, params)
+            throttle = throttle_for(self._phys.spec)
+            if throttle is not None:
+                throttle.take()
+            with self._phys.lock:
+                self._cur = backend.open_stream(self._phys.raw, text, values, batch)
+                self.description = backend.describe(self._cur)
+        except Error:
+            conn.after_statement(alias)
+            raise
+        except Exception as exc:
+            err = _wrap(exc, self._phys)
+            conn.after_statement(alias, backend.is_broken(self._phys.raw))
+            raise err from exc
+
+    def batches(self) -> Generator[list[Sequence[Any]], None, None]:
+        """Yield the rows in batches; the container's connection is given back at the end."""
+        try:
+            while True:
+                with self._phys.lock:
+                    rows = self._cur.fetchmany(self._batch)
+                if not rows:
+                    return
+                self.rows_read += len(rows)
+                yield rows
+        except Exception as exc:
+            if isinstance(exc, Error):
+                raise
+            raise _wrap(exc, self._phys) from exc
+        finally:
+            with self._phys.lock:
+                try:
+                    self._cur.close()
+                except Exception:  # noqa: BLE001 - a broken connection is dropped below
+                    pass
+            self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
+
+
 @dataclass
 class Item:
-    """Rows for one container: one row, or a page that is written whole (atomically)."""
+    """Rows for one container, all of one statement: single rows (sent in batches, each row
+    on its own), or a page that is written whole and atomically."""
 
-    indices: tuple[int, ...]
     stmt: Statement
+    indices: Sequence[int]
     params: Sequence[Any]          # one parameter set per row
+    page: bool = False
     copy: tuple[str, tuple[str, ...] | None] | None = None  # (table, columns) for COPY pages
-
-    @property
-    def page(self) -> bool:
-        return self.copy is not None or len(self.indices) > 1
 
 
 @dataclass
 class _Bound:
     item: Item
     text: str
-    values: list[Any]
+    values: Sequence[Any]
 
 
 @dataclass
@@ -106,25 +158,23 @@ class _Outcome:
 
 def _bind(phys: Physical, item: Item) -> _Bound:
     rendered = render(item.stmt, phys.backend.paramstyle)
-    values = [bind(item.stmt, rendered.keys, p) for p in item.params]
+    values = bind_many(item.stmt, rendered.keys, item.params)
     return _Bound(item, "" if item.copy is not None else rendered.text, values)
 
 
-def _call(phys: Physical, group: list[_Bound]) -> int:
-    """Send a group to the driver; a group of more than one row is atomic."""
+def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
+    """Send rows to the driver; more than one row is atomic (a savepoint or a transaction)."""
     backend = phys.backend
-    first = group[0]
-    cur = phys.cursor()
-    if first.item.copy is not None:
-        table, columns = first.item.copy
+    if bound.item.copy is not None:
+        table, columns = bound.item.copy
         with backend.atomic(phys.raw):
-            return backend.copy_rows(phys.raw, table, columns, first.values)
-    values = [v for b in group for v in b.values]
+            return backend.copy_rows(phys.raw, table, columns, values)
+    cur = phys.cursor()
     if len(values) == 1:
-        cur.execute(first.text, values[0])
+        cur.execute(bound.text, values[0])
         return int(max(cur.rowcount, 0))
     with backend.atomic(phys.raw):
-        cur.executemany(first.text, values)
+        cur.executemany(bound.text, values)
         return int(max(cur.rowcount, 0))
 
 
@@ -133,45 +183,42 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
     throttle = throttle_for(phys.spec)
     if throttle is not None:
         chunk = 1  # every row is a call of its own, spaced by the throttle
-    i = 0
-    while i < len(bounds) and not stop.is_set():
-        first = bounds[i]
-        j = i + 1
-        if not first.item.page:
-            while (j < len(bounds) and j - i < chunk and not bounds[j].item.page
-                   and bounds[j].text == first.text):
-                j += 1
-        group = bounds[i:j]
-        if throttle is not None:
-            throttle.take()
-        try:
-            with phys.lock:
-                out.rowcount += _call(phys, group)
-            for bound in group:
-                out.done.extend(bound.item.indices)
-        except Exception as exc:
-            if len(group) > 1 and not first.item.page:
-                # The batch was undone: replay its rows one by one to stop at the failing row.
-                _replay(phys, group, out)
-            else:
-                out.row, out.cause = first.item.indices[0], exc
-            if out.cause is not None:
-                out.error = _wrap(out.cause, phys)
-                out.broken = phys.backend.is_broken(phys.raw)
-                stop.set()
+    for bound in bounds:
+        indices, values = bound.item.indices, bound.values
+        step = len(values) if bound.item.page else chunk
+        for lo in range(0, len(values), step):
+            if stop.is_set():
                 return out
-        i = j
+            part = values[lo:lo + step]
+            if throttle is not None:
+                throttle.take()
+            try:
+                with phys.lock:
+                    out.rowcount += _call(phys, bound, part)
+                out.done.extend(indices[lo:lo + step])
+            except Exception as exc:
+                if len(part) > 1 and not bound.item.page:
+                    # The batch was undone: replay its rows one by one to stop at the bad row.
+                    _replay(phys, bound, indices[lo:lo + step], part, out)
+                else:
+                    out.row, out.cause = indices[lo], exc
+                if out.cause is not None:
+                    out.error = _wrap(out.cause, phys)
+                    out.broken = phys.backend.is_broken(phys.raw)
+                    stop.set()
+                    return out
     return out
 
 
-def _replay(phys: Physical, group: list[_Bound], out: _Outcome) -> None:
-    for bound in group:
+def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Sequence[Any],
+            out: _Outcome) -> None:
+    for index, value in zip(indices, values, strict=True):
         try:
             with phys.lock:
-                out.rowcount += _call(phys, [bound])
-            out.done.extend(bound.item.indices)
+                out.rowcount += _call(phys, bound, [value])
+            out.done.append(index)
         except Exception as exc:
-            out.row, out.cause = bound.item.indices[0], exc
+            out.row, out.cause = index, exc
             return
 
 
@@ -237,6 +284,28 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
                     f" the error: {where or 'nothing'})",)
         err.row, err.written = outcome.row, written
         raise err from outcome.cause
-    parts = [Part(a, None, None, o.rowcount, None, units=len(bounds[a]))
+    parts = [Part(a, None, None, o.rowcount, None,
+                  units=sum(1 if b.item.page else len(b.values) for b in bounds[a]))
              for a, o in outcomes.items()]
-    return Result.merge(parts)
+    result = Result.merge(parts)
+    result.written = {a: o.done for a, o in outcomes.items()}
+    return result
+
+
+def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Result:
+    """Run plans one after another (rows read in batches); an error names all rows written."""
+    total = Result(rowcount=0)
+    for plan in rounds:
+        try:
+            total.add(run_items(conn, plan))
+        except Error as err:
+            if err.written is not None:
+                for alias, rows in total.written.items():
+                    err.written = {**err.written,
+                                   alias: tuple(sorted((*rows, *err.written.get(alias, ()))))}
+                where = "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(err.written.items()))
+                err.args = (re.sub(r"written before the error: [^)]*",
+                                   f"written before the error: {where or 'nothing'}",
+                                   str(err.args[0])),)
+            raise
+    return total

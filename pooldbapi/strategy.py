@@ -29,11 +29,24 @@ class Strategy(Protocol):
     def choose(self, healthy: Healthy = _always) -> str:
         """Return the alias of the container for the next unit of work."""
 
+    def choose_many(self, n: int, healthy: Healthy = _always) -> list[str]:
+        """Return the containers for the next n units of work."""
+
     def done(self, alias: str, seconds: float, units: int = 1) -> None:
         """Hear that work chosen earlier finished (for strategies that learn)."""
 
 
-class RoundRobin:
+class _OneByOne:
+    """choose_many as n calls of choose."""
+
+    def choose(self, healthy: Healthy = _always) -> str:
+        raise NotImplementedError
+
+    def choose_many(self, n: int, healthy: Healthy = _always) -> list[str]:
+        return [self.choose(healthy) for _ in range(n)]
+
+
+class RoundRobin(_OneByOne):
     """The list as written, in turn, from a random (or seeded) start; duplicates are weights."""
 
     def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
@@ -51,11 +64,20 @@ class RoundRobin:
                     return alias
             return alias  # none is healthy: go on in turn, the error will say why
 
+    def choose_many(self, n: int, healthy: Healthy = _always) -> list[str]:
+        if not all(healthy(a) for a in set(self.aliases)):
+            return super().choose_many(n, healthy)
+        with self._lock:
+            k, start = len(self.aliases), self._next
+            self._next = (start + n) % k
+        turn = self.aliases[start:] + self.aliases[:start]
+        return list(turn * (n // k) + turn[:n % k])
+
     def done(self, alias: str, seconds: float, units: int = 1) -> None:
         pass
 
 
-class WeightedRandom:
+class WeightedRandom(_OneByOne):
     """Independent random picks, each listed container weighted by how often it is listed."""
 
     def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
@@ -72,7 +94,7 @@ class WeightedRandom:
         pass
 
 
-class LeastBusy:
+class LeastBusy(_OneByOne):
     """The healthy container with the fewest units in flight; ties in round-robin order."""
 
     def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
@@ -95,7 +117,7 @@ class LeastBusy:
             self._busy[alias] = max(0, self._busy[alias] - 1)
 
 
-class Adaptive:
+class Adaptive(_OneByOne):
     """Picks containers in proportion to their measured throughput (units per second)."""
 
     def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:

@@ -264,3 +264,31 @@ def test_throttled_containers_share_the_rate(tmp_path):
     assert both < one * 0.8
     assert collections.Counter(counts(conn, "t", "ab")) == {"a": 60, "b": 20}
     conn.close()
+
+
+def test_insert_and_bulk_insert_from_select_stream_the_source(tmp_path, pg):
+    conn = pooldbapi.connect({"pg": pg.conninfo(),
+                              **sqlite_containers(tmp_path, ("a", "b"), page_size=100)},
+                             broadcast_ddl=True, autocommit=True)
+    conn.execute("create table src@pg (id int, label text)")
+    conn.execute("create table dst@{a,b} (id int, label text)")
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("insert into src select i, 'l' || i from generate_series(0, 999) i")
+        raw.execute("alter system set log_statement = 'all'")
+        raw.execute("select pg_reload_conf()")
+    try:
+        cur = conn.execute("bulk insert into dst@{a,b} select id, label from src@pg")
+        assert cur.rowcount == 1000 and cur.containers == {"a": 5, "b": 5}
+        log = (pg.dir / "server.log").read_text()
+        # read in rounds of one page per target container: 200 rows a fetch, never all at once
+        assert log.count("FETCH FORWARD 200") == 6
+        cur = conn.execute("insert into dst@{a,b} select id, label from src@pg where id < 10")
+        assert cur.rowcount == 10 and cur.containers == {"a": 5, "b": 5}
+        assert sum(conn.execute(f"select count(*) from dst@{a}").fetchone()[0]
+                   for a in "ab") == 1010
+    finally:
+        with psycopg.connect(pg.dsn, autocommit=True) as raw:
+            raw.execute("alter system reset log_statement")
+            raw.execute("select pg_reload_conf()")
+        conn.execute("drop table src@pg")
+        conn.close()

@@ -60,11 +60,14 @@ class Backend(Protocol):
     def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
         """Tell whether an error means the container, not the statement, failed."""
 
+    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        """Execute a select on a cursor that fetches its rows in batches, not all at once."""
+
     def atomic(self, raw: Any) -> AbstractContextManager[Any]:
         """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: list[Any]) -> int:
+                  rows: Sequence[Any]) -> int:
         """Write a page of rows with the back-end's bulk path; return the rows written."""
 
     def lastrowid(self, cursor: Any) -> Any:

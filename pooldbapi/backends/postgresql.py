@@ -1,6 +1,7 @@
 """PostgreSQL through psycopg 3: keys forwarded as conninfo keywords, type codes from OIDs."""
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ _CATEGORY = {
 }
 _BY_NAME = {name: cat for cat, names in _CATEGORY.items() for name in names}
 _TYPE_CODES: dict[int, TypeCode] = {}
+_CURSOR_NUMBERS = itertools.count()
 _DESCRIPTIONS: dict[tuple[Any, ...], Description] = {}
 _INVALID_OPTION = re.compile(r'invalid (?:connection option|URI query parameter) "([^"]+)"')
 # SQLSTATE classes that mean the server or the link, not the statement, failed
@@ -145,6 +147,14 @@ class PostgreSQLBackend:
             return state in ("", *_CONNECTION_CLASSES) or state.startswith("08")
         return raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES)
 
+    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        # a server-side cursor; outside a transaction it must be WITH HOLD to outlive the DECLARE
+        name = f"pooldbapi_{next(_CURSOR_NUMBERS)}"
+        cur = raw.cursor(name=name, withhold=raw.autocommit)
+        cur.itersize = batch
+        cur.execute(text, values)
+        return cur
+
     @contextmanager
     def atomic(self, raw: Any) -> Iterator[None]:
         if raw.autocommit:
@@ -161,7 +171,7 @@ class PostgreSQLBackend:
         raw.execute("RELEASE SAVEPOINT pooldbapi_page")
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: list[Any]) -> int:
+                  rows: Sequence[Any]) -> int:
         target = f"{table} ({', '.join(columns)})" if columns else table
         with raw.cursor() as cur:
             with cur.copy(f"COPY {target} FROM STDIN") as copy:

@@ -139,6 +139,12 @@ class SQLiteBackend:
         code = getattr(exc, "sqlite_errorname", "")
         return code in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
+    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        cur = raw.cursor()  # sqlite3 steps through the result as rows are fetched
+        cur.arraysize = batch
+        cur.execute(text, values) if values is not None else cur.execute(text)
+        return cur
+
     @contextmanager
     def atomic(self, raw: Any) -> Iterator[None]:
         # SAVEPOINT nests in a transaction and opens one of its own in autocommit
@@ -152,7 +158,7 @@ class SQLiteBackend:
         raw.execute("RELEASE SAVEPOINT pooldbapi_page")
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: list[Any]) -> int:
+                  rows: Sequence[Any]) -> int:
         raise NotImplementedError("sqlite has no bulk path: pages go through executemany")
 
     def lastrowid(self, cursor: Any) -> Any:

@@ -3,18 +3,17 @@ different containers written concurrently; a page is never split."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend as load_backend
 from ..errors import ProgrammingError
 from ..result import Result
-from ..runner import Item, run_items
+from ..runner import Item, run_items, run_rounds
 from ..sql.parse import Statement, parse
 from ..sql.paramstyle import source_style
 from ..sql.render import strip
 from . import select
-from .dml import one_container
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -41,34 +40,21 @@ def _copy_target(stmt: Statement) -> tuple[str, tuple[str, ...] | None] | None:
     return table, stmt.columns
 
 
-def _pages(rows: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    page: list[Any] = []
-    for row in rows:
-        page.append(row)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
-def write_pages(conn: Connection, stmt: Statement, rows: Iterable[Sequence[Any]]) -> Result:
-    """Send rows in pages, each page to the next container of the target's list."""
+def plan_pages(conn: Connection, stmt: Statement, rows: Sequence[Sequence[Any]],
+               first: int = 0) -> dict[str, list[Item]]:
+    """Cut rows into pages, each page for the next container of the target's list."""
     size = page_size(conn, stmt)
     copy = _copy_target(stmt) if source_style(stmt) in ("qmark", "format") else None
+    starts = range(0, len(rows), size)
+    picks = conn.assign(stmt, len(starts))
     plan: dict[str, list[Item]] = {}
-    start = 0
-    for page in _pages(rows, size):
-        alias = one_container(stmt, conn.route(stmt))
+    for n, start in enumerate(starts):
+        alias = picks if isinstance(picks, str) else picks[n]
         backend = load_backend(conn.specs[alias].driver, alias)
-        indices = tuple(range(start, start + len(page)))
-        start += len(page)
-        if copy is not None and backend.copies:
-            item = Item(indices, stmt, [tuple(r) for r in page], copy=copy)
-        else:
-            item = Item(indices, stmt, page)
-        plan.setdefault(alias, []).append(item)
-    return run_items(conn, plan)
+        plan.setdefault(alias, []).append(Item(
+            stmt, range(first + start, first + min(start + size, len(rows))),
+            rows[start:start + size], page=True, copy=copy if backend.copies else None))
+    return plan
 
 
 def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result:
@@ -77,20 +63,35 @@ def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result
         raise ProgrammingError("bulk insert ... select takes no executemany: use execute")
     if not stmt.values_rows:
         raise ProgrammingError("bulk insert needs values (...) or a select")
-    return write_pages(conn, stmt, seq)
+    return run_items(conn, plan_pages(conn, stmt, seq))
 
 
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
-    """bulk insert ... select: read the source, then write its rows in pages."""
+    """bulk insert ... select: stream the source and write its rows in pages as they come."""
     if stmt.select_start is None:
         if params is None:
             raise ProgrammingError("bulk insert ... values takes its rows through executemany")
-        return write_pages(conn, stmt, [params])
+        return run_items(conn, plan_pages(conn, stmt, [params]))
     source = parse(stmt.text[stmt.select_start:])
     conn.check(source)
-    read = select.execute(conn, source, params)
-    if read.description is None:
-        raise ProgrammingError("the select of bulk insert returned no columns")
-    target = parse(f"{stmt.text[:stmt.select_start]}values ({', '.join('?' * len(read.description))})")
-    conn.check(target)
-    return write_pages(conn, target, read.rows)
+    target_list = conn.resolve(stmt.occurrences[0].aliases, stmt)
+    # one round holds a page for each distinct container, so that they are written together
+    batch = page_size(conn, stmt) * len(set(target_list))
+    stream = select.stream(conn, source, params, batch)
+    batches = stream.batches()
+    try:
+        if stream.description is None:
+            raise ProgrammingError("the select of bulk insert returned no columns")
+        target = parse(f"{stmt.text[:stmt.select_start]}values"
+                       f" ({', '.join('?' * len(stream.description))})")
+        conn.check(target)
+
+        def rounds() -> Iterator[dict[str, list[Item]]]:
+            first = 0
+            for rows in batches:
+                yield plan_pages(conn, target, rows, first)
+                first += len(rows)
+
+        return run_rounds(conn, rounds())
+    finally:
+        batches.close()

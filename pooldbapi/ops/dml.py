@@ -2,12 +2,12 @@
 insert ... select whole where it lands on one container, else read and written per row."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
-from ..runner import Item, execute_on, run_items
+from ..runner import Item, execute_on, run_items, run_rounds
 from ..sql.paramstyle import bind, source_style
 from ..sql.parse import Statement, parse
 from ..sql.render import render
@@ -17,14 +17,25 @@ if TYPE_CHECKING:
     from ..connection import Connection
 
 
-def one_container(stmt: Statement, choice: dict[tuple[str, ...], str]) -> str:
-    """Return the one container a unit of work landed on, or raise NotSupportedError."""
-    distinct = set(choice.values())
-    if len(distinct) > 1:
-        landed = ", ".join(f"{{{','.join(k)}}} -> {v}" for k, v in choice.items())
-        raise NotSupportedError(f"the occurrences of this {stmt.kind} landed on different"
-                                f" containers ({landed}); give them one list")
-    return distinct.pop()
+READ_BATCH = 5000
+"""Rows read from a source select per round of writes (memory stays bounded by it)."""
+
+
+def spread(conn: Connection, stmt: Statement, seq: Sequence[Any], first: int = 0,
+           plan: dict[str, list[Item]] | None = None) -> dict[str, list[Item]]:
+    """Plan one row per parameter set, each row on the next container of the list."""
+    plan = {} if plan is None else plan
+    picks = conn.assign(stmt, len(seq))
+    if isinstance(picks, str):
+        plan.setdefault(picks, []).append(Item(stmt, range(first, first + len(seq)), seq))
+        return plan
+    groups: dict[str, list[int]] = {}
+    for index, alias in enumerate(picks):
+        groups.setdefault(alias, []).append(index)
+    for alias, rows in groups.items():
+        plan.setdefault(alias, []).append(Item(stmt, [first + i for i in rows],
+                                               [seq[i] for i in rows]))
+    return plan
 
 
 def _check_params(stmt: Statement, params: Any) -> None:
@@ -59,13 +70,12 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         _check_params(stmt, params)
         plan: dict[str, list[Item]] = {}
         for index, (row, row_params) in enumerate(split_values(stmt, params)):
-            alias = one_container(stmt, conn.route(stmt))
-            plan.setdefault(alias, []).append(Item((index,), row, [row_params]))
+            plan.setdefault(conn.one(stmt), []).append(Item(row, [index], [row_params]))
         return run_items(conn, plan)
     choice = conn.route(stmt)
     if stmt.select_start is not None and len(set(choice.values())) > 1:
         return insert_select(conn, stmt, params)
-    return Result.merge([execute_on(conn, one_container(stmt, choice), stmt, params)])
+    return Result.merge([execute_on(conn, conn.one(stmt, choice), stmt, params)])
 
 
 def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
@@ -76,26 +86,26 @@ def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
                                 " spans containers are not supported")
     source = parse(stmt.text[stmt.select_start:])
     conn.check(source)
-    read = select.execute(conn, source, params)
-    if read.description is None:
-        raise ProgrammingError("the select of insert ... select returned no columns")
-    markers = ", ".join("?" * len(read.description))
-    target = parse(f"{stmt.text[:stmt.select_start]}values ({markers})")
-    conn.check(target)
-    plan: dict[str, list[Item]] = {}
-    for index, row in enumerate(read.rows):
-        alias = one_container(target, conn.route(target))
-        plan.setdefault(alias, []).append(Item((index,), target, [tuple(row)]))
-    return run_items(conn, plan)
+    stream = select.stream(conn, source, params, READ_BATCH)
+    batches = stream.batches()
+    try:
+        if stream.description is None:
+            raise ProgrammingError("the select of insert ... select returned no columns")
+        markers = ", ".join("?" * len(stream.description))
+        target = parse(f"{stmt.text[:stmt.select_start]}values ({markers})")
+        conn.check(target)
+
+        def rounds() -> Iterator[dict[str, list[Item]]]:
+            first = 0
+            for rows in batches:
+                yield spread(conn, target, rows, first)
+                first += len(rows)
+
+        return run_rounds(conn, rounds())
+    finally:
+        batches.close()
 
 
 def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result:
     """Give each parameter set the next container; rows of one container go in batches."""
-    plan: dict[str, list[Item]] = {}
-    for index, params in enumerate(seq):
-        if not isinstance(params, Sequence | Mapping) or isinstance(params, str | bytes):
-            raise ProgrammingError(f"executemany: parameter set {index} is a"
-                                   f" {type(params).__name__}, not a sequence or mapping")
-        alias = one_container(stmt, conn.route(stmt))
-        plan.setdefault(alias, []).append(Item((index,), stmt, [params]))
-    return run_items(conn, plan)
+    return run_items(conn, spread(conn, stmt, seq))

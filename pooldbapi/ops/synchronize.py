@@ -13,7 +13,7 @@ from ..result import Result
 from ..runner import Item, run_items
 from ..sql.parse import Occurrence, Statement, parse
 from . import select
-from .dml import one_container
+from .dml import spread
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -133,10 +133,14 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
             writes.append((update, (*(row[s_index[c.lower()]] for c in changed),
                                     *(row[i] for i in s_key))))
     plan: dict[str, list[Item]] = {}
-    for index, (write, values) in enumerate(writes):
+    by_statement: dict[Statement, list[tuple[Any, ...]]] = {}
+    for write, values in writes:
+        by_statement.setdefault(write, []).append(values)
+    first = 0
+    for write, rows in by_statement.items():
         conn.check(write)
-        alias = one_container(write, conn.route(write))
-        plan.setdefault(alias, []).append(Item((index,), write, [values]))
+        spread(conn, write, rows, first, plan)
+        first += len(rows)
     result = run_items(conn, plan)
     result.rowcount = sum(1 for _ in writes)
     return result

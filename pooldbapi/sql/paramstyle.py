@@ -20,6 +20,9 @@ class Rendered(NamedTuple):
 
 def source_style(stmt: Statement) -> str | None:
     """Return the one placeholder style of a statement; mixing styles is a ProgrammingError."""
+    found = stmt.cache.get("style", False)
+    if found is not False:
+        return found  # type: ignore[no-any-return]
     styles = {p.style for p in stmt.placeholders}
     if len(styles) > 1:
         first = stmt.placeholders[0]
@@ -27,7 +30,9 @@ def source_style(stmt: Statement) -> str | None:
         raise ProgrammingError(
             f"placeholder styles are mixed: {first.style} at {stmt.where(first.start)} and"
             f" {other.style} at {stmt.where(other.start)}; use one style per statement")
-    return styles.pop() if styles else None
+    style = styles.pop() if styles else None
+    stmt.cache["style"] = style
+    return style
 
 
 def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -> Rendered:
@@ -96,6 +101,22 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
     if style != "numeric" and type(params) is tuple:
         return params
     return tuple(params[k] for k in keys)  # type: ignore[index]
+
+
+def bind_many(stmt: Statement, keys: tuple[int | str, ...], seq: Sequence[Any]
+              ) -> Sequence[Sequence[Any]]:
+    """Return the values of many parameter sets, checked first; a bad set is named by index."""
+    style = source_style(stmt)
+    if style in ("qmark", "format") and set(map(type, seq)) <= {tuple} and \
+            set(map(len, seq)) <= {len(keys)}:
+        return seq  # the common case, checked at C speed: tuples of the right length
+    out = []
+    for index, params in enumerate(seq):
+        try:
+            out.append(bind(stmt, keys, params))
+        except ProgrammingError as exc:
+            raise ProgrammingError(f"parameter set {index}: {exc}") from None
+    return out
 
 
 def _count(params: Any) -> str:

@@ -1,0 +1,103 @@
+"""Rows per second: `bulk insert` into PostgreSQL against raw psycopg COPY of the same rows, and
+executemany through pooldbapi against raw sqlite3 executemany on one SQLite file. Interleaved
+rounds, medians. Writes results/bulk.json."""
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import report
+
+import pooldbapi
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def postgresql(rows: list[tuple], rounds: int) -> dict:
+    import psycopg
+    from pgcluster import ClusterFactory
+    factory = ClusterFactory()
+    try:
+        cluster = factory.new()
+        raw = psycopg.connect(cluster.dsn, autocommit=True)
+        raw.execute("create table b (id int, label text, amount numeric)")
+        conn = pooldbapi.connect({"pg": cluster.conninfo(page_size=str(len(rows)))})
+
+        def raw_copy():
+            with raw.transaction(), raw.cursor() as cur, \
+                    cur.copy("COPY b (id, label, amount) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+        def pooled():
+            conn.cursor().executemany("bulk insert into b@pg (id, label, amount) values"
+                                      " (?, ?, ?)", rows)
+            conn.commit()
+
+        raw_t, pool_t = [], []
+        for _ in range(rounds):
+            raw.execute("truncate b")
+            raw_t.append(timed(raw_copy))
+            raw.execute("truncate b")
+            pool_t.append(timed(pooled))
+        conn.close()
+        raw.close()
+    finally:
+        factory.close()
+    r, p = statistics.median(raw_t), statistics.median(pool_t)
+    return {"case": "postgresql: bulk insert vs raw COPY", "rows": len(rows),
+            "raw_rows_per_s": round(len(rows) / r), "pooldbapi_rows_per_s": round(len(rows) / p),
+            "time_ratio": round(p / r, 3)}
+
+
+def sqlite(rows: list[tuple], rounds: int, folder: Path) -> dict:
+    path = folder / "b.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("create table b (id int, label text, amount numeric)")
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={path}"})
+
+    def raw_many():
+        raw.execute("begin")
+        raw.executemany("insert into b values (?, ?, ?)", rows)
+        raw.execute("commit")
+
+    def pooled():
+        conn.cursor().executemany("insert into b@s values (?, ?, ?)", rows)
+        conn.commit()
+
+    raw_t, pool_t = [], []
+    for _ in range(rounds):
+        raw.execute("delete from b")
+        raw_t.append(timed(raw_many))
+        raw.execute("delete from b")
+        pool_t.append(timed(pooled))
+    conn.close()
+    raw.close()
+    r, p = statistics.median(raw_t), statistics.median(pool_t)
+    return {"case": "sqlite: executemany vs raw executemany", "rows": len(rows),
+            "raw_rows_per_s": round(len(rows) / r), "pooldbapi_rows_per_s": round(len(rows) / p),
+            "time_ratio": round(p / r, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rows = [(i, f"label {i}", i * 1.25) for i in range(args.rows)]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [postgresql(rows, args.rounds), sqlite(rows, args.rounds, Path(tmp))]
+    report("bulk", results, ["case", "rows", "raw_rows_per_s", "pooldbapi_rows_per_s",
+                             "time_ratio"])
+
+
+if __name__ == "__main__":
+    main()
