@@ -34,6 +34,7 @@ from .errors import (
     ProgrammingError,
     Warning,
 )
+from .health import health
 from .pool import close_all, pool_stats
 from .settings import load_settings
 
@@ -46,11 +47,12 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
             settings: str | os.PathLike[str] | None = None,
             default: str | list[str] | tuple[str, ...] | None = None,
             seed: object = None, broadcast_ddl: bool = False, strategy: str = "round-robin",
-            affinity: str | None = None, autocommit: bool = False) -> Connection:
+            affinity: str | None = None, autocommit: bool = False,
+            two_phase: bool = False) -> Connection:
     """Open a pooldbapi connection over the given containers (or a settings file)."""
     return Connection(load_settings(containers, settings, default), seed=seed,
                       broadcast_ddl=broadcast_ddl, strategy=strategy, affinity=affinity,
-                      autocommit=autocommit)
+                      autocommit=autocommit, two_phase=two_phase)
 
 
 __all__ = [
@@ -59,5 +61,5 @@ __all__ = [
     "InterfaceError", "InternalError", "NotSupportedError", "OperationalError",
     "PartialCommitError", "ProgrammingError", "Time", "TimeFromTicks", "Timestamp",
     "TimestampFromTicks", "Warning", "apilevel", "close_all", "connect", "paramstyle",
-    "pool_stats", "threadsafety",
+    "health", "pool_stats", "threadsafety",
 ]

@@ -9,10 +9,11 @@ from typing import Any, Self
 
 from . import errors
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
+from .health import HEALTH
 from .settings import ContainerSpec, Settings
 from .sql.parse import Statement
 from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
-from .transaction import Transaction
+from .transaction import Transaction, Xid, finish_recovered, recover
 
 log = logging.getLogger("pooldbapi")
 
@@ -36,7 +37,7 @@ class Connection:
 
     def __init__(self, settings: Settings, *, seed: object = None, broadcast_ddl: bool = False,
                  strategy: str = "round-robin", affinity: str | None = None,
-                 autocommit: bool = False) -> None:
+                 autocommit: bool = False, two_phase: bool = False) -> None:
         if strategy not in STRATEGIES:
             raise InterfaceError(f"unknown strategy {strategy!r}"
                                  f" (known: {', '.join(STRATEGIES)})")
@@ -53,7 +54,7 @@ class Connection:
         self._pending: list[tuple[Strategy, str]] = []
         self._autocommit = bool(autocommit)
         self._closed = False
-        self.transaction = Transaction()
+        self.transaction = Transaction(two_phase)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -115,7 +116,8 @@ class Connection:
             alias = pinned.get(aliases) if pinned is not None else None
             if alias is None:
                 strategy = self.strategy(stmt.text, aliases)
-                alias = strategy.choose()
+                alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy else \
+                    strategy.choose()
                 if self._strategy_class is not RoundRobin:
                     self._pending.append((strategy, alias))
                 if pinned is not None:
@@ -141,7 +143,13 @@ class Connection:
         aliases = self.resolve(lists[0], stmt)
         if len(set(aliases)) == 1:
             return aliases[0]
+        if HEALTH.any_unhealthy:
+            return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
         return self.strategy(stmt.text, aliases).choose_many(n)
+
+    def healthy(self, alias: str) -> bool:
+        """Tell whether a container may be chosen now (process-wide health)."""
+        return HEALTH.is_healthy(self.specs[alias])
 
     def settle(self, seconds: float) -> None:
         """Tell the strategies how long the units chosen since the last call took."""
@@ -202,9 +210,48 @@ class Connection:
         if self._closed:
             return
         try:
-            self.transaction.rollback()
+            self.transaction.close()
         finally:
             self._closed = True
+
+    # -- two-phase commit (DB-API TPC extension) ------------------------------------------
+    def xid(self, format_id: int, gtrid: str, bqual: str) -> Xid:
+        """Return a transaction id for tpc_begin()."""
+        return Xid(format_id, gtrid, bqual)
+
+    def tpc_begin(self, xid: Xid | tuple[int, str, str]) -> None:
+        """Begin a two-phase transaction over every container it will touch."""
+        self._check_open()
+        if self._autocommit:
+            raise ProgrammingError("tpc_begin() needs autocommit off")
+        self.transaction.tpc_begin(Xid(*xid))
+
+    def tpc_prepare(self) -> None:
+        """Prepare every container the transaction touched (the first phase)."""
+        self._check_open()
+        self.transaction.tpc_prepare()
+
+    def tpc_commit(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
+        """Commit the two-phase transaction, or (with xid) a prepared one being recovered."""
+        self._check_open()
+        if xid is None:
+            self.transaction.tpc_commit()
+        else:
+            finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
+
+    def tpc_rollback(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
+        """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
+        self._check_open()
+        if xid is None:
+            self.transaction.tpc_rollback()
+        else:
+            finish_recovered(dict(self.specs), Xid(*xid), "tpc_rollback")
+
+    def tpc_recover(self) -> list[Xid]:
+        """Return the xids of prepared pooldbapi transactions on the configured containers."""
+        self._check_open()
+        found = recover(dict(self.specs))
+        return list(dict.fromkeys(ours for branches in found.values() for ours, _ in branches))
 
     def __enter__(self) -> Self:
         self._check_open()

@@ -92,6 +92,7 @@ class Cursor:
         self._check_open()
         stmt = parse(operation)
         self.connection.check(stmt)
+        self.connection.transaction.check()
         if stmt.kind == sqlparse_.TCL:
             raise ProgrammingError(f"{' '.join(stmt.words) or 'transaction control'} as SQL text"
                                    " is not allowed: use the connection's commit() and"

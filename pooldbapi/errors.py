@@ -16,6 +16,8 @@ class Error(Exception):
     sqlstate: str | None = None
     row: int | None = None                          # index of the failing row (or page start)
     written: dict[str, tuple[int, ...]] | None = None  # rows written per container before it
+    connection_failure: bool = False   # the container, not the statement, failed
+    unsent: bool = False               # the statement provably never reached the server
 
 
 class InterfaceError(Error):

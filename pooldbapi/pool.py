@@ -13,6 +13,7 @@ from typing import Any
 from .backends import backend as load_backend
 from .backends.base import Backend
 from .errors import Error, OperationalError, wrap
+from .health import HEALTH
 from .settings import ContainerSpec
 
 log = logging.getLogger("pooldbapi")
@@ -80,6 +81,7 @@ class Pool:
         self._waits = 0
         self._errors = 0
         self._cond = threading.Condition()
+        self.closed = False
 
     def _connect(self) -> Physical:
         try:
@@ -89,15 +91,27 @@ class Pool:
         except Exception as exc:
             self._errors += 1
             cls, state = self.backend.error_class(exc)
-            raise wrap(exc, self.spec.alias, self.spec.secrets, state,
-                       OperationalError if cls.__name__ == "DatabaseError" else cls) from exc
+            err = wrap(exc, self.spec.alias, self.spec.secrets, state,
+                       OperationalError if cls.__name__ == "DatabaseError" else cls)
+            err.unsent = True
+            if self.backend.is_connection_error(exc, None):
+                err.connection_failure = True
+                HEALTH.failed(self.spec, str(err))
+            raise err from exc
+        HEALTH.succeeded(self.spec)
         return Physical(raw, self.spec, self.backend)
+
+    def discard_idle(self) -> None:
+        """Close the idle connections: after a connection-level failure they are suspect."""
+        self._close_idle()
 
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
-        return (now - phys.created > opts.connection_lifetime
-                or now - phys.returned > opts.idle_timeout
-                or self.backend.is_broken(phys.raw))
+        if now - phys.created > opts.connection_lifetime or self.backend.is_broken(phys.raw):
+            return True
+        # idle connections beyond the minimum are closed after idle-timeout
+        return now - phys.returned > opts.idle_timeout and \
+            self._open > opts.minimum_number_of_pooled_connections
 
     def acquire(self) -> Physical:
         """Borrow a physical connection, waiting up to pool-timeout for a free one."""
@@ -109,7 +123,7 @@ class Pool:
                     now = time.monotonic()
                     while self._idle:
                         phys = self._idle.pop()
-                        if self._expired(phys, now):
+                        if self._expired(phys, now) or not self.backend.check(phys.raw):
                             self._open -= 1
                             stale.append(phys)
                             continue
@@ -129,16 +143,37 @@ class Pool:
             for phys in stale:
                 self.backend.close(phys.raw)
         try:
-            return self._connect()
+            phys = self._connect()
         except BaseException:
             with self._cond:
                 self._open -= 1
                 self._cond.notify()
             raise
+        self._fill_minimum()
+        return phys
+
+    def _fill_minimum(self) -> None:
+        """Open idle connections up to minimum-number-of-pooled-connections."""
+        while self.pooling:
+            with self._cond:
+                if self._open >= min(self.spec.options.minimum_number_of_pooled_connections,
+                                     self.maximum):
+                    return
+                self._open += 1
+            try:
+                phys = self._connect()
+            except Error:
+                with self._cond:
+                    self._open -= 1
+                return
+            with self._cond:
+                self._idle.appendleft(phys)
+                self._cond.notify()
 
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
-        keep = self.pooling and not broken and not self.backend.is_broken(phys.raw)
+        keep = self.pooling and not broken and not self.closed and \
+            not self.backend.is_broken(phys.raw)
         if keep:
             try:
                 self.backend.reset(phys.raw, phys.session_changed)
@@ -161,7 +196,11 @@ class Pool:
             self._cond.notify()
 
     def close(self) -> None:
-        """Close every idle physical connection."""
+        """Close every idle physical connection (those in use are closed when given back)."""
+        self.closed = True
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         with self._cond:
             idle, self._idle = list(self._idle), deque()
             self._open -= len(idle)

@@ -2,6 +2,7 @@
 in order within one; errors stop the others at a row boundary and say what was written where."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import Error, wrap
-from .pool import Physical
+from .health import HEALTH
+from .pool import Physical, pool_for
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, Statement
@@ -22,6 +24,7 @@ from .throttle import throttle_for
 if TYPE_CHECKING:
     from .connection import Connection
 
+log = logging.getLogger("pooldbapi")
 _SESSION_KINDS = (DDL, OTHER)
 MAX_WORKERS = 16
 """At most this many containers are written at the same time by one process."""
@@ -31,11 +34,25 @@ CHUNK = 5000
 
 def _wrap(exc: BaseException, phys: Physical) -> Error:
     cls, state = phys.backend.error_class(exc)
-    return wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
+    err = wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
+    if phys.backend.is_connection_error(exc, phys.raw):
+        err.connection_failure = True
+        HEALTH.failed(phys.spec, str(err))
+        pool_for(phys.spec).discard_idle()
+    return err
+
+
+def _failed(conn: Connection, alias: str, phys: Physical, err: Error, touched: bool) -> None:
+    """Give the connection back after an error; a lost one fails the open transaction."""
+    broken = phys.backend.is_broken(phys.raw) or err.connection_failure
+    if broken and touched and not conn.autocommit:
+        conn.transaction.fail(alias, err)
+    conn.after_statement(alias, broken)
 
 
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
+    touched = alias in conn.transaction.borrowed
     phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
     backend = phys.backend
     throttle = throttle_for(phys.spec)
@@ -68,7 +85,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
         raise
     except Exception as exc:
         err = _wrap(exc, phys)
-        conn.after_statement(alias, backend.is_broken(phys.raw))
+        _failed(conn, alias, phys, err, touched)
         raise err from exc
     conn.after_statement(alias)
     return Part(alias, rows, description, rowcount, lastrowid)
@@ -125,6 +142,29 @@ class Stream:
                 except Exception:  # noqa: BLE001 - a broken connection is dropped below
                     pass
             self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
+
+
+def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
+                   first: str | None = None) -> Part:
+    """Run a statement once on the container routing picks; where it is safe, fail over.
+
+    Safe means: the container failed (not the statement), the open transaction had not touched
+    it, and the statement is a read (its rows are read whole, so none was delivered) or
+    provably never reached the server (the connection could not be opened)."""
+    tried: list[str] = []
+    limit = len({a for lst in (stmt.lists or (None,)) for a in conn.resolve(lst, stmt)})
+    while True:
+        alias = first if first is not None and not tried else conn.one(stmt)
+        touched = alias in conn.transaction.borrowed
+        try:
+            return execute_on(conn, alias, stmt, params)
+        except Error as err:
+            if not (err.connection_failure and not touched and (read or err.unsent)) or \
+                    alias in tried or len(tried) + 1 >= limit:
+                raise
+            tried.append(alias)
+            log.info("container %s failed (%s); trying the next container of the list",
+                     alias, err)
 
 
 @dataclass
@@ -249,6 +289,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
     plan = {alias: items for alias, items in plan.items() if items}
     if not plan:
         return Result(rowcount=0)
+    touched = {alias for alias in plan if alias in conn.transaction.borrowed}
     physicals = {alias: conn.transaction.physical(conn.specs[alias], conn.autocommit)
                  for alias in plan}
     try:
@@ -272,7 +313,10 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
         outcomes = {alias: future.result() for alias, future in futures.items()}
     conn.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
-        conn.after_statement(alias, outcome.broken)
+        if outcome.error is not None:
+            _failed(conn, alias, physicals[alias], outcome.error, alias in touched)
+        else:
+            conn.after_statement(alias)
     failed = [(a, o) for a, o in outcomes.items() if o.error is not None]
     written = {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
     if failed:

@@ -80,7 +80,8 @@ class Cluster:
         opts = [f"-p {self.port}", "-c listen_addresses=127.0.0.1",
                 f"-c unix_socket_directories={self.dir}", "-c fsync=off",
                 "-c synchronous_commit=off", "-c full_page_writes=off",
-                "-c max_connections=100", "-c max_prepared_transactions=10"]
+                "-c max_connections=100", "-c max_prepared_transactions=10",
+                "-c lock_timeout=20s"]  # a test that leaves a lock fails instead of hanging
         opts += [f"-c {k}={v}" for k, v in self.settings.items()]
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                    str(self.dir / "server.log"), "-o", " ".join(opts), "-w", "-t", "60", "start"])

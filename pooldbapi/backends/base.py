@@ -50,6 +50,9 @@ class Backend(Protocol):
     def is_broken(self, raw: Any) -> bool:
         """Tell whether the physical connection can no longer be used."""
 
+    def check(self, raw: Any) -> bool:
+        """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
+
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:
         """Return the PEP 249 description with pooldbapi type codes, or None."""

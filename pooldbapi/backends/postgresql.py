@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +40,11 @@ _DESCRIPTIONS: dict[tuple[Any, ...], Description] = {}
 _INVALID_OPTION = re.compile(r'invalid (?:connection option|URI query parameter) "([^"]+)"')
 # SQLSTATE classes that mean the server or the link, not the statement, failed
 _CONNECTION_CLASSES = ("08", "57P01", "57P02", "57P03", "53300")
+_UNREACHABLE = re.compile(
+    r"connection refused|could not connect|timeout expired|timed out|server closed the"
+    r" connection|could not translate host name|no route to host|network is unreachable|"
+    r"connection reset|the database system is (starting up|shutting down|in recovery)|"
+    r"too many clients|could not receive data|could not send data|SSL SYSCALL", re.I)
 
 
 def type_code(oid: int) -> TypeCode:
@@ -116,6 +122,24 @@ class PostgreSQLBackend:
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)
 
+    def check(self, raw: Any) -> bool:
+        if self.is_broken(raw):
+            return False
+        # An idle session has nothing to say: a readable socket means the server ended it
+        # (terminated, shut down) or left a message; only then ask with a round trip.
+        try:
+            readable, _, _ = select.select([raw.pgconn.socket], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        if not readable:
+            return True
+        try:
+            raw.execute("select 1")
+            raw.rollback()
+            return True
+        except psycopg.Error:
+            return False
+
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:
         res = cursor.pgresult
@@ -143,41 +167,10 @@ class PostgreSQLBackend:
             return False
         state = getattr(exc, "sqlstate", None) or ""
         if raw is None:
-            # a failed connect: wrong credentials and unknown databases are the caller's error
-            return state in ("", *_CONNECTION_CLASSES) or state.startswith("08")
-        return raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES)
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
-        # a server-side cursor; outside a transaction it must be WITH HOLD to outlive the DECLARE
-        name = f"pooldbapi_{next(_CURSOR_NUMBERS)}"
-        cur = raw.cursor(name=name, withhold=raw.autocommit)
-        cur.itersize = batch
-        cur.execute(text, values)
-        return cur
-
-    @contextmanager
-    def atomic(self, raw: Any) -> Iterator[None]:
-        if raw.autocommit:
-            with raw.transaction():
-                yield
-            return
-        # Not psycopg's transaction(): outside a block it would COMMIT the caller's transaction.
-        raw.execute("SAVEPOINT pooldbapi_page")
-        try:
-            yield
-        except BaseException:
-            raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
-            raise
-        raw.execute("RELEASE SAVEPOINT pooldbapi_page")
-
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        target = f"{table} ({', '.join(columns)})" if columns else table
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {target} FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return int(cur.rowcount)
+            # libpq gives no SQLSTATE for a failed connect: tell the server's absence from a
+            # refusal of the caller (wrong password, unknown database), which is theirs to fix
+            return bool(_UNREACHABLE.search(str(exc))) or state.startswith(_CONNECTION_CLASSES)
+        return bool(raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES))
 
     def lastrowid(self, cursor: Any) -> Any:
         return None  # PostgreSQL has no row id: use RETURNING

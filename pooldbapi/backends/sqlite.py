@@ -116,6 +116,9 @@ class SQLiteBackend:
             return True
         return False
 
+    def check(self, raw: Any) -> bool:
+        return not self.is_broken(raw)
+
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:
         if cursor.description is None:

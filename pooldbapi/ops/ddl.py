@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProgrammingError
 from ..result import Result
-from ..runner import execute_on
+from ..runner import execute_on, execute_routed
 from ..sql.parse import DDL, Statement
 
 if TYPE_CHECKING:
@@ -33,4 +33,4 @@ def execute_other(conn: Connection, stmt: Statement, params: Any) -> Result:
     if len(distinct) > 1:
         raise ProgrammingError("this statement must resolve to one container per execution,"
                                f" but it landed on {', '.join(sorted(distinct))}")
-    return Result.merge([execute_on(conn, distinct.pop(), stmt, params)])
+    return Result.merge([execute_routed(conn, stmt, params, read=False, first=distinct.pop())])

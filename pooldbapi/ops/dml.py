@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
-from ..runner import Item, execute_on, run_items, run_rounds
+from ..runner import Item, execute_routed, run_items, run_rounds
 from ..sql.paramstyle import bind, source_style
 from ..sql.parse import Statement, parse
 from ..sql.render import render
@@ -75,7 +75,8 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     choice = conn.route(stmt)
     if stmt.select_start is not None and len(set(choice.values())) > 1:
         return insert_select(conn, stmt, params)
-    return Result.merge([execute_on(conn, conn.one(stmt, choice), stmt, params)])
+    return Result.merge([execute_routed(conn, stmt, params, read=False,
+                                        first=conn.one(stmt, choice))])
 
 
 def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:

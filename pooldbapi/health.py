@@ -1,0 +1,142 @@
+"""Process-wide health of containers: failure classification, back-off, probes, re-admission."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .settings import ContainerSpec
+
+log = logging.getLogger("pooldbapi")
+
+FIRST_BACKOFF = 0.25
+"""Seconds a container is skipped after its first connection-level failure."""
+MAX_BACKOFF = 8.0
+"""The back-off doubles with each further failure, up to this many seconds."""
+
+
+@dataclass
+class ContainerHealth:
+    """What the process knows of one container definition's health."""
+
+    alias: str
+    healthy: bool = True
+    failures: int = 0
+    next_probe: float = 0.0        # monotonic time of the next probe while unhealthy
+    last_error: str | None = None
+
+
+class Health:
+    """Health per container definition, with a daemon thread that probes the unhealthy."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[Any, ...], ContainerHealth] = {}
+        self._specs: dict[tuple[Any, ...], ContainerSpec] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._prober: threading.Thread | None = None
+        self.any_unhealthy = False
+
+    def is_healthy(self, spec: ContainerSpec) -> bool:
+        """Tell whether strategies may choose this container now."""
+        if not self.any_unhealthy or not spec.options.exclude_unhealthy:
+            return True
+        state = self._states.get(spec.key)
+        return state is None or state.healthy
+
+    def failed(self, spec: ContainerSpec, error: str) -> None:
+        """Hear of a connection-level failure: skip the container for a growing back-off."""
+        with self._lock:
+            state = self._states.setdefault(spec.key, ContainerHealth(spec.alias))
+            self._specs[spec.key] = spec
+            state.failures += 1
+            backoff = min(FIRST_BACKOFF * 2 ** (state.failures - 1), MAX_BACKOFF)
+            state.next_probe = time.monotonic() + backoff
+            state.last_error = error
+            if state.healthy:
+                log.warning("container %s is unhealthy: %s", spec.alias, error)
+            state.healthy = False
+            self.any_unhealthy = True
+            self._start_prober()
+        self._wake.set()
+
+    def succeeded(self, spec: ContainerSpec) -> None:
+        """Hear that the container answered: re-admit it."""
+        state = self._states.get(spec.key)
+        if state is None or (state.healthy and not state.failures):
+            return
+        with self._lock:
+            if not state.healthy:
+                log.warning("container %s is healthy again", spec.alias)
+            state.healthy, state.failures, state.last_error = True, 0, None
+            self.any_unhealthy = any(not s.healthy for s in self._states.values())
+
+    def snapshot(self) -> dict[str, ContainerHealth]:
+        """Return a copy of every container's health, by alias."""
+        with self._lock:
+            return {s.alias: ContainerHealth(s.alias, s.healthy, s.failures, s.next_probe,
+                                             s.last_error) for s in self._states.values()}
+
+    def reset(self) -> None:
+        """Forget everything (tests); a child process after fork starts afresh too."""
+        with self._lock:
+            self._states.clear()
+            self._specs.clear()
+            self.any_unhealthy = False
+
+    def _after_fork(self) -> None:
+        # the parent's lock may be held by a thread that does not exist here: never take it
+        self.__init__()  # type: ignore[misc]
+
+    def _start_prober(self) -> None:
+        if self._prober is None or not self._prober.is_alive():
+            self._prober = threading.Thread(target=self._probe_loop, name="pooldbapi-health",
+                                            daemon=True)
+            self._prober.start()
+
+    def _probe_loop(self) -> None:
+        while True:
+            with self._lock:
+                due = [(key, self._specs[key]) for key, s in self._states.items()
+                       if not s.healthy and s.next_probe <= time.monotonic()]
+                pending = [s.next_probe for s in self._states.values() if not s.healthy]
+                if not pending:
+                    self._prober = None
+                    return
+            for _, spec in due:
+                self._probe(spec)
+            wait = max(0.05, min(pending) - time.monotonic()) if not due else 0.05
+            self._wake.wait(min(wait, 1.0))
+            self._wake.clear()
+
+    def _probe(self, spec: ContainerSpec) -> None:
+        from .backends import backend as load_backend
+        backend = load_backend(spec.driver, spec.alias)
+        try:
+            raw = backend.connect(spec)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
+            self.failed(spec, type(exc).__name__)
+            return
+        try:
+            ok = backend.check(raw)
+        finally:
+            backend.close(raw)
+        if ok:
+            self.succeeded(spec)
+        else:
+            self.failed(spec, "probe failed")
+
+
+HEALTH = Health()
+
+
+def health() -> dict[str, ContainerHealth]:
+    """Return the health of every container this process has seen fail, by alias."""
+    return HEALTH.snapshot()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=HEALTH._after_fork)

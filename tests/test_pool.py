@@ -1,0 +1,149 @@
+"""Physical connection pools against a real PostgreSQL cluster and SQLite files."""
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+import pooldbapi
+from pooldbapi.pool import pool_for
+
+
+def backends(cluster, name):
+    with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+        return raw.execute("select count(*) from pg_stat_activity where application_name = %s",
+                           (name,)).fetchone()[0]
+
+
+def test_many_threads_never_exceed_the_maximum_and_nothing_leaks(pg):
+    spec = {"p": pg.conninfo(application_name="pool-max",
+                             maximum_number_of_pooled_connections="3")}
+    peak = []
+    errors = []
+
+    def worker():
+        try:
+            conn = pooldbapi.connect(spec)
+            for _ in range(20):
+                conn.execute("select pg_sleep(0.001)")
+                peak.append(backends(pg, "pool-max"))
+                conn.commit()
+            conn.close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert max(peak) <= 3
+    stats = [s for s in pooldbapi.pool_stats() if s.alias == "p"][0]
+    assert stats.in_use == 0 and stats.open <= 3 and stats.waits > 0
+    pooldbapi.close_all()
+    deadline = time.monotonic() + 5
+    while backends(pg, "pool-max") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backends(pg, "pool-max") == 0
+
+
+def test_pool_timeout_is_a_clear_operational_error(pg):
+    spec = {"p": pg.conninfo(maximum_number_of_pooled_connections="1", pool_timeout="0.3")}
+    first = pooldbapi.connect(spec)
+    first.execute("select 1")  # holds the only connection: a transaction is open
+    second = pooldbapi.connect(spec)
+    start = time.monotonic()
+    with pytest.raises(pooldbapi.OperationalError, match="no free physical connection within"):
+        second.execute("select 1")
+    assert 0.25 < time.monotonic() - start < 5
+    first.commit()
+    assert second.execute("select 1").fetchone() == (1,)
+    first.close()
+    second.close()
+
+
+def test_a_connection_killed_by_the_server_is_replaced_at_checkout(pg):
+    spec = {"p": pg.conninfo(application_name="pool-kill")}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("select pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.2)
+    assert conn.execute("select pg_backend_pid()").fetchone()[0] != pid
+    conn.close()
+
+
+def test_returned_connections_are_reset(pg):
+    spec = {"p": pg.conninfo(maximum_number_of_pooled_connections="1")}
+    conn = pooldbapi.connect(spec)
+    conn.execute("set search_path = nowhere")
+    conn.execute("create temp table scratch (x int)")
+    conn.commit()
+    cur = conn.execute("show search_path")
+    assert cur.fetchone()[0] == '"$user", public'
+    assert conn.execute("select count(*) from pg_class where relname = 'scratch'"
+                        ).fetchone()[0] == 0
+    conn.close()
+
+
+def test_lifetime_and_pooling_off(tmp_path):
+    base = f"driver=sqlite;database={tmp_path / 'p.db'}"
+    conn = pooldbapi.connect({"s": base + ";connection-lifetime=0"})
+    conn.execute("select 1")
+    conn.commit()
+    assert pool_for(conn.specs["s"]).stats().open == 0  # too old to keep
+    conn = pooldbapi.connect({"s": base + ";allow-connection-pooling=false"})
+    conn.execute("select 1")
+    conn.commit()
+    assert pool_for(conn.specs["s"]).stats().open == 0
+    conn = pooldbapi.connect({"s": base})
+    conn.execute("select 1")
+    conn.commit()
+    assert pool_for(conn.specs["s"]).stats().idle == 1
+
+
+def test_minimum_connections_are_kept_open(pg):
+    spec = {"p": pg.conninfo(application_name="pool-min",
+                             minimum_number_of_pooled_connections="3")}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    assert backends(pg, "pool-min") == 3
+    conn.close()
+
+
+def test_memory_connections_are_pinned_to_one(tmp_path):
+    spec = {"m": "driver=sqlite;database=:memory:"}
+    one = pooldbapi.connect(spec, autocommit=True)
+    one.execute("create table t (x int)")
+    one.execute("insert into t values (1)")
+    two = pooldbapi.connect(spec, autocommit=True)
+    assert two.execute("select count(*) from t").fetchone()[0] == 1
+    assert pool_for(one.specs["m"]).stats().maximum == 1
+
+
+def test_sqlite_connections_move_between_threads(tmp_path):
+    conn = pooldbapi.connect({f"s{i}": f"driver=sqlite;database={tmp_path / f's{i}.db'}"
+                              for i in range(3)}, default="{s0,s1,s2}", broadcast_ddl=True)
+    conn.execute("create table t (x int)")
+    conn.cursor().executemany("insert into t values (?)", [(i,) for i in range(30)])
+    conn.commit()
+    assert sum(conn.execute(f"select count(*) from t@s{i}").fetchone()[0]
+               for i in range(3)) == 30
+
+
+def test_fork_discards_inherited_pools(tmp_path):
+    import os
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'f.db'}"})
+    conn.execute("select 1")
+    conn.commit()
+    assert pooldbapi.pool_stats()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, str(len(pooldbapi.pool_stats())).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 10) == b"0"
