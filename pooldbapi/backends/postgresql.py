@@ -23,7 +23,7 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
-from .base import Description
+from .base import Backend, Description
 
 _CATEGORY = {
     NUMBER_NAME: {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "money", "bool"},
@@ -172,8 +172,40 @@ class PostgreSQLBackend:
             return bool(_UNREACHABLE.search(str(exc))) or state.startswith(_CONNECTION_CLASSES)
         return bool(raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES))
 
+    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        # a server-side cursor; outside a transaction it must be WITH HOLD to outlive the DECLARE
+        name = f"pooldbapi_{next(_CURSOR_NUMBERS)}"
+        cur = raw.cursor(name=name, withhold=raw.autocommit)
+        cur.itersize = batch
+        cur.execute(text, values)
+        return cur
+
+    @contextmanager
+    def atomic(self, raw: Any) -> Iterator[None]:
+        if raw.autocommit:
+            with raw.transaction():
+                yield
+            return
+        # Not psycopg's transaction(): outside a block it would COMMIT the caller's transaction.
+        raw.execute("SAVEPOINT pooldbapi_page")
+        try:
+            yield
+        except BaseException:
+            raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+            raise
+        raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+
+    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+                  rows: Sequence[Any]) -> int:
+        target = f"{table} ({', '.join(columns)})" if columns else table
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return int(cur.rowcount)
+
     def lastrowid(self, cursor: Any) -> Any:
         return None  # PostgreSQL has no row id: use RETURNING
 
 
-BACKEND = PostgreSQLBackend()
+BACKEND: Backend = PostgreSQLBackend()  # mypy checks it against the protocol

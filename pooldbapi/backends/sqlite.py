@@ -11,7 +11,7 @@ from typing import Any
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
-from .base import Description
+from .base import Backend, Description
 
 # Explicit adapters and converters, so that Python's deprecated default ones are never used.
 # sqlite3 only has a process-wide registry; these keep the ISO formats the defaults used.
@@ -168,4 +168,4 @@ class SQLiteBackend:
         return cursor.lastrowid
 
 
-BACKEND = SQLiteBackend()
+BACKEND: Backend = SQLiteBackend()  # mypy checks it against the protocol
