@@ -159,7 +159,8 @@ class Connection:
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit, or if broken."""
-        if self._autocommit or broken:
+        if broken or (self._autocommit and not any(
+                s.alias == alias for s in self.transaction.streams)):
             self.transaction.give_back(alias, broken)
 
     # -- DB-API ---------------------------------------------------------------------------
@@ -185,11 +186,12 @@ class Connection:
                                    " commit() or rollback() first")
         self._autocommit = bool(value)
 
-    def cursor(self) -> Any:
-        """Return a new cursor on this connection."""
+    def cursor(self, *, stream: bool = False) -> Any:
+        """Return a new cursor; with stream=True a select's rows are fetched as they are read
+        (a server-side cursor on PostgreSQL), so memory stays flat however large the result."""
         from .cursor import Cursor
         self._check_open()
-        return Cursor(self)
+        return Cursor(self, stream=stream)
 
     def execute(self, operation: str, parameters: Any = None) -> Any:
         """Create a cursor, execute the statement on it and return it (as psycopg 3 does)."""

@@ -1,6 +1,7 @@
 """Cursor: the DB-API object; picks the operation for the statement kind; fetch*."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -9,11 +10,15 @@ from .backends.base import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
+from .runner import Stream
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
 
 if TYPE_CHECKING:
     from .connection import Connection
+
+STREAM_BATCH = 2000
+"""Rows a streaming cursor fetches from the server at a time (or arraysize, if larger)."""
 
 _EXECUTE: dict[str, Callable[[Connection, Statement, Any], Result]] = {
     sqlparse_.SELECT: select.execute,
@@ -38,12 +43,15 @@ class Cursor:
 
     arraysize: int = 1
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, stream: bool = False) -> None:
         self.connection = connection
+        self.stream = stream
         self._closed = False
         self._result: Result | None = None
         self._rows: list[Sequence[Any]] = []
         self._pos = 0
+        self._streamed: Stream | None = None
+        self._source: Iterator[Sequence[Any]] | None = None
 
     def __repr__(self) -> str:
         return f"<pooldbapi.Cursor {'closed' if self._closed else 'open'}>"
@@ -67,7 +75,10 @@ class Cursor:
 
     @property
     def rowcount(self) -> int:
-        """Rows produced or affected by the last call, summed over containers; -1 if unknown."""
+        """Rows produced or affected by the last call, summed over containers; -1 if unknown
+        (a streamed select: until its last row was fetched)."""
+        if self._streamed is not None:
+            return self._streamed.rows_read if self._streamed.finished else -1
         return self._result.rowcount if self._result is not None else -1
 
     @property
@@ -104,18 +115,29 @@ class Cursor:
         self._rows = result.rows
         self._pos = 0
 
+    def _reset(self) -> None:
+        if self._streamed is not None:
+            self._streamed.close()
+        self._result, self._rows, self._pos = None, [], 0
+        self._streamed = self._source = None
+
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
-        self._result = None
-        self._rows = []
+        self._reset()
         stmt = self._prepare(operation)
+        if self.stream and stmt.kind == sqlparse_.SELECT:
+            streamed = select.stream(self.connection, stmt, parameters,
+                                     max(self.arraysize, STREAM_BATCH))
+            self._set(Result(streamed.description, [], -1, None, {streamed.alias: 1}))
+            self._streamed = streamed
+            self._source = itertools.chain.from_iterable(streamed.batches())
+            return self
         self._set(_EXECUTE[stmt.kind](self.connection, stmt, parameters))
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
-        self._result = None
-        self._rows = []
+        self._reset()
         stmt = self._prepare(operation)
         run = _EXECUTEMANY.get(stmt.kind)
         if run is None:
@@ -152,29 +174,28 @@ class Cursor:
         if self._result.description is None:
             raise ProgrammingError("the last statement produced no result set")
 
+    def _take(self, size: int | None) -> list[Sequence[Any]]:
+        self._check_result()
+        if self._source is not None:
+            rows = list(itertools.islice(self._source, size))
+        else:
+            end = len(self._rows) if size is None else self._pos + size
+            rows = self._rows[self._pos:end]
+        self._pos += len(rows)
+        return rows
+
     def fetchone(self) -> Sequence[Any] | None:
         """Return the next row, or None when the result is exhausted."""
-        self._check_result()
-        if self._pos >= len(self._rows):
-            return None
-        row = self._rows[self._pos]
-        self._pos += 1
-        return row
+        rows = self._take(1)
+        return rows[0] if rows else None
 
     def fetchmany(self, size: int | None = None) -> list[Sequence[Any]]:
         """Return up to size rows (arraysize by default)."""
-        self._check_result()
-        size = self.arraysize if size is None else size
-        rows = self._rows[self._pos:self._pos + size]
-        self._pos += len(rows)
-        return list(rows)
+        return self._take(self.arraysize if size is None else size)
 
     def fetchall(self) -> list[Sequence[Any]]:
         """Return the remaining rows."""
-        self._check_result()
-        rows = self._rows[self._pos:]
-        self._pos = len(self._rows)
-        return list(rows)
+        return self._take(None)
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
         return self
@@ -186,10 +207,9 @@ class Cursor:
         return row
 
     def close(self) -> None:
-        """Close the cursor; idempotent."""
+        """Close the cursor (and a streamed result still open); idempotent."""
+        self._reset()
         self._closed = True
-        self._result = None
-        self._rows = []
 
     def __enter__(self) -> Self:
         return self

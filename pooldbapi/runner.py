@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import Error, wrap
+from .errors import Error, InterfaceError, wrap
 from .health import HEALTH
 from .pool import Physical, pool_for
 from .result import Part, Result
@@ -100,6 +100,8 @@ class Stream:
         self._phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
         self._batch = batch
         self.rows_read = 0
+        self.finished = False
+        self._closed = False
         backend = self._phys.backend
         try:
             if params is None:
@@ -113,6 +115,7 @@ class Stream:
             with self._phys.lock:
                 self._cur = backend.open_stream(self._phys.raw, text, values, batch)
                 self.description = backend.describe(self._cur)
+            conn.transaction.streams.add(self)  # the connection stays borrowed while it is open
         except Error:
             conn.after_statement(alias)
             raise
@@ -125,9 +128,14 @@ class Stream:
         """Yield the rows in batches; the container's connection is given back at the end."""
         try:
             while True:
+                if self._closed:
+                    raise InterfaceError(f"container {self.alias!r}: the streamed result was"
+                                         " closed (commit, rollback or close end it) before its"
+                                         f" last row; {self.rows_read} rows had been read")
                 with self._phys.lock:
                     rows = self._cur.fetchmany(self._batch)
                 if not rows:
+                    self.finished = True
                     return
                 self.rows_read += len(rows)
                 yield rows
@@ -136,12 +144,20 @@ class Stream:
                 raise
             raise _wrap(exc, self._phys) from exc
         finally:
-            with self._phys.lock:
-                try:
-                    self._cur.close()
-                except Exception:  # noqa: BLE001 - a broken connection is dropped below
-                    pass
-            self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
+            self.close()
+
+    def close(self) -> None:
+        """Close the driver cursor and give the connection back (in autocommit); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._phys.lock:
+            try:
+                self._cur.close()
+            except Exception:  # noqa: BLE001 - a broken connection is dropped below
+                pass
+        self._conn.transaction.streams.discard(self)
+        self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
 
 
 def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,

@@ -47,6 +47,7 @@ class Transaction:
         self.two_phase = two_phase      # commit() prepares every participant first
         self.xid: Xid | None = None     # set by tpc_begin (or on first use with two_phase)
         self.prepared = False
+        self.streams: set[Any] = set()  # open streamed results (runner.Stream)
 
     def fail(self, alias: str, err: Error) -> None:
         """A container this transaction touched was lost: the transaction cannot commit."""
@@ -95,6 +96,8 @@ class Transaction:
             pool_for(phys.spec).release(phys, broken)
 
     def _finish(self, action: str) -> None:
+        for stream in list(self.streams):  # a transaction's end ends its streamed results
+            stream.close()
         done: list[str] = []
         failed: dict[str, BaseException] = {}
         for alias, phys in list(self.borrowed.items()):

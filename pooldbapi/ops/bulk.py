@@ -94,4 +94,4 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
 
         return run_rounds(conn, rounds())
     finally:
-        batches.close()
+        stream.close()

@@ -104,7 +104,7 @@ def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
 
         return run_rounds(conn, rounds())
     finally:
-        batches.close()
+        stream.close()
 
 
 def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result:
