@@ -281,7 +281,8 @@ def test_insert_and_bulk_insert_from_select_stream_the_source(tmp_path, pg):
         assert cur.rowcount == 1000 and cur.containers == {"a": 5, "b": 5}
         log = (pg.dir / "server.log").read_text()
         # read in rounds of one page per target container: 200 rows a fetch, never all at once
-        assert log.count("FETCH FORWARD 200") == 6
+        fetches = log.count("FETCH FORWARD 200 FROM")  # the last, empty one may not be logged yet
+        assert 5 <= fetches <= 6 and "FETCH ALL" not in log
         cur = conn.execute("insert into dst@{a,b} select id, label from src@pg where id < 10")
         assert cur.rowcount == 10 and cur.containers == {"a": 5, "b": 5}
         assert sum(conn.execute(f"select count(*) from dst@{a}").fetchone()[0]
