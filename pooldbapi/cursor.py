@@ -128,6 +128,9 @@ class Cursor:
         if self.stream and stmt.kind == sqlparse_.SELECT:
             streamed = select.stream(self.connection, stmt, parameters,
                                      max(self.arraysize, STREAM_BATCH))
+            if isinstance(streamed, Result):
+                self._set(streamed)
+                return self
             self._set(Result(streamed.description, [], -1, None, {streamed.alias: 1}))
             self._streamed = streamed
             self._source = itertools.chain.from_iterable(streamed.batches())

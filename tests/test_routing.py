@@ -45,11 +45,12 @@ def test_identical_lists_share_one_choice_per_execution(lite):
     assert seen == {"eol1", "eol2"}
 
 
-def test_different_lists_landing_apart_are_not_supported_yet(lite):
+def test_different_lists_landing_apart_are_evaluated_locally(lite):
     lite.execute("create table a (id int)")
-    with pytest.raises(pooldbapi.NotSupportedError, match="different containers"):
-        for _ in range(4):
-            lite.execute("select * from a@eol1 join a@eol2 using (id)")
+    lite.execute("insert into a@eol1 values (1), (2)")
+    lite.execute("insert into a@eol2 values (2), (3)")
+    cur = lite.execute("select x.id from a@eol1 x join a@eol2 y on x.id = y.id")
+    assert cur.fetchall() == [(2,)] and cur.containers == {"eol1": 1, "eol2": 1}
 
 
 def test_unsuffixed_occurrences_use_the_default(lite):

@@ -77,7 +77,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     target_list = conn.resolve(stmt.occurrences[0].aliases, stmt)
     # one round holds a page for each distinct container, so that they are written together
     batch = page_size(conn, stmt) * len(set(target_list))
-    stream = select.stream(conn, source, params, batch)
+    stream = select.open_stream(conn, source, params, batch)
     batches = stream.batches()
     try:
         if stream.description is None:

@@ -87,7 +87,7 @@ def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
                                 " spans containers are not supported")
     source = parse(stmt.text[stmt.select_start:])
     conn.check(source)
-    stream = select.stream(conn, source, params, READ_BATCH)
+    stream = select.open_stream(conn, source, params, READ_BATCH)
     batches = stream.batches()
     try:
         if stream.description is None:

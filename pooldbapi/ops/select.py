@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import local
+from ..backends import backend as load_backend
 from ..result import Result
 from ..runner import Stream, execute_routed
 from ..sql.parse import Statement
@@ -11,11 +13,34 @@ if TYPE_CHECKING:
     from ..connection import Connection
 
 
-def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream:
-    """Open the select on its one container and read it in batches."""
+def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
+    """Choose containers; tell whether the select must be evaluated locally."""
+    choice = conn.route(stmt)
+    distinct = set(choice.values())
+    local = len(distinct) > 1 or any(
+        not load_backend(conn.specs[a].driver, a).runs_sql for a in distinct)
+    return choice, local
+
+
+def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream | Result:
+    """Open the select on its one container and read it in batches (a local evaluation is
+    read whole)."""
+    choice, local_ = _plan(conn, stmt)
+    if local_:
+        return local.evaluate(conn, stmt, params, choice)
+    return Stream(conn, next(iter(choice.values())), stmt, params, batch)
+
+
+def open_stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream:
+    """Open a select on its one container in batches (a source of insert ... select)."""
     return Stream(conn, conn.one(stmt), stmt, params, batch)
 
 
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
-    """Run the select whole on the one container all its occurrences landed on."""
-    return Result.merge([execute_routed(conn, stmt, params, read=True)])
+    """Run the select whole on the one container all its occurrences landed on, or locally
+    over the containers they landed on."""
+    choice, local_ = _plan(conn, stmt)
+    if local_:
+        return local.evaluate(conn, stmt, params, choice)
+    first = next(iter(choice.values()))
+    return Result.merge([execute_routed(conn, stmt, params, read=True, first=first)])

@@ -93,7 +93,8 @@ def where(text: str, position: int) -> str:
 
 
 @dataclass
-class _Tok:
+class Token:
+    """One lexed token: its sqlparse type, text and offset."""
     ttype: Any
     value: str
     start: int
@@ -110,15 +111,16 @@ class _Tok:
         return self.ttype in tokens.Keyword
 
 
-def _lex(text: str) -> list[_Tok]:
+def lex(text: str) -> list[Token]:
+    """Return the tokens of a statement with their offsets (a private sqlparse lexer)."""
     out, pos = [], 0
     for ttype, value in _LEXER.get_tokens(text):  # type: ignore[no-untyped-call]
-        out.append(_Tok(ttype, value, pos))
+        out.append(Token(ttype, value, pos))
         pos += len(value)
     return out
 
 
-def _suffix(text: str, tok: _Tok) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _suffix(text: str, tok: Token) -> tuple[tuple[str, ...], tuple[int, ...]]:
     body = tok.value[1:]
     if not body.startswith("{"):
         return (body,), (tok.start + 1,)
@@ -140,11 +142,11 @@ def _suffix(text: str, tok: _Tok) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return tuple(items), tuple(positions)
 
 
-def _is_suffix(tok: _Tok) -> bool:
+def _is_suffix(tok: Token) -> bool:
     return tok.ttype in tokens.Name and tok.value.startswith("@") and len(tok.value) > 1
 
 
-def _cte_names(sig: list[_Tok], match: dict[int, int]) -> set[str]:
+def _cte_names(sig: list[Token], match: dict[int, int]) -> set[str]:
     names = set()
     for i, tok in enumerate(sig[:-2]):
         if tok.ttype not in _NAMEISH or tok.is_keyword and tok.upper in ("AS", "WITH"):
@@ -155,15 +157,16 @@ def _cte_names(sig: list[_Tok], match: dict[int, int]) -> set[str]:
         if (j + 1 < len(sig) and sig[j].is_keyword and sig[j].upper == "AS"
                 and sig[j + 1].is_punct("(")):
             if i > 0 and (sig[i - 1].is_punct(",") or sig[i - 1].upper in ("WITH", "RECURSIVE")):
-                names.add(_unquote(tok.value).lower())
+                names.add(unquote(tok.value).lower())
     return names
 
 
-def _unquote(name: str) -> str:
+def unquote(name: str) -> str:
+    """Return an identifier without its double quotes."""
     return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
-def _kind(sig: list[_Tok], match: dict[int, int]) -> str:
+def _kind(sig: list[Token], match: dict[int, int]) -> str:
     if not sig:
         return OTHER
     first = sig[0].upper
@@ -194,7 +197,7 @@ def _kind(sig: list[_Tok], match: dict[int, int]) -> str:
 
 
 def _scan(text: str) -> Statement:
-    toks = _lex(text)
+    toks = lex(text)
     sig = [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
     stack, match = [], {}
     for i, tok in enumerate(sig):
@@ -274,7 +277,7 @@ def _scan(text: str) -> Statement:
             first, last = index[id(sig[i])], index[id(sig[j])]
             name = "".join(t.value for t in toks[first:last + 1])
             if not is_function and first not in claimed and \
-                    _unquote(name).lower() not in ctes:
+                    unquote(name).lower() not in ctes:
                 occurrences.append(_occurrence(text, toks, first, last, None, None, removed))
             if expect in ("from", "join"):
                 from_list[depth] = True
@@ -344,8 +347,8 @@ def _scan(text: str) -> Statement:
                      columns=columns)
 
 
-def _occurrence(text: str, toks: list[_Tok], first: int, last: int,
-                aliases: tuple[str, ...] | None, suffix: _Tok | None,
+def _occurrence(text: str, toks: list[Token], first: int, last: int,
+                aliases: tuple[str, ...] | None, suffix: Token | None,
                 removed: list[tuple[int, int]], positions: tuple[int, ...] = ()) -> Occurrence:
     parts = toks[first:last + 1]
     # catalog..name: the catalog is dropped on the way to the back-end
@@ -361,7 +364,7 @@ def _occurrence(text: str, toks: list[_Tok], first: int, last: int,
                       suffix.start if suffix else None, positions)
 
 
-def _placeholder(tok: _Tok) -> Placeholder | None:
+def _placeholder(tok: Token) -> Placeholder | None:
     value, start = tok.value, tok.start
     end = start + len(value)
     if value == "?":

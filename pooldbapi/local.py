@@ -1,0 +1,385 @@
+"""The embedded engine for selects whose occurrences land on different containers: each
+occurrence's container is asked for the columns the statement uses and the where-clause
+conjuncts that touch that occurrence alone; the statement itself runs in stdlib sqlite3."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlparse import tokens
+
+from .dbapi import TypeCode, category_of_value
+from .errors import Error, ProgrammingError, wrap
+from .result import Result
+from .runner import Stream
+from .sql.paramstyle import bind, source_style
+from .sql.parse import Occurrence, Statement, Token, lex, parse, unquote
+from .sql.render import render
+
+if TYPE_CHECKING:
+    from .backends.base import Description
+    from .connection import Connection
+
+CACHE_MIB = 64
+"""The local engine keeps up to this much in memory; past it, pages go to its temporary file."""
+FETCH_BATCH = 5000
+"""Rows fetched from a container at a time while loading the local engine."""
+
+_NAMES = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
+_CLAUSE_END = {"GROUP BY", "ORDER BY", "HAVING", "LIMIT", "UNION", "UNION ALL", "INTERSECT",
+               "EXCEPT", "WINDOW", "OFFSET", "FETCH", "FOR"}
+_NO_PUSH_JOINS = ("RIGHT", "FULL")
+_SQLITE_TYPES = (int, float, str, bytes, decimal.Decimal, datetime.date, datetime.time,
+                 type(None))
+
+
+@dataclass
+class _Source:
+    """One occurrence evaluated locally: where it is, what to fetch, how to call it there."""
+
+    occ: Occurrence
+    alias: str                       # the container it landed on
+    start: int                       # its span in the text (catalog to suffix)
+    end: int
+    ref: str                         # how the statement refers to it (table alias or name)
+    has_alias: bool
+    alias_text: str                  # the table alias as written
+    top: bool                        # in the outermost select (where push-down applies)
+    pushable: bool
+    columns: list[str] = field(default_factory=list)
+    conjuncts: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _sig(toks: list[Token]) -> list[Token]:
+    return [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
+
+
+def _span(stmt: Statement, occ: Occurrence) -> tuple[int, int]:
+    start, end = occ.position, occ.position + len(occ.name)
+    for lo, hi in stmt.removed:
+        if hi == occ.position:
+            start = lo                       # catalog..
+        if occ.suffix_position is not None and lo == occ.suffix_position:
+            end = hi                         # @alias / @{...}
+    return start, end
+
+
+def _depths(sig: list[Token]) -> list[int]:
+    out, depth = [], 0
+    for tok in sig:
+        if tok.is_punct(")"):
+            depth -= 1
+        out.append(depth)
+        if tok.is_punct("("):
+            depth += 1
+    return out
+
+
+def _sources(conn: Connection, stmt: Statement, sig: list[Token], depths: list[int],
+             choice: dict[tuple[str, ...], str]) -> list[_Source]:
+    out = []
+    outer_join = any(t.is_keyword and t.upper.split()[0] in _NO_PUSH_JOINS and
+                     t.upper.endswith("JOIN") for t in sig)
+    for occ in stmt.occurrences:
+        start, end = _span(stmt, occ)
+        k = next((i for i, t in enumerate(sig) if t.start >= end), len(sig))
+        before = next((sig[i] for i in range(len(sig) - 1, -1, -1) if sig[i].start < start),
+                      None)
+        ref, has_alias, text = unquote(occ.name.split(".")[-1]), False, ""
+        if k < len(sig):
+            nxt = sig[k]
+            if nxt.is_keyword and nxt.upper == "AS" and k + 1 < len(sig):
+                nxt = sig[k + 1]
+                ref, has_alias, text = unquote(nxt.value), True, nxt.value
+            elif nxt.ttype in (tokens.Name, tokens.Literal.String.Symbol) and \
+                    not nxt.value.startswith("@"):
+                ref, has_alias, text = unquote(nxt.value), True, nxt.value
+        first = next(i for i, t in enumerate(sig) if t.start >= occ.position)
+        joined = before is not None and before.is_keyword and before.upper.endswith("JOIN")
+        nullable = joined and before is not None and before.upper.split()[0] == "LEFT"
+        aliases = conn.resolve(occ.aliases, stmt)
+        out.append(_Source(occ, choice[aliases], start, end, ref, has_alias, text,
+                           depths[first] == 0, not outer_join and not nullable))
+    return out
+
+
+def _references(sig: list[Token]) -> tuple[set[str], set[tuple[str, str]], set[str], bool]:
+    """Return bare names, qualified (qualifier, column) pairs, qualifiers with .* and bare *."""
+    bare: set[str] = set()
+    qualified: set[tuple[str, str]] = set()
+    stars: set[str] = set()
+    star = False
+    for i, tok in enumerate(sig):
+        if tok.ttype in tokens.Wildcard:
+            prev = sig[i - 1] if i else None
+            if prev is not None and prev.is_punct("."):
+                stars.add(unquote(sig[i - 2].value).lower())
+            elif prev is None or not prev.is_punct("("):
+                star = True
+        elif tok.ttype in _NAMES or tok.ttype in tokens.Name.Builtin:
+            name = unquote(tok.value).lower()
+            if i + 2 < len(sig) and sig[i + 1].is_punct(".") and sig[i + 2].ttype in _NAMES:
+                qualified.add((name, unquote(sig[i + 2].value).lower()))
+            elif not (i and sig[i - 1].is_punct(".")):
+                bare.add(name)  # used unqualified: any occurrence may own it
+    return bare, qualified, stars, star
+
+
+def _where_conjuncts(sig: list[Token], depths: list[int]) -> list[tuple[int, int, list[Token]]]:
+    """Return the top-level where clause cut at its top-level 'and's: (start, end, tokens)."""
+    out: list[tuple[int, int, list[Token]]] = []
+    try:
+        w = next(i for i, t in enumerate(sig) if depths[i] == 0 and t.is_keyword and
+                 t.upper == "WHERE")
+    except StopIteration:
+        return out
+    current: list[Token] = []
+    between = False
+    for i in range(w + 1, len(sig)):
+        tok = sig[i]
+        if depths[i] == 0 and (tok.is_keyword and tok.upper in _CLAUSE_END or tok.is_punct(";")
+                               or tok.is_punct(")")):
+            break
+        if depths[i] == 0 and tok.is_keyword and tok.upper == "BETWEEN":
+            between = True
+        if depths[i] == 0 and tok.is_keyword and tok.upper == "AND" and not between:
+            out.append((current[0].start, current[-1].start + len(current[-1].value), current))
+            current = []
+            continue
+        if depths[i] == 0 and tok.is_keyword and tok.upper == "AND":
+            between = False
+        current.append(tok)
+    if current:
+        out.append((current[0].start, current[-1].start + len(current[-1].value), current))
+    if any(depths[i] == 0 and t.is_keyword and t.upper == "OR" for i, t in enumerate(sig)
+           if sig[w].start < t.start):
+        # an 'or' at the top of the where clause joins what the 'and's cut: push nothing
+        return []
+    return out
+
+
+def _owner(conj: list[Token], sources: list[_Source], cols: dict[int, set[str]]) -> int | None:
+    """Return the index of the one top-level source a conjunct touches, else None."""
+    owners: set[int] = set()
+    for i, tok in enumerate(conj):
+        if tok.is_keyword and tok.upper == "SELECT":
+            return None
+        if tok.ttype in tokens.Name.Placeholder:
+            continue
+        if tok.ttype not in _NAMES or (i + 1 < len(conj) and conj[i + 1].is_punct("(")):
+            continue
+        if i > 0 and conj[i - 1].is_punct("."):
+            continue
+        name = unquote(tok.value).lower()
+        if i + 2 < len(conj) and conj[i + 1].is_punct("."):
+            found = [n for n, s in enumerate(sources) if s.top and s.ref.lower() == name]
+        else:
+            found = [n for n, s in enumerate(sources) if s.top and name in cols[n]]
+            if not found and tok.is_keyword:
+                continue  # a keyword (null, true, like, ...), not a column
+        if len(found) != 1:
+            return None
+        owners.add(found[0])
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _decl(code: Any, value: Any) -> str:
+    name = str(code).lower()
+    if name == "date":
+        return "DATE"
+    if name.startswith("timestamp") or isinstance(value, datetime.datetime):
+        return "TIMESTAMP"
+    if name in ("time", "timetz") or isinstance(value, datetime.time):
+        return "TIME"
+    if isinstance(value, datetime.date):
+        return "DATE"
+    if name == "numeric" or isinstance(value, decimal.Decimal):
+        return "DECIMAL"
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "REAL"
+    if isinstance(value, bytes | memoryview | bytearray):
+        return "BLOB"
+    category = getattr(code, "category", None)
+    if isinstance(value, str) or category == "STRING":
+        return "TEXT"
+    return "NUMERIC" if category == "NUMBER" else ""  # unknown: no affinity, values as given
+
+
+def _plain(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(v if isinstance(v, _SQLITE_TYPES) else
+                 bytes(v) if isinstance(v, memoryview | bytearray) else str(v) for v in row)
+
+
+def _pushed_params(stmt: Statement, params: Any, spans: list[tuple[int, int]],
+                   pushed: Statement) -> Any:
+    if params is None or not pushed.placeholders:
+        return None
+    style = source_style(stmt)
+    if style in ("named", "pyformat"):
+        return params
+    if style == "numeric":
+        return params[:max(p.key for p in pushed.placeholders if isinstance(p.key, int))]
+    return [params[j] for j, p in enumerate(stmt.placeholders)
+            if any(lo <= p.start < hi for lo, hi in spans)]
+
+
+class LocalEngine:
+    """A temporary sqlite3 database for one statement, removed when closed."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="pooldbapi-local-"))
+        self.db = sqlite3.connect(self.folder / "local.db", isolation_level=None,
+                                  detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE",
+                       f"cache_size=-{CACHE_MIB * 1024}"):
+            self.db.execute(f"PRAGMA {pragma}")
+
+    def close(self) -> None:
+        """Close the database and remove its file."""
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def evaluate(conn: Connection, stmt: Statement, params: Any,
+             choice: dict[tuple[str, ...], str]) -> Result:
+    """Fetch what each occurrence needs from its container and run the select locally."""
+    if params is not None:
+        bind(stmt, render(stmt, "qmark").keys, params)  # bad parameters: before any fetch
+    toks = lex(stmt.text)
+    sig = _sig(toks)
+    depths = _depths(sig)
+    sources = _sources(conn, stmt, sig, depths, choice)
+    bare, qualified, stars, star = _references(sig)
+    engine = LocalEngine()
+    try:
+        codes: dict[str, TypeCode] = {}
+        # 1. the columns of each occurrence, from its container
+        for src in sources:
+            probe = parse(f"select * from {src.occ.name} where 1 = 0")
+            described = _describe(conn, src.alias, probe)
+            table_cols = [str(d[0]) for d in described]
+            ref = src.ref.lower()
+            if star or ref in stars:
+                src.columns = table_cols
+            else:
+                src.columns = [c for c in table_cols if c.lower() in bare or
+                               (ref, c.lower()) in qualified] or table_cols[:1]
+        cols = {n: {c.lower() for c in s.columns} for n, s in enumerate(sources)}
+        # 2. where-conjuncts that touch one pushable occurrence alone
+        for lo, hi, conj in _where_conjuncts(sig, depths):
+            owner = _owner(conj, sources, cols)
+            if owner is not None and sources[owner].pushable:
+                sources[owner].conjuncts.append((lo, hi))
+        # 3. fetch into local tables
+        for n, src in enumerate(sources):
+            select_list = ", ".join('"' + c.replace('"', '""') + '"' for c in src.columns)
+            text = f"select {select_list} from {src.occ.name}"
+            if src.has_alias:
+                text += f" {src.alias_text}"
+            if src.conjuncts:
+                text += " where " + " and ".join(f"({stmt.text[lo:hi]})"
+                                                 for lo, hi in src.conjuncts)
+            pushed = parse(text)
+            values = _pushed_params(stmt, params, src.conjuncts, pushed)
+            _load(conn, engine, n, src, pushed, values, codes)
+        # 4. the statement itself, against the local tables
+        pieces, pos = [], 0
+        for n, src in sorted(enumerate(sources), key=lambda s: s[1].start):
+            pieces.append(stmt.text[pos:src.start])
+            table = f"pooldbapi_t{n}"
+            pieces.append(table if src.has_alias else f'{table} AS "{src.ref}"')
+            pos = src.end
+        pieces.append(stmt.text[pos:])
+        local = parse("".join(pieces))
+        rendered = render(local, "qmark" if params is not None else None)
+        try:
+            cur = engine.db.execute(rendered.text, bind(local, rendered.keys, params)
+                                    if params is not None else ())
+            rows = cur.fetchall()
+        except sqlite3.Error as exc:
+            err = wrap(exc, "local", (), getattr(exc, "sqlite_errorname", None),
+                       ProgrammingError)
+            err.args = (f"{err.args[0]} (the statement is evaluated locally, in SQLite's"
+                        " dialect, because its occurrences landed on different containers)",)
+            raise err from exc
+        description = _description(cur, rows, codes)
+        ran: dict[str, int] = {}
+        for src in sources:
+            ran[src.alias] = ran.get(src.alias, 0) + 1
+        return Result(description, rows, len(rows), None, ran)
+    finally:
+        engine.close()
+
+
+def _describe(conn: Connection, alias: str, probe: Statement) -> Description:
+    stream = Stream(conn, alias, probe, None, 1)
+    try:
+        if stream.description is None:
+            raise ProgrammingError(f"container {alias!r}: {probe.text!r} returned no columns")
+        return stream.description
+    finally:
+        stream.close()
+
+
+def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: Statement,
+          values: Any, codes: dict[str, TypeCode]) -> None:
+    stream = Stream(conn, src.alias, pushed, values, FETCH_BATCH)
+    try:
+        description = stream.description
+        assert description is not None
+        created = False
+        first_row: Sequence[Any] | None = None
+        insert = f"insert into pooldbapi_t{n} values ({', '.join('?' * len(description))})"
+        for rows in stream.batches():
+            if not created:
+                # a column's type from its first non-null value in the first batch
+                first = first_row = [next((r[i] for r in rows if r[i] is not None), None)
+                                     for i in range(len(description))]
+                decls = ", ".join(f'"{d[0]}" {_decl(d[1], first[i])}'
+                                  for i, d in enumerate(description))
+                engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
+                created = True
+            engine.db.executemany(insert, [_plain(r) for r in rows])
+        if not created:
+            decls = ", ".join(f'"{d[0]}" {_decl(d[1], None)}' for d in description)
+            engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
+        for i, d in enumerate(description):
+            code = d[1]
+            if code.category is None and first_row is not None:  # typed by values (sqlite)
+                category = category_of_value(first_row[i])
+                code = TypeCode(_decl(code, first_row[i]), category)
+            codes.setdefault(str(d[0]).lower(), code)
+    except sqlite3.Error as exc:
+        raise wrap(exc, "local", ()) from exc
+    except Error:
+        raise
+    finally:
+        stream.close()
+
+
+def _description(cur: sqlite3.Cursor, rows: list[Any], codes: dict[str, TypeCode]
+                 ) -> Description | None:
+    if cur.description is None:
+        return None
+    out = []
+    for i, col in enumerate(cur.description):
+        code = codes.get(str(col[0]).lower())
+        if code is None:
+            category = category_of_value(rows[0][i]) if rows else None
+            code = TypeCode({"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB",
+                             "DATETIME": "TIMESTAMP"}.get(category or "", "NULL"), category)
+        out.append((col[0], code, None, None, None, None, None))
+    return tuple(out)
