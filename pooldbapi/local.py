@@ -36,6 +36,7 @@ _NAMES = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
 _CLAUSE_END = {"GROUP BY", "ORDER BY", "HAVING", "LIMIT", "UNION", "UNION ALL", "INTERSECT",
                "EXCEPT", "WINDOW", "OFFSET", "FETCH", "FOR"}
 _NO_PUSH_JOINS = ("RIGHT", "FULL")
+_NATIVE = (int, float, str, bytes, decimal.Decimal, type(None))  # no conversion needed
 _SQLITE_TYPES = (int, float, str, bytes, decimal.Decimal, datetime.date, datetime.time,
                  type(None))
 
@@ -345,6 +346,7 @@ def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: S
         insert = f"insert into pooldbapi_t{n} values ({', '.join('?' * len(description))})"
         for rows in stream.batches():
             if not created:
+                plain = all(isinstance(v, _NATIVE) for v in rows[0])
                 # a column's type from its first non-null value in the first batch
                 first = first_row = [next((r[i] for r in rows if r[i] is not None), None)
                                      for i in range(len(description))]
@@ -352,7 +354,9 @@ def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: S
                                   for i, d in enumerate(description))
                 engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
                 created = True
-            engine.db.executemany(insert, [_plain(r) for r in rows])
+            engine.db.execute("begin")  # one transaction a batch: no commit per row
+            engine.db.executemany(insert, rows if plain else [_plain(r) for r in rows])
+            engine.db.execute("commit")
         if not created:
             decls = ", ".join(f'"{d[0]}" {_decl(d[1], None)}' for d in description)
             engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
