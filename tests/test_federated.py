@@ -188,3 +188,35 @@ def test_generated_tables_give_the_rows_of_one_database(left, right, shape):
         pooldbapi.close_all()
         import shutil
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_large_inputs_stream_into_the_local_engine(tmp_path, pg):
+    import tracemalloc
+    conn = pooldbapi.connect({"lite": f"driver=sqlite;database={tmp_path / 's.db'}",
+                              "pg": pg.conninfo()}, autocommit=True)
+    conn.execute("create table small@lite (id int, label text)")
+    conn.cursor().executemany("insert into small@lite values (?, ?)",
+                              [(i, f"s{i}") for i in range(100)])
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create table large (id int, ref int, pad text)")
+        raw.execute("insert into large select i, i % 100, repeat('x', 50) from"
+                    " generate_series(1, 150000) i")
+    query = ("select s.label, count(*), max(l.pad) from large@pg l join small@lite s"
+             " on s.id = l.ref group by s.label")
+    try:
+        conn.execute(query).fetchall()  # warm up: connections, type caches
+        tracemalloc.start()
+        try:
+            rows = conn.execute(query).fetchall()
+            federated = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            whole = conn.execute("select id, ref, pad from large@pg").fetchall()
+            eager = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(rows) == 100 and all(r[1] == 1500 for r in rows)
+        assert len(whole) == 150000
+        assert federated * 5 < eager  # batches, not the whole input, pass through Python
+    finally:
+        conn.execute("drop table large@pg")
+        conn.close()
