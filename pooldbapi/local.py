@@ -235,6 +235,21 @@ def _pushed_params(stmt: Statement, params: Any, spans: list[tuple[int, int]],
             if any(lo <= p.start < hi for lo, hi in spans)]
 
 
+def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequence[str]
+                 ) -> str:
+    """Return what an occurrence's container is asked: its columns, its own conjuncts.
+
+    Column names come from the container's own description and are quoted, so that they
+    match in every dialect; the table alias needs no AS (Oracle allows none)."""
+    select_list = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    text = f"select {select_list} from {table}"
+    if alias:
+        text += f" {alias}"
+    if conjuncts:
+        text += " where " + " and ".join(f"({c})" for c in conjuncts)
+    return text
+
+
 class LocalEngine:
     """A temporary sqlite3 database for one statement, removed when closed."""
 
@@ -286,14 +301,8 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
                 sources[owner].conjuncts.append((lo, hi))
         # 3. fetch into local tables
         for n, src in enumerate(sources):
-            select_list = ", ".join('"' + c.replace('"', '""') + '"' for c in src.columns)
-            text = f"select {select_list} from {src.occ.name}"
-            if src.has_alias:
-                text += f" {src.alias_text}"
-            if src.conjuncts:
-                text += " where " + " and ".join(f"({stmt.text[lo:hi]})"
-                                                 for lo, hi in src.conjuncts)
-            pushed = parse(text)
+            pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
+                                        [stmt.text[lo:hi] for lo, hi in src.conjuncts]))
             values = _pushed_params(stmt, params, src.conjuncts, pushed)
             _load(conn, engine, n, src, pushed, values, codes)
         # 4. the statement itself, against the local tables

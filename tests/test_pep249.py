@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import decimal
 import time
 
@@ -14,29 +15,44 @@ NAMES = ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
          "NotSupportedError")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+ORACLE_DSN = os.environ.get("POOLDBAPI_TEST_ORACLE_DSN")  # user/password@host:port/service
+DDL = {
+    "sqlite": "create table books (id integer primary key, title varchar(50),"
+              " price numeric(10,2), published date, cover blob)",
+    "postgresql": "create table books (id integer primary key, title varchar(50),"
+                  " price numeric(10,2), published date, cover bytea)",
+    "oracle": "create table books (id number(10) primary key, title varchar2(50),"
+              " price number(10,2), published date, cover blob)",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql", pytest.param("oracle", marks=pytest.mark.skipif(
+    not ORACLE_DSN, reason="no Oracle server can run here: set POOLDBAPI_TEST_ORACLE_DSN"
+                           " (user/password@host:port/service, Oracle 23ai) to include it"))])
 def db(request, tmp_path):
     """A connection over two containers of one back-end, default list {c1,c2}."""
     if request.param == "sqlite":
         containers = {f"c{i}": f"driver=sqlite;database={tmp_path / f'c{i}.db'}"
                       for i in (1, 2)}
-    else:
+    elif request.param == "postgresql":
         containers = {"c1": request.getfixturevalue("pg").conninfo(),
                       "c2": request.getfixturevalue("pg2").conninfo()}
+    else:  # one Oracle server: both containers reach the same schema
+        user_password, dsn = ORACLE_DSN.split("@", 1)
+        user, password = user_password.split("/", 1)
+        containers = {c: {"driver": "oracle", "user": user, "password": password, "dsn": dsn}
+                      for c in ("c1", "c2")}
+    targets = "books@c1" if request.param == "oracle" else "books"
     conn = pooldbapi.connect(containers, default="{c1,c2}", broadcast_ddl=True, seed=3)
     conn.autocommit = True
-    conn.execute("drop table if exists books")
-    conn.execute("create table books (id integer primary key, title varchar(50),"
-                 " price numeric(10,2), published date, cover bytea)"
-                 if request.param == "postgresql" else
-                 "create table books (id integer primary key, title varchar(50),"
-                 " price numeric(10,2), published date, cover blob)")
+    conn.execute(f"drop table if exists {targets}")
+    conn.execute(DDL[request.param].replace("books", targets, 1))
     conn.autocommit = False
     yield conn
     if not conn.closed:
         conn.rollback()
         conn.autocommit = True
-        conn.execute("drop table if exists books")
+        conn.execute(f"drop table if exists {targets}")
         conn.close()
 
 

@@ -9,6 +9,7 @@ from .base import Backend
 MODULES = {
     "sqlite": "pooldbapi.backends.sqlite",
     "postgresql": "pooldbapi.backends.postgresql",
+    "oracle": "pooldbapi.backends.oracle",
 }
 _LOADED: dict[str, Backend] = {}
 

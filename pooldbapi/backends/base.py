@@ -53,6 +53,9 @@ class Backend(Protocol):
     def check(self, raw: Any) -> bool:
         """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
 
+    def probe(self, raw: Any) -> None:
+        """Send the health probe's statement (a round trip); raise if the container fails."""
+
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:
         """Return the PEP 249 description with pooldbapi type codes, or None."""

@@ -57,6 +57,10 @@ def type_code(oid: int) -> TypeCode:
     return code
 
 
+PROBE_SQL = "select 1"
+"""What the health probe sends."""
+
+
 class PostgreSQLBackend:
     """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
 
@@ -139,6 +143,10 @@ class PostgreSQLBackend:
             return True
         except psycopg.Error:
             return False
+
+    def probe(self, raw: Any) -> None:
+        raw.execute(PROBE_SQL).fetchall()
+        self.rollback(raw)
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:

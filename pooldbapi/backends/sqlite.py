@@ -45,6 +45,10 @@ _KEYS = {"database": str, "timeout": float, "uri": lambda v: v.lower() in ("1", 
 _TYPE_NAMES = {"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB", "DATETIME": "TIMESTAMP"}
 
 
+PROBE_SQL = "select 1"
+"""What the health probe sends."""
+
+
 class SQLiteBackend:
     """stdlib sqlite3; physical connections may move between threads, access serialised."""
 
@@ -118,6 +122,10 @@ class SQLiteBackend:
 
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
+
+    def probe(self, raw: Any) -> None:
+        raw.execute(PROBE_SQL).fetchall()
+        self.rollback(raw)
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
                  ) -> Description | None:

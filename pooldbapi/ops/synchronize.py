@@ -54,6 +54,27 @@ def _value_key(value: Any) -> Any:
     return value
 
 
+def _value_key_oracle(value: Any) -> Any:
+    """As _value_key, where Oracle stores an empty string as NULL."""
+    return None if value == "" else _value_key(value)
+
+
+def insert_sql(target: str, columns: Sequence[str]) -> str:
+    """Return the insert synchronize writes (target as written, with its @ suffix)."""
+    return f"insert into {target} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
+
+
+def update_sql(target: str, changed: Sequence[str], keys: Sequence[str]) -> str:
+    """Return the update synchronize writes for a row whose columns `changed` differ."""
+    where = " and ".join(f"{k} = ?" for k in keys)
+    return f"update {target} set {', '.join(f'{c} = ?' for c in changed)} where {where}"
+
+
+def delete_sql(target: str, keys: Sequence[str]) -> str:
+    """Return the delete synchronize writes for a target row missing from the source."""
+    return f"delete from {target} where {' and '.join(f'{k} = ?' for k in keys)}"
+
+
 def _read(conn: Connection, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
     stmt = parse(f"select * from {occ.name}{_suffix(occ)}")
     conn.check(stmt)
@@ -108,10 +129,10 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
 
     compared = [c for c in columns if c.lower() not in keys and c.lower() not in ignored]
     target = f"{target_occ.name}{_suffix(target_occ)}"
-    insert = parse(f"insert into {target} ({', '.join(columns)}) values"
-                   f" ({', '.join('?' * len(columns))})")
-    where = " and ".join(f"{k} = ?" for k in keys)
-    delete = parse(f"delete from {target} where {where}")
+    insert, delete = parse(insert_sql(target, columns)), parse(delete_sql(target, keys))
+    empty_is_null = any(conn.specs[a].driver == "oracle" for occ in (source_occ, target_occ)
+                        for a in conn.resolve(occ.aliases, stmt))
+    same = _value_key_oracle if empty_is_null else _value_key
     writes: list[tuple[Statement, tuple[Any, ...]]] = []
     if "delete" in actions:
         for key, row in present.items():
@@ -126,10 +147,9 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         if "update" not in actions:
             continue
         changed = [c for c in compared
-                   if _value_key(row[s_index[c.lower()]]) != _value_key(old[t_index[c.lower()]])]
+                   if same(row[s_index[c.lower()]]) != same(old[t_index[c.lower()]])]
         if changed:
-            update = parse(f"update {target} set {', '.join(f'{c} = ?' for c in changed)}"
-                           f" where {where}")
+            update = parse(update_sql(target, changed, keys))
             writes.append((update, (*(row[s_index[c.lower()]] for c in changed),
                                     *(row[i] for i in s_key))))
     plan: dict[str, list[Item]] = {}
