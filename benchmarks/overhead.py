@@ -6,16 +6,13 @@ the added microseconds and the ratio, and writes benchmarks/results/overhead.jso
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from common import report
 
 import pooldbapi
 
@@ -107,13 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + postgresql_cases(args.rounds,
                                                                                args.n)
-    print(f"{'case':32} {'raw us':>8} {'pooldbapi us':>13} {'added us':>9} {'ratio':>6}")
-    for row in rows:
-        print(f"{row['case']:32} {row['raw_us']:8.2f} {row['pooldbapi_us']:13.2f}"
-              f" {row['added_us']:9.2f} {row['ratio']:6.3f}")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "overhead.json").write_text(json.dumps(rows, indent=2))
+    report("overhead", rows, ["case", "raw_us", "pooldbapi_us", "added_us", "ratio"])
 
 
 if __name__ == "__main__":

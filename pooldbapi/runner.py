@@ -50,6 +50,14 @@ def _failed(conn: Connection, alias: str, phys: Physical, err: Error, touched: b
     conn.after_statement(alias, broken)
 
 
+def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any] | None]:
+    """The back-end's text and values of one execution (the text as written without params)."""
+    if params is None:
+        return render(stmt, None).text, None
+    rendered = render(stmt, backend.paramstyle)
+    return rendered.text, bind(stmt, rendered.keys, params)
+
+
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
     touched = alias in conn.transaction.borrowed
@@ -57,11 +65,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
     backend = phys.backend
     throttle = throttle_for(phys.spec)
     try:
-        if params is None:
-            text, values = render(stmt, None).text, None
-        else:
-            rendered = render(stmt, backend.paramstyle)
-            text, values = rendered.text, bind(stmt, rendered.keys, params)
+        text, values = _text(stmt, backend, params)
         if throttle is not None:
             throttle.take()
         with phys.lock:
@@ -104,11 +108,7 @@ class Stream:
         self._closed = False
         backend = self._phys.backend
         try:
-            if params is None:
-                text, values = render(stmt, None).text, None
-            else:
-                rendered = render(stmt, backend.paramstyle)
-                text, values = rendered.text, bind(stmt, rendered.keys, params)
+            text, values = _text(stmt, backend, params)
             throttle = throttle_for(self._phys.spec)
             if throttle is not None:
                 throttle.take()
@@ -168,7 +168,6 @@ def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
     it, and the statement is a read (its rows are read whole, so none was delivered) or
     provably never reached the server (the connection could not be opened)."""
     tried: list[str] = []
-    limit = len({a for lst in (stmt.lists or (None,)) for a in conn.resolve(lst, stmt)})
     while True:
         alias = first if first is not None and not tried else conn.one(stmt)
         touched = alias in conn.transaction.borrowed
@@ -176,7 +175,10 @@ def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
             return execute_on(conn, alias, stmt, params)
         except Error as err:
             if not (err.connection_failure and not touched and (read or err.unsent)) or \
-                    alias in tried or len(tried) + 1 >= limit:
+                    alias in tried:
+                raise
+            listed = {a for lst in (stmt.lists or (None,)) for a in conn.resolve(lst, stmt)}
+            if len(tried) + 1 >= len(listed):
                 raise
             tried.append(alias)
             log.info("container %s failed (%s); trying the next container of the list",

@@ -1,4 +1,4 @@
-"""Connection strings and settings files -> ContainerSpec (pooldbapi's own keys vs forwarded keys)."""
+"""Connection strings and settings files -> ContainerSpec (own keys, forwarded keys)."""
 from __future__ import annotations
 
 import os

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends import backend as load_backend
 from .errors import (
-    Error, NotSupportedError, OperationalError, PartialCommitError, ProgrammingError, wrap,
+    Error,
+    NotSupportedError,
+    OperationalError,
+    PartialCommitError,
+    ProgrammingError,
+    wrap,
 )
 from .pool import Physical, pool_for
 from .settings import ContainerSpec

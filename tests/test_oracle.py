@@ -3,12 +3,12 @@ tested here (connect parameters, generated SQL, paramstyle, type and error maps,
 server); the integration tests at the end run when POOLDBAPI_TEST_ORACLE_DSN names a server."""
 from __future__ import annotations
 
-import os
-
 import importlib
+import os
 
 import oracledb
 import pytest
+from pgcluster import free_port
 
 import pooldbapi
 from pooldbapi.backends.oracle import BACKEND, PROBE_SQL, connect_arguments, type_code
@@ -17,7 +17,6 @@ from pooldbapi.ops.synchronize import delete_sql, insert_sql, update_sql
 from pooldbapi.settings import make_spec
 from pooldbapi.sql.parse import parse
 from pooldbapi.sql.render import render
-from pgcluster import free_port
 
 
 def oracle_error(message: str, code: int) -> oracledb.Error:
@@ -56,7 +55,8 @@ def test_rejected_keys_name_container_and_key(text, message):
 
 def test_numeric_paramstyle_rendering():
     stmt = parse("select * from emp@ora where deptno = ? and sal > ?")
-    assert render(stmt, BACKEND.paramstyle).text == "select * from emp where deptno = :1 and sal > :2"
+    assert render(stmt, BACKEND.paramstyle).text == \
+        "select * from emp where deptno = :1 and sal > :2"
     stmt = parse("select * from emp@ora where a = :x or b = :x")
     rendered = render(stmt, BACKEND.paramstyle)
     assert rendered.text == "select * from emp where a = :1 or b = :2"

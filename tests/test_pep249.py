@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import datetime
-import os
 import decimal
+import os
 import time
 
 import pytest

@@ -1,4 +1,4 @@
-"""The Backend protocol: connect(forwarded keys), paramstyle, type codes, error map, capabilities."""
+"""The Backend protocol: connect, paramstyle, type codes, error map, capabilities."""
 from __future__ import annotations
 
 from collections.abc import Sequence

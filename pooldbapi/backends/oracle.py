@@ -11,10 +11,20 @@ from typing import Any
 import oracledb
 
 from ..dbapi import (
-    BINARY_NAME, DATETIME_NAME, NUMBER_NAME, ROWID_NAME, STRING_NAME, TypeCode,
+    BINARY_NAME,
+    DATETIME_NAME,
+    NUMBER_NAME,
+    ROWID_NAME,
+    STRING_NAME,
+    TypeCode,
 )
 from ..errors import (
-    DataError, Error, IntegrityError, InterfaceError, ProgrammingError, pep249_class,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    ProgrammingError,
+    pep249_class,
 )
 from ..settings import ContainerSpec
 from .base import Backend, Description

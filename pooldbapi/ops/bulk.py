@@ -3,17 +3,17 @@ different containers written concurrently; a page is never split."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend as load_backend
 from ..errors import ProgrammingError
 from ..result import Result
-from ..runner import Item, run_items, run_rounds
-from ..sql.parse import Statement, parse
+from ..runner import Item, run_items
 from ..sql.paramstyle import source_style
+from ..sql.parse import Statement
 from ..sql.render import strip
-from . import select
+from .dml import write_from_select
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -72,26 +72,8 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         if params is None:
             raise ProgrammingError("bulk insert ... values takes its rows through executemany")
         return run_items(conn, plan_pages(conn, stmt, [params]))
-    source = parse(stmt.text[stmt.select_start:])
-    conn.check(source)
     target_list = conn.resolve(stmt.occurrences[0].aliases, stmt)
     # one round holds a page for each distinct container, so that they are written together
     batch = page_size(conn, stmt) * len(set(target_list))
-    stream = select.open_stream(conn, source, params, batch)
-    batches = stream.batches()
-    try:
-        if stream.description is None:
-            raise ProgrammingError("the select of bulk insert returned no columns")
-        target = parse(f"{stmt.text[:stmt.select_start]}values"
-                       f" ({', '.join('?' * len(stream.description))})")
-        conn.check(target)
-
-        def rounds() -> Iterator[dict[str, list[Item]]]:
-            first = 0
-            for rows in batches:
-                yield plan_pages(conn, target, rows, first)
-                first += len(rows)
-
-        return run_rounds(conn, rounds())
-    finally:
-        stream.close()
+    return write_from_select(conn, stmt, params, batch,
+                             lambda target, rows, first: plan_pages(conn, target, rows, first))

@@ -2,7 +2,7 @@
 insert ... select whole where it lands on one container, else read and written per row."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError, ProgrammingError
@@ -85,21 +85,31 @@ def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
     if any(p.start < stmt.select_start for p in stmt.placeholders) and params is not None:
         raise NotSupportedError("placeholders before the select of an insert ... select that"
                                 " spans containers are not supported")
+    return write_from_select(conn, stmt, params, READ_BATCH,
+                             lambda target, rows, first: spread(conn, target, rows, first))
+
+
+Planner = Callable[[Statement, Sequence[Sequence[Any]], int], dict[str, list[Item]]]
+
+
+def write_from_select(conn: Connection, stmt: Statement, params: Any, batch: int,
+                      plan: Planner) -> Result:
+    """Stream the select part of `insert ... select` and write each batch as `plan` says."""
+    assert stmt.select_start is not None
     source = parse(stmt.text[stmt.select_start:])
     conn.check(source)
-    stream = select.open_stream(conn, source, params, READ_BATCH)
-    batches = stream.batches()
+    stream = select.open_stream(conn, source, params, batch)
     try:
         if stream.description is None:
-            raise ProgrammingError("the select of insert ... select returned no columns")
+            raise ProgrammingError(f"the select of {stmt.kind} ... select returned no columns")
         markers = ", ".join("?" * len(stream.description))
         target = parse(f"{stmt.text[:stmt.select_start]}values ({markers})")
         conn.check(target)
 
         def rounds() -> Iterator[dict[str, list[Item]]]:
             first = 0
-            for rows in batches:
-                yield spread(conn, target, rows, first)
+            for rows in stream.batches():
+                yield plan(target, rows, first)
                 first += len(rows)
 
         return run_rounds(conn, rounds())

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
     """Choose containers; tell whether the select must be evaluated locally."""
     choice = conn.route(stmt)
+    if len(choice) == 1:
+        alias = next(iter(choice.values()))
+        return choice, not load_backend(conn.specs[alias].driver, alias).runs_sql
     distinct = set(choice.values())
-    local = len(distinct) > 1 or any(
+    return choice, len(distinct) > 1 or any(
         not load_backend(conn.specs[a].driver, a).runs_sql for a in distinct)
-    return choice, local
 
 
 def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream | Result:
