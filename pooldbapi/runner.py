@@ -60,7 +60,7 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
 
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
-    touched = alias in conn.transaction.borrowed
+    touched = alias in conn.transaction.touched()
     phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
     backend = phys.backend
     throttle = throttle_for(phys.spec)
@@ -170,7 +170,7 @@ def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
     tried: list[str] = []
     while True:
         alias = first if first is not None and not tried else conn.one(stmt)
-        touched = alias in conn.transaction.borrowed
+        touched = alias in conn.transaction.touched()
         try:
             return execute_on(conn, alias, stmt, params)
         except Error as err:
@@ -239,8 +239,8 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
 def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int) -> _Outcome:
     out = _Outcome()
     throttle = throttle_for(phys.spec)
-    if throttle is not None:
-        chunk = 1  # every row is a call of its own, spaced by the throttle
+    if throttle is not None or not phys.backend.transactional:
+        chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
     for bound in bounds:
         indices, values = bound.item.indices, bound.values
         step = len(values) if bound.item.page else chunk
@@ -307,7 +307,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
     plan = {alias: items for alias, items in plan.items() if items}
     if not plan:
         return Result(rowcount=0)
-    touched = {alias for alias in plan if alias in conn.transaction.borrowed}
+    touched = {alias for alias in plan if alias in conn.transaction.touched()}
     physicals = {alias: conn.transaction.physical(conn.specs[alias], conn.autocommit)
                  for alias in plan}
     try:

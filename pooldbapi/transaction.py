@@ -54,6 +54,10 @@ class Transaction:
         self.prepared = False
         self.streams: set[Any] = set()  # open streamed results (runner.Stream)
 
+    def touched(self) -> set[str]:
+        """The containers holding this transaction's state (not those without transactions)."""
+        return {a for a, phys in self.borrowed.items() if phys.backend.transactional}
+
     def fail(self, alias: str, err: Error) -> None:
         """A container this transaction touched was lost: the transaction cannot commit."""
         self.failed = err

@@ -45,3 +45,28 @@ def lite(tmp_path):
                              broadcast_ddl=True, seed=7)
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def cap():
+    """SAP CAP serving the OData test service (started once: it takes seconds to boot)."""
+    from odata_service_fixture import CapService
+    service = CapService()
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def gateways(cap):
+    """Start nginx gateways in front of the service: gateways(rate, burst, retry_after)."""
+    from odata_service_fixture import Gateway
+    started = []
+
+    def start(rate=200, burst=200, retry_after=None):
+        gateway = Gateway(cap.port, rate, burst, retry_after)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.close()

@@ -10,6 +10,7 @@ MODULES = {
     "sqlite": "pooldbapi.backends.sqlite",
     "postgresql": "pooldbapi.backends.postgresql",
     "oracle": "pooldbapi.backends.oracle",
+    "odata": "pooldbapi.backends.odata",
 }
 _LOADED: dict[str, Backend] = {}
 

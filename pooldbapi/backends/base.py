@@ -19,6 +19,7 @@ class Backend(Protocol):
     name: str
     paramstyle: str          # the marker style render() writes for it: qmark, format or numeric
     runs_sql: bool           # False for REST back-ends: selects are evaluated locally
+    transactional: bool      # has transactions (savepoints); False: every write is immediate
     two_phase: bool          # supports DB-API TPC
     describes_from_values: bool  # type codes come from the first row's values, not the driver
     copies: bool             # has a bulk path (copy_rows) for pages of plain values

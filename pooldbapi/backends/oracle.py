@@ -121,6 +121,7 @@ class OracleBackend:
     name = "oracle"
     paramstyle = "numeric"
     runs_sql = True
+    transactional = True
     two_phase = True
     describes_from_values = False
     copies = False

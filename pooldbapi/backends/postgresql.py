@@ -67,6 +67,7 @@ class PostgreSQLBackend:
     name = "postgresql"
     paramstyle = "format"
     runs_sql = True
+    transactional = True
     two_phase = True
     describes_from_values = False
     copies = True

@@ -55,6 +55,7 @@ class SQLiteBackend:
     name = "sqlite"
     paramstyle = "qmark"
     runs_sql = True
+    transactional = True
     two_phase = False
     describes_from_values = True
     copies = False

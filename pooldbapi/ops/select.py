@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import local
 from ..backends import backend as load_backend
+from ..errors import Error
 from ..result import Result
 from ..runner import Stream, execute_routed
 from ..sql.parse import Statement
@@ -41,8 +42,18 @@ def open_stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> S
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     """Run the select whole on the one container all its occurrences landed on, or locally
     over the containers they landed on."""
-    choice, local_ = _plan(conn, stmt)
-    if local_:
-        return local.evaluate(conn, stmt, params, choice)
-    first = next(iter(choice.values()))
-    return Result.merge([execute_routed(conn, stmt, params, read=True, first=first)])
+    tried: set[str] = set()
+    while True:
+        choice, local_ = _plan(conn, stmt)
+        if not local_:
+            first = next(iter(choice.values()))
+            return Result.merge([execute_routed(conn, stmt, params, read=True, first=first)])
+        touched = conn.transaction.touched()
+        try:
+            return local.evaluate(conn, stmt, params, choice)
+        except Error as err:
+            # a read: safe to run again where the lost container was not in the transaction
+            if not err.connection_failure or err.container in touched or \
+                    err.container in tried or err.container is None:
+                raise
+            tried.add(err.container)

@@ -1,0 +1,248 @@
+"""HTTP for the odata back-end: one requests.Session per physical connection, paging through
+next links, 429 (and 503 on reads) retried after Retry-After, and a DB-API-like cursor over
+the statements pooldbapi sends (translate.py)."""
+from __future__ import annotations
+
+import datetime
+import decimal
+import email.utils
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+
+from ...dbapi import (
+    BINARY_NAME, DATETIME_NAME, NUMBER_NAME, STRING_NAME, TypeCode,
+)
+from ...errors import redact
+from .translate import Request, literal, translate
+
+_EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
+_CATEGORY = {
+    NUMBER_NAME: {"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Byte", "Edm.SByte",
+                  "Edm.Decimal", "Edm.Double", "Edm.Single", "Edm.Boolean"},
+    STRING_NAME: {"Edm.String", "Edm.Guid"},
+    BINARY_NAME: {"Edm.Binary"},
+    DATETIME_NAME: {"Edm.Date", "Edm.DateTimeOffset", "Edm.TimeOfDay", "Edm.Duration"},
+}
+_BY_TYPE = {t: cat for cat, types in _CATEGORY.items() for t in types}
+
+
+class Error(Exception):
+    """An OData call failed; `status` is the HTTP status where there was an answer."""
+
+    status: int | None = None
+    connection_failure = False
+
+
+class OperationalError(Error):
+    """The service could not be reached or refused to serve (401, 403, 429 after max-tries)."""
+
+
+class ProgrammingError(Error):
+    """The service rejected the request (400, 404 on a collection, 405, 501)."""
+
+
+class IntegrityError(Error):
+    """The service reported a conflict (409, 412)."""
+
+
+class DataError(Error):
+    """The service rejected a value (422)."""
+
+
+def _error(status: int, text: str) -> Error:
+    cls: type[Error] = {409: IntegrityError, 412: IntegrityError, 422: DataError}.get(
+        status, OperationalError if status in (401, 403, 429) or status >= 500
+        else ProgrammingError)
+    err = cls(f"HTTP {status}: {text[:300]}")
+    err.status = status
+    err.connection_failure = status >= 500
+    return err
+
+
+def retry_after(value: str | None, attempt: int) -> float:
+    """Return the seconds to wait: Retry-After (seconds or an HTTP date), else a back-off."""
+    if value:
+        if value.strip().isdigit():
+            return float(value)
+        when = email.utils.parsedate_to_datetime(value)
+        return float(max(0.0, (when - datetime.datetime.now(datetime.timezone.utc))
+                         .total_seconds()))
+    return float(min(0.05 * 2.0 ** attempt, 2.0) * (0.5 + random.random()))
+
+
+def convert(value: Any, edm: str) -> Any:
+    """Return a JSON value as the Python type of its Edm type."""
+    if value is None:
+        return None
+    if edm == "Edm.Decimal":
+        return decimal.Decimal(str(value))
+    if edm == "Edm.Date":
+        return datetime.date.fromisoformat(value)
+    if edm == "Edm.DateTimeOffset":
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if edm == "Edm.TimeOfDay":
+        return datetime.time.fromisoformat(value)
+    return value
+
+
+class ODataConnection:
+    """A physical connection to an OData service: a requests.Session and its settings."""
+
+    def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
+                 max_tries: int, secrets: Sequence[str]) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.session = session
+        self.timeout = timeout
+        self.verify = verify
+        self.max_tries = max_tries
+        self.secrets = tuple(secrets)
+        self.autocommit = True      # no transactions: every write is immediate
+        self.closed = False
+        self._types: dict[str, dict[str, str]] | None = None
+        self.calls = 0
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one call, retrying 429 (and 503 on reads) up to max-tries."""
+        url = path if path.startswith("http") else self.url + path
+        for attempt in range(self.max_tries):
+            try:
+                self.calls += 1
+                response = self.session.request(method, url, timeout=self.timeout,
+                                                verify=self.verify, **kwargs)
+            except requests.RequestException as exc:
+                err = OperationalError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
+                err.connection_failure = True
+                raise err from None
+            retry = response.status_code == 429 or (response.status_code == 503 and
+                                                    method == "GET")
+            if not retry or attempt + 1 == self.max_tries:
+                break
+            time.sleep(retry_after(response.headers.get("Retry-After"), attempt))
+        if response.status_code >= 400:
+            raise _error(response.status_code, redact(response.text, self.secrets))
+        return response
+
+    def types(self, entity: str) -> dict[str, str]:
+        """Return the properties of an entity set and their Edm types, from $metadata."""
+        if self._types is None:
+            root = ET.fromstring(self.request("GET", "$metadata").content)
+            by_type = {t.get("Name", ""): {p.get("Name", ""): p.get("Type", "") for p in
+                                           t.iter(f"{_EDM}Property")}
+                       for t in root.iter(f"{_EDM}EntityType")}
+            self._types = {s.get("Name", ""): by_type.get((s.get("EntityType") or "")
+                                                          .rsplit(".", 1)[-1], {})
+                           for s in root.iter(f"{_EDM}EntitySet")}
+        found = self._types.get(entity)
+        if found is None:
+            raise ProgrammingError(f"the service has no entity set {entity!r}")
+        return found
+
+    def cursor(self) -> ODataCursor:
+        return ODataCursor(self)
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.session.close()
+
+
+class ODataCursor:
+    """The DB-API-like face of one OData connection, for the statements pooldbapi sends."""
+
+    def __init__(self, conn: ODataConnection) -> None:
+        self.conn = conn
+        self.description: tuple[tuple[Any, ...], ...] | None = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.arraysize = 1000
+        self._rows: Iterator[tuple[Any, ...]] = iter(())
+
+    def execute(self, text: str, params: Sequence[Any] | None = None) -> None:
+        request = translate(text, params)
+        types = self.conn.types(request.entity)
+        self.description, self._rows, self.rowcount = None, iter(()), -1
+        if request.method == "GET":
+            columns = request.columns or list(types)
+            for c in columns:
+                if c not in types:
+                    raise ProgrammingError(f"entity set {request.entity!r} has no property"
+                                           f" {c!r}")
+            self.description = tuple(
+                (c, TypeCode(types[c], _BY_TYPE.get(types[c])), None, None, None, None, None)
+                for c in columns)
+            self._rows = iter(()) if request.empty else self._read(request, columns, types)
+            return
+        path = quote(request.entity)
+        if request.key:
+            path += "(" + ",".join(f"{k}={literal(v)}" if len(request.key) > 1 else literal(v)
+                                   for k, v in request.key.items()) + ")"
+        if request.method == "POST":
+            self.conn.request("POST", path, json=_body(request))
+            self.rowcount = 1
+            return
+        try:
+            self.conn.request(request.method, path,
+                              **({"json": _body(request)} if request.body else {}))
+            self.rowcount = 1
+        except ProgrammingError as exc:
+            if exc.status != 404:
+                raise
+            self.rowcount = 0  # no such row
+
+    def _read(self, request: Request, columns: list[str], types: dict[str, str]
+              ) -> Iterator[tuple[Any, ...]]:
+        params = {"$select": ",".join(columns)}
+        if request.filter:
+            params["$filter"] = request.filter
+        # spaces as %20: OData parsers do not all read '+' as a space
+        query = urlencode(params, quote_via=quote, safe="$,'()")
+        response = self.conn.request("GET", f"{quote(request.entity)}?{query}")
+        while True:
+            payload = response.json()
+            for item in payload.get("value", []):
+                yield tuple(convert(item.get(c), types[c]) for c in columns)
+            link = payload.get("@odata.nextLink")
+            if not link:
+                return
+            response = self.conn.request("GET", link if link.startswith("http") else
+                                         self.conn.url + link)
+
+    def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> None:
+        total = 0
+        for params in seq:
+            self.execute(text, params)
+            total += max(self.rowcount, 0)
+        self.rowcount = total
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        out = []
+        for row in self._rows:
+            out.append(row)
+            if len(out) >= (size or self.arraysize):
+                break
+        return out
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return next(self._rows, None)
+
+    def close(self) -> None:
+        self._rows = iter(())
+
+
+def _body(request: Request) -> dict[str, Any]:
+    from .translate import json_value
+    return {k: json_value(v) for k, v in request.body.items()}

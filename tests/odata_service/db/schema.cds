@@ -1,0 +1,11 @@
+namespace eol;
+entity Journals {
+  key ID : Integer;
+  amount : Decimal(10,2);
+  entered : Date;
+  description : String(100);
+}
+entity Tasks {
+  key ID : UUID;
+  description : String(100);
+}

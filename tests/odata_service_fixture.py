@@ -1,0 +1,127 @@
+"""The real OData service for the tests: SAP CAP (tests/odata_service, in-memory SQLite) behind
+nginx, which gives each API token (Authorization header) its own rate limit."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from pgcluster import free_port
+
+SERVICE = Path(__file__).resolve().parent / "odata_service"
+PATH = "/odata/v4/eol/"
+
+
+def _wait(url: str, seconds: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited: {log.read_text()[-2000:]}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+class CapService:
+    """SAP CAP serving the eol model on a free loopback port."""
+
+    def __init__(self) -> None:
+        if not (SERVICE / "node_modules").exists():
+            raise RuntimeError("run the README's test command: it installs the service's"
+                               " Node packages (npm ci in tests/odata_service)")
+        self.port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix="pooldbapi-cap-", suffix=".log")[1])
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen([str(SERVICE / "node_modules" / ".bin" / "cds-serve")],
+                                     cwd=SERVICE, env={**os.environ, "PORT": str(self.port)},
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+        try:
+            _wait(f"http://127.0.0.1:{self.port}{PATH}", 60, self.proc, self.log)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self._out.close()
+        self.log.unlink(missing_ok=True)
+
+
+class Gateway:
+    """nginx in front of the service: 401 without a 'Bearer tok...' token, and a rate limit of
+    `rate` calls per second per token (429, with Retry-After where given)."""
+
+    def __init__(self, cap_port: int, rate: int, burst: int, retry_after: int | None = None
+                 ) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
+        self.port = free_port()
+        self.cap_port = cap_port
+        self.access_log = self.dir / "access.log"
+        limited = "" if retry_after is None else (
+            "error_page 429 @limited;\n"
+            f"    location @limited {{ add_header Retry-After {retry_after} always;"
+            " return 429; }")
+        user = "user root;" if os.geteuid() == 0 else ""
+        (self.dir / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+{user}
+error_log {self.dir}/error.log warn;
+pid {self.dir}/nginx.pid;
+events {{ worker_connections 512; }}
+http {{
+  log_format calls '$status $request_method $request_uri "$http_authorization"';
+  access_log {self.access_log} calls;
+  client_body_temp_path {self.dir}/body;
+  proxy_temp_path {self.dir}/proxy;
+  fastcgi_temp_path {self.dir}/fastcgi;
+  uwsgi_temp_path {self.dir}/uwsgi;
+  scgi_temp_path {self.dir}/scgi;
+  limit_req_zone $http_authorization zone=tokens:1m rate={rate}r/s;
+  limit_req_status 429;
+  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{
+      if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
+      limit_req zone=tokens burst={burst} nodelay;
+      proxy_pass http://127.0.0.1:{cap_port};
+    }}
+    {limited}
+  }}
+}}
+""")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PATH}"
+
+    def start(self) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-p", str(self.dir), "-c",
+                                      str(self.dir / "nginx.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(f"http://127.0.0.1:{self.port}/", 20, self.proc, self.dir / "error.log")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def calls(self) -> list[str]:
+        """The calls nginx saw: 'status method uri "authorization"' per line."""
+        return self.access_log.read_text().splitlines() if self.access_log.exists() else []
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,157 @@
+"""The odata back-end against a real OData v4 service (SAP CAP) behind nginx, which rate-limits
+each API token on its own."""
+from __future__ import annotations
+
+import requests
+from urllib.parse import unquote
+
+import pytest
+
+import pooldbapi
+from pooldbapi.health import HEALTH
+
+ALIASES = ("eol1", "eol2", "eol3", "eol4", "eol5")
+
+
+def containers(gateway, aliases=ALIASES, **extra):
+    tail = "".join(f";{k}={v}" for k, v in extra.items())
+    return {a: f"driver=odata;url={gateway.url};token=tok-{a}{tail}" for a in aliases}
+
+
+def tasks(gateway):
+    response = requests.get(gateway.url + "Tasks/$count", headers={
+        "Authorization": "Bearer tok-count"}, timeout=10)
+    return int(response.text)
+
+
+@pytest.fixture(autouse=True)
+def _forget_health():
+    HEALTH.reset()
+    yield
+    HEALTH.reset()
+
+
+def test_count_over_five_tokens_runs_two_on_each_and_pages_through(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway))
+    ran = {}
+    for _ in range(10):
+        cur = conn.execute("select count(*) from Journals@{eol1,eol2,eol3,eol4,eol5}")
+        assert cur.fetchone() == (2500,)  # more than the service's page of 1000
+        for alias, n in cur.containers.items():
+            ran[alias] = ran.get(alias, 0) + n
+    assert ran == {a: 2 for a in ALIASES}
+    calls = gateway.calls()
+    assert sum("skiptoken" in line for line in calls) == 20  # two next links a read
+    for alias in ALIASES:
+        assert sum(f"tok-{alias}" in line and "/Journals?" in line for line in calls) == 6
+    conn.close()
+
+
+def test_inserts_over_a_weighted_list_land_one_to_two(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1", "eol2")))
+    before = tasks(gateway)
+    ran = {}
+    for i in range(30):
+        cur = conn.execute("insert into Tasks@{eol1,eol2,eol2} (description) values (?)",
+                           (f"task {i}",))
+        for alias, n in cur.containers.items():
+            ran[alias] = ran.get(alias, 0) + n
+    conn.rollback()  # writes are immediate: nothing to undo
+    assert ran == {"eol1": 10, "eol2": 20}
+    assert tasks(gateway) == before + 30
+    posts = [line for line in gateway.calls() if "POST" in line]
+    assert sum("tok-eol1" in line for line in posts) == 10
+    assert sum("tok-eol2" in line for line in posts) == 20
+    conn.close()
+
+
+def test_columns_and_simple_predicates_are_pushed_down(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)))
+    cur = conn.execute("select j.ID, j.amount from Journals@eol1 j where j.amount > ? and"
+                       " j.description like 'journal 1%' and j.ID between 100 and 199"
+                       " order by j.ID", (98,))
+    rows = cur.fetchall()
+    assert [r[0] for r in rows] == [198, 199]
+    assert str(rows[0][1]) == "98.5"
+    assert cur.description[1][1] == pooldbapi.NUMBER
+    line = unquote([c for c in gateway.calls() if "/Journals?" in c][-1])
+    assert "$select=ID,amount" in line
+    assert "$filter=amount gt 98 and startswith(description, 'journal 1')" in line
+    assert "ID ge 100 and ID le 199" in line
+    conn.close()
+
+
+def test_join_of_odata_with_sqlite(gateways, tmp_path):
+    gateway = gateways()
+    conn = pooldbapi.connect({**containers(gateway, ("eol1",)),
+                              "lite": f"driver=sqlite;database={tmp_path / 'l.db'}"},
+                             autocommit=True)
+    conn.execute("create table months@lite (m int, name text)")
+    conn.cursor().executemany("insert into months@lite values (?, ?)", [(1, "jan"), (2, "feb")])
+    rows = conn.execute("select m.name, count(*) from Journals@eol1 j join months@lite m"
+                        " on m.m = j.ID where j.ID < 3 group by m.name order by m.name"
+                        ).fetchall()
+    assert rows == [("feb", 1), ("jan", 1)]
+    conn.close()
+
+
+def test_a_429_storm_is_retried_and_every_row_lands_once(gateways):
+    gateway = gateways(rate=4, burst=1, retry_after=1)
+    conn = pooldbapi.connect(containers(gateway, ("eol1", "eol2")), autocommit=True)
+    before = tasks(gateway)
+    cur = conn.cursor()
+    cur.executemany("insert into Tasks@{eol1,eol2} (description) values (?)",
+                    [(f"storm {i}",) for i in range(12)])
+    assert cur.rowcount == 12 and cur.containers == {"eol1": 6, "eol2": 6}
+    assert tasks(gateway) == before + 12
+    statuses = [line.split()[0] for line in gateway.calls() if "POST" in line]
+    assert statuses.count("201") == 12 and statuses.count("429") > 0
+    conn.close()
+
+
+def test_bad_token_is_raised_at_once_and_never_retried(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect({"bad": f"driver=odata;url={gateway.url};token=wrong-secret"})
+    with pytest.raises(pooldbapi.OperationalError, match="bad.*HTTP 401") as info:
+        conn.execute("insert into Tasks@bad (description) values ('x')")
+    assert "wrong-secret" not in str(info.value)
+    calls = [c for c in gateway.calls() if "wrong-secret" in c]
+    assert len(calls) == 1 and calls[0].startswith("401 ")  # the first call, not retried
+    assert "bad" not in pooldbapi.health()
+
+
+def test_rejected_keys(gateways):
+    conn = pooldbapi.connect({"o": "driver=odata;url=http://127.0.0.1:1/;colour=red"})
+    with pytest.raises(pooldbapi.InterfaceError, match="'o'.*rejects the key 'colour'"):
+        conn.execute("select 1 from Tasks@o")
+
+
+def test_a_service_that_goes_away_mid_run(gateways):
+    one, two = gateways(), gateways()
+    conn = pooldbapi.connect({"eol1": f"driver=odata;url={one.url};token=tok-1",
+                              "eol2": f"driver=odata;url={two.url};token=tok-2"})
+    for i in range(12):
+        if i == 4:
+            two.stop()
+        assert conn.execute("select count(*) from Journals@{eol1,eol2} where ID <= 10"
+                            ).fetchone() == (10,)
+    assert not pooldbapi.health()["eol2"].healthy
+    conn.close()
+
+
+def test_delete_and_update_by_key(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)), autocommit=True)
+    conn.execute("insert into Journals@eol1 (ID, amount, description) values (?, ?, ?)",
+                 (90001, 1.5, "to change"))
+    cur = conn.execute("update Journals@eol1 set description = ? where ID = ?",
+                       ("changed", 90001))
+    assert cur.rowcount == 1
+    assert conn.execute("select description from Journals@eol1 where ID = 90001"
+                        ).fetchall() == [("changed",)]
+    assert conn.execute("delete from Journals@eol1 where ID = ?", (90001,)).rowcount == 1
+    assert conn.execute("delete from Journals@eol1 where ID = ?", (90001,)).rowcount == 0
+    conn.close()
