@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlparse import tokens
 
 from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
+from .backends import backend as load_backend
 from .dbapi import TypeCode, category_of_value
 from .errors import Error, ProgrammingError, wrap
 from .result import Result
@@ -336,7 +337,9 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
 
 
 def _describe(conn: Connection, alias: str, probe: Statement) -> Description:
-    stream = Stream(conn, alias, probe, None, 1)
+    # a REST container describes an entity set from its cached $metadata: no call to throttle
+    rest = not load_backend(conn.specs[alias].driver, alias).runs_sql
+    stream = Stream(conn, alias, probe, None, 1, throttled=not rest)
     try:
         if stream.description is None:
             raise ProgrammingError(f"container {alias!r}: {probe.text!r} returned no columns")

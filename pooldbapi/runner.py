@@ -99,7 +99,7 @@ class Stream:
     """A select read in batches from one container: description, then batches of rows."""
 
     def __init__(self, conn: Connection, alias: str, stmt: Statement, params: Any,
-                 batch: int) -> None:
+                 batch: int, throttled: bool = True) -> None:
         self._conn, self.alias = conn, alias
         self._phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
         self._batch = batch
@@ -109,7 +109,7 @@ class Stream:
         backend = self._phys.backend
         try:
             text, values = _text(stmt, backend, params)
-            throttle = throttle_for(self._phys.spec)
+            throttle = throttle_for(self._phys.spec) if throttled else None
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:

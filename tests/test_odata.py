@@ -155,3 +155,25 @@ def test_delete_and_update_by_key(gateways):
     assert conn.execute("delete from Journals@eol1 where ID = ?", (90001,)).rowcount == 1
     assert conn.execute("delete from Journals@eol1 where ID = ?", (90001,)).rowcount == 0
     conn.close()
+
+
+def test_update_and_delete_by_predicate_go_row_by_row_over_the_list(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1", "eol2")), autocommit=True)
+    cur = conn.cursor()
+    cur.executemany("insert into Journals@{eol1,eol2} (ID, amount, description) values"
+                    " (?, ?, ?)", [(80000 + i, 1.0, "bulk-upd") for i in range(6)])
+    cur.execute("update Journals@{eol1,eol2} set description = ? where description = ?",
+                ("bulk-done", "bulk-upd"))
+    assert cur.rowcount == 6 and cur.containers == {"eol1": 3, "eol2": 3}
+    patches = [c for c in gateway.calls() if "PATCH" in c]
+    assert len(patches) == 6 and all(c.startswith("200 ") or c.startswith("204 ")
+                                     for c in patches)
+    assert conn.execute("select count(*) from Journals@eol1 where description = 'bulk-done'"
+                        ).fetchone() == (6,)
+    cur.execute("delete from Journals@{eol1,eol2} where ID >= ? and description = 'bulk-done'",
+                (80000,))
+    assert cur.rowcount == 6 and sum(cur.containers.values()) == 6
+    assert conn.execute("select count(*) from Journals@eol2 where ID >= 80000").fetchone() \
+        == (0,)
+    conn.close()

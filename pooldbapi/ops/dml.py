@@ -9,7 +9,8 @@ from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
 from ..runner import Item, execute_routed, run_items, run_rounds
 from ..sql.paramstyle import bind, source_style
-from ..sql.parse import Statement, parse
+from ..backends import backend as load_backend
+from ..sql.parse import DELETE, UPDATE, Statement, parse
 from ..sql.render import render
 from . import select
 
@@ -75,6 +76,11 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     choice = conn.route(stmt)
     if stmt.select_start is not None and len(set(choice.values())) > 1:
         return insert_select(conn, stmt, params)
+    if stmt.kind in (UPDATE, DELETE):
+        alias = conn.one(stmt, choice)
+        if not load_backend(conn.specs[alias].driver, alias).runs_sql:
+            from . import rest
+            return rest.execute(conn, stmt, params, alias)
     return Result.merge([execute_routed(conn, stmt, params, read=False,
                                         first=conn.one(stmt, choice))])
 

@@ -105,6 +105,7 @@ class ODataConnection:
         self.autocommit = True      # no transactions: every write is immediate
         self.closed = False
         self._types: dict[str, dict[str, str]] | None = None
+        self._keys: dict[str, list[str]] = {}
         self.calls = 0
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -135,6 +136,11 @@ class ODataConnection:
             by_type = {t.get("Name", ""): {p.get("Name", ""): p.get("Type", "") for p in
                                            t.iter(f"{_EDM}Property")}
                        for t in root.iter(f"{_EDM}EntityType")}
+            keys = {t.get("Name", ""): [r.get("Name", "") for r in t.iter(f"{_EDM}PropertyRef")]
+                    for t in root.iter(f"{_EDM}EntityType")}
+            self._keys = {s.get("Name", ""): keys.get((s.get("EntityType") or "")
+                                                      .rsplit(".", 1)[-1], [])
+                          for s in root.iter(f"{_EDM}EntitySet")}
             self._types = {s.get("Name", ""): by_type.get((s.get("EntityType") or "")
                                                           .rsplit(".", 1)[-1], {})
                            for s in root.iter(f"{_EDM}EntitySet")}
@@ -142,6 +148,11 @@ class ODataConnection:
         if found is None:
             raise ProgrammingError(f"the service has no entity set {entity!r}")
         return found
+
+    def keys(self, entity: str) -> list[str]:
+        """Return the key properties of an entity set, from $metadata."""
+        self.types(entity)
+        return self._keys.get(entity, [])
 
     def cursor(self) -> ODataCursor:
         return ODataCursor(self)
