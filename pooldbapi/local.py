@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlparse import tokens
 
-from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
 from .backends import backend as load_backend
+from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
 from .dbapi import TypeCode, category_of_value
 from .errors import Error, ProgrammingError, wrap
 from .result import Result

@@ -62,8 +62,8 @@ def gateways(cap):
     from odata_service_fixture import Gateway
     started = []
 
-    def start(rate=200, burst=200, retry_after=None):
-        gateway = Gateway(cap.port, rate, burst, retry_after)
+    def start(rate=200, burst=200, retry_after=None, headers=None):
+        gateway = Gateway(cap.port, rate, burst, retry_after, headers)
         started.append(gateway)
         return gateway
 

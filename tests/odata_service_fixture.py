@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from pgcluster import free_port
 
 SERVICE = Path(__file__).resolve().parent / "odata_service"
@@ -61,8 +60,8 @@ class Gateway:
     """nginx in front of the service: 401 without a 'Bearer tok...' token, and a rate limit of
     `rate` calls per second per token (429, with Retry-After where given)."""
 
-    def __init__(self, cap_port: int, rate: int, burst: int, retry_after: int | None = None
-                 ) -> None:
+    def __init__(self, cap_port: int, rate: int, burst: int, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
         self.port = free_port()
         self.cap_port = cap_port
@@ -72,6 +71,8 @@ class Gateway:
             f"    location @limited {{ add_header Retry-After {retry_after} always;"
             " return 429; }")
         user = "user root;" if os.geteuid() == 0 else ""
+        extra = "".join(f"add_header {k} {v} always;\n      " for k, v in
+                        (headers or {}).items())
         (self.dir / "nginx.conf").write_text(f"""
 worker_processes 1;
 daemon off;
@@ -80,7 +81,7 @@ error_log {self.dir}/error.log warn;
 pid {self.dir}/nginx.pid;
 events {{ worker_connections 512; }}
 http {{
-  log_format calls '$status $request_method $request_uri "$http_authorization"';
+  log_format calls '$status $request_method $request_uri "$http_authorization" $msec';
   access_log {self.access_log} calls;
   client_body_temp_path {self.dir}/body;
   proxy_temp_path {self.dir}/proxy;
@@ -94,7 +95,7 @@ http {{
     location / {{
       if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
       limit_req zone=tokens burst={burst} nodelay;
-      proxy_pass http://127.0.0.1:{cap_port};
+      {extra}proxy_pass http://127.0.0.1:{cap_port};
     }}
     {limited}
   }}
@@ -118,7 +119,7 @@ http {{
         self.proc.wait(10)
 
     def calls(self) -> list[str]:
-        """The calls nginx saw: 'status method uri "authorization"' per line."""
+        """The calls nginx saw: 'status method uri "authorization" seconds' per line."""
         return self.access_log.read_text().splitlines() if self.access_log.exists() else []
 
     def close(self) -> None:

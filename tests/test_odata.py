@@ -2,10 +2,10 @@
 each API token on its own."""
 from __future__ import annotations
 
-import requests
 from urllib.parse import unquote
 
 import pytest
+import requests
 
 import pooldbapi
 from pooldbapi.health import HEALTH
@@ -31,20 +31,45 @@ def _forget_health():
     HEALTH.reset()
 
 
-def test_count_over_five_tokens_runs_two_on_each_and_pages_through(gateways):
+def test_count_over_five_tokens_runs_two_on_each(gateways):
     gateway = gateways()
     conn = pooldbapi.connect(containers(gateway))
     ran = {}
     for _ in range(10):
         cur = conn.execute("select count(*) from Journals@{eol1,eol2,eol3,eol4,eol5}")
-        assert cur.fetchone() == (2500,)  # more than the service's page of 1000
+        assert cur.fetchone() == (2500,)
         for alias, n in cur.containers.items():
             ran[alias] = ran.get(alias, 0) + n
     assert ran == {a: 2 for a in ALIASES}
     calls = gateway.calls()
-    assert sum("skiptoken" in line for line in calls) == 20  # two next links a read
-    for alias in ALIASES:
-        assert sum(f"tok-{alias}" in line and "/Journals?" in line for line in calls) == 6
+    for alias in ALIASES:  # the service counts: $count, not the rows
+        assert sum(f"tok-{alias}" in line and "/Journals/$count" in line for line in calls) == 2
+    where = conn.execute("select count(*) from Journals@eol1 where amount > ?", (98,))
+    assert where.fetchone() == (50,)  # 98.5 and 99.5 in every hundred
+    assert "/Journals/$count?$filter=amount%20gt%2098" in gateway.calls()[-1]
+    grouped = conn.execute("select count(*) from Journals@eol1 group by entered")
+    assert len(grouped.fetchall()) > 1  # not a bare count: evaluated locally
+    conn.close()
+
+
+def test_reads_page_through_next_links(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)))
+    rows = conn.execute("select ID from Journals@eol1 where ID <= 2500").fetchall()
+    assert sorted(r[0] for r in rows) == list(range(1, 2501))  # the service pages by 1000
+    assert sum("skiptoken" in line for line in gateway.calls()) == 2
+    conn.close()
+
+
+def test_rate_limit_headers_hold_the_container(gateways):
+    gateway = gateways(headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"})
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)), autocommit=True)
+    for i in range(3):
+        conn.execute("insert into Tasks@eol1 (description) values (?)", (f"held {i}",))
+    times = [float(line.split()[-1]) for line in gateway.calls() if "POST" in line]
+    assert len(times) == 3
+    # each answer said "none left, reset in 1 s": the next call waited for it
+    assert all(later - earlier >= 0.9 for earlier, later in zip(times, times[1:]))
     conn.close()
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..backends import backend as load_backend
 from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
 from ..runner import Item, execute_routed, run_items, run_rounds
 from ..sql.paramstyle import bind, source_style
-from ..backends import backend as load_backend
 from ..sql.parse import DELETE, UPDATE, Statement, parse
 from ..sql.render import render
 from . import select

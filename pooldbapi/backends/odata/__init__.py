@@ -11,8 +11,9 @@ import requests
 from ...errors import Error, InterfaceError, pep249_class
 from ...settings import ContainerSpec
 from ..base import Backend, Description
-from .client import ODataConnection, ODataCursor
+from .client import Hold, ODataConnection, ODataCursor
 
+_HOLDS: dict[tuple[Any, ...], Hold] = {}  # per container definition, process-wide
 _KEYS = ("url", "token", "user", "password", "timeout", "verify")
 
 
@@ -57,8 +58,9 @@ class ODataBackend:
 
     def connect(self, spec: ContainerSpec) -> Any:
         url, session, timeout, verify = session_for(spec)
+        hold = _HOLDS.setdefault(spec.key, Hold())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets)
+                               spec.secrets, hold)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

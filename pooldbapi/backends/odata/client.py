@@ -7,6 +7,7 @@ import datetime
 import decimal
 import email.utils
 import random
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,11 @@ from urllib.parse import quote, urlencode
 import requests
 
 from ...dbapi import (
-    BINARY_NAME, DATETIME_NAME, NUMBER_NAME, STRING_NAME, TypeCode,
+    BINARY_NAME,
+    DATETIME_NAME,
+    NUMBER_NAME,
+    STRING_NAME,
+    TypeCode,
 )
 from ...errors import redact
 from .translate import Request, literal, translate
@@ -91,11 +96,39 @@ def convert(value: Any, edm: str) -> Any:
     return value
 
 
+class Hold:
+    """When a container may be called next, from the service's X-RateLimit-* headers; shared by
+    every connection to one container definition in the process."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self._lock = threading.Lock()
+
+    def heard(self, headers: Any) -> None:
+        """Hold calls until the reset when the service says no call is left."""
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        if remaining is None or reset is None or remaining.strip() != "0":
+            return
+        try:
+            value = float(reset)
+        except ValueError:
+            return
+        seconds = value - time.time() if value > 1e9 else value  # an epoch time, or a delay
+        with self._lock:
+            self.until = max(self.until, time.monotonic() + max(0.0, seconds))
+
+    def wait(self) -> None:
+        """Sleep until the container may be called."""
+        delay = self.until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 class ODataConnection:
     """A physical connection to an OData service: a requests.Session and its settings."""
 
     def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
-                 max_tries: int, secrets: Sequence[str]) -> None:
+                 max_tries: int, secrets: Sequence[str], hold: Hold | None = None) -> None:
         self.url = url.rstrip("/") + "/"
         self.session = session
         self.timeout = timeout
@@ -106,12 +139,14 @@ class ODataConnection:
         self.closed = False
         self._types: dict[str, dict[str, str]] | None = None
         self._keys: dict[str, list[str]] = {}
+        self.hold = hold or Hold()
         self.calls = 0
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one call, retrying 429 (and 503 on reads) up to max-tries."""
         url = path if path.startswith("http") else self.url + path
         for attempt in range(self.max_tries):
+            self.hold.wait()
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
@@ -120,6 +155,7 @@ class ODataConnection:
                 err = OperationalError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
                 err.connection_failure = True
                 raise err from None
+            self.hold.heard(response.headers)
             retry = response.status_code == 429 or (response.status_code == 503 and
                                                     method == "GET")
             if not retry or attempt + 1 == self.max_tries:
@@ -183,6 +219,15 @@ class ODataCursor:
         request = translate(text, params)
         types = self.conn.types(request.entity)
         self.description, self._rows, self.rowcount = None, iter(()), -1
+        if request.method == "COUNT":
+            query = urlencode({"$filter": request.filter}, quote_via=quote, safe="$,'()") \
+                if request.filter else ""
+            answer = self.conn.request("GET", f"{quote(request.entity)}/$count"
+                                       + (f"?{query}" if query else ""))
+            self.description = (("count", TypeCode("Edm.Int64", NUMBER_NAME), None, None, None,
+                                 None, None),)
+            self._rows = iter([(int(answer.text),)])
+            return
         if request.method == "GET":
             columns = request.columns or list(types)
             for c in columns:

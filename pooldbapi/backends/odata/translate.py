@@ -14,6 +14,9 @@ from ...errors import NotSupportedError
 _NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _QUAL = rf"(?:{_NAME}\.)?({_NAME})"
 _VALUE = r"(\?|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|null|true|false)"
+_COUNT = re.compile(rf"^\s*select\s+count\(\s*\*\s*\)\s+from\s+(?P<entity>{_NAME})"
+                    rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$",
+                    re.I | re.S)
 _SELECT = re.compile(rf"^\s*select\s+(?P<cols>.+?)\s+from\s+(?P<entity>{_NAME})"
                      rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$",
                      re.I | re.S)
@@ -130,9 +133,19 @@ def _skip_markers(conjunct: str, values: _Values) -> None:
 def translate(text: str, params: Sequence[Any] | None) -> Request:
     """Turn one statement that pooldbapi sends into an OData request."""
     values = _Values(params)
+    if (m := _COUNT.match(text)) and (m["alias"] or "").lower() != "where":
+        filters = []
+        for conjunct in _split_and(m["where"]) if m["where"] else []:
+            found = filter_of(conjunct, values)
+            if found is None:
+                raise NotSupportedError(f"odata: $count cannot say {conjunct!r}")
+            filters.append(found)
+        return Request("COUNT", unquote(m["entity"]), filter=" and ".join(filters) or None)
     if m := _SELECT.match(text):
-        cols = [] if m["cols"].strip() == "*" else \
-            [unquote(c.strip()) for c in m["cols"].split(",")]
+        cols = [] if m["cols"].strip() == "*" else [c.strip() for c in m["cols"].split(",")]
+        if not all(re.fullmatch(_NAME, c) for c in cols):
+            raise NotSupportedError(f"odata: the service returns columns, not {m['cols']!r}")
+        cols = [unquote(c) for c in cols]
         request = Request("GET", unquote(m["entity"]), cols)
         filters = []
         for conjunct in _split_and(m["where"]) if m["where"] else []:
