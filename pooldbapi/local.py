@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -237,8 +238,8 @@ def _pushed_params(stmt: Statement, params: Any, spans: list[tuple[int, int]],
             if any(lo <= p.start < hi for lo, hi in spans)]
 
 
-def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequence[str]
-                 ) -> str:
+def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequence[str],
+                 tail: str = "") -> str:
     """Return what an occurrence's container is asked: its columns, its own conjuncts.
 
     Column names come from the container's own description and are quoted, so that they
@@ -249,7 +250,35 @@ def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequ
         text += f" {alias}"
     if conjuncts:
         text += " where " + " and ".join(f"({c})" for c in conjuncts)
-    return text
+    return text + (f" {tail}" if tail else "")
+
+
+_ORDER_LIMIT = re.compile(
+    r"\border\s+by\s+(?P<order>(?:[A-Za-z_\"][\w.\"]*(?:\s+(?:asc|desc))?\s*,\s*)*"
+    r"[A-Za-z_\"][\w.\"]*"
+    r"(?:\s+(?:asc|desc))?)(?:\s+limit\s+(?P<limit>\d+))?\s*;?\s*$"
+    r"|\blimit\s+(?P<only>\d+)\s*;?\s*$", re.I)
+
+
+def _order_and_limit(stmt: Statement, sig: list[Token], sources: list[_Source],
+                     conjuncts: int) -> str:
+    """Return 'order by ... limit n' for a REST source where the whole statement allows it:
+    one table, every where-conjunct pushed, no grouping, distinct, function or subquery."""
+    if len(sources) != 1 or not sources[0].top or len(sources[0].conjuncts) != conjuncts:
+        return ""
+    if any(t.is_punct("(") or t.is_keyword and t.upper in ("GROUP BY", "HAVING", "DISTINCT",
+                                                          "UNION", "UNION ALL", "JOIN",
+                                                          "OFFSET", "INTERSECT", "EXCEPT")
+           for t in sig):
+        return ""
+    match = _ORDER_LIMIT.search(stmt.text)
+    if match is None:
+        return ""
+    if match["only"]:
+        # a limit alone may go only where nothing orders the rows first
+        ordered = any(t.is_keyword and t.upper == "ORDER BY" for t in sig)
+        return "" if ordered else f"limit {match['only']}"
+    return f"order by {match['order']}" + (f" limit {match['limit']}" if match["limit"] else "")
 
 
 class LocalEngine:
@@ -301,10 +330,14 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
             owner = _owner(conj, sources, cols)
             if owner is not None and sources[owner].pushable:
                 sources[owner].conjuncts.append((lo, hi))
-        # 3. fetch into local tables
+        # 3. fetch into local tables; a lone REST source may get the ordering and limit too
+        where = _where_conjuncts(sig, depths)
+        tail = _order_and_limit(stmt, sig, sources, len(where)) if len(sources) == 1 and \
+            not load_backend(conn.specs[sources[0].alias].driver, "").runs_sql else ""
         for n, src in enumerate(sources):
             pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
-                                        [stmt.text[lo:hi] for lo, hi in src.conjuncts]))
+                                        [stmt.text[lo:hi] for lo, hi in src.conjuncts],
+                                        tail))
             values = _pushed_params(stmt, params, src.conjuncts, pushed)
             _load(conn, engine, n, src, pushed, values, codes)
         # 4. the statement itself, against the local tables

@@ -202,3 +202,23 @@ def test_update_and_delete_by_predicate_go_row_by_row_over_the_list(gateways):
     assert conn.execute("select count(*) from Journals@eol2 where ID >= 80000").fetchone() \
         == (0,)
     conn.close()
+
+
+def test_ordering_and_limit_are_pushed_where_the_statement_allows(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)))
+    rows = conn.execute("select ID, amount from Journals@eol1 where amount > 98"
+                        " order by amount desc, ID limit 3").fetchall()
+    assert [r[0] for r in rows] == [99, 199, 299]
+    line = unquote([c for c in gateway.calls() if "/Journals?" in c][-1])
+    assert "$orderby=amount desc,ID asc" in line and "$top=3" in line
+    grouped = conn.execute("select entered, count(*) from Journals@eol1 group by entered"
+                           " order by 2 desc limit 1").fetchall()
+    assert len(grouped) == 1
+    line = unquote([c for c in gateway.calls() if "/Journals?" in c][-1])
+    assert "$top" not in line and "$orderby" not in line  # grouped: evaluated locally
+    conn.close()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)))
+    rows = conn.execute("select ID from Journals@eol1 where ID < 5 order by 1 desc limit 2")
+    assert rows.fetchall() == [(4,), (3,)]  # ordering by position: evaluated locally
+    conn.close()

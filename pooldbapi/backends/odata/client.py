@@ -261,6 +261,10 @@ class ODataCursor:
         params = {"$select": ",".join(columns)}
         if request.filter:
             params["$filter"] = request.filter
+        if request.orderby:
+            params["$orderby"] = request.orderby
+        if request.top is not None:
+            params["$top"] = str(request.top)
         # spaces as %20: OData parsers do not all read '+' as a space
         query = urlencode(params, quote_via=quote, safe="$,'()")
         response = self.conn.request("GET", f"{quote(request.entity)}?{query}")

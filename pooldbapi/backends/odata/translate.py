@@ -18,8 +18,10 @@ _COUNT = re.compile(rf"^\s*select\s+count\(\s*\*\s*\)\s+from\s+(?P<entity>{_NAME
                     rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$",
                     re.I | re.S)
 _SELECT = re.compile(rf"^\s*select\s+(?P<cols>.+?)\s+from\s+(?P<entity>{_NAME})"
-                     rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$",
-                     re.I | re.S)
+                     rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?"
+                     r"(?:\s+order\s+by\s+(?P<order>[^()]+?))?(?:\s+limit\s+(?P<limit>\d+))?"
+                     r"\s*;?\s*$", re.I | re.S)
+_ORDER_ITEM = re.compile(rf"^\s*{_QUAL}(?:\s+(asc|desc))?\s*$", re.I)
 _INSERT = re.compile(rf"^\s*insert\s+into\s+(?P<entity>{_NAME})\s*\((?P<cols>[^)]*)\)\s*"
                      r"values\s*\((?P<values>.*)\)\s*;?\s*$", re.I | re.S)
 _UPDATE = re.compile(rf"^\s*update\s+(?P<entity>{_NAME})\s+set\s+(?P<sets>.+?)\s+where\s+"
@@ -74,6 +76,8 @@ class Request:
     entity: str
     columns: list[str] = field(default_factory=list)
     filter: str | None = None
+    orderby: str | None = None
+    top: int | None = None
     body: dict[str, Any] = field(default_factory=dict)
     key: dict[str, Any] = field(default_factory=dict)
     empty: bool = False               # a select known to return nothing (where 1 = 0)
@@ -158,6 +162,14 @@ def translate(text: str, params: Sequence[Any] | None) -> Request:
             else:
                 filters.append(found)
         request.filter = " and ".join(filters) or None
+        if m["order"]:
+            items = [_ORDER_ITEM.match(i) for i in m["order"].split(",")]
+            if not all(items):
+                raise NotSupportedError(f"odata: $orderby cannot say {m['order']!r}")
+            request.orderby = ",".join(f"{unquote(i[1])} {(i[2] or 'asc').lower()}"
+                                       for i in items if i)
+        if m["limit"]:
+            request.top = int(m["limit"])
         return request
     if m := _INSERT.match(text):
         cols = [unquote(c.strip()) for c in m["cols"].split(",")]
