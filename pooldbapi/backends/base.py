@@ -79,3 +79,31 @@ class Backend(Protocol):
 
     def lastrowid(self, cursor: Any) -> Any:
         """Return the id of the row the last insert wrote, where the driver knows it."""
+
+
+class DriverBackend:
+    """What most PEP 249 drivers share; a back-end module overrides what its driver does
+    differently."""
+
+    driver_error: type[BaseException] = Exception  # the driver's base exception class
+
+    def max_connections(self, spec: ContainerSpec) -> int | None:
+        return None
+
+    def set_autocommit(self, raw: Any, on: bool) -> None:
+        raw.autocommit = on
+
+    def begin(self, raw: Any) -> None:
+        pass  # the driver opens a transaction at the first statement
+
+    def commit(self, raw: Any) -> None:
+        raw.commit()
+
+    def rollback(self, raw: Any) -> None:
+        raw.rollback()
+
+    def close(self, raw: Any) -> None:
+        try:
+            raw.close()
+        except self.driver_error:
+            pass

@@ -27,7 +27,7 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
-from .base import Backend, Description
+from .base import Backend, Description, DriverBackend
 
 PROBE_SQL = "select 1 from dual"
 """What the health probe sends to an Oracle container (Oracle has no select without from)."""
@@ -115,8 +115,10 @@ def connect_arguments(spec: ContainerSpec) -> tuple[oracledb.ConnectParams, dict
     return params, extra
 
 
-class OracleBackend:
+class OracleBackend(DriverBackend):
     """python-oracledb in thin mode (no Oracle client libraries needed)."""
+
+    driver_error = oracledb.Error
 
     name = "oracle"
     paramstyle = "numeric"
@@ -130,29 +132,8 @@ class OracleBackend:
         params, extra = connect_arguments(spec)
         return oracledb.connect(params=params, **extra)
 
-    def max_connections(self, spec: ContainerSpec) -> int | None:
-        return None
-
-    def set_autocommit(self, raw: Any, on: bool) -> None:
-        raw.autocommit = on
-
-    def begin(self, raw: Any) -> None:
-        pass  # Oracle opens a transaction at the first change
-
-    def commit(self, raw: Any) -> None:
-        raw.commit()
-
-    def rollback(self, raw: Any) -> None:
-        raw.rollback()
-
     def reset(self, raw: Any, session_changed: bool) -> None:
         raw.rollback()
-
-    def close(self, raw: Any) -> None:
-        try:
-            raw.close()
-        except oracledb.Error:
-            pass
 
     def is_broken(self, raw: Any) -> bool:
         try:

@@ -23,7 +23,7 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
-from .base import Backend, Description
+from .base import Backend, Description, DriverBackend
 
 _CATEGORY = {
     NUMBER_NAME: {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "money", "bool"},
@@ -61,8 +61,10 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
-class PostgreSQLBackend:
+class PostgreSQLBackend(DriverBackend):
     """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
+
+    driver_error = psycopg.Error
 
     name = "postgresql"
     paramstyle = "format"
@@ -93,21 +95,9 @@ class PostgreSQLBackend:
                                      f" the key {match.group(1)!r}") from None
             raise
 
-    def max_connections(self, spec: ContainerSpec) -> int | None:
-        return None
-
     def set_autocommit(self, raw: Any, on: bool) -> None:
         if raw.autocommit != on:
             raw.autocommit = on
-
-    def begin(self, raw: Any) -> None:
-        pass  # psycopg opens a transaction at the first statement
-
-    def commit(self, raw: Any) -> None:
-        raw.commit()
-
-    def rollback(self, raw: Any) -> None:
-        raw.rollback()
 
     def reset(self, raw: Any, session_changed: bool) -> None:
         if raw.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -117,12 +107,6 @@ class PostgreSQLBackend:
             raw.autocommit = True
             raw.execute("DISCARD ALL")
             raw.autocommit = was
-
-    def close(self, raw: Any) -> None:
-        try:
-            raw.close()
-        except psycopg.Error:
-            pass
 
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)

@@ -11,7 +11,7 @@ from typing import Any
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
-from .base import Backend, Description
+from .base import Backend, Description, DriverBackend
 
 # Explicit adapters and converters, so that Python's deprecated default ones are never used.
 # sqlite3 only has a process-wide registry; these keep the ISO formats the defaults used.
@@ -49,8 +49,10 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
-class SQLiteBackend:
+class SQLiteBackend(DriverBackend):
     """stdlib sqlite3; physical connections may move between threads, access serialised."""
+
+    driver_error = sqlite3.Error
 
     name = "sqlite"
     paramstyle = "qmark"
@@ -107,12 +109,6 @@ class SQLiteBackend:
 
     def reset(self, raw: Any, session_changed: bool) -> None:
         self.rollback(raw)
-
-    def close(self, raw: Any) -> None:
-        try:
-            raw.close()
-        except sqlite3.Error:
-            pass
 
     def is_broken(self, raw: Any) -> bool:
         try:
