@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,7 +59,36 @@ def demo(directory: Path, out: TextIO) -> dict[str, dict[str, int]]:
     print("pooldbapi demo: executions, rows or pages per container\n", file=out)
     _table([[name, *(counts[name].get(a, 0) for a in ALIASES)] for name in counts],
            ["scenario", *ALIASES], out)
+    one, five = throughput(directory)
+    print(f"\nthroughput: {THROTTLED_ROWS} single-row inserts into containers throttled to"
+          f" {THROTTLE} calls/s each", file=out)
+    _table([["one container", f"{one:.2f}", f"{THROTTLED_ROWS / one:.0f}"],
+            ["five containers", f"{five:.2f}", f"{THROTTLED_ROWS / five:.0f}"]],
+           ["list", "seconds", "rows/s"], out)
+    print(f"speed-up: {one / five:.1f}x", file=out)
     return counts
+
+
+THROTTLE = 50
+THROTTLED_ROWS = 100
+
+
+def throughput(directory: Path) -> tuple[float, float]:
+    """Time single-row inserts through one and through five throttled containers."""
+    containers = {f"slow{i}": f"driver=sqlite;database={directory / f'slow{i}'}.db;"
+                              f"max-calls-per-second={THROTTLE}" for i in range(1, 6)}
+    lst = "{" + ",".join(containers) + "}"
+    with connect(containers, default=lst, broadcast_ddl=True) as conn:
+        conn.execute("create table if not exists Calls (n int)")
+        conn.commit()
+        seconds = []
+        for target in ("slow1", lst):
+            start = time.perf_counter()
+            for n in range(THROTTLED_ROWS):
+                conn.execute(f"insert into Calls@{target} (n) values (?)", (n,))
+            conn.commit()
+            seconds.append(time.perf_counter() - start)
+    return seconds[0], seconds[1]
 
 
 def run_sql(settings: str, statements: Sequence[str], default: str | None, out: TextIO) -> None:

@@ -16,6 +16,8 @@ def test_demo_counts_are_exact(tmp_path):
     assert counts["Tasks rows stored per container"] == {"eol1": 10, "eol2": 20, "eol3": 0,
                                                          "eol4": 0, "eol5": 0}
     assert "eol5" in out.getvalue().splitlines()[2]
+    speedup = float(out.getvalue().rsplit("speed-up: ", 1)[1].split("x")[0])
+    assert speedup > 3  # five containers at 50 calls/s each against one
 
 
 def test_python_dash_m_demo_runs():
