@@ -48,6 +48,17 @@ class CapService:
             self.close()
             raise
 
+    def wait_for(self, text: str, seconds: float = 5.0) -> list[str]:
+        """Return the calls containing `text` (decoded), waiting for nginx to log them:
+        it writes a line after the answer has gone out."""
+        from urllib.parse import unquote
+        deadline = time.monotonic() + seconds
+        while True:
+            found = [line for line in self.calls() if text in unquote(line)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -121,6 +132,17 @@ http {{
     def calls(self) -> list[str]:
         """The calls nginx saw: 'status method uri "authorization" seconds' per line."""
         return self.access_log.read_text().splitlines() if self.access_log.exists() else []
+
+    def wait_for(self, text: str, seconds: float = 5.0) -> list[str]:
+        """Return the calls containing `text` (decoded), waiting for nginx to log them:
+        it writes a line after the answer has gone out."""
+        from urllib.parse import unquote
+        deadline = time.monotonic() + seconds
+        while True:
+            found = [line for line in self.calls() if text in unquote(line)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self.proc.poll() is None:
