@@ -130,7 +130,12 @@ http {{
         self.proc.wait(10)
 
     def calls(self) -> list[str]:
-        """The calls nginx saw: 'status method uri "authorization" seconds' per line."""
+        """The calls nginx saw: 'status method uri "authorization" seconds' per line, once
+        the log has stopped growing (nginx writes a line after the answer has gone out)."""
+        size = -1
+        while self.access_log.exists() and self.access_log.stat().st_size != size:
+            size = self.access_log.stat().st_size
+            time.sleep(0.2)
         return self.access_log.read_text().splitlines() if self.access_log.exists() else []
 
     def wait_for(self, text: str, seconds: float = 5.0) -> list[str]:
