@@ -13,7 +13,7 @@ from ..result import Result
 from ..runner import Item, run_items
 from ..sql.parse import Occurrence, Statement, parse
 from . import select
-from .dml import spread
+from .dml import READ_BATCH, spread
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -103,55 +103,66 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     keys = [_plain(k) for k in _names(match["keys"])]
     ignored = {_plain(k) for k in _names(match["ignore"])}
 
-    source_cols, source_rows = _read(conn, source_occ)
+    # the target is read whole and hashed by key; the source streams past it once
     target_cols, target_rows = _read(conn, target_occ)
-    s_index = {c.lower(): i for i, c in enumerate(source_cols)}
-    t_index = {c.lower(): i for i, c in enumerate(target_cols)}
-    for name in keys:
-        if name not in s_index or name not in t_index:
-            side = "source" if name not in s_index else "target"
-            raise ProgrammingError(f"synchronize: key column {name!r} is not in the {side}")
-    columns = [c for c in source_cols if c.lower() in t_index]
-    s_key = [s_index[k] for k in keys]
-    t_key = [t_index[k] for k in keys]
-
-    wanted: dict[tuple[Any, ...], Sequence[Any]] = {}
-    present: dict[tuple[Any, ...], Sequence[Any]]
-    for n, row in enumerate(source_rows):
-        key = tuple(_value_key(row[i]) for i in s_key)
-        if any(v is None for v in key):
-            raise ProgrammingError(f"synchronize: source row {n} has a null key {keys}")
-        if key in wanted:
-            raise ProgrammingError(f"synchronize: source rows have the key"
-                                   f" {dict(zip(keys, key, strict=True))} more than once")
-        wanted[key] = row
-    present = {tuple(_value_key(row[i]) for i in t_key): row for row in target_rows}
-
-    compared = [c for c in columns if c.lower() not in keys and c.lower() not in ignored]
-    target = f"{target_occ.name}{_suffix(target_occ)}"
-    insert, delete = parse(insert_sql(target, columns)), parse(delete_sql(target, keys))
-    empty_is_null = any(conn.specs[a].driver == "oracle" for occ in (source_occ, target_occ)
-                        for a in conn.resolve(occ.aliases, stmt))
-    same = _value_key_oracle if empty_is_null else _value_key
+    source = parse(f"select * from {source_occ.name}{_suffix(source_occ)}")
+    conn.check(source)
+    stream = select.open_stream(conn, source, None, READ_BATCH)
+    try:
+        assert stream.description is not None
+        source_cols = [str(d[0]) for d in stream.description]
+        s_index = {c.lower(): i for i, c in enumerate(source_cols)}
+        t_index = {c.lower(): i for i, c in enumerate(target_cols)}
+        for name in keys:
+            if name not in s_index or name not in t_index:
+                side = "source" if name not in s_index else "target"
+                raise ProgrammingError(f"synchronize: key column {name!r} is not in the"
+                                       f" {side}")
+        columns = [c for c in source_cols if c.lower() in t_index]
+        s_key = [s_index[k] for k in keys]
+        t_key = [t_index[k] for k in keys]
+        present = {tuple(_value_key(row[i]) for i in t_key): row for row in target_rows}
+        compared = [c for c in columns if c.lower() not in keys and c.lower() not in ignored]
+        target = f"{target_occ.name}{_suffix(target_occ)}"
+        insert = parse(insert_sql(target, columns))
+        empty_is_null = any(conn.specs[a].driver == "oracle" for occ in (source_occ, target_occ)
+                            for a in conn.resolve(occ.aliases, stmt))
+        same = _value_key_oracle if empty_is_null else _value_key
+        seen: set[tuple[Any, ...]] = set()
+        changes: list[tuple[Statement, tuple[Any, ...]]] = []  # held until the source is read
+        n = 0
+        for batch in stream.batches():
+            for row in batch:
+                key = tuple(_value_key(row[i]) for i in s_key)
+                if any(v is None for v in key):
+                    raise ProgrammingError(f"synchronize: source row {n} has a null key {keys}")
+                if key in seen:
+                    raise ProgrammingError(f"synchronize: source rows have the key"
+                                           f" {dict(zip(keys, key, strict=True))} more than"
+                                           " once")
+                seen.add(key)
+                n += 1
+                old = present.get(key)
+                if old is None:
+                    if "insert" in actions:
+                        changes.append((insert, tuple(row[s_index[c.lower()]] for c in columns)))
+                    continue
+                if "update" not in actions:
+                    continue
+                changed = [c for c in compared
+                           if same(row[s_index[c.lower()]]) != same(old[t_index[c.lower()]])]
+                if changed:
+                    changes.append((parse(update_sql(target, changed, keys)),
+                                    (*(row[s_index[c.lower()]] for c in changed),
+                                     *(row[i] for i in s_key))))
+    finally:
+        stream.close()
     writes: list[tuple[Statement, tuple[Any, ...]]] = []
     if "delete" in actions:
-        for key, row in present.items():
-            if key not in wanted:
-                writes.append((delete, tuple(row[i] for i in t_key)))
-    for key, row in wanted.items():
-        old = present.get(key)
-        if old is None:
-            if "insert" in actions:
-                writes.append((insert, tuple(row[s_index[c.lower()]] for c in columns)))
-            continue
-        if "update" not in actions:
-            continue
-        changed = [c for c in compared
-                   if same(row[s_index[c.lower()]]) != same(old[t_index[c.lower()]])]
-        if changed:
-            update = parse(update_sql(target, changed, keys))
-            writes.append((update, (*(row[s_index[c.lower()]] for c in changed),
-                                    *(row[i] for i in s_key))))
+        delete = parse(delete_sql(target, keys))
+        writes += [(delete, tuple(row[i] for i in t_key)) for key, row in present.items()
+                   if key not in seen]
+    writes += changes
     plan: dict[str, list[Item]] = {}
     by_statement: dict[Statement, list[tuple[Any, ...]]] = {}
     for write, values in writes:
