@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import errors
+from .backends import backend as load_backend
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .health import HEALTH
 from .settings import ContainerSpec, Settings
@@ -52,6 +53,7 @@ class Connection:
         self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
         self._checked: set[str] = set()
         self._pending: list[tuple[Strategy, str]] = []
+        self._runs_sql: dict[str, bool] = {}
         self._autocommit = bool(autocommit)
         self._closed = False
         self.transaction = Transaction(two_phase)
@@ -146,6 +148,14 @@ class Connection:
         if HEALTH.any_unhealthy:
             return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
         return self.strategy(stmt.text, aliases).choose_many(n)
+
+    def runs_sql(self, alias: str) -> bool:
+        """Tell whether a container's back-end runs SQL (REST ones are read locally)."""
+        found = self._runs_sql.get(alias)
+        if found is None:
+            spec = self.specs[alias]
+            found = self._runs_sql[alias] = load_backend(spec.driver, alias).runs_sql
+        return found
 
     def healthy(self, alias: str) -> bool:
         """Tell whether a container may be chosen now (process-wide health)."""

@@ -60,7 +60,7 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
 
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
-    touched = alias in conn.transaction.touched()
+    touched = conn.transaction.holds(alias)
     phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
     backend = phys.backend
     throttle = throttle_for(phys.spec)
@@ -73,13 +73,15 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
             if stmt.kind in _SESSION_KINDS:
                 phys.session_changed = True
             cur.execute(text, values) if values is not None else cur.execute(text)
-            description = backend.describe(cur)
-            if description is not None:
-                rows = cur.fetchall()
+            if backend.describes_from_values:  # typed by the first row: describe after it
+                rows = cur.fetchall() if cur.description is not None else None
+                description = backend.describe(cur, rows[0] if rows else None)
+            else:
+                description = backend.describe(cur)
+                rows = cur.fetchall() if description is not None else None
+            if rows is not None:
                 rowcount = len(rows)
                 lastrowid = None
-                if rows and backend.describes_from_values:
-                    description = backend.describe(cur, rows[0])
             else:
                 rows = None
                 rowcount = cur.rowcount
@@ -170,7 +172,7 @@ def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
     tried: list[str] = []
     while True:
         alias = first if first is not None and not tried else conn.one(stmt)
-        touched = alias in conn.transaction.touched()
+        touched = conn.transaction.holds(alias)
         try:
             return execute_on(conn, alias, stmt, params)
         except Error as err:
@@ -307,7 +309,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
     plan = {alias: items for alias, items in plan.items() if items}
     if not plan:
         return Result(rowcount=0)
-    touched = {alias for alias in plan if alias in conn.transaction.touched()}
+    touched = {alias for alias in plan if conn.transaction.holds(alias)}
     physicals = {alias: conn.transaction.physical(conn.specs[alias], conn.autocommit)
                  for alias in plan}
     try:

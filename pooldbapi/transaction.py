@@ -54,6 +54,11 @@ class Transaction:
         self.prepared = False
         self.streams: set[Any] = set()  # open streamed results (runner.Stream)
 
+    def holds(self, alias: str) -> bool:
+        """Tell whether this transaction has state on a container (it touched it)."""
+        phys = self.borrowed.get(alias)
+        return phys is not None and phys.backend.transactional
+
     def touched(self) -> set[str]:
         """The containers holding this transaction's state (not those without transactions)."""
         return {a for a, phys in self.borrowed.items() if phys.backend.transactional}

@@ -43,6 +43,9 @@ sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 _KEYS = {"database": str, "timeout": float, "uri": lambda v: v.lower() in ("1", "true", "yes"),
          "cached_statements": int, "detect_types": int}
 _TYPE_NAMES = {"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB", "DATETIME": "TIMESTAMP"}
+# SQLite results carry no column types: a code per category of the first row's value
+_CODES = {category: TypeCode(_TYPE_NAMES.get(category or "", "NULL"), category)
+          for category in (*_TYPE_NAMES, None)}
 
 
 PROBE_SQL = "select 1"
@@ -128,12 +131,10 @@ class SQLiteBackend(DriverBackend):
                  ) -> Description | None:
         if cursor.description is None:
             return None
-        out = []
-        for i, col in enumerate(cursor.description):
-            category = category_of_value(first_row[i]) if first_row is not None else None
-            name = _TYPE_NAMES.get(category or "", "NULL")
-            out.append((col[0], TypeCode(name, category), None, None, None, None, None))
-        return tuple(out)
+        return tuple((col[0], _CODES[category_of_value(first_row[i])
+                                     if first_row is not None else None],
+                      None, None, None, None, None)
+                     for i, col in enumerate(cursor.description))
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         code = getattr(exc, "sqlite_errorname", None)

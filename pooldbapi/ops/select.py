@@ -5,7 +5,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .. import local
-from ..backends import backend as load_backend
 from ..errors import Error, NotSupportedError
 from ..result import Result
 from ..runner import Stream, execute_routed
@@ -22,11 +21,9 @@ def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str]
     """Choose containers; tell whether the select must be evaluated locally."""
     choice = conn.route(stmt)
     if len(choice) == 1:
-        alias = next(iter(choice.values()))
-        return choice, not load_backend(conn.specs[alias].driver, alias).runs_sql
+        return choice, not conn.runs_sql(next(iter(choice.values())))
     distinct = set(choice.values())
-    return choice, len(distinct) > 1 or any(
-        not load_backend(conn.specs[a].driver, a).runs_sql for a in distinct)
+    return choice, len(distinct) > 1 or not all(conn.runs_sql(a) for a in distinct)
 
 
 def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream | Result:
