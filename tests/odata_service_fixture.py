@@ -48,17 +48,6 @@ class CapService:
             self.close()
             raise
 
-    def wait_for(self, text: str, seconds: float = 5.0) -> list[str]:
-        """Return the calls containing `text` (decoded), waiting for nginx to log them:
-        it writes a line after the answer has gone out."""
-        from urllib.parse import unquote
-        deadline = time.monotonic() + seconds
-        while True:
-            found = [line for line in self.calls() if text in unquote(line)]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
