@@ -39,7 +39,7 @@ from .pool import close_all, pool_stats
 from .settings import load_settings
 
 apilevel = "2.0"
-threadsafety = 1
+threadsafety = 2
 paramstyle = "qmark"
 
 

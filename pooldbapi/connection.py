@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import TracebackType
@@ -20,6 +23,20 @@ log = logging.getLogger("pooldbapi")
 
 STRATEGY_CACHE_SIZE = 1024
 """Strategies kept per connection (statement text, list); an evicted one restarts at random."""
+
+_OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # only this thread exists in the child: a lock held by another thread at fork would stay
+    # held for ever, and the transaction's sessions are the parent's
+    for conn in list(_OPEN):
+        conn.lock = threading.RLock()
+        conn.transaction.inherited = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Connection:
@@ -57,6 +74,9 @@ class Connection:
         self._autocommit = bool(autocommit)
         self._closed = False
         self.transaction = Transaction(two_phase)
+        # threadsafety 2: threads may share a connection; its calls are serialised
+        self.lock = threading.RLock()
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -191,10 +211,13 @@ class Connection:
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
         self._check_open()
-        if self.transaction.borrowed and bool(value) != self._autocommit:
-            raise ProgrammingError("cannot change autocommit inside a transaction:"
-                                   " commit() or rollback() first")
-        self._autocommit = bool(value)
+        with self.lock:
+            if self.transaction.inherited:
+                self.transaction.adopt()
+            if self.transaction.borrowed and bool(value) != self._autocommit:
+                raise ProgrammingError("cannot change autocommit inside a transaction:"
+                                       " commit() or rollback() first")
+            self._autocommit = bool(value)
 
     def cursor(self, *, stream: bool = False) -> Any:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read
@@ -210,21 +233,26 @@ class Connection:
     def commit(self) -> None:
         """Commit every container the transaction touched."""
         self._check_open()
-        self.transaction.commit()
+        with self.lock:
+            self.transaction.commit()
 
     def rollback(self) -> None:
         """Roll back every container the transaction touched."""
         self._check_open()
-        self.transaction.rollback()
+        with self.lock:
+            self.transaction.rollback()
 
     def close(self) -> None:
         """Roll back what is open and give every physical connection back; idempotent."""
         if self._closed:
             return
-        try:
-            self.transaction.close()
-        finally:
-            self._closed = True
+        with self.lock:
+            if self._closed:
+                return
+            try:
+                self.transaction.close()
+            finally:
+                self._closed = True
 
     # -- two-phase commit (DB-API TPC extension) ------------------------------------------
     def xid(self, format_id: int, gtrid: str, bqual: str) -> Xid:
@@ -236,18 +264,21 @@ class Connection:
         self._check_open()
         if self._autocommit:
             raise ProgrammingError("tpc_begin() needs autocommit off")
-        self.transaction.tpc_begin(Xid(*xid))
+        with self.lock:
+            self.transaction.tpc_begin(Xid(*xid))
 
     def tpc_prepare(self) -> None:
         """Prepare every container the transaction touched (the first phase)."""
         self._check_open()
-        self.transaction.tpc_prepare()
+        with self.lock:
+            self.transaction.tpc_prepare()
 
     def tpc_commit(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Commit the two-phase transaction, or (with xid) a prepared one being recovered."""
         self._check_open()
         if xid is None:
-            self.transaction.tpc_commit()
+            with self.lock:
+                self.transaction.tpc_commit()
         else:
             finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
 
@@ -255,7 +286,8 @@ class Connection:
         """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
         self._check_open()
         if xid is None:
-            self.transaction.tpc_rollback()
+            with self.lock:
+                self.transaction.tpc_rollback()
         else:
             finish_recovered(dict(self.specs), Xid(*xid), "tpc_rollback")
 

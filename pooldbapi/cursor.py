@@ -123,6 +123,10 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
+        with self.connection.lock:
+            return self._execute(operation, parameters)
+
+    def _execute(self, operation: str, parameters: Any) -> Cursor:
         self._reset()
         stmt = self._prepare(operation)
         if self.stream and stmt.kind == sqlparse_.SELECT:
@@ -140,6 +144,10 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
+        with self.connection.lock:
+            return self._executemany(operation, seq_of_parameters)
+
+    def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         self._reset()
         stmt = self._prepare(operation)
         run = _EXECUTEMANY.get(stmt.kind)
@@ -180,7 +188,8 @@ class Cursor:
     def _take(self, size: int | None) -> list[Sequence[Any]]:
         self._check_result()
         if self._source is not None:
-            rows = list(itertools.islice(self._source, size))
+            with self.connection.lock:  # a streamed result reads from a shared session
+                rows = list(itertools.islice(self._source, size))
         else:
             end = len(self._rows) if size is None else self._pos + size
             rows = self._rows[self._pos:end]
@@ -211,7 +220,8 @@ class Cursor:
 
     def close(self) -> None:
         """Close the cursor (and a streamed result still open); idempotent."""
-        self._reset()
+        with self.connection.lock:
+            self._reset()
         self._closed = True
 
     def __enter__(self) -> Self:

@@ -16,6 +16,8 @@ class Error(Exception):
     sqlstate: str | None = None
     row: int | None = None                          # index of the failing row (or page start)
     written: dict[str, tuple[int, ...]] | None = None  # rows written per container before it
+    unknown: dict[str, tuple[int, ...]] | None = None  # rows whose outcome nobody can know:
+    # in flight in autocommit when their container's connection was lost
     connection_failure: bool = False   # the container, not the statement, failed
     unsent: bool = False               # the statement provably never reached the server
 
@@ -53,12 +55,20 @@ class NotSupportedError(DatabaseError):
 
 
 class PartialCommitError(OperationalError):
-    """Some containers of a transaction committed and others did not."""
+    """Some containers of a transaction committed and others did not.
 
-    def __init__(self, message: str, committed: Iterable[str], failed: dict[str, BaseException]):
+    committed: containers whose commit succeeded; failed: container -> error, for those whose
+    commit failed; in_doubt: the failed containers whose connection was lost during COMMIT, so
+    that the server may or may not have committed; rolled_back: containers that were rolled
+    back (not committed) once a commit had failed."""
+
+    def __init__(self, message: str, committed: Iterable[str], failed: dict[str, BaseException],
+                 in_doubt: Iterable[str] = (), rolled_back: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.committed = tuple(committed)
         self.failed = dict(failed)
+        self.in_doubt = tuple(in_doubt)
+        self.rolled_back = tuple(rolled_back)
 
 
 PEP249_CLASSES: tuple[type[Error], ...] = (
@@ -71,18 +81,32 @@ for _cls in (Warning, *PEP249_CLASSES, PartialCommitError):
 _BY_NAME: dict[str, type[Error]] = {cls.__name__: cls for cls in PEP249_CLASSES}
 
 SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.IGNORECASE)
+SECRET_QUERY_KEY = re.compile(
+    r"^(access_token|id_token|refresh_token|token|auth|key|apikey|api[-_]key|sig|signature|"
+    r"secret|client_secret|code|password|passwd|pwd|sas|x-amz-signature|x-amz-credential)$",
+    re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@")
+_URL_QUERY_SECRET = re.compile(r"([?&;][\w.-]+=)([^&#\s'\"]*)")
+# key=value pairs only: "token: X" is how SQLite names an unrecognised token, not a secret
 _KEYWORD_SECRET = re.compile(
-    r"\b(password|passwd|pwd|token|secret|api[-_]?key)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s;&]+)",
+    r"\b(password|passwd|pwd|token|secret|api[-_]?key)(\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s;&]+)",
     re.IGNORECASE,
 )
 
 
+def _query_secret(match: re.Match[str]) -> str:
+    name = match.group(1)[1:-1]
+    return match.group(1) + "***" if SECRET_QUERY_KEY.match(name) else match.group(0)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return text with the given secret values, key=secret pairs and URL credentials masked."""
+    """Return text with the given secret values, key=secret pairs, URL credentials and secret
+    URL query parameters masked; nothing else of the text is touched."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(r"\1:***@", text)
+    if "://" in text:
+        text = _URL_QUERY_SECRET.sub(_query_secret, text)
     return _KEYWORD_SECRET.sub(r"\1\2***", text)
 
 
@@ -96,9 +120,19 @@ def pep249_class(exc: BaseException) -> type[Error]:
 
 
 def redact_in_place(exc: BaseException, secrets: Iterable[str]) -> None:
-    """Mask secrets in a driver exception's args, so that the chained cause holds none."""
+    """Mask secrets in a driver exception (and the exceptions chained to it), so that nothing
+    reachable from the chained cause holds one."""
     secrets = tuple(secrets)
-    exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(redact(a, secrets) if isinstance(a, str) else a
+                             for a in current.args)
+        # psycopg's errors keep the libpq connection, whose .password is the plaintext
+        if getattr(current, "_pgconn", None) is not None:
+            current._pgconn = None  # type: ignore[attr-defined]
+        current = current.__cause__ or current.__context__
 
 
 def wrap(exc: BaseException, container: str, secrets: Iterable[str] = (),

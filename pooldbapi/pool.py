@@ -26,19 +26,23 @@ class Physical:
         "_cursor",
         "backend",
         "created",
+        "in_transaction",
         "lock",
+        "pool",
         "raw",
         "returned",
         "session_changed",
         "spec",
     )
 
-    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
+    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend, pool: Pool) -> None:
+        self.pool = pool  # given back there, even if close_all() replaced the pools meanwhile
         self.raw = raw
         self.spec = spec
         self.backend = backend
         self.created = self.returned = time.monotonic()
         self.session_changed = False
+        self.in_transaction = False  # borrowed by a transaction that began on it
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
         self._cursor: Any = None
@@ -82,6 +86,7 @@ class Pool:
         self._errors = 0
         self._cond = threading.Condition()
         self.closed = False
+        self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
     def _connect(self) -> Physical:
         try:
@@ -99,7 +104,7 @@ class Pool:
                 HEALTH.failed(self.spec, str(err))
             raise err from exc
         HEALTH.succeeded(self.spec)
-        return Physical(raw, self.spec, self.backend)
+        return Physical(raw, self.spec, self.backend, self)
 
     def discard_idle(self) -> None:
         """Close the idle connections: after a connection-level failure they are suspect."""
@@ -116,18 +121,17 @@ class Pool:
     def acquire(self) -> Physical:
         """Borrow a physical connection, waiting up to pool-timeout for a free one."""
         deadline = time.monotonic() + self.spec.options.pool_timeout
-        stale: list[Physical] = []
-        try:
+        self.used = time.monotonic()
+        while True:
+            candidate: Physical | None = None
             with self._cond:
                 while True:
+                    if self.closed:
+                        break
                     now = time.monotonic()
-                    while self._idle:
-                        phys = self._idle.pop()
-                        if self._expired(phys, now) or not self.backend.check(phys.raw):
-                            self._open -= 1
-                            stale.append(phys)
-                            continue
-                        return phys
+                    if self._idle:
+                        candidate = self._idle.pop()
+                        break
                     if self._open < self.maximum:
                         self._open += 1
                         break
@@ -139,9 +143,20 @@ class Pool:
                             " maximum-number-of-pooled-connections are in use)")
                     self._waits += 1
                     self._cond.wait(remaining)
-        finally:
-            for phys in stale:
-                self.backend.close(phys.raw)
+            if self.closed:  # evicted or closed by close_all() meanwhile: its successor serves
+                successor = pool_for(self.spec)
+                if successor is self:
+                    raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
+                return successor.acquire()
+            if candidate is None:
+                break
+            # the check may need a round trip: never under the pool's lock
+            if not self._expired(candidate, now) and self.backend.check(candidate.raw):
+                return candidate
+            self.backend.close(candidate.raw)
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
         try:
             phys = self._connect()
         except BaseException:
@@ -151,6 +166,27 @@ class Pool:
             raise
         self._fill_minimum()
         return phys
+
+    def reap(self, now: float) -> None:
+        """Close idle connections past idle-timeout (beyond the minimum) or connection-lifetime,
+        without waiting for traffic."""
+        with self._cond:
+            keep: deque[Physical] = deque()
+            stale: list[Physical] = []
+            for phys in self._idle:
+                if self._expired(phys, now):
+                    self._open -= 1
+                    stale.append(phys)
+                else:
+                    keep.append(phys)
+            self._idle = keep
+        for phys in stale:
+            self.backend.close(phys.raw)
+
+    def unused(self, now: float) -> bool:
+        """Tell whether the pool holds no connection and was not used for its idle timeout."""
+        with self._cond:
+            return self._open == 0 and now - self.used > self.spec.options.idle_timeout
 
     def _fill_minimum(self) -> None:
         """Open idle connections up to minimum-number-of-pooled-connections."""
@@ -197,7 +233,9 @@ class Pool:
 
     def close(self) -> None:
         """Close every idle physical connection (those in use are closed when given back)."""
-        self.closed = True
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
         self._close_idle()
 
     def _close_idle(self) -> None:
@@ -217,6 +255,10 @@ class Pool:
 
 _POOLS: dict[tuple[Any, ...], Pool] = {}
 _LOCK = threading.Lock()
+_INHERITED: list[Pool] = []
+REAP_INTERVAL = 5.0
+"""Seconds between two rounds of the reaper (at most; sooner for shorter idle timeouts)."""
+_reaper: threading.Thread | None = None
 
 
 def pool_for(spec: ContainerSpec) -> Pool:
@@ -227,7 +269,46 @@ def pool_for(spec: ContainerSpec) -> Pool:
             found = _POOLS.get(spec.key)
             if found is None:
                 found = _POOLS[spec.key] = Pool(spec)
+                _start_reaper()
     return found
+
+
+def _start_reaper() -> None:
+    global _reaper
+    if _reaper is None or not _reaper.is_alive():
+        _reaper = threading.Thread(target=_reap_loop, name="pooldbapi-reaper", daemon=True)
+        _reaper.start()
+
+
+def reap() -> None:
+    """One round of the reaper: expire idle connections, close pools unused for their idle
+    timeout (a later connect opens a new one)."""
+    now = time.monotonic()
+    with _LOCK:
+        pools = list(_POOLS.items())
+    for key, pool in pools:
+        pool.reap(now)
+        if pool.unused(now):
+            with _LOCK:
+                if _POOLS.get(key) is pool and pool.unused(now):
+                    del _POOLS[key]
+                    pool.close()
+
+
+def _reap_loop() -> None:
+    global _reaper
+    while True:
+        with _LOCK:
+            if not _POOLS:
+                _reaper = None
+                return
+            shortest = min(min(p.spec.options.idle_timeout, p.spec.options.connection_lifetime)
+                           for p in _POOLS.values())
+        time.sleep(max(0.05, min(REAP_INTERVAL, shortest / 2)))
+        try:
+            reap()
+        except Exception:  # the reaper must outlive any one pool's trouble
+            log.exception("pooldbapi: the pool reaper failed a round")
 
 
 def close_all() -> None:
@@ -247,10 +328,13 @@ def pool_stats() -> list[PoolStats]:
 
 
 def _forget_inherited() -> None:
-    # A child must not use (or close) the parent's sockets: drop the pools without closing.
-    global _LOCK
+    # A child must not use, close or even finalise the parent's connections (closing would send
+    # a terminate, or roll back a SQLite journal): keep them referenced, never touched.
+    global _LOCK, _reaper
+    _INHERITED.extend(_POOLS.values())
     _POOLS.clear()
     _LOCK = threading.Lock()
+    _reaper = None
 
 
 atexit.register(close_all)

@@ -43,10 +43,17 @@ def _wrap(exc: BaseException, phys: Physical) -> Error:
 
 
 def _failed(conn: Connection, alias: str, phys: Physical, err: Error, touched: bool) -> None:
-    """Give the connection back after an error; a lost one fails the open transaction."""
+    """Give the connection back after an error. The open transaction fails where it lost
+    something: a session that held its work (touched: before this call, or rows acknowledged
+    in it), or a transaction the server aborted (PostgreSQL after any statement error)."""
     broken = phys.backend.is_broken(phys.raw) or err.connection_failure
-    if broken and touched and not conn.autocommit:
-        conn.transaction.fail(alias, err)
+    if phys.in_transaction:
+        if broken and touched:
+            conn.transaction.fail(alias, err, broken=True)
+            return
+        if not broken and phys.backend.aborted(phys.raw):
+            conn.transaction.fail(alias, err, broken=False)
+            return
     conn.after_statement(alias, broken)
 
 
@@ -103,6 +110,7 @@ class Stream:
     def __init__(self, conn: Connection, alias: str, stmt: Statement, params: Any,
                  batch: int, throttled: bool = True) -> None:
         self._conn, self.alias = conn, alias
+        touched = conn.transaction.holds(alias)
         self._phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
         self._batch = batch
         self.rows_read = 0
@@ -123,8 +131,12 @@ class Stream:
             raise
         except Exception as exc:
             err = _wrap(exc, self._phys)
-            conn.after_statement(alias, backend.is_broken(self._phys.raw))
+            _failed(conn, alias, self._phys, err, touched)
             raise err from exc
+
+    def abandon(self) -> None:
+        """Mark the result closed without a word to its session (a child after fork)."""
+        self._closed = True
 
     def batches(self) -> Generator[list[Sequence[Any]], None, None]:
         """Yield the rows in batches; the container's connection is given back at the end."""
@@ -144,7 +156,11 @@ class Stream:
         except Exception as exc:
             if isinstance(exc, Error):
                 raise
-            raise _wrap(exc, self._phys) from exc
+            err = _wrap(exc, self._phys)
+            self._closed = True
+            self._conn.transaction.streams.discard(self)
+            _failed(self._conn, self.alias, self._phys, err, touched=True)
+            raise err from exc
         finally:
             self.close()
 
@@ -214,6 +230,7 @@ class _Outcome:
     cause: BaseException | None = None
     row: int | None = None
     broken: bool = False
+    unknown: list[int] = field(default_factory=list)
 
 
 def _bind(phys: Physical, item: Item) -> _Bound:
@@ -223,18 +240,23 @@ def _bind(phys: Physical, item: Item) -> _Bound:
 
 
 def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
-    """Send rows to the driver; more than one row is atomic (a savepoint or a transaction)."""
+    """Send rows to the driver, all or nothing: in a transaction under a savepoint (so that an
+    error undoes these rows and nothing before them), outside one in a transaction of their own
+    (a single row needs none)."""
     backend = phys.backend
     if bound.item.copy is not None:
         table, columns = bound.item.copy
         with backend.atomic(phys.raw):
             return backend.copy_rows(phys.raw, table, columns, values)
     cur = phys.cursor()
-    if len(values) == 1:
+    if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
         return int(max(cur.rowcount, 0))
     with backend.atomic(phys.raw):
-        cur.executemany(bound.text, values)
+        if len(values) == 1:
+            cur.execute(bound.text, values[0])
+        else:
+            cur.executemany(bound.text, values)
         return int(max(cur.rowcount, 0))
 
 
@@ -257,7 +279,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                     out.rowcount += _call(phys, bound, part)
                 out.done.extend(indices[lo:lo + step])
             except Exception as exc:
-                if len(part) > 1 and not bound.item.page:
+                if len(part) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
                     # The batch was undone: replay its rows one by one to stop at the bad row.
                     _replay(phys, bound, indices[lo:lo + step], part, out)
                 else:
@@ -265,6 +287,9 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 if out.cause is not None:
                     out.error = _wrap(out.cause, phys)
                     out.broken = phys.backend.is_broken(phys.raw)
+                    if out.error.connection_failure and not phys.in_transaction:
+                        # in autocommit the rows in flight may or may not have been committed
+                        out.unknown = [i for i in indices[lo:lo + step] if i not in out.done]
                     stop.set()
                     return out
     return out
@@ -304,20 +329,25 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_executor)
 
 
-def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK) -> Result:
+def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None = None
+              ) -> Result:
     """Run each container's items in order, containers in parallel; merge the outcome."""
+    chunk = CHUNK if chunk is None else chunk
     plan = {alias: items for alias, items in plan.items() if items}
     if not plan:
         return Result(rowcount=0)
     touched = {alias for alias in plan if conn.transaction.holds(alias)}
-    physicals = {alias: conn.transaction.physical(conn.specs[alias], conn.autocommit)
-                 for alias in plan}
+    physicals: dict[str, Physical] = {}
     try:
+        # One global order of acquisition (by container definition, as pools are keyed), so
+        # that connections writing to the same containers never wait for each other in a cycle.
+        for alias in sorted(plan, key=lambda a: conn.specs[a].order):
+            physicals[alias] = conn.transaction.physical(conn.specs[alias], conn.autocommit)
         # Bind everything first: bad parameters are raised before any row is written.
         bounds = {alias: [_bind(physicals[alias], item) for item in items]
                   for alias, items in plan.items()}
     except BaseException:
-        for alias in plan:
+        for alias in physicals:
             conn.after_statement(alias)
         raise
     stop = threading.Event()
@@ -334,19 +364,30 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int = CHUNK)
     conn.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
         if outcome.error is not None:
-            _failed(conn, alias, physicals[alias], outcome.error, alias in touched)
+            _failed(conn, alias, physicals[alias], outcome.error,
+                    alias in touched or bool(outcome.done))
         else:
             conn.after_statement(alias)
     failed = [(a, o) for a, o in outcomes.items() if o.error is not None]
-    written = {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
     if failed:
         alias, outcome = min(failed, key=lambda f: f[1].row or 0)
         err = outcome.error
         assert err is not None
-        where = "; ".join(f"{a}: {len(rows)} rows" for a, rows in sorted(written.items()))
-        err.args = (f"{err.args[0]} (row {outcome.row} on container {alias}; written before"
-                    f" the error: {where or 'nothing'})",)
-        err.row, err.written = outcome.row, written
+        if conn.transaction.failed is not None and not conn.autocommit:
+            # nothing of a failed transaction is kept: say so, rather than list rows
+            written: dict[str, tuple[int, ...]] = {}
+            kept = ("the transaction failed and will be rolled back on every container:"
+                    " nothing of it is kept; call rollback()")
+        else:
+            written = {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
+            where = "; ".join(f"{a}: {len(rows)} rows" for a, rows in sorted(written.items()))
+            kept = f"written before the error: {where or 'nothing'}"
+        unknown = {a: tuple(o.unknown) for a, o in outcomes.items() if o.unknown}
+        if unknown:
+            kept += "; outcome unknown (connection lost in flight): " + "; ".join(
+                f"{a}: {len(rows)} rows" for a, rows in sorted(unknown.items()))
+        err.args = (f"{err.args[0]} (row {outcome.row} on container {alias}; {kept})",)
+        err.row, err.written, err.unknown = outcome.row, written, unknown or None
         raise err from outcome.cause
     parts = [Part(a, None, None, o.rowcount, None,
                   units=sum(1 if b.item.page else len(b.values) for b in bounds[a]))
@@ -363,12 +404,12 @@ def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Res
         try:
             total.add(run_items(conn, plan))
         except Error as err:
-            if err.written is not None:
+            if err.written is not None and (conn.autocommit or conn.transaction.failed is None):
                 for alias, rows in total.written.items():
                     err.written = {**err.written,
                                    alias: tuple(sorted((*rows, *err.written.get(alias, ()))))}
                 where = "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(err.written.items()))
-                err.args = (re.sub(r"written before the error: [^)]*",
+                err.args = (re.sub(r"written before the error: [^);]*",
                                    f"written before the error: {where or 'nothing'}",
                                    str(err.args[0])),)
             raise

@@ -7,8 +7,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from .errors import SECRET_KEY, InterfaceError, ProgrammingError, redact
+from .errors import SECRET_KEY, SECRET_QUERY_KEY, InterfaceError, ProgrammingError, redact
 
 ALIAS = re.compile(r"[A-Za-z0-9_]+")
 SETTINGS_ENV = "POOLDBAPI_SETTINGS"
@@ -69,10 +70,12 @@ class ContainerSpec:
     options: Options
     params: tuple[tuple[str, str], ...]
     key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+    order: str = field(init=False, repr=False, compare=False)  # one total order everywhere
 
     def __post_init__(self) -> None:
         # Pools, health and throttles are shared by definition, never by alias alone.
         object.__setattr__(self, "key", (self.driver, self.options, self.params))
+        object.__setattr__(self, "order", repr(self.key))
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Return the value of a forwarded key (exact spelling), or default."""
@@ -86,9 +89,12 @@ class ContainerSpec:
         """The values that must never be shown: passwords, tokens, URL credentials."""
         found = [v for k, v in self.params if SECRET_KEY.search(k)]
         for _, value in self.params:
-            match = re.search(r"://[^/@\s:]+:([^/@\s]+)@", value)
-            if match:
-                found.append(match.group(1))
+            if "://" not in value:
+                continue
+            url = urlsplit(value)
+            if url.password:
+                found.append(url.password)
+            found += [v for k, v in parse_qsl(url.query) if SECRET_QUERY_KEY.match(k) and v]
         return tuple(found)
 
     def __repr__(self) -> str:
@@ -112,8 +118,11 @@ def split_connection_string(alias: str, text: str) -> list[tuple[str, str]]:
         semi = text.find(";", pos)
         if eq < 0 or (0 <= semi < eq):
             end = semi if semi >= 0 else n
+            found = text[pos:end].strip()
+            if SECRET_KEY.search(found):  # 'password Sup3rSecret': show the key, not the value
+                found = f"{found.split(None, 1)[0][:40]} ***"
             raise InterfaceError(f"container {alias!r}: expected key=value at position {pos},"
-                                 f" found {text[pos:end].strip()!r}")
+                                 f" found {found!r}")
         key = text[pos:eq].strip()
         pos = eq + 1
         while pos < n and text[pos] in " \t":

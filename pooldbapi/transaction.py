@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .backends import backend as load_backend
 from .errors import (
     Error,
+    InterfaceError,
     NotSupportedError,
     OperationalError,
     PartialCommitError,
     ProgrammingError,
     wrap,
 )
+from .health import HEALTH
 from .pool import Physical, pool_for
 from .settings import ContainerSpec
 
@@ -42,6 +44,11 @@ class Xid(NamedTuple):
     bqual: str
 
 
+_INHERITED: list[Any] = []
+"""Physical connections a child process inherited through fork: kept referenced and never
+used, so that nothing (no rollback, no terminate) is sent on the parent's sessions."""
+
+
 class Transaction:
     """The physical connections one pooldbapi connection borrowed, one per container."""
 
@@ -53,6 +60,25 @@ class Transaction:
         self.xid: Xid | None = None     # set by tpc_begin (or on first use with two_phase)
         self.prepared = False
         self.streams: set[Any] = set()  # open streamed results (runner.Stream)
+        self.inherited = False          # set in a child process after fork
+
+    def adopt(self) -> None:
+        """In a child process after fork: let go of the parent's sessions without sending
+        anything on them; an open transaction of the parent's cannot go on here."""
+        self.inherited = False
+        if not self.borrowed and not self.streams:
+            return
+        _INHERITED.extend(self.borrowed.values())
+        for stream in self.streams:
+            stream.abandon()
+        self.borrowed.clear()
+        self.streams.clear()
+        self.pinned.clear()
+        self.xid, self.prepared = None, False
+        self.failed = InterfaceError(
+            "this connection had a transaction open when the process forked: it belongs to the"
+            " parent process and cannot go on in this one; call rollback() here to start afresh"
+            " (nothing is sent on the parent's sessions)")
 
     def holds(self, alias: str) -> bool:
         """Tell whether this transaction has state on a container (it touched it)."""
@@ -63,21 +89,51 @@ class Transaction:
         """The containers holding this transaction's state (not those without transactions)."""
         return {a for a, phys in self.borrowed.items() if phys.backend.transactional}
 
-    def fail(self, alias: str, err: Error) -> None:
-        """A container this transaction touched was lost: the transaction cannot commit."""
-        self.failed = err
-        self.give_back(alias, broken=True)
+    def fail(self, alias: str, err: Error, broken: bool = True) -> None:
+        """A container this transaction touched was lost, or its transaction aborted: the
+        transaction cannot commit; later statements raise until rollback()."""
+        if self.failed is None:
+            self.failed = err
+        self.give_back(alias, broken=broken)
+
+    def _failure(self, doing: str) -> Error:
+        cause = self.failed
+        assert cause is not None
+        if cause.container is None:  # not a container's failure (fork): its own words
+            return type(cause)(str(cause))
+        return OperationalError(f"{doing}: the transaction failed on container"
+                                f" {cause.container!r} ({cause}); call rollback()")
 
     def check(self) -> None:
         """Raise while the transaction has failed; only rollback() clears it."""
+        if self.inherited:
+            self.adopt()
         if self.failed is not None:
-            raise OperationalError(f"the transaction failed on container"
-                                   f" {self.failed.container!r} ({self.failed}); call rollback()")
+            raise self._failure("cannot run statements") from self.failed
+
+    def _aborted(self) -> Error | None:
+        """An error for the first participant whose transaction the server undid (after an
+        error outside pooldbapi's view) or whose session was lost; None if all are sound."""
+        for alias, phys in self.borrowed.items():
+            if not phys.in_transaction:
+                continue
+            if phys.backend.is_broken(phys.raw):
+                what = "its session was lost"
+            elif phys.backend.aborted(phys.raw):
+                what = "its transaction was aborted by an earlier error"
+            else:
+                continue
+            err = OperationalError(f"{alias}: {what}, so a commit there would keep nothing")
+            err.container = alias
+            return err
+        return None
 
     def physical(self, spec: ContainerSpec, autocommit: bool) -> Physical:
         """Return the connection to a container, borrowing it (and beginning) on first use."""
         phys = self.borrowed.get(spec.alias)
         if phys is None:
+            if self.inherited:
+                self.check()
             if self.two_phase and self.xid is None and not autocommit:
                 self.xid = Xid(0, f"pooldbapi-{uuid.uuid4()}", "")
             if self.xid is not None:
@@ -97,9 +153,10 @@ class Transaction:
                 elif not autocommit:
                     phys.backend.begin(phys.raw)
             except Exception as exc:
-                pool_for(spec).release(phys, broken=True)
+                phys.pool.release(phys, broken=True)
                 cls, state = phys.backend.error_class(exc)
                 raise wrap(exc, spec.alias, spec.secrets, state, cls) from exc
+            phys.in_transaction = not autocommit and phys.backend.transactional
             self.borrowed[spec.alias] = phys
         return phys
 
@@ -107,48 +164,100 @@ class Transaction:
         """Return one container's connection to its pool."""
         phys = self.borrowed.pop(alias, None)
         if phys is not None:
-            pool_for(phys.spec).release(phys, broken)
+            phys.in_transaction = False
+            phys.pool.release(phys, broken)
 
     def _finish(self, action: str) -> None:
+        if self.inherited:
+            self.adopt()
         for stream in list(self.streams):  # a transaction's end ends its streamed results
             stream.close()
+        committing = action in ("commit", "tpc_commit")
+        undo = "tpc_rollback" if action.startswith("tpc_") else "rollback"
         done: list[str] = []
+        rolled_back: list[str] = []
+        in_doubt: list[str] = []
         failed: dict[str, BaseException] = {}
         for alias, phys in list(self.borrowed.items()):
-            step: Callable[[object], None] = getattr(phys.backend, action) \
-                if not action.startswith("tpc_") else _raw_call(action)
+            # Once a one-phase commit failed, roll the others back rather than commit them:
+            # all or nothing wherever the failure allows it. (Prepared branches of a two-phase
+            # commit must all be committed: the decision was taken.)
+            doing = undo if action == "commit" and failed else action
+            step: Callable[[object], None] = getattr(phys.backend, doing) \
+                if not doing.startswith("tpc_") else _raw_call(doing)
             try:
                 with phys.lock:
                     step(phys.raw)
-                done.append(alias)
+                (done if doing == action else rolled_back).append(alias)
             except Exception as exc:
-                if action == "rollback" and phys.backend.is_broken(phys.raw):
+                lost = phys.backend.is_connection_error(exc, phys.raw) or \
+                    phys.backend.is_broken(phys.raw)
+                if lost:
+                    HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
+                if doing in ("rollback", "tpc_rollback") and lost:
                     # a lost session has no transaction left to roll back
                     self.give_back(alias, broken=True)
+                    rolled_back.append(alias)
                     continue
                 cls, state = phys.backend.error_class(exc)
                 failed[alias] = wrap(exc, alias, phys.spec.secrets, state, cls)
                 failed[alias].__cause__ = exc
-                log.warning("container %s: %s failed: %s", alias, action, failed[alias])
+                if committing and lost:
+                    in_doubt.append(alias)  # COMMIT may have reached the server before it went
+                log.warning("container %s: %s failed: %s", alias, doing, failed[alias])
             self.give_back(alias, broken=alias in failed)
         self.pinned.clear()
+        two_phase_branches = self.xid
         self.xid, self.prepared = None, False
         if action in ("rollback", "tpc_rollback"):
             self.failed = None
         if not failed:
             return
-        if not done and len(failed) == 1:
-            raise next(iter(failed.values()))
+        if committing and not done and not in_doubt:
+            first = next(iter(failed.values()))
+            assert isinstance(first, Error)
+            others = [a for a in failed if a != first.container] + rolled_back
+            if others:
+                first.args = (f"{first.args[0]} (nothing was committed; rolled back: "
+                              + ", ".join(others) + ")",)
+            raise first
         names = ", ".join(f"{a} ({e})" for a, e in failed.items())
-        if action in ("commit", "tpc_commit"):
+        if committing:
+            detail = ""
+            if in_doubt and two_phase_branches is not None:
+                detail = (f"; {', '.join(in_doubt)} stay prepared: once back, tpc_recover() lists"
+                          " the transaction and tpc_commit(xid) finishes it")
+            elif in_doubt:
+                detail = (f"; the outcome on {', '.join(in_doubt)} is unknown (the connection"
+                          " was lost during COMMIT)")
+            if rolled_back:
+                detail += f"; rolled back instead of committed: {', '.join(rolled_back)}"
             raise PartialCommitError(
-                f"commit failed on {names}; committed on {', '.join(done) or 'none'}",
-                done, failed)
+                f"commit failed on {names}; committed on {', '.join(done) or 'none'}{detail}",
+                done, failed, in_doubt, rolled_back)
         raise Error(f"rollback failed on {names}")
 
+    def _refuse_commit(self) -> None:
+        """A failed transaction commits nothing: roll every container back, then raise."""
+        if self.inherited:
+            self.adopt()
+        if self.failed is None:
+            self.failed = self._aborted()
+            if self.failed is None:
+                return
+        err = self._failure("commit failed, every container was rolled back")
+        cause = self.failed
+        try:
+            self.rollback()
+        except Error as undo:  # the commit's error says what matters; the rest is logged
+            log.warning("rolling back a failed transaction: %s", undo)
+        self.failed = None
+        raise err from cause
+
     def commit(self) -> None:
-        """Commit every touched container (each attempted) and give the connections back."""
-        self.check()
+        """Commit every touched container and give the connections back; a failed
+        transaction is rolled back everywhere and the commit raises."""
+        self._refuse_commit()
         if self.xid is not None:
             self.tpc_commit()
             return
@@ -163,7 +272,7 @@ class Transaction:
 
     def tpc_prepare(self) -> None:
         """Prepare every participant (first phase); afterwards only commit or rollback."""
-        self.check()
+        self._refuse_commit()
         if self.xid is None:
             raise ProgrammingError("tpc_prepare() outside a two-phase transaction")
         for alias, phys in list(self.borrowed.items()):
@@ -171,6 +280,8 @@ class Transaction:
                 with phys.lock:
                     phys.raw.tpc_prepare()
             except Exception as exc:
+                if phys.backend.is_connection_error(exc, phys.raw):
+                    HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
                 cls, state = phys.backend.error_class(exc)
                 raise wrap(exc, alias, phys.spec.secrets, state, cls) from exc
         self.prepared = True
@@ -178,7 +289,7 @@ class Transaction:
     def tpc_commit(self) -> None:
         """Commit the two-phase transaction: prepare all first (unless done), then commit all;
         if any prepare fails, every participant is rolled back."""
-        self.check()
+        self._refuse_commit()
         if not self.prepared and len(self.borrowed) > 1:
             try:
                 self.tpc_prepare()
@@ -200,6 +311,9 @@ class Transaction:
 
     def close(self) -> None:
         """Roll back, except that a prepared two-phase transaction is left for recovery."""
+        if self.inherited:
+            self.adopt()
+            self.failed = None
         if self.prepared:
             # the sessions carry the driver's two-phase state: never hand them out again
             for alias in list(self.borrowed):

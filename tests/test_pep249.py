@@ -58,7 +58,7 @@ def db(request, tmp_path):
 
 def test_module_globals():
     assert pooldbapi.apilevel == "2.0"
-    assert pooldbapi.threadsafety == 1
+    assert pooldbapi.threadsafety == 2  # connections are shared between threads, serialised
     assert pooldbapi.paramstyle == "qmark"
     assert callable(pooldbapi.connect)
 

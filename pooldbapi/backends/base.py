@@ -51,6 +51,10 @@ class Backend(Protocol):
     def is_broken(self, raw: Any) -> bool:
         """Tell whether the physical connection can no longer be used."""
 
+    def aborted(self, raw: Any) -> bool:
+        """Tell whether the open transaction was undone by the server after an error (so a
+        COMMIT would quietly roll back); False where the driver undoes only the statement."""
+
     def check(self, raw: Any) -> bool:
         """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
 
@@ -107,3 +111,6 @@ class DriverBackend:
             raw.close()
         except self.driver_error:
             pass
+
+    def aborted(self, raw: Any) -> bool:
+        return False  # the statement is undone, the transaction goes on (Oracle's rule)

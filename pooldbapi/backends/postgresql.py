@@ -57,6 +57,10 @@ def type_code(oid: int) -> TypeCode:
     return code
 
 
+CONNECT_TIMEOUT = 10
+"""Seconds libpq waits for a server to answer a connect, where the key connect_timeout is not
+given: a port that accepts TCP and never answers must not hang a statement."""
+
 PROBE_SQL = "select 1"
 """What the health probe sends."""
 
@@ -76,6 +80,7 @@ class PostgreSQLBackend(DriverBackend):
 
     def connect(self, spec: ContainerSpec) -> Any:
         params = dict(spec.params)
+        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
         # psycopg's own connect argument; every other key is a libpq conninfo keyword
         threshold = params.pop("prepare_threshold", None)
         extra: dict[str, Any] = {}
@@ -110,6 +115,10 @@ class PostgreSQLBackend(DriverBackend):
 
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)
+
+    def aborted(self, raw: Any) -> bool:
+        # any statement error aborts a PostgreSQL transaction; a later COMMIT rolls it back
+        return bool(raw.info.transaction_status == pq.TransactionStatus.INERROR)
 
     def check(self, raw: Any) -> bool:
         if self.is_broken(raw):

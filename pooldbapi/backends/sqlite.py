@@ -123,6 +123,11 @@ class SQLiteBackend(DriverBackend):
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
 
+    def aborted(self, raw: Any) -> bool:
+        # most errors undo the statement only; SQLITE_FULL, IOERR, NOMEM and some BUSY cases
+        # roll the whole transaction back, which shows as no transaction being open any more
+        return not raw.in_transaction
+
     def probe(self, raw: Any) -> None:
         raw.execute(PROBE_SQL).fetchall()
         self.rollback(raw)

@@ -86,6 +86,9 @@ class ODataBackend:
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed)
 
+    def aborted(self, raw: Any) -> bool:
+        return False  # no transactions: every write is immediate
+
     def check(self, raw: Any) -> bool:
         return not raw.closed
 

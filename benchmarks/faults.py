@@ -1,0 +1,125 @@
+"""Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
+at random (seedable), each trial checked against the clusters themselves; then a load of many
+threads with their own connections over few pooled sessions: calls, pool timeouts, hangs.
+
+    python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--seed 1]
+                                [--load-seconds 60] [--threads 16]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import threading
+import time
+
+from common import report
+from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
+from pgcluster import ClusterFactory
+
+import pooldbapi
+
+
+def trials(lab: Lab, scenarios: dict, count: int, seed: str) -> list[dict]:
+    rows = []
+    for name, scenario in scenarios.items():
+        violations, errors, examples = 0, 0, []
+        started = time.perf_counter()
+        for trial in range(count):
+            try:
+                found = scenario(lab, random.Random(f"{seed}/{name}/{trial}"))
+            except Exception as exc:  # noqa: BLE001 - an unexpected error is counted, not fatal
+                errors += 1
+                found = [f"raised {type(exc).__name__}: {exc}"]
+                lab.ensure_up()
+            if found:
+                violations += 1
+                examples.append(found[0])
+        rows.append({"scenario": name, "trials": count, "violations": violations,
+                     "errors": errors, "ms_per_trial": (time.perf_counter() - started) * 1000
+                     / max(count, 1), "example": examples[0][:100] if examples else ""})
+        print(f"  {name}: {violations} violations in {count} trials", flush=True)
+    return rows
+
+
+def load(factory: ClusterFactory, seconds: float, threads: int) -> dict:
+    """Threads with their own connections over 3 containers, pool maximum 4 each: executemany
+    over the list and commit, as fast as they can."""
+    clusters = [factory.new() for _ in range(3)]
+    extra = {"maximum-number-of-pooled-connections": "4", "pool-timeout": "10"}
+    specs = {f"p{i + 1}": c.conninfo(**extra) for i, c in enumerate(clusters)}
+    admin = pooldbapi.connect(specs, default="{p1,p2,p3}", broadcast_ddl=True, autocommit=True)
+    admin.execute("create table load (id bigint primary key, t int)")
+    admin.close()
+    calls = [0] * threads
+    timeouts = [0] * threads
+    other: list[str] = []
+    stop = time.monotonic() + seconds
+
+    def worker(t: int) -> None:
+        conn = pooldbapi.connect(specs, default="{p1,p2,p3}", seed=t)
+        cur = conn.cursor()
+        n = 0
+        while time.monotonic() < stop:
+            rows = [((t << 32) + n + j, t) for j in range(6)]
+            n += 6
+            try:
+                cur.executemany("insert into load (id, t) values (?, ?)", rows)
+                conn.commit()
+                calls[t] += 1
+            except pooldbapi.OperationalError as err:
+                conn.rollback()
+                if "no free physical connection" in str(err):
+                    timeouts[t] += 1
+                else:
+                    other.append(str(err))
+        conn.close()
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    started = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(seconds + 60)
+    elapsed = time.perf_counter() - started
+    hung = sum(thread.is_alive() for thread in pool)
+    in_use = sum(s.in_use for s in pooldbapi.pool_stats())
+    for cluster in clusters:
+        cluster.stop("immediate")
+    return {"threads": threads, "containers": 3, "pool_maximum": 4, "seconds": elapsed,
+            "commits": sum(calls), "commits_per_s": sum(calls) / elapsed,
+            "pool_timeouts": sum(timeouts), "other_errors": len(other), "hung_threads": hung,
+            "in_use_after": in_use}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=150)
+    parser.add_argument("--crash-trials", type=int, default=25)
+    parser.add_argument("--seed", default="1")
+    parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args()
+    logging.getLogger("pooldbapi").setLevel(logging.ERROR)  # faults are the point here
+    factory = ClusterFactory()
+    try:
+        lab = Lab([factory.new(synchronous_commit="on"), factory.new(synchronous_commit="on")])
+        rows = trials(lab, SCENARIOS, args.trials, args.seed)
+        rows += trials(lab, CRASH_SCENARIOS, args.crash_trials, args.seed)
+        total = {"scenario": "all", "trials": sum(r["trials"] for r in rows),
+                 "violations": sum(r["violations"] for r in rows),
+                 "errors": sum(r["errors"] for r in rows),
+                 "ms_per_trial": sum(r["ms_per_trial"] * r["trials"] for r in rows)
+                 / max(sum(r["trials"] for r in rows), 1), "example": ""}
+        report("faults", [*rows, total],
+               ["scenario", "trials", "violations", "errors", "ms_per_trial", "example"])
+        if args.load_seconds > 0:
+            print()
+            result = load(factory, args.load_seconds, args.threads)
+            report("faults_load", [result], list(result))
+    finally:
+        factory.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""Fault scenarios against real PostgreSQL clusters, and the one check every scenario ends with:
+the databases hold exactly what pooldbapi reported.
+
+Each scenario draws its fault point from a random.Random, runs one unit of work through
+pooldbapi while the fault happens, and returns the violations found by reading the clusters
+themselves (an empty list when the invariant holds). The tests run a few draws of each; the
+benchmark (benchmarks/faults.py) runs many.
+
+Faults:
+- a statement error at a drawn row (a check constraint; a duplicate key);
+- a session killed at a drawn row: a trigger on the ledger table terminates its own backend when
+  it sees an id listed in `kill_at` (the server, not the client, ends the connection);
+- a session killed between the statements and the commit (pg_terminate_backend from outside);
+- a server stopped with `pg_ctl -m immediate` at a drawn moment (a crash), then restarted.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+from pgcluster import Cluster
+
+import pooldbapi
+from pooldbapi import runner
+
+SETUP = """
+create table if not exists ledger (id int primary key check (id >= 0), note text);
+create table if not exists kill_at (id int primary key);
+create or replace function ledger_kill() returns trigger language plpgsql as $$
+begin
+  if exists (select 1 from kill_at where id = new.id) then
+    perform pg_terminate_backend(pg_backend_pid());
+    perform pg_sleep(10);  -- interrupted by the termination
+  end if;
+  return new;
+end $$;
+drop trigger if exists ledger_kill on ledger;
+create trigger ledger_kill before insert on ledger for each row execute function ledger_kill();
+"""
+
+
+@dataclass
+class Report:
+    """What pooldbapi told the application: rows acknowledged per container, rows whose
+    outcome it reported unknown, and rows it reported as not written (everything else)."""
+
+    acknowledged: dict[str, set[int]] = field(default_factory=dict)
+    unknown: dict[str, set[int]] = field(default_factory=dict)
+    # a successful call reports counts per container rather than which row went where
+    counted: dict[str, int] | None = None
+    ids: set[int] = field(default_factory=set)  # every id the call tried to write
+
+    def ack(self, alias: str, ids: set[int] | list[int] | tuple[int, ...]) -> None:
+        self.acknowledged.setdefault(alias, set()).update(ids)
+
+    def maybe(self, alias: str, ids: set[int] | list[int] | tuple[int, ...]) -> None:
+        self.unknown.setdefault(alias, set()).update(ids)
+
+
+class Lab:
+    """Two or more PostgreSQL clusters (aliases p1, p2, ...) with a ledger table each."""
+
+    def __init__(self, clusters: list[Cluster]) -> None:
+        self.clusters = {f"p{i + 1}": c for i, c in enumerate(clusters)}
+        for cluster in self.clusters.values():
+            with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+                raw.execute(SETUP)
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self.clusters)
+
+    def connect(self, **kwargs: object) -> pooldbapi.Connection:
+        extra = kwargs.pop("conninfo", {})
+        assert isinstance(extra, dict)
+        containers = {a: c.conninfo(**extra) for a, c in self.clusters.items()}
+        return pooldbapi.connect(containers, default="{" + ",".join(self.clusters) + "}",
+                                 **kwargs)  # type: ignore[arg-type]
+
+    def ensure_up(self) -> None:
+        for cluster in self.clusters.values():
+            try:
+                psycopg.connect(cluster.dsn, connect_timeout=2).close()
+            except psycopg.OperationalError:
+                cluster.start()
+
+    def reset(self) -> None:
+        """Empty the ledgers, disarm the kill points, finish stray prepared transactions."""
+        self.ensure_up()
+        for cluster in self.clusters.values():
+            with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+                for (gid,) in raw.execute("select gid from pg_prepared_xacts").fetchall():
+                    raw.execute(f"rollback prepared '{gid}'")
+                raw.execute("truncate ledger, kill_at")
+
+    def arm(self, row_id: int) -> None:
+        """Kill whichever session inserts this id (on every cluster: routing decides where)."""
+        for cluster in self.clusters.values():
+            with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+                raw.execute("insert into kill_at values (%s)", (row_id,))
+
+    def held(self) -> dict[str, list[int]]:
+        """The ids each cluster holds now (restarting a stopped one to ask it)."""
+        self.ensure_up()
+        found = {}
+        for alias, cluster in self.clusters.items():
+            with psycopg.connect(cluster.dsn) as raw:
+                found[alias] = [r[0] for r in raw.execute("select id from ledger order by id")]
+        return found
+
+    def check(self, report: Report) -> list[str]:
+        """Compare what the clusters hold with what pooldbapi reported."""
+        held = self.held()
+        problems = []
+        seen: dict[int, str] = {}
+        for alias, ids in held.items():
+            for i in ids:
+                if i in seen:
+                    problems.append(f"id {i} written twice ({seen[i]} and {alias})")
+                seen[i] = alias
+        if report.counted is not None:  # a call that succeeded: every row once, counts agree
+            if set(seen) != report.ids:
+                problems.append(f"success reported, but held {len(seen)} of {len(report.ids)}"
+                                f" rows (missing {sorted(report.ids - set(seen))[:5]},"
+                                f" extra {sorted(set(seen) - report.ids)[:5]})")
+            counts = {a: len(ids) for a, ids in held.items() if ids}
+            if counts != {a: n for a, n in report.counted.items() if n}:
+                problems.append(f"cursor.containers {report.counted} but held {counts}")
+            return problems
+        for alias, ids in held.items():
+            acked = report.acknowledged.get(alias, set())
+            maybe = report.unknown.get(alias, set())
+            lost = acked - set(ids)
+            if lost:
+                problems.append(f"{alias}: {len(lost)} acknowledged rows lost, e.g."
+                                f" {sorted(lost)[:5]}")
+            extra = set(ids) - acked - maybe
+            if extra:
+                problems.append(f"{alias}: {len(extra)} rows held that were reported unwritten,"
+                                f" e.g. {sorted(extra)[:5]}")
+        return problems
+
+
+@contextlib.contextmanager
+def batch_size(n: int) -> Iterator[None]:
+    """Rows of one container sent as one driver batch (small, so that batches and replays
+    happen with few rows)."""
+    was = runner.CHUNK
+    runner.CHUNK = n
+    try:
+        yield
+    finally:
+        runner.CHUNK = was
+
+
+def _from_error(report: Report, err: pooldbapi.Error) -> None:
+    for alias, rows in (err.written or {}).items():
+        report.ack(alias, rows)
+    for alias, rows in (getattr(err, "unknown", None) or {}).items():
+        report.maybe(alias, rows)
+
+
+def _commit(conn: pooldbapi.Connection, report: Report, pending: dict[str, set[int]]) -> None:
+    """Commit; what a commit that returned keeps is acknowledged, per its report."""
+    try:
+        conn.commit()
+    except pooldbapi.PartialCommitError as err:
+        for alias in err.committed:
+            report.ack(alias, pending.get(alias, set()))
+        for alias in err.in_doubt:
+            report.maybe(alias, pending.get(alias, set()))
+        return
+    except pooldbapi.Error:
+        return  # nothing was committed
+    for alias, ids in pending.items():
+        report.ack(alias, ids)
+
+
+def executemany_statement_error(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+    """executemany over the list, one row violating a check constraint at a drawn position."""
+    lab.reset()
+    n = rng.randint(1, 150)
+    bad = rng.randrange(n)
+    rows = [(-1 if i == bad else i,) for i in range(n)]
+    report = Report(ids={i for i in range(n) if i != bad})
+    conn = lab.connect(autocommit=autocommit, seed=rng.random())
+    try:
+        with batch_size(rng.choice([1, 3, 16, 5000])):
+            try:
+                conn.cursor().executemany("insert into ledger (id) values (?)", rows)
+            except pooldbapi.IntegrityError as err:
+                if err.row != bad:
+                    return [f"the error names row {err.row}, the bad row is {bad}"]
+                _from_error(report, err)
+            else:
+                return ["a row violating a check constraint was accepted"]
+        if not autocommit:
+            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+            report.acknowledged = {}
+            _commit(conn, report, pending)
+    finally:
+        conn.close()
+    return lab.check(report)
+
+
+def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+    """executemany over the list; the session that inserts a drawn row is killed there."""
+    lab.reset()
+    n = rng.randint(1, 150)
+    victim = rng.randrange(n)
+    lab.arm(victim)
+    report = Report(ids=set(range(n)))
+    conn = lab.connect(autocommit=autocommit, seed=rng.random())
+    try:
+        with batch_size(rng.choice([1, 3, 16, 5000])):
+            try:
+                conn.cursor().executemany("insert into ledger (id) values (?)",
+                                          [(i,) for i in range(n)])
+            except pooldbapi.OperationalError as err:
+                _from_error(report, err)
+            else:
+                return ["a killed session went unnoticed"]
+        if not autocommit:
+            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+            report.acknowledged = {}
+            # rows reported written are those a commit keeps: none where the killed session
+            # held acknowledged rows (the transaction failed), else the other containers' rows
+            _commit(conn, report, pending)
+    finally:
+        conn.close()
+    return lab.check(report)
+
+
+def bulk_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+    """bulk insert in pages over the list; the session writing a drawn row is killed."""
+    lab.reset()
+    n = rng.randint(1, 200)
+    victim = rng.randrange(n)
+    lab.arm(victim)
+    report = Report(ids=set(range(n)))
+    conn = lab.connect(autocommit=autocommit, seed=rng.random(),
+                       conninfo={"page-size": str(rng.choice([1, 7, 25]))})
+    try:
+        try:
+            conn.cursor().executemany("bulk insert into ledger (id) values (?)",
+                                      [(i,) for i in range(n)])
+        except pooldbapi.OperationalError as err:
+            _from_error(report, err)
+        else:
+            return ["a killed session went unnoticed"]
+        if not autocommit:
+            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+            report.acknowledged = {}
+            _commit(conn, report, pending)
+    finally:
+        conn.close()
+    return lab.check(report)
+
+
+def statements_then_commit(lab: Lab, rng: random.Random, two_phase: bool) -> list[str]:
+    """Single-row inserts on drawn containers; at a drawn statement a duplicate key on the
+    container holding the original; later statements must raise, and so must commit, which
+    keeps nothing anywhere."""
+    lab.reset()
+    n = rng.randint(2, 12)
+    bad = rng.randrange(1, n)
+    conn = lab.connect(two_phase=two_phase)
+    report = Report(ids=set(range(n)))
+    placed: dict[int, str] = {}
+    cur = conn.cursor()
+    problems = []
+    try:
+        for i in range(n):
+            if i == bad:
+                row = rng.randrange(i)
+                alias = placed[row]
+            else:
+                row, alias = i, rng.choice(lab.aliases)
+            try:
+                cur.execute(f"insert into ledger@{alias} (id) values (?)", (row,))
+                placed[row] = alias
+                if i > bad:
+                    problems.append(f"statement {i} ran after the transaction failed")
+            except pooldbapi.Error:
+                if i < bad:
+                    problems.append(f"statement {i} failed before the drawn error")
+        _commit(conn, report, {})  # a failed transaction: commit must raise and keep nothing
+        held = lab.held()
+        count = sum(len(v) for v in held.values())
+        if count:
+            problems.append(f"a transaction with a failed statement kept {count} rows: {held}")
+    finally:
+        conn.close()
+    return problems
+
+
+def kill_server_during(lab: Lab, rng: random.Random, what: str) -> list[str]:
+    """A server stopped with pg_ctl -m immediate at a drawn moment during executemany in
+    autocommit, executemany in a transaction, or the commit; restarted afterwards."""
+    lab.reset()
+    n = rng.randint(200, 3000)
+    autocommit = what == "autocommit"
+    conn = lab.connect(autocommit=autocommit, seed=rng.random(),
+                       conninfo={"connect_timeout": "2"})
+    victim = lab.clusters[rng.choice(lab.aliases)]
+    delay = rng.uniform(0.0, 0.15)
+    report = Report(ids=set(range(n)))
+    killer = threading.Timer(delay, victim.stop, args=("immediate",))
+    pending: dict[str, set[int]] = {}
+    try:
+        with batch_size(rng.choice([16, 200, 5000])):
+            if what == "commit":
+                cur = conn.cursor()
+                cur.executemany("insert into ledger (id) values (?)", [(i,) for i in range(n)])
+                pending = _placement(cur)
+                killer.start()
+                time.sleep(delay * rng.random())
+                _commit(conn, report, pending)
+            else:
+                killer.start()
+                try:
+                    cur = conn.cursor()
+                    cur.executemany("insert into ledger (id) values (?)",
+                                    [(i,) for i in range(n)])
+                    pending = _placement(cur)
+                except pooldbapi.Error as err:
+                    _from_error(report, err)
+                    if not autocommit:
+                        pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+                        report.acknowledged = {}
+                else:
+                    if autocommit:
+                        for alias, ids in pending.items():
+                            report.ack(alias, ids)
+                        pending = {}
+                if not autocommit:
+                    _commit(conn, report, pending)
+    finally:
+        killer.join()
+        conn.close()
+        victim.start()
+    return lab.check(report)
+
+
+def _placement(cur: pooldbapi.Cursor) -> dict[str, set[int]]:
+    """Which ids a successful executemany wrote where (its result's per-container rows)."""
+    result = cur._result
+    assert result is not None
+    return {alias: set(rows) for alias, rows in result.written.items()}
+
+
+def two_phase_server_lost(lab: Lab, rng: random.Random) -> list[str]:
+    """A two-phase transaction whose second phase meets a crashed server: after the server is
+    back, recovery commits the prepared branch; all or nothing, never a half."""
+    lab.reset()
+    conn = lab.connect(two_phase=True, conninfo={"connect_timeout": "2"})
+    n = rng.randint(1, 20)
+    try:
+        xid = conn.xid(1, f"fault-{rng.random()}", "b")
+        conn.tpc_begin(xid)
+        for alias in lab.aliases:
+            conn.execute(f"insert into ledger@{alias} (id) values (?)",
+                         (lab.aliases.index(alias) * 1000 + n,))
+        conn.tpc_prepare()
+        victim = lab.clusters[rng.choice(lab.aliases)]
+        victim.stop("immediate")
+        with contextlib.suppress(pooldbapi.PartialCommitError):
+            conn.tpc_commit()
+        victim.start()
+        other = lab.connect()
+        for pending in other.tpc_recover():
+            other.tpc_commit(pending)
+        other.close()
+    finally:
+        conn.close()
+    held = lab.held()
+    counts = {a: len(ids) for a, ids in held.items()}
+    if set(counts.values()) != {1}:
+        return [f"two-phase commit was not atomic after recovery: {counts}"]
+    return []
+
+
+Scenario = Callable[[Lab, random.Random], list[str]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "executemany, statement error, transaction":
+        lambda lab, rng: executemany_statement_error(lab, rng, autocommit=False),
+    "executemany, statement error, autocommit":
+        lambda lab, rng: executemany_statement_error(lab, rng, autocommit=True),
+    "executemany, session killed, transaction":
+        lambda lab, rng: executemany_session_killed(lab, rng, autocommit=False),
+    "executemany, session killed, autocommit":
+        lambda lab, rng: executemany_session_killed(lab, rng, autocommit=True),
+    "bulk insert, session killed, transaction":
+        lambda lab, rng: bulk_session_killed(lab, rng, autocommit=False),
+    "bulk insert, session killed, autocommit":
+        lambda lab, rng: bulk_session_killed(lab, rng, autocommit=True),
+    "statement error, then commit":
+        lambda lab, rng: statements_then_commit(lab, rng, two_phase=False),
+    "statement error, then two-phase commit":
+        lambda lab, rng: statements_then_commit(lab, rng, two_phase=True),
+}
+CRASH_SCENARIOS: dict[str, Scenario] = {
+    "server crash during executemany, autocommit":
+        lambda lab, rng: kill_server_during(lab, rng, "autocommit"),
+    "server crash during executemany, transaction":
+        lambda lab, rng: kill_server_during(lab, rng, "transaction"),
+    "server crash around commit":
+        lambda lab, rng: kill_server_during(lab, rng, "commit"),
+    "server crash in two-phase commit, then recovery": two_phase_server_lost,
+}
