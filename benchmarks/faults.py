@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
-    logging.getLogger("pooldbapi").setLevel(logging.ERROR)  # faults are the point here
+    for name in ("pooldbapi", "psycopg"):  # faults are the point here: no warnings for them
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     factory = ClusterFactory()
     try:
         lab = Lab([factory.new(synchronous_commit="on"), factory.new(synchronous_commit="on")])

@@ -181,85 +181,62 @@ def _commit(conn: pooldbapi.Connection, report: Report, pending: dict[str, set[i
         report.ack(alias, ids)
 
 
+def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement: str,
+                      rows: list[tuple[int]], fault: type[pooldbapi.Error],
+                      conninfo: dict[str, str] | None = None,
+                      bad_row: int | None = None) -> list[str]:
+    """Run one executemany that must meet the fault; in a transaction commit afterwards; then
+    compare the clusters with what the error (and the commit) reported."""
+    report = Report(ids={r[0] for r in rows if r[0] >= 0})
+    conn = lab.connect(autocommit=autocommit, seed=rng.random(), conninfo=conninfo or {})
+    try:
+        with batch_size(rng.choice([1, 3, 16, 5000])):
+            try:
+                conn.cursor().executemany(statement, rows)
+            except fault as err:
+                if bad_row is not None and err.row != bad_row:
+                    return [f"the error names row {err.row}, the bad row is {bad_row}"]
+                _from_error(report, err)
+            else:
+                return [f"the fault went unnoticed ({fault.__name__} expected)"]
+        if not autocommit:
+            # what the error reported written is what a commit keeps (nothing, where the
+            # transaction failed): acknowledged only once the commit returns
+            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+            report.acknowledged = {}
+            _commit(conn, report, pending)
+    finally:
+        conn.close()
+    return lab.check(report)
+
+
 def executemany_statement_error(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
     """executemany over the list, one row violating a check constraint at a drawn position."""
     lab.reset()
     n = rng.randint(1, 150)
     bad = rng.randrange(n)
     rows = [(-1 if i == bad else i,) for i in range(n)]
-    report = Report(ids={i for i in range(n) if i != bad})
-    conn = lab.connect(autocommit=autocommit, seed=rng.random())
-    try:
-        with batch_size(rng.choice([1, 3, 16, 5000])):
-            try:
-                conn.cursor().executemany("insert into ledger (id) values (?)", rows)
-            except pooldbapi.IntegrityError as err:
-                if err.row != bad:
-                    return [f"the error names row {err.row}, the bad row is {bad}"]
-                _from_error(report, err)
-            else:
-                return ["a row violating a check constraint was accepted"]
-        if not autocommit:
-            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
-            report.acknowledged = {}
-            _commit(conn, report, pending)
-    finally:
-        conn.close()
-    return lab.check(report)
+    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id) values (?)", rows,
+                             pooldbapi.IntegrityError, bad_row=bad)
 
 
 def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
     """executemany over the list; the session that inserts a drawn row is killed there."""
     lab.reset()
     n = rng.randint(1, 150)
-    victim = rng.randrange(n)
-    lab.arm(victim)
-    report = Report(ids=set(range(n)))
-    conn = lab.connect(autocommit=autocommit, seed=rng.random())
-    try:
-        with batch_size(rng.choice([1, 3, 16, 5000])):
-            try:
-                conn.cursor().executemany("insert into ledger (id) values (?)",
-                                          [(i,) for i in range(n)])
-            except pooldbapi.OperationalError as err:
-                _from_error(report, err)
-            else:
-                return ["a killed session went unnoticed"]
-        if not autocommit:
-            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
-            report.acknowledged = {}
-            # rows reported written are those a commit keeps: none where the killed session
-            # held acknowledged rows (the transaction failed), else the other containers' rows
-            _commit(conn, report, pending)
-    finally:
-        conn.close()
-    return lab.check(report)
+    lab.arm(rng.randrange(n))
+    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id) values (?)",
+                             [(i,) for i in range(n)], pooldbapi.OperationalError)
 
 
 def bulk_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
     """bulk insert in pages over the list; the session writing a drawn row is killed."""
     lab.reset()
     n = rng.randint(1, 200)
-    victim = rng.randrange(n)
-    lab.arm(victim)
-    report = Report(ids=set(range(n)))
-    conn = lab.connect(autocommit=autocommit, seed=rng.random(),
-                       conninfo={"page-size": str(rng.choice([1, 7, 25]))})
-    try:
-        try:
-            conn.cursor().executemany("bulk insert into ledger (id) values (?)",
-                                      [(i,) for i in range(n)])
-        except pooldbapi.OperationalError as err:
-            _from_error(report, err)
-        else:
-            return ["a killed session went unnoticed"]
-        if not autocommit:
-            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
-            report.acknowledged = {}
-            _commit(conn, report, pending)
-    finally:
-        conn.close()
-    return lab.check(report)
+    lab.arm(rng.randrange(n))
+    return _write_with_fault(lab, rng, autocommit, "bulk insert into ledger (id) values (?)",
+                             [(i,) for i in range(n)], pooldbapi.OperationalError,
+                             conninfo={"page-size": str(rng.choice([1, 7, 25]))})
 
 
 def statements_then_commit(lab: Lab, rng: random.Random, two_phase: bool) -> list[str]:

@@ -135,6 +135,17 @@ def test_a_429_storm_is_retried_and_every_row_lands_once(gateways):
     conn.close()
 
 
+def test_a_query_in_the_service_url_goes_with_every_call(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(
+        {"q": f"driver=odata;url={gateway.url}?sap-language=EN&access_token=Qs3cret;token=tok-q"})
+    assert conn.execute("select count(*) from Journals@q").fetchone()[0] == 2500
+    calls = gateway.wait_for("Journals")
+    assert calls and all("sap-language=EN" in c and "access_token=Qs3cret" in c for c in calls)
+    assert not [c for c in gateway.calls() if "EN/" in c or "Qs3cret/" in c]  # never in the path
+    conn.close()
+
+
 def test_bad_token_is_raised_at_once_and_never_retried(gateways):
     gateway = gateways()
     conn = pooldbapi.connect({"bad": f"driver=odata;url={gateway.url};token=wrong-secret"})

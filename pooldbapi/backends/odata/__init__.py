@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
@@ -28,6 +29,12 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
     if not url:
         raise InterfaceError(f"container {spec.alias!r}: the odata driver needs the key 'url'")
     session = requests.Session()
+    parts = urlsplit(url)
+    if parts.query:
+        # a query in the service URL (an access_token, an API version) goes with every call,
+        # after whatever path a call adds to the service URL
+        session.params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        url = urlunsplit(parts._replace(query="", fragment=""))
     if "token" in params:
         session.headers["Authorization"] = f"Bearer {params['token']}"
     elif "user" in params:
