@@ -57,12 +57,15 @@ class RoundRobin(_OneByOne):
     def choose(self, healthy: Healthy = _always) -> str:
         with self._lock:
             n = len(self.aliases)
-            for _ in range(n):
-                alias = self.aliases[self._next]
-                self._next = (self._next + 1) % n
+            start = self._next
+            for step in range(n):
+                alias = self.aliases[(start + step) % n]
                 if healthy(alias):
+                    self._next = (start + step + 1) % n
                     return alias
-            return alias  # none is healthy: go on in turn, the error will say why
+            # none is healthy: go on in turn, the error will say why
+            self._next = (start + 1) % n
+            return self.aliases[start]
 
     def choose_many(self, n: int, healthy: Healthy = _always) -> list[str]:
         if not all(healthy(a) for a in set(self.aliases)):

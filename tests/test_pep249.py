@@ -48,6 +48,7 @@ def db(request, tmp_path):
     conn.execute(f"drop table if exists {targets}")
     conn.execute(DDL[request.param].replace("books", targets, 1))
     conn.autocommit = False
+    conn.test_containers = containers  # for a second connection to the same containers
     yield conn
     if not conn.closed:
         conn.rollback()
@@ -196,6 +197,9 @@ def test_context_managers(db, tmp_path):
     with db as conn:
         conn.execute("insert into books@c1 (id, title) values (7, 'committed')")
     assert db.closed
+    with pooldbapi.connect(db.test_containers) as other:  # another session sees the commit
+        assert other.execute("select title from books@c1 where id = 7").fetchall() == \
+            [("committed",)]
 
 
 def test_with_connection_rolls_back_on_exception(tmp_path):

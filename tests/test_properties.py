@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import pooldbapi
 from pooldbapi.sql.parse import parse
 from pooldbapi.sql.render import render
-from pooldbapi.strategy import RoundRobin
+from pooldbapi.strategy import STRATEGIES, RoundRobin, seeded_random
 
 ALIASES = st.sampled_from(["eol1", "eol2", "eol3", "pg1", "lite"])
 LISTS = st.lists(ALIASES, min_size=1, max_size=8).map(tuple)
@@ -21,6 +21,69 @@ def test_round_robin_gives_exact_shares(aliases, start, k):
     rr = RoundRobin(aliases, random.Random(start))
     got = collections.Counter(rr.choose() for _ in range(k * len(aliases)))
     assert got == {a: k * m for a, m in collections.Counter(aliases).items()}
+
+
+def _turn(aliases, start, n, healthy=lambda a: True):
+    """The list as written, in turn from start, skipping what is not healthy (if any is)."""
+    usable = [i for i, a in enumerate(aliases) if healthy(a)] or list(range(len(aliases)))
+    out, pos = [], start
+    while len(out) < n:
+        if pos % len(aliases) in usable:
+            out.append(aliases[pos % len(aliases)])
+        pos += 1
+    return out
+
+
+@given(LISTS, st.integers(0, 10_000), st.integers(0, 30))
+def test_round_robin_goes_through_the_list_in_turn_from_the_seeded_start(aliases, seed, n):
+    start = random.Random(seed).randrange(len(aliases))
+    one = RoundRobin(aliases, random.Random(seed))
+    assert [one.choose() for _ in range(n)] == _turn(aliases, start, n)
+    many = RoundRobin(aliases, random.Random(seed))
+    assert many.choose_many(n) == _turn(aliases, start, n)
+    assert many.choose() == _turn(aliases, start, n + 1)[-1]  # and goes on from there
+
+
+@given(LISTS, st.integers(0, 10_000), st.integers(0, 30), st.sets(ALIASES))
+def test_unhealthy_containers_are_skipped_and_the_rest_keep_their_turn(aliases, seed, n, down):
+    def healthy(alias):
+        return alias not in down
+
+    start = random.Random(seed).randrange(len(aliases))
+    rr = RoundRobin(aliases, random.Random(seed))
+    picks = rr.choose_many(n, healthy)
+    if any(healthy(a) for a in aliases):
+        assert all(healthy(a) for a in picks)
+    assert picks == _turn(aliases, start, n, healthy)
+
+
+@given(LISTS, st.sampled_from(sorted(STRATEGIES)), st.integers(0, 10_000), st.integers(0, 20))
+def test_choose_many_is_n_calls_of_choose(aliases, name, seed, n):
+    one, many = (STRATEGIES[name](aliases, random.Random(seed)) for _ in range(2))
+    assert many.choose_many(n) == [one.choose() for _ in range(n)]
+
+
+@given(LISTS, st.integers(1, 3), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_executemany_puts_each_row_on_the_next_container_of_the_list(aliases, k, seed):
+    """Row by row, what each database holds is the list in turn from the seeded start."""
+    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
+                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    try:
+        conn.execute("create table t (id int)")
+        n = k * len(aliases) + seed % len(aliases)
+        statement = "insert into t@{" + ",".join(aliases) + "} values (?)"
+        cur = conn.cursor()
+        cur.executemany(statement, [(i,) for i in range(n)])
+        start = seeded_random(seed, statement, aliases).randrange(len(aliases))
+        expected: dict[str, list[int]] = {a: [] for a in set(aliases)}
+        for i, alias in enumerate(_turn(aliases, start, n)):
+            expected[alias].append(i)
+        assert _stored(conn, aliases) == expected
+        assert dict(cur.containers) == {a: len(v) for a, v in expected.items() if v}
+    finally:
+        conn.close()
+        pooldbapi.close_all()
 
 
 @given(LISTS, st.integers(1, 4), st.integers(0, 2**32))
