@@ -46,13 +46,24 @@ paramstyle = "qmark"
 def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
             settings: str | os.PathLike[str] | None = None,
             default: str | list[str] | tuple[str, ...] | None = None,
-            seed: object = None, broadcast_ddl: bool = False, strategy: str = "round-robin",
-            affinity: str | None = None, autocommit: bool = False,
-            two_phase: bool = False) -> Connection:
-    """Open a pooldbapi connection over the given containers (or a settings file)."""
-    return Connection(load_settings(containers, settings, default), seed=seed,
-                      broadcast_ddl=broadcast_ddl, strategy=strategy, affinity=affinity,
-                      autocommit=autocommit, two_phase=two_phase)
+            seed: object = None, broadcast_ddl: bool | None = None,
+            strategy: str | None = None, affinity: str | None = None,
+            autocommit: bool | None = None, two_phase: bool | None = None) -> Connection:
+    """Open a pooldbapi connection over the given containers (or a settings file).
+
+    An option left at None takes the settings file's top-level key of the same name, else its
+    default: broadcast_ddl=False, strategy="round-robin", autocommit=False, two_phase=False."""
+    resolved = load_settings(containers, settings, default)
+    given = {"seed": seed, "broadcast_ddl": broadcast_ddl, "strategy": strategy,
+             "affinity": affinity, "autocommit": autocommit, "two_phase": two_phase}
+    chosen = {**_CONNECT_DEFAULTS, **resolved.options,
+              **{k: v for k, v in given.items() if v is not None}}
+    return Connection(resolved, **chosen)
+
+
+_CONNECT_DEFAULTS: dict[str, Any] = {"seed": None, "broadcast_ddl": False,
+                                     "strategy": "round-robin", "affinity": None,
+                                     "autocommit": False, "two_phase": False}
 
 
 __all__ = [

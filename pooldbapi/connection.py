@@ -6,7 +6,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -76,6 +76,9 @@ class Connection:
         self.transaction = Transaction(two_phase)
         # threadsafety 2: threads may share a connection; its calls are serialised
         self.lock = threading.RLock()
+        # told (alias, rows) as the rows of executemany, bulk insert, insert ... select and
+        # synchronize are written (from worker threads); the command line shows it
+        self.progress: Callable[[str, int], None] | None = None
         _OPEN.add(self)
 
     def __repr__(self) -> str:
@@ -110,8 +113,10 @@ class Connection:
                 bare = next((o for o in stmt.occurrences if o.aliases is None), None)
                 where = (f": {bare.name!r} at {stmt.where(bare.position)} has no '@' suffix"
                          if bare else ": the statement names no table with '@'")
-            raise ProgrammingError(f"no default container list{where}; pass default=... to"
-                                   " connect() or name the containers with @alias or @{a,b}")
+            raise ProgrammingError(f"no default container list{where}; name the containers"
+                                   " with @alias or @{a,b}, or set a default list (connect's"
+                                   " default=..., the settings file's default key, or the"
+                                   " command's --default)")
         return self.default
 
     def strategy(self, text: str, aliases: tuple[str, ...]) -> Strategy:

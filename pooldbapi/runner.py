@@ -7,8 +7,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Generator, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -260,7 +260,12 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
         return int(max(cur.rowcount, 0))
 
 
-def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int) -> _Outcome:
+Progress = Callable[[str, int], None]
+"""Told (container alias, rows) as rows are written; called from worker threads."""
+
+
+def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int,
+          progress: Progress | None = None) -> _Outcome:
     out = _Outcome()
     throttle = throttle_for(phys.spec)
     if throttle is not None or not phys.backend.transactional:
@@ -278,6 +283,8 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 with phys.lock:
                     out.rowcount += _call(phys, bound, part)
                 out.done.extend(indices[lo:lo + step])
+                if progress is not None:
+                    progress(phys.spec.alias, len(part))
             except Exception as exc:
                 if len(part) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
                     # The batch was undone: replay its rows one by one to stop at the bad row.
@@ -355,12 +362,19 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     outcomes: dict[str, _Outcome] = {}
     if len(bounds) == 1:
         alias, rows = next(iter(bounds.items()))
-        outcomes[alias] = _work(physicals[alias], rows, stop, chunk)
+        outcomes[alias] = _work(physicals[alias], rows, stop, chunk, conn.progress)
     else:
         futures: dict[str, Future[_Outcome]] = {
-            alias: _executor().submit(_work, physicals[alias], rows, stop, chunk)
+            alias: _executor().submit(_work, physicals[alias], rows, stop, chunk, conn.progress)
             for alias, rows in bounds.items()}
-        outcomes = {alias: future.result() for alias, future in futures.items()}
+        try:
+            outcomes = {alias: future.result() for alias, future in futures.items()}
+        except BaseException:
+            # Ctrl-C (or the like) in the caller: the workers stop at a row boundary, and none
+            # may go on writing on a session that the caller now rolls back or gives back
+            stop.set()
+            wait(futures.values())
+            raise
     conn.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
         if outcome.error is not None:

@@ -204,10 +204,39 @@ def make_spec(alias: str, definition: str | Mapping[str, Any]) -> ContainerSpec:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything connect() needs: the containers and the default list."""
+    """Everything connect() needs: the containers, the default list, and the connect options
+    a settings file gave (broadcast_ddl, strategy, seed, ...; connect's own arguments win)."""
 
     containers: dict[str, ContainerSpec]
     default: tuple[str, ...] | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# The top-level keys of a settings file besides [containers] and default: connect()'s options,
+# each with the types it takes.
+FILE_OPTIONS: dict[str, tuple[type, ...]] = {
+    "broadcast_ddl": (bool,), "strategy": (str,), "seed": (str, int, float),
+    "affinity": (str,), "autocommit": (bool,), "two_phase": (bool,),
+}
+_FILE_KEYS = {own_key(k): k for k in (*FILE_OPTIONS, "containers", "default")}
+
+
+def _file_options(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Check a settings file's top-level keys; return its connect options by their names."""
+    options: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _FILE_KEYS.get(own_key(key))
+        if name is None:
+            raise InterfaceError(
+                f"settings file {path!r}: unknown key {key!r} (known: containers, default,"
+                f" {', '.join(FILE_OPTIONS)})")
+        if name in FILE_OPTIONS:
+            if not isinstance(value, FILE_OPTIONS[name]):
+                kinds = " or ".join(t.__name__ for t in FILE_OPTIONS[name])
+                raise InterfaceError(f"settings file {path!r}: key {key!r} takes {kinds},"
+                                     f" not {type(value).__name__}")
+            options[name] = value
+    return options
 
 
 def parse_alias_list(text: str | list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
@@ -235,6 +264,7 @@ def load_settings(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                   default: str | list[str] | tuple[str, ...] | None = None) -> Settings:
     """Build Settings from a containers mapping, a TOML settings file or POOLDBAPI_SETTINGS."""
     definitions: dict[str, str | Mapping[str, Any]] = {}
+    options: dict[str, Any] = {}
     if settings is None and containers is None:
         settings = os.environ.get(SETTINGS_ENV) or None
         if settings is None:
@@ -249,14 +279,16 @@ def load_settings(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                                  f" {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise InterfaceError(f"settings file {os.fspath(settings)!r}: {exc}") from exc
-        section = data.get("containers", {})
+        section: Any = next((v for k, v in data.items() if own_key(k) == "containers"), {})
         if not isinstance(section, dict) or not all(isinstance(v, dict | str)
                                                     for v in section.values()):
             raise InterfaceError(f"settings file {os.fspath(settings)!r}: expected one"
                                  " [containers.ALIAS] table per container")
         definitions.update(section)
-        if default is None and "default" in data:
-            default = data["default"]
+        options = _file_options(os.fspath(settings), data)
+        file_default = next((v for k, v in data.items() if own_key(k) == "default"), None)
+        if default is None and file_default is not None:
+            default = file_default
     if containers is not None:
         definitions.update(containers)
     if not definitions:
@@ -271,4 +303,4 @@ def load_settings(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                                        f" (configured: {', '.join(sorted(specs))})")
     elif len(specs) == 1:
         default_list = (next(iter(specs)),)
-    return Settings(specs, default_list)
+    return Settings(specs, default_list, options)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from pooldbapi.cli import demo, main
 
@@ -40,3 +44,180 @@ def test_sql_command_reports_errors(tmp_path, capsys):
     settings.write_text(f'[containers.a]\ndriver = "sqlite"\ndatabase = "{tmp_path}/a.db"\n')
     assert main(["sql", "--settings", str(settings), "select * from t@nope"]) == 1
     assert "'nope'" in capsys.readouterr().err
+
+
+def _settings(tmp_path, extra=""):
+    path = tmp_path / "s.toml"
+    path.write_text(f'{extra}\n[containers.a]\ndriver = "sqlite"\ndatabase = "{tmp_path}/a.db"\n'
+                    f'[containers.b]\ndriver = "sqlite"\ndatabase = "{tmp_path}/b.db"\n')
+    return str(path)
+
+
+def _rows(tmp_path, alias):
+    import sqlite3
+    with sqlite3.connect(tmp_path / f"{alias}.db") as raw:
+        return [r[0] for r in raw.execute("select x from t order by x")]
+
+
+def _command(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "pooldbapi", *args], capture_output=True,
+                          text=True, timeout=60, env=env, check=False, **kwargs)
+
+
+def test_an_unknown_settings_key_is_an_error_naming_it_and_the_file(tmp_path, capsys):
+    settings = _settings(tmp_path, 'defualt = "{a,b}"')
+    assert main(["sql", "--settings", settings, "select 1"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key 'defualt'" in err and settings in err
+    assert err.count("\n") == 1  # said once
+
+
+def test_settings_file_options_apply_and_flags_win(tmp_path, capsys):
+    settings = _settings(tmp_path, 'default = "{a,b}"\nbroadcast-ddl = true\nseed = 3')
+    assert main(["sql", "--settings", settings, "create table t (x int)"]) == 0
+    assert _rows(tmp_path, "a") == [] and _rows(tmp_path, "b") == []  # created on both
+    assert main(["sql", "--settings", settings, "--default", "{b}",
+                 "insert into t values (1)"]) == 0
+    assert _rows(tmp_path, "b") == [1] and _rows(tmp_path, "a") == []
+
+
+def test_a_failing_statement_in_autocommit_says_what_was_committed(tmp_path, capsys):
+    settings = _settings(tmp_path)
+    main(["sql", "--settings", settings, "create table t@a (x int primary key)"])
+    capsys.readouterr()
+    script = ("insert into t@a values (1); insert into t@a values (2);"
+              " insert into t@a values (2); insert into t@a values (3)")
+    assert main(["sql", "--settings", settings, script]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("pooldbapi: statement 3 failed: IntegrityError")
+    assert err[1] == "pooldbapi: committed before: statements 1, 2"
+    assert _rows(tmp_path, "a") == [1, 2]  # statement 4 did not run
+
+
+def test_a_failing_statement_in_a_transaction_rolls_the_run_back_and_says_so(tmp_path, capsys):
+    settings = _settings(tmp_path)
+    main(["sql", "--settings", settings, "create table t@a (x int primary key)"])
+    capsys.readouterr()
+    assert main(["sql", "--settings", settings, "--transaction", "insert into t@a values (1)",
+                 "insert into t@a values (2)", "insert into t@a values (2)"]) == 1
+    err = capsys.readouterr().err
+    assert "rolled back: statements 1, 2 (the transaction; nothing of it was committed)" in err
+    assert _rows(tmp_path, "a") == []
+    assert main(["sql", "--settings", settings, "--transaction", "insert into t@a values (1)",
+                 "insert into t@a values (2)"]) == 0
+    assert _rows(tmp_path, "a") == [1, 2]
+
+
+def test_statements_from_a_file_and_from_standard_input(tmp_path):
+    settings = _settings(tmp_path)
+    script = tmp_path / "load.sql"
+    script.write_text("create table t@a (x int, s text);\n-- a comment; not a statement\n"
+                      "insert into t@a values (1, 'a;b');\ninsert into t@a values (2, ';');\n")
+    done = _command("sql", "--settings", settings, "-f", str(script))
+    assert done.returncode == 0, done.stderr
+    done = _command("sql", "--settings", settings, "--format", "csv",
+                    input="select s from t@a order by x;\nselect count(*) as n from t@a;\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["s", "a;b", ";", "n", "2"]
+
+
+def test_json_lines_and_the_settings_from_the_environment(tmp_path):
+    settings = _settings(tmp_path)
+    env = {**os.environ, "POOLDBAPI_SETTINGS": settings}
+    done = _command("sql", "--format", "json", "create table t@b (x int)",
+                    "insert into t@b values (7)", "select x from t@b", env=env)
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert docs[1] == {"statement": 2, "containers": {"b": 1}, "rowcount": 1}
+    assert docs[2] == {"statement": 3, "containers": {"b": 1}, "columns": ["x"],
+                       "rows": [[7]]}
+
+
+def test_containers_lists_reachability_health_and_pools(tmp_path):
+    settings = _settings(tmp_path).replace("s.toml", "s.toml")
+    done = _command("containers", "--settings", settings, "--format", "json")
+    rows = json.loads(done.stdout)
+    assert [r["container"] for r in rows] == ["a", "b"]
+    assert all(r["reachable"].startswith("yes") and r["healthy"] == "yes" for r in rows)
+    assert all(r["open"] == 1 and r["maximum"] == 10 for r in rows)
+
+
+def test_version_and_an_unreachable_server_said_once(tmp_path):
+    assert _command("--version").stdout.startswith("pooldbapi ")
+    path = tmp_path / "pg.toml"
+    path.write_text('[containers.p]\ndriver = "postgresql"\nhost = "127.0.0.1"\nport = 9\n'
+                    'user = "x"\n')
+    done = _command("sql", "--settings", str(path), "select 1")
+    assert done.returncode == 1
+    assert done.stderr.count("Connection refused") == 1, done.stderr  # no log line as well
+    assert done.stderr.count("pooldbapi:") == 1
+    assert "OperationalError" in done.stderr
+
+
+def _spawn(args, tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "POOLDBAPI_HISTORY": str(tmp_path / "history"), "TERM": "xterm",
+           "COLUMNS": "100"}
+    return pexpect.spawn(sys.executable, ["-m", "pooldbapi", *args], env=env, timeout=30,
+                         encoding="utf-8", dimensions=(40, 100))
+
+
+def test_the_prompt_takes_multi_line_statements_and_ctrl_c_clears_the_line(tmp_path):
+    settings = _settings(tmp_path, 'default = "a"')
+    child = _spawn(["sql", "--settings", settings], tmp_path)
+    child.expect_exact("pooldbapi> ")
+    child.sendline("select 41 + 1")
+    child.expect_exact("...> ")
+    child.sendline("  as answer;")
+    child.expect("answer")
+    child.expect("42")
+    child.expect_exact("pooldbapi> ")
+    child.sendline("select 'never")
+    child.expect_exact("...> ")
+    child.sendintr()  # drops the unfinished statement
+    child.expect_exact("pooldbapi> ")
+    child.sendline("select 'after' as w;")
+    child.expect("after")
+    child.expect_exact("pooldbapi> ")
+    child.sendeof()
+    child.expect(pexpect_eof())
+    child.close()
+    assert child.exitstatus == 0
+    assert "select 41 + 1" in (tmp_path / "history").read_text()
+
+
+def pexpect_eof():
+    import pexpect
+    return pexpect.EOF
+
+
+def _slow_settings(tmp_path):
+    path = tmp_path / "slow.toml"
+    path.write_text(f'[containers.src]\ndriver = "sqlite"\ndatabase = "{tmp_path}/src.db"\n'
+                    f'[containers.dst]\ndriver = "sqlite"\ndatabase = "{tmp_path}/dst.db"\n'
+                    'max-calls-per-second = 40\n')
+    main(["sql", "--settings", str(path), "create table s@src (x int)",
+          "insert into s@src select value from json_each('[" +
+          ",".join(str(i) for i in range(120)) + "]')", "create table t@dst (x int)"])
+    return str(path)
+
+
+def test_progress_shows_on_a_terminal_and_ctrl_c_ends_with_130(tmp_path):
+    settings = _slow_settings(tmp_path)
+    child = _spawn(["sql", "--settings", settings, "--transaction",
+                    "insert into t@dst select x from s@src"], tmp_path)
+    child.expect("rows written")  # 120 rows at 40 calls/s: three seconds of progress
+    child.sendintr()
+    child.expect("interrupted at statement 1; rolled back: statement 1")
+    child.expect(pexpect_eof())
+    child.close()
+    assert child.exitstatus == 130
+    assert _rows(tmp_path, "dst") == []
+
+
+def test_no_progress_when_output_is_piped(tmp_path):
+    settings = _slow_settings(tmp_path)
+    done = _command("sql", "--settings", settings, "insert into t@dst select x from s@src")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "rowcount: 120" in done.stdout

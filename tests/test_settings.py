@@ -159,3 +159,28 @@ def test_pools_are_keyed_by_definition_not_alias(tmp_path):
     same = make_spec("other", f"driver=sqlite;database={tmp_path / 'one.db'}")
     assert pool_for(one) is not pool_for(two)
     assert pool_for(one) is pool_for(same)
+
+
+def test_settings_file_options_are_connect_options_and_arguments_win(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(f'Broadcast-DDL = true\nautocommit = true\nseed = 5\nstrategy = "least-busy"\n'
+                    f'[containers.a]\ndriver = "sqlite"\ndatabase = "{tmp_path}/a.db"\n')
+    conn = pooldbapi.connect(settings=path)
+    assert conn.autocommit and conn.broadcast_ddl and conn.seed == 5
+    assert conn._strategy_class.__name__ == "LeastBusy"
+    conn.close()
+    conn = pooldbapi.connect(settings=path, autocommit=False, seed=6)
+    assert not conn.autocommit and conn.seed == 6 and conn.broadcast_ddl
+    conn.close()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('defualt = "a"', "unknown key 'defualt'"),
+    ("autocommit = 1", "key 'autocommit' takes bool, not int"),
+])
+def test_a_bad_settings_key_names_the_key_and_the_file(tmp_path, line, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'{line}\n[containers.a]\ndriver = "sqlite"\ndatabase = ":memory:"\n')
+    with pytest.raises(pooldbapi.InterfaceError, match=message) as info:
+        pooldbapi.connect(settings=path)
+    assert str(path) in str(info.value)

@@ -1,0 +1,207 @@
+"""The `pooldbapi` command: `demo` on embedded SQLite containers, `sql` (statements from
+arguments, a file, standard input or a prompt) and `containers` against a settings file."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .. import Error, connect, health, pool_stats
+from ..pool import pool_for
+from ..settings import SETTINGS_ENV, load_settings
+from .demo import demo
+from .output import FORMATS, table
+from .sql import Session, split
+
+SQL_EXAMPLES = f"""examples:
+  pooldbapi sql --settings pooldbapi.toml "select count(*) from Journals@{{eol1,eol2}}"
+  pooldbapi sql -f load.sql --transaction          # one transaction for the whole script
+  echo "select 1;" | pooldbapi sql --format csv     # statements from standard input
+  pooldbapi sql                                     # a prompt ({SETTINGS_ENV} names the file)
+  pooldbapi sql --broadcast-ddl "create table t (x int)"
+
+Statements run in autocommit unless --transaction (or autocommit = false in the settings
+file); 'commit' and 'rollback' as statements run the connection's commit() and rollback().
+When a statement fails, the command says what was committed and what was rolled back."""
+
+CONTAINERS_EXAMPLES = """examples:
+  pooldbapi containers --settings pooldbapi.toml
+  POOLDBAPI_SETTINGS=pooldbapi.toml pooldbapi containers --format json"""
+
+DEMO_EXAMPLES = """examples:
+  pooldbapi demo
+  pooldbapi demo --dir ./demo-files     # keep the SQLite files (eol1..eol5, slow1..slow5)"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pooldbapi")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pooldbapi", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pooldbapi {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log pooldbapi's warnings (health changes, retries) to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+    p_demo = sub.add_parser("demo", help="run the scenarios on embedded SQLite containers",
+                            epilog=DEMO_EXAMPLES, formatter_class=raw)
+    p_demo.add_argument("--dir", type=Path, help="keep the SQLite files here")
+
+    p_sql = sub.add_parser("sql", help="run statements against a settings file",
+                           epilog=SQL_EXAMPLES, formatter_class=raw)
+    _connect_flags(p_sql)
+    p_sql.add_argument("-f", "--file", type=Path, action="append", default=[],
+                       help="read statements from this file (repeatable; '-' is stdin)")
+    p_sql.add_argument("--format", choices=FORMATS, default="table",
+                       help="table (default), csv (result sets only) or json (a line each)")
+    p_sql.add_argument("statements", nargs="*",
+                       help="statements to run, in order (several in one argument are split"
+                            " at ';'); none and no -f: standard input, or a prompt on a"
+                            " terminal")
+
+    p_cont = sub.add_parser("containers", help="list the containers: reachable, health, pool",
+                            epilog=CONTAINERS_EXAMPLES, formatter_class=raw)
+    _connect_flags(p_cont, options=False)
+    p_cont.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _connect_flags(parser: argparse.ArgumentParser, options: bool = True) -> None:
+    parser.add_argument("--settings", default=os.environ.get(SETTINGS_ENV),
+                        help=f"a TOML settings file (default: ${SETTINGS_ENV})")
+    if not options:
+        return
+    parser.add_argument("--default", help="default container list, e.g. {a,b}")
+    parser.add_argument("--broadcast-ddl", action="store_true", default=None,
+                        help="run DDL over a list on each of its distinct containers")
+    parser.add_argument("--strategy", help="round-robin (default), weighted-random,"
+                                           " least-busy or adaptive")
+    parser.add_argument("--seed", help="seed the strategies' starts (reproducible runs)")
+    parser.add_argument("--affinity", choices=("transaction",),
+                        help="pin each list to its first container within a transaction")
+    parser.add_argument("--two-phase", action="store_true", default=None,
+                        help="commit with two-phase commit (implies --transaction)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--transaction", dest="autocommit", action="store_false", default=None,
+                      help="run everything in one transaction, committed at the end")
+    mode.add_argument("--autocommit", dest="autocommit", action="store_true",
+                      help="each statement commits on its own (the default)")
+
+
+def _open(args: argparse.Namespace) -> Any:
+    if not args.settings:
+        raise SystemExit(f"pooldbapi: no settings file: pass --settings FILE or set"
+                         f" {SETTINGS_ENV}")
+    autocommit = args.autocommit
+    if args.two_phase:
+        autocommit = False
+    elif autocommit is None:  # the command's default is autocommit; the file may say otherwise
+        autocommit = load_settings(settings=args.settings).options.get("autocommit", True)
+    return connect(settings=args.settings, default=args.default, seed=args.seed,
+                   broadcast_ddl=args.broadcast_ddl, strategy=args.strategy,
+                   affinity=args.affinity, two_phase=args.two_phase, autocommit=autocommit)
+
+
+def _statements(args: argparse.Namespace) -> list[str] | None:
+    """The statements to run, or None for the prompt."""
+    texts: list[str] = []
+    for path in args.file:
+        texts.append(sys.stdin.read() if str(path) == "-" else path.read_text())
+    texts += args.statements
+    if not texts:
+        if sys.stdin.isatty():
+            return None
+        texts.append(sys.stdin.read())
+    return [s for text in texts for s in split(text)]
+
+
+def _sql(args: argparse.Namespace) -> int:
+    statements = _statements(args)
+    conn = _open(args)
+    session = Session(conn, args.format, sys.stdout, sys.stderr, progress=sys.stderr.isatty())
+    try:
+        if statements is None:
+            from .shell import interact
+            return interact(session)
+        status = session.run(statements)
+        if status == 0 and not session.commit():
+            status = 1
+        return status
+    except KeyboardInterrupt:
+        session.interrupted()
+        return 130
+    finally:
+        conn.close()
+
+
+def _containers(args: argparse.Namespace) -> int:
+    if not args.settings:
+        raise SystemExit(f"pooldbapi: no settings file: pass --settings FILE or set"
+                         f" {SETTINGS_ENV}")
+    specs = load_settings(settings=args.settings).containers
+    rows = []
+    for alias, spec in specs.items():
+        started = time.perf_counter()
+        try:  # borrow and give back one physical connection: is it reachable?
+            pool = pool_for(spec)
+            pool.release(pool.acquire())
+            reached = f"yes, {(time.perf_counter() - started) * 1000:.0f} ms"
+        except Error as exc:
+            reached = f"no: {exc}"
+        state = health().get(alias)
+        stats = next((s for s in pool_stats() if s.alias == alias), None)
+        rows.append({"container": alias, "driver": spec.driver, "reachable": reached,
+                     "healthy": "yes" if state is None or state.healthy else "no",
+                     "failures": state.failures if state else 0,
+                     "open": stats.open if stats else 0, "idle": stats.idle if stats else 0,
+                     "maximum": stats.maximum if stats else "-"})
+    if args.format == "json":
+        import json
+        print(json.dumps(rows))
+    else:
+        header = list(rows[0]) if rows else ["container"]
+        table([[r[h] for h in header] for r in rows], header, sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pooldbapi` command: the exit status (1 after an error, 130 after
+    Ctrl-C); each error is printed once."""
+    args = _parser().parse_args(argv)
+    # pooldbapi's log lines repeat what the command prints: show them only when asked
+    logging.getLogger("pooldbapi").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
+    try:
+        if args.command == "demo":
+            if args.dir:
+                args.dir.mkdir(parents=True, exist_ok=True)
+                demo(args.dir, sys.stdout)
+            else:
+                with tempfile.TemporaryDirectory(prefix="pooldbapi-demo-") as tmp:
+                    demo(Path(tmp), sys.stdout)
+            return 0
+        if args.command == "containers":
+            return _containers(args)
+        return _sql(args)
+    except KeyboardInterrupt:
+        print("pooldbapi: interrupted", file=sys.stderr)
+        return 130
+    except Error as exc:
+        print(f"pooldbapi: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        print(f"pooldbapi: {exc}", file=sys.stderr)
+        return 1
