@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -154,6 +154,10 @@ class Cursor:
         if run is None:
             raise ProgrammingError(f"executemany takes insert, update, delete or bulk insert,"
                                    f" not {stmt.kind}")
+        if isinstance(seq_of_parameters, str | bytes | Mapping) or \
+                not isinstance(seq_of_parameters, Iterable):
+            raise ProgrammingError(f"executemany takes a sequence of parameter sets, not"
+                                   f" {type(seq_of_parameters).__name__}")
         seq = seq_of_parameters if isinstance(seq_of_parameters, Sequence) else \
             list(seq_of_parameters)
         self._set(run(self.connection, stmt, seq))

@@ -235,7 +235,7 @@ class _Outcome:
 
 def _bind(phys: Physical, item: Item) -> _Bound:
     rendered = render(item.stmt, phys.backend.paramstyle)
-    values = bind_many(item.stmt, rendered.keys, item.params)
+    values = bind_many(item.stmt, rendered.keys, item.params, item.indices)
     return _Bound(item, "" if item.copy is not None else rendered.text, values)
 
 

@@ -230,3 +230,18 @@ def test_ordering_and_limit_are_pushed_where_the_statement_allows(gateways):
     rows = conn.execute("select ID from Journals@eol1 where ID < 5 order by 1 desc limit 2")
     assert rows.fetchall() == [(4,), (3,)]  # ordering by position: evaluated locally
     conn.close()
+
+
+def test_an_update_whose_literal_holds_where_sets_exactly_that_literal(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1", "eol2")), autocommit=True)
+    cur = conn.cursor()
+    cur.executemany("insert into Journals@{eol1,eol2} (ID, amount, description) values"
+                    " (?, ?, ?)", [(70000 + i, 1.0, "lit-upd") for i in range(2)])
+    cur.execute("update Journals@{eol1,eol2} set description = 'x where y; (a),(b)'"
+                " where description = ?", ("lit-upd",))
+    assert cur.rowcount == 2
+    assert conn.execute("select count(*) from Journals@eol1 where description ="
+                        " 'x where y; (a),(b)'").fetchone() == (2,)
+    conn.execute("delete from Journals@{eol1,eol2} where ID >= 70000 and ID < 70002")
+    conn.close()

@@ -118,3 +118,61 @@ def test_values_rows_are_found_for_multi_row_insert():
 
 def test_parse_is_cached_by_text():
     assert parse("select 42 from t@a") is parse("select 42 from t@a")
+
+
+CLAUSES = [  # (statement, {clause: body}) with literals that look like clauses
+    ("update t@{a,b} set note = 'x where y', n = ? where id = ?",
+     {"UPDATE": "t@{a,b}", "SET": "note = 'x where y', n = ?", "WHERE": "id = ?"}),
+    ("delete from t@a where s = 'a),(b' and k = \"where\";",
+     {"DELETE": "", "FROM": "t@a", "WHERE": "s = 'a),(b' and k = \"where\""}),
+    ("update t set a = (select max(x) from u where u.y = t.y) -- where in a comment",
+     {"UPDATE": "t", "SET": "a = (select max(x) from u where u.y = t.y) -- where in a comment"}),
+    ("select a from t@p where b = '@q' group by a order by 1 limit 5",
+     {"SELECT": None, "FROM": "t@p", "WHERE": "b = '@q'", "GROUP BY": "a", "ORDER BY": "1",
+      "LIMIT": "5"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CLAUSES)
+def test_top_level_clauses_are_read_from_the_tokens(text, expected):
+    stmt = parse(text)
+    for keyword, body in expected.items():
+        span = stmt.clause(keyword)
+        if body is None:
+            assert span is None
+        else:
+            assert span is not None and text[slice(*span)].strip() == body
+
+
+PLACEHOLDER_STYLES = [
+    ("""select '{"a":1}'::jsonb ? 'a', %s""", ["format"]),          # jsonb operator
+    ("select j ?| array['a','b'] from t where k = :k", ["named"]),
+    ("select (j) ?& array['a'] from t where k = %(k)s", ["pyformat"]),
+    ("select 1 /* /* nested */ ? */ , :1", ["numeric"]),            # PostgreSQL's nesting
+    ("select 1 /* a /* b */ c */ , ?", ["qmark"]),
+    ("select ?, ?", ["qmark", "qmark"]),
+]
+
+
+@pytest.mark.parametrize(("text", "styles"), PLACEHOLDER_STYLES)
+def test_placeholders_follow_postgresqls_lexical_rules(text, styles):
+    assert [p.style for p in parse(text).placeholders] == styles
+
+
+def test_a_question_mark_where_a_value_stands_is_still_a_mixed_placeholder():
+    with pytest.raises(pooldbapi.ProgrammingError, match="mixed"):
+        pooldbapi.connect({"a": "driver=sqlite;database=:memory:"}).execute(
+            "select ?, :a", {"a": 1})
+
+
+def test_a_statement_that_is_not_text_is_a_programming_error():
+    with pytest.raises(pooldbapi.ProgrammingError, match="must be a str, not list"):
+        parse(["select 1"])
+
+
+def test_very_long_statements_are_not_cached():
+    from pooldbapi.sql import parse as module
+    text = "select 1" + " " * (module.CACHE_TEXT + 1)
+    parse(text)
+    assert text not in module._CACHE
+    assert module._cached_bytes <= module.CACHE_BYTES

@@ -271,3 +271,22 @@ def test_transaction_control_as_text_is_refused(db):
                  "start transaction"):
         with pytest.raises(pooldbapi.ProgrammingError, match="commit\\(\\)"):
             db.execute(text)
+
+
+@pytest.mark.parametrize("bad", [None, 5, "not rows", {"a": 1}])
+def test_executemany_of_something_else_than_parameter_sets_is_a_programming_error(bad):
+    conn = pooldbapi.connect({"a": "driver=sqlite;database=:memory:"}, autocommit=True)
+    conn.execute("create table t (x int)")
+    with pytest.raises(pooldbapi.ProgrammingError, match="sequence of parameter sets"):
+        conn.cursor().executemany("insert into t values (?)", bad)
+    conn.close()
+
+
+def test_a_bad_parameter_set_is_named_by_its_index_in_the_callers_sequence(tmp_path):
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={tmp_path / a}.db" for a in "abc"},
+                             default="{a,b,c}", broadcast_ddl=True, autocommit=True, seed=1)
+    conn.execute("create table t (x int)")
+    with pytest.raises(pooldbapi.ProgrammingError, match="parameter set 2: .*takes 1"):
+        conn.cursor().executemany("insert into t values (?)", [(1,), (2,), (3, 4), (5,)])
+    assert sum(conn.execute(f"select count(*) from t@{a}").fetchone()[0] for a in "abc") == 0
+    conn.close()

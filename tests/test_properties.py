@@ -204,3 +204,30 @@ def test_bulk_pages_are_whole_and_every_row_lands_once(aliases, n, size, seed):
     finally:
         conn.close()
         pooldbapi.close_all()
+
+
+TRICKY = st.text(alphabet=st.sampled_from(list("ab'();,@?:%{}\\\n -*/")), max_size=12)
+
+
+@given(LISTS, st.lists(TRICKY, min_size=1, max_size=12), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_multi_row_literal_values_land_once_where_the_strategy_says(aliases, texts, seed):
+    """Literal rows full of quotes, parentheses, ';', '@' and markers: each row lands once,
+    with its exact value, on the next container of the list."""
+    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
+                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    try:
+        conn.execute("create table t (id int, s text)")
+        rows = ", ".join(f"({i}, '{s.replace(chr(39), chr(39) * 2)}')"
+                         for i, s in enumerate(texts))
+        statement = "insert into t@{" + ",".join(aliases) + "} (id, s) values " + rows
+        conn.execute(statement)
+        distinct = len(set(aliases))
+        start = seeded_random(seed, statement, aliases).randrange(len(aliases))
+        picks = _turn(aliases, start, len(texts)) if distinct > 1 else [aliases[0]] * len(texts)
+        for alias in set(aliases):
+            held = conn.execute(f"select id, s from t@{alias} order by id").fetchall()
+            assert held == [(i, s) for i, s in enumerate(texts) if picks[i] == alias]
+    finally:
+        conn.close()
+        pooldbapi.close_all()

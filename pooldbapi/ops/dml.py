@@ -9,9 +9,10 @@ from ..backends import backend as load_backend
 from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
 from ..runner import Item, execute_routed, run_items, run_rounds
-from ..sql.paramstyle import bind, source_style
+from ..sql.paramstyle import bind
 from ..sql.parse import DELETE, UPDATE, Statement, parse
 from ..sql.render import render
+from ..sql.values import split_rows
 from . import select
 
 if TYPE_CHECKING:
@@ -44,33 +45,13 @@ def _check_params(stmt: Statement, params: Any) -> None:
         bind(stmt, render(stmt, "qmark").keys, params)
 
 
-def split_values(stmt: Statement, params: Any) -> list[tuple[Statement, Any]]:
-    """Return one single-row insert (and its parameters) per row of a multi-row values list."""
-    text = stmt.text
-    lo_all, hi_all = stmt.values_rows[0][0], stmt.values_rows[-1][1]
-    style = source_style(stmt) if params is not None else None
-    out = []
-    for lo, hi in stmt.values_rows:
-        row = parse(text[:lo_all] + text[lo:hi] + text[hi_all:])
-        if params is None or style in ("named", "pyformat") or style is None:
-            row_params = params
-        elif style == "numeric":
-            row_params = params[:max((p.key for p in row.placeholders
-                                      if isinstance(p.key, int)), default=0)]
-        else:
-            row_params = [params[j] for j, p in enumerate(stmt.placeholders)
-                          if p.start < lo_all or lo <= p.start < hi or p.start >= hi_all]
-        out.append((row, row_params))
-    return out
-
-
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     """Run the statement on the container chosen for this execution (or per row)."""
     if len(stmt.values_rows) > 1 and any(len(set(conn.resolve(lst, stmt))) > 1
                                          for lst in stmt.lists):
         _check_params(stmt, params)
         plan: dict[str, list[Item]] = {}
-        for index, (row, row_params) in enumerate(split_values(stmt, params)):
+        for index, (row, row_params) in enumerate(split_rows(stmt, params)):
             plan.setdefault(conn.one(stmt), []).append(Item(row, [index], [row_params]))
         return run_items(conn, plan)
     choice = conn.route(stmt)

@@ -3,7 +3,6 @@ affected rows (one read, evaluated like any select), then one PATCH or DELETE pe
 to the next REST container of the list."""
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError
@@ -17,10 +16,6 @@ from .dml import spread
 if TYPE_CHECKING:
     from ..connection import Connection
 
-_UPDATE = re.compile(r"^\s*update\s+(?P<target>\S+)\s+set\s+(?P<sets>.+?)"
-                     r"(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$", re.I | re.S)
-_DELETE = re.compile(r"^\s*delete\s+from\s+(?P<target>\S+)(?:\s+where\s+(?P<where>.+?))?"
-                     r"\s*;?\s*$", re.I | re.S)
 
 
 def _params_in(stmt: Statement, params: Any, lo: int, hi: int) -> Any:
@@ -34,12 +29,19 @@ def _params_in(stmt: Statement, params: Any, lo: int, hi: int) -> Any:
 
 def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -> Result:
     """Write an update or delete row by row, by key, over the list's REST containers."""
-    match = (_DELETE if stmt.kind == DELETE else _UPDATE).match(stmt.text)
-    if match is None or len(stmt.occurrences) != 1:
+    # the clauses as the scan found them (a 'where' inside a literal is no clause)
+    target_span = stmt.clause("FROM" if stmt.kind == DELETE else "UPDATE")
+    sets_span = stmt.clause("SET")
+    where_span = stmt.clause("WHERE")
+    clauses = [c[0] for c in stmt.clauses]
+    expected = ["DELETE", "FROM"] if stmt.kind == DELETE else ["UPDATE", "SET"]
+    if target_span is None or len(stmt.occurrences) != 1 or \
+            [c for c in clauses if c != "WHERE"] != expected or \
+            (stmt.kind != DELETE and sets_span is None):
         raise NotSupportedError(f"{stmt.kind} on a REST container takes one table: "
                                 f"{stmt.kind} t@{{...}} ... [where ...]")
     occ = stmt.occurrences[0]
-    target = match["target"]
+    target = stmt.text[slice(*target_span)].strip()
     phys = conn.transaction.physical(conn.specs[entity_alias], conn.autocommit)
     try:
         raw: Any = phys.raw  # a REST connection knows its entity sets' keys ($metadata)
@@ -48,18 +50,20 @@ def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -
         conn.after_statement(entity_alias)
     if not keys:
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
-    where = match["where"]
+    where = stmt.text[slice(*where_span)].strip() if where_span else None
     read = parse(f"select {', '.join(keys)} from {target}" + (f" where {where}" if where else ""))
     conn.check(read)
-    where_at = match.start("where") if where else len(stmt.text)
+    where_at = where_span[0] if where_span else len(stmt.text)
     found = select.execute(conn, read, _params_in(stmt, params, where_at, len(stmt.text)))
     by_key = " and ".join(f"{k} = ?" for k in keys)
     if stmt.kind == DELETE:
         write = parse(f"delete from {target} where {by_key}")
         rows = [tuple(row) for row in found.rows]
     else:
-        write = parse(f"update {target} set {match['sets']} where {by_key}")
-        sets = _params_in(stmt, params, match.start("sets"), match.end("sets"))
+        assert sets_span is not None
+        write = parse(f"update {target} set {stmt.text[slice(*sets_span)].strip()}"
+                      f" where {by_key}")
+        sets = _params_in(stmt, params, *sets_span)
         if isinstance(sets, dict):
             raise NotSupportedError("updates on REST containers take positional placeholders")
         rows = [(*(sets or ()), *row) for row in found.rows]

@@ -103,9 +103,10 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
     return tuple(params[k] for k in keys)  # type: ignore[index]
 
 
-def bind_many(stmt: Statement, keys: tuple[int | str, ...], seq: Sequence[Any]
-              ) -> Sequence[Sequence[Any]]:
-    """Return the values of many parameter sets, checked first; a bad set is named by index."""
+def bind_many(stmt: Statement, keys: tuple[int | str, ...], seq: Sequence[Any],
+              indices: Sequence[int] | None = None) -> Sequence[Sequence[Any]]:
+    """Return the values of many parameter sets, checked first; a bad set is named by its
+    index in the caller's sequence (indices, where seq is a part of it)."""
     style = source_style(stmt)
     if style in ("qmark", "format") and set(map(type, seq)) <= {tuple} and \
             set(map(len, seq)) <= {len(keys)}:
@@ -115,7 +116,8 @@ def bind_many(stmt: Statement, keys: tuple[int | str, ...], seq: Sequence[Any]
         try:
             out.append(bind(stmt, keys, params))
         except ProgrammingError as exc:
-            raise ProgrammingError(f"parameter set {index}: {exc}") from None
+            number = indices[index] if indices is not None else index
+            raise ProgrammingError(f"parameter set {number}: {exc}") from None
     return out
 
 

@@ -19,6 +19,11 @@ _LEXER.set_SQL_REGEX([  # type: ignore[no-untyped-call]
     (r"[nN]?[qQ]'(?s:\[.*?\]|\(.*?\)|\{.*?\}|<.*?>|([^\s\[({<]).*?\1)'",
      tokens.Literal.String.Single),
     (r"@(?:\w+|\{[^{}]*\}?)", tokens.Name),
+    # Standard SQL strings: a backslash is an ordinary character (PostgreSQL's default,
+    # SQLite, Oracle); only PostgreSQL's E'...' strings escape with it. Quoted names likewise.
+    (r"[eE]'(?:''|\\.|[^'\\])*'", tokens.Literal.String.Single),
+    (r"'(?:''|[^'])*'", tokens.Literal.String.Single),
+    (r'"(?:""|[^"])*"', tokens.Literal.String.Symbol),
     *keywords.SQL_REGEX,
 ])
 
@@ -33,6 +38,8 @@ _STOP = {"SELECT", "VALUES", "WHERE", "SET", "ON", "USING", "GROUP BY", "ORDER B
 _SKIP = {"LATERAL", "ONLY", "IF EXISTS", "IF NOT EXISTS", "TABLE", "TEMPORARY", "TEMP",
          "UNLOGGED", "GLOBAL", "LOCAL"}
 _CLAUSE_END = _STOP - {"ON", "USING"}
+_TOP_CLAUSES = {"UPDATE", "DELETE", "INSERT", "INTO", "FROM", "SET", "WHERE", "VALUES",
+                "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "OFFSET", "RETURNING"}
 _NAMEISH = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
 
 
@@ -70,7 +77,16 @@ class Statement:
     words: tuple[str, ...] = ()
     select_start: int | None = None      # insert ... select: where the select begins
     columns: tuple[str, ...] | None = None   # insert: the column list, as written
+    # top-level clauses: (keyword, keyword's start, body start, body end), in order
+    clauses: tuple[tuple[str, int, int, int], ...] = ()
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def clause(self, keyword: str) -> tuple[int, int] | None:
+        """The span of a top-level clause's body (after its keyword), or None."""
+        for name, _, lo, hi in self.clauses:
+            if name == keyword:
+                return lo, hi
+        return None
 
     @property
     def lists(self) -> tuple[tuple[str, ...] | None, ...]:
@@ -117,6 +133,38 @@ def lex(text: str) -> list[Token]:
     for ttype, value in _LEXER.get_tokens(text):  # type: ignore[no-untyped-call]
         out.append(Token(ttype, value, pos))
         pos += len(value)
+    if any(t.ttype in tokens.Comment.Multiline and t.value.count("/*") > 1 for t in out):
+        out = _nest_comments(text, out)
+    return out
+
+
+def _nest_comments(text: str, toks: list[Token]) -> list[Token]:
+    """Block comments nest, as PostgreSQL reads them: '/* a /* b */ c */' is one comment.
+    (Elsewhere such text is an error, so reading it PostgreSQL's way costs nothing.)"""
+    out: list[Token] = []
+    k = 0
+    while k < len(toks):
+        tok = toks[k]
+        k += 1
+        if tok.ttype not in tokens.Comment.Multiline or tok.value.count("/*") < 2:
+            out.append(tok)
+            continue
+        depth, pos = 0, tok.start
+        while pos < len(text):
+            if text.startswith("/*", pos):
+                depth, pos = depth + 1, pos + 2
+            elif text.startswith("*/", pos):
+                depth, pos = depth - 1, pos + 2
+                if depth == 0:
+                    break
+            else:
+                pos += 1
+        out.append(Token(tokens.Comment.Multiline, text[tok.start:pos], tok.start))
+        while k < len(toks) and toks[k].start < pos:
+            k += 1
+        if k < len(toks) and toks[k].start > pos:  # a token cut by the comment's real end
+            rest = lex(text[pos:toks[k].start])
+            out.extend(Token(t.ttype, t.value, t.start + pos) for t in rest)
     return out
 
 
@@ -247,10 +295,14 @@ def _scan(text: str) -> Statement:
     select_start: int | None = None
     columns: tuple[str, ...] | None = None
     prev_upper = ""
+    marks: list[tuple[str, int, int]] = []
+    operator_like: set[int] = set()  # '?' right after an operand: where an operator stands
     i = 0
     while i < len(sig):
         tok = sig[i]
         up = tok.upper if tok.is_keyword else ""
+        if depth == 0 and up in _TOP_CLAUSES:
+            marks.append((up, tok.start, tok.start + len(tok.value)))
         if kind == SYNC and i == 0:
             expect, i = "from", 1
             continue
@@ -260,6 +312,8 @@ def _scan(text: str) -> Statement:
             found = _placeholder(tok)
             if found is not None:
                 placeholders.append(found)
+                if found.style == "qmark" and i > 0 and _operand(sig[i - 1]):
+                    operator_like.add(found.start)
         if tok.is_punct("["):
             bracket += 1
         elif tok.is_punct("]"):
@@ -334,6 +388,10 @@ def _scan(text: str) -> Statement:
         prev_upper = (prev_upper + " " + up).strip() if prev_upper == "BULK" else (up or "")
         i += 1
 
+    if operator_like and {p.style for p in placeholders} - {"qmark"}:
+        # with another style in the statement, a '?' where an operator stands is PostgreSQL's
+        # jsonb operator (?, ?|, ?&); one where a value stands is still a (mixed) placeholder
+        placeholders = [p for p in placeholders if p.start not in operator_like]
     occurrences.sort(key=lambda o: o.position)
     removed.sort()
     words = tuple(t.upper for t in sig[:3] if t.is_keyword)
@@ -342,9 +400,28 @@ def _scan(text: str) -> Statement:
         removed.insert(0, (sig[0].start, after.start + (len(after.value)
                                                         if after.ttype in tokens.Whitespace
                                                         else 0)))
+    end = sig[-1].start if sig and sig[-1].is_punct(";") else len(text.rstrip())
+    clauses = tuple((name, at, body, marks[n + 1][1] if n + 1 < len(marks) else end)
+                    for n, (name, at, body) in enumerate(marks))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
                      tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
-                     columns=columns)
+                     columns=columns, clauses=clauses)
+
+
+# keywords after which a value, not an operator, comes: a '?' there is a placeholder
+_BEFORE_VALUE = {"SELECT", "VALUES", "WHERE", "AND", "OR", "NOT", "LIMIT", "OFFSET", "SET",
+                 "THEN", "WHEN", "ELSE", "IN", "BY", "ON", "HAVING", "RETURNING", "IS", "LIKE",
+                 "ILIKE", "BETWEEN", "CASE", "AS", "FROM", "INTERVAL", "ALL", "ANY", "SOME",
+                 "DISTINCT", "FETCH", "FIRST", "NEXT", "TOP", "RETURN", "EXISTS", "USING"}
+
+
+def _operand(tok: Token) -> bool:
+    """Tell whether a token ends an operand (so that an operator may follow it)."""
+    if tok.ttype in tokens.Punctuation:
+        return tok.value in (")", "]")
+    if tok.is_keyword:
+        return tok.upper not in _BEFORE_VALUE
+    return tok.ttype in tokens.Name or tok.ttype in tokens.Literal
 
 
 def _occurrence(text: str, toks: list[Token], first: int, last: int,
@@ -383,18 +460,29 @@ def _placeholder(tok: Token) -> Placeholder | None:
 _CACHE: dict[str, Statement] = {}
 _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 4096
+"""Statements kept by text, at most (oldest out first)."""
+CACHE_BYTES = 4 << 20
+"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept (a
+generated multi-row insert would push out everything else, as psycopg also reasons)."""
+CACHE_TEXT = 16 << 10
+_cached_bytes = 0
 
 
 def parse(text: str) -> Statement:
     """Parse a statement, cached process-wide by its text."""
+    global _cached_bytes
+    if type(text) is not str and not isinstance(text, str):
+        raise ProgrammingError(f"a statement must be a str, not {type(text).__name__}")
     stmt = _CACHE.get(text)
     if stmt is not None:
         return stmt
-    if not isinstance(text, str):
-        raise ProgrammingError(f"a statement must be a str, not {type(text).__name__}")
     stmt = _scan(text)
+    if len(text) > CACHE_TEXT:
+        return stmt
     with _CACHE_LOCK:
-        if len(_CACHE) >= CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[text] = stmt
+        while _CACHE and (len(_CACHE) >= CACHE_SIZE or _cached_bytes + len(text) > CACHE_BYTES):
+            _cached_bytes -= len(_CACHE.pop(next(iter(_CACHE))).text)
+        if text not in _CACHE:
+            _CACHE[text] = stmt
+            _cached_bytes += len(text)
     return stmt

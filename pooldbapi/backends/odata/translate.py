@@ -1,40 +1,24 @@
 """The SQL that pooldbapi sends to a container (pushed-down selects, single-row writes) as
-OData v4 requests: entity set, $select, $filter, key predicates and bodies."""
+OData v4 requests: entity set, $select, $filter, $orderby, $top, key predicates and bodies.
+Statements are read from sqlglot's syntax tree, parsed once per text."""
 from __future__ import annotations
 
 import datetime
 import decimal
-import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import NotSupportedError
+import sqlglot
+from sqlglot import exp
 
-_NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
-_QUAL = rf"(?:{_NAME}\.)?({_NAME})"
-_VALUE = r"(\?|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|null|true|false)"
-_COUNT = re.compile(rf"^\s*select\s+count\(\s*\*\s*\)\s+from\s+(?P<entity>{_NAME})"
-                    rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$",
-                    re.I | re.S)
-_SELECT = re.compile(rf"^\s*select\s+(?P<cols>.+?)\s+from\s+(?P<entity>{_NAME})"
-                     rf"(?:\s+(?P<alias>{_NAME}))?(?:\s+where\s+(?P<where>.+?))?"
-                     r"(?:\s+order\s+by\s+(?P<order>[^()]+?))?(?:\s+limit\s+(?P<limit>\d+))?"
-                     r"\s*;?\s*$", re.I | re.S)
-_ORDER_ITEM = re.compile(rf"^\s*{_QUAL}(?:\s+(asc|desc))?\s*$", re.I)
-_INSERT = re.compile(rf"^\s*insert\s+into\s+(?P<entity>{_NAME})\s*\((?P<cols>[^)]*)\)\s*"
-                     r"values\s*\((?P<values>.*)\)\s*;?\s*$", re.I | re.S)
-_UPDATE = re.compile(rf"^\s*update\s+(?P<entity>{_NAME})\s+set\s+(?P<sets>.+?)\s+where\s+"
-                     r"(?P<where>.+?)\s*;?\s*$", re.I | re.S)
-_DELETE = re.compile(rf"^\s*delete\s+from\s+(?P<entity>{_NAME})\s+where\s+(?P<where>.+?)"
-                     r"\s*;?\s*$", re.I | re.S)
-_OPS = {"=": "eq", "<>": "ne", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
-_COMPARE = re.compile(rf"^\s*{_QUAL}\s*(=|<>|!=|<=|>=|<|>)\s*{_VALUE}\s*$", re.I | re.S)
-_BETWEEN = re.compile(rf"^\s*{_QUAL}\s+between\s+{_VALUE}\s+and\s+{_VALUE}\s*$", re.I | re.S)
-_IN = re.compile(rf"^\s*{_QUAL}\s+in\s*\((?P<items>[^()]*)\)\s*$", re.I | re.S)
-_LIKE = re.compile(rf"^\s*{_QUAL}\s+like\s+'((?:[^'%_]|'')*)%'\s*$", re.I | re.S)
-_NULL = re.compile(rf"^\s*{_QUAL}\s+is\s+(not\s+)?null\s*$", re.I | re.S)
-_FALSE = re.compile(r"^\s*1\s*=\s*0\s*$")
+from ...errors import NotSupportedError
+from ...sql.parse import parse
+
+_OPS: dict[type, str] = {exp.EQ: "eq", exp.NEQ: "ne", exp.LT: "lt", exp.LTE: "le", exp.GT: "gt", exp.GTE: "ge"}
+_FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+_MARK = "__pooldbapi_p"
 
 
 def unquote(name: str) -> str:
@@ -84,119 +68,217 @@ class Request:
 
 
 class _Values:
+    """The values of a statement's markers, by their number in the text."""
+
     def __init__(self, params: Sequence[Any] | None) -> None:
         self.params = list(params or ())
-        self.used = 0
 
-    def take(self, token: str) -> Any:
-        if token == "?":
-            value = self.params[self.used]
-            self.used += 1
-            return value
-        if token.startswith("'"):
-            return token[1:-1].replace("''", "'")
-        low = token.lower()
-        if low in ("null", "true", "false"):
-            return {"null": None, "true": True, "false": False}[low]
-        return decimal.Decimal(token) if "." in token else int(token)
-
-
-def _split_and(text: str) -> list[str]:
-    parts = re.split(r"\)\s+and\s+\(", text.strip(), flags=re.I)
-    if len(parts) == 1:
-        return [text.strip()[1:-1] if text.strip().startswith("(") else text.strip()]
-    parts[0], parts[-1] = parts[0].lstrip()[1:], parts[-1].rstrip()[:-1]
-    return parts
-
-
-def filter_of(conjunct: str, values: _Values) -> str | None:
-    """Return the $filter of one conjunct, or None where OData cannot say it."""
-    if m := _COMPARE.match(conjunct):
-        return f"{unquote(m[1])} {_OPS[m[2]]} {literal(values.take(m[3]))}"
-    if m := _BETWEEN.match(conjunct):
-        col = unquote(m[1])
-        low, high = values.take(m[2]), values.take(m[3])
-        return f"({col} ge {literal(low)} and {col} le {literal(high)})"
-    if m := _IN.match(conjunct):
-        items = [i.strip() for i in m["items"].split(",")]
-        if not all(re.fullmatch(_VALUE, i, re.I) for i in items):
+    def of(self, node: exp.Expression) -> Any:
+        """The Python value of a literal or a marker; raises ValueError for anything else."""
+        if isinstance(node, exp.Placeholder) and str(node.this).startswith(_MARK):
+            return self.params[int(str(node.this)[len(_MARK):])]
+        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+            return -self.of(node.this)
+        if isinstance(node, exp.Null):
             return None
-        col = unquote(m[1])
-        return "(" + " or ".join(f"{col} eq {literal(values.take(i))}" for i in items) + ")"
-    if m := _LIKE.match(conjunct):
-        return f"startswith({unquote(m[1])}, {literal(m[2].replace(chr(39) * 2, chr(39)))})"
-    if m := _NULL.match(conjunct):
-        return f"{unquote(m[1])} {'ne' if m[2] else 'eq'} null"
+        if isinstance(node, exp.Boolean):
+            return bool(node.this)
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                return str(node.this)
+            text = str(node.this)
+            return decimal.Decimal(text) if "." in text or "e" in text.lower() else int(text)
+        raise ValueError(node.sql())
+
+
+def _column(node: exp.Expression) -> str | None:
+    return node.name if isinstance(node, exp.Column) else None
+
+
+def _conjuncts(where: Any) -> list[Any]:
+    if where is None:
+        return []
+    node = where.this if isinstance(where, exp.Where) else where
+    return [c.unnest() for c in node.flatten()] if isinstance(node, exp.And) else [node.unnest()]
+
+
+def filter_of(node: Any, values: _Values) -> str | None:
+    """Return the $filter of one conjunct, or None where OData cannot say it."""
+    try:
+        op = _OPS.get(type(node))
+        if op is not None:
+            left, right = node.this, node.expression
+            if _column(left) is None and _column(right) is not None:
+                left, right, op = right, left, _FLIP[op]
+            col = _column(left)
+            if col is None:
+                return None
+            return f"{col} {op} {literal(values.of(right))}"
+        if isinstance(node, exp.Between) and _column(node.this) is not None:
+            col = _column(node.this)
+            low, high = values.of(node.args["low"]), values.of(node.args["high"])
+            return f"({col} ge {literal(low)} and {col} le {literal(high)})"
+        if isinstance(node, exp.In) and _column(node.this) is not None and \
+                node.expressions and not node.args.get("query"):
+            col = _column(node.this)
+            return "(" + " or ".join(f"{col} eq {literal(values.of(i))}"
+                                     for i in node.expressions) + ")"
+        if isinstance(node, exp.Like) and _column(node.this) is not None:
+            pattern = values.of(node.expression)
+            if isinstance(pattern, str) and pattern.endswith("%") and \
+                    not any(c in pattern[:-1] for c in "%_"):
+                return f"startswith({_column(node.this)}, {literal(pattern[:-1])})"
+            return None
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and \
+                _column(node.this) is not None:
+            return f"{_column(node.this)} eq null"
+        if isinstance(node, exp.Not) and isinstance(node.this, exp.Is) and \
+                isinstance(node.this.expression, exp.Null) and _column(node.this.this):
+            return f"{_column(node.this.this)} ne null"
+    except ValueError:
+        return None
     return None
 
 
-def _skip_markers(conjunct: str, values: _Values) -> None:
-    values.used += len(re.findall(r"\?(?=(?:[^']*'[^']*')*[^']*$)", conjunct))
+_TREES: dict[str, Any] = {}  # sqlglot trees by statement text
+_TREES_LOCK = threading.Lock()
+
+
+def _tree(text: str) -> Any:
+    """The syntax tree of a statement, its markers numbered as pooldbapi's scan found them
+    (a '?' inside a literal or comment is none); parsed once per text."""
+    found = _TREES.get(text)
+    if found is None:
+        stmt = parse(text)
+        pieces, pos = [], 0
+        for n, marker in enumerate(stmt.placeholders):
+            pieces += [text[pos:marker.start], f":{_MARK}{n}"]
+            pos = marker.end
+        pieces.append(text[pos:])
+        try:
+            found = sqlglot.parse_one("".join(pieces))
+        except sqlglot.errors.ParseError as exc:
+            raise NotSupportedError(f"odata: cannot read {text.strip()[:60]!r}: {exc}") from None
+        with _TREES_LOCK:
+            if len(_TREES) > 1024:
+                _TREES.clear()
+            _TREES[text] = found
+    return found
+
+
+def _entity(tree: exp.Expression) -> str:
+    table = tree.this if isinstance(tree, exp.Update | exp.Insert | exp.Delete) else None
+    if isinstance(table, exp.Schema):
+        table = table.this
+    if not isinstance(table, exp.Table):
+        raise NotSupportedError("odata: one entity set per statement")
+    return table.name
+
+
+def _single_table(select: exp.Select) -> str:
+    source = select.args.get("from_") or select.args.get("from")  # renamed in sqlglot 26
+    if source is None or select.args.get("joins") or not isinstance(source.this, exp.Table):
+        raise NotSupportedError("odata: a request reads one entity set")
+    return str(source.this.name)
+
+
+def _select(tree: exp.Select, values: _Values) -> Request:
+    entity = _single_table(tree)
+    projections = tree.expressions
+    if len(projections) == 1 and isinstance(projections[0], exp.Count) and \
+            isinstance(projections[0].this, exp.Star) and not tree.args.get("group"):
+        filters = []
+        for conjunct in _conjuncts(tree.args.get("where")):
+            found = filter_of(conjunct, values)
+            if found is None:
+                raise NotSupportedError(f"odata: $count cannot say {conjunct.sql()!r}")
+            filters.append(found)
+        return Request("COUNT", entity, filter=" and ".join(filters) or None)
+    if any(tree.args.get(k) for k in ("group", "having", "distinct", "offset")):
+        raise NotSupportedError("odata: the service returns rows, not groups")
+    if len(projections) == 1 and isinstance(projections[0], exp.Star):
+        columns: list[str] = []
+    elif all(isinstance(p, exp.Column) for p in projections):
+        columns = [p.name for p in projections]
+    else:
+        raise NotSupportedError(f"odata: the service returns columns, not"
+                                f" {', '.join(p.sql() for p in projections)!r}")
+    request = Request("GET", entity, columns)
+    filters = []
+    for conjunct in _conjuncts(tree.args.get("where")):
+        if isinstance(conjunct, exp.EQ) and conjunct.this == exp.Literal.number(1) and \
+                conjunct.expression == exp.Literal.number(0):
+            request.empty = True  # where 1 = 0: nothing to fetch
+            continue
+        found = filter_of(conjunct, values)
+        if found is not None:
+            filters.append(found)  # what OData cannot say is evaluated locally
+    request.filter = " and ".join(filters) or None
+    order = tree.args.get("order")
+    if order is not None:
+        items = []
+        for item in order.expressions:
+            if _column(item.this) is None:
+                raise NotSupportedError(f"odata: $orderby cannot say {order.sql()!r}")
+            items.append(f"{_column(item.this)} {'desc' if item.args.get('desc') else 'asc'}")
+        request.orderby = ",".join(items)
+    limit = tree.args.get("limit")
+    if limit is not None:
+        try:
+            request.top = int(values.of(limit.expression))
+        except (ValueError, TypeError):
+            raise NotSupportedError(f"odata: $top cannot say {limit.sql()!r}") from None
+    return request
+
+
+def _key(where: Any, values: _Values) -> dict[str, Any]:
+    key = {}
+    for conjunct in _conjuncts(where):
+        col = _column(conjunct.this) if isinstance(conjunct, exp.EQ) else None
+        try:
+            if col is None:
+                raise ValueError(conjunct.sql())
+            key[col] = values.of(conjunct.expression)
+        except ValueError:
+            raise NotSupportedError(f"odata: updates and deletes go by key, not"
+                                    f" {conjunct.sql()!r}") from None
+    if not key:
+        raise NotSupportedError("odata: updates and deletes go by key: a where clause is needed")
+    return key
 
 
 def translate(text: str, params: Sequence[Any] | None) -> Request:
     """Turn one statement that pooldbapi sends into an OData request."""
     values = _Values(params)
-    if (m := _COUNT.match(text)) and (m["alias"] or "").lower() != "where":
-        filters = []
-        for conjunct in _split_and(m["where"]) if m["where"] else []:
-            found = filter_of(conjunct, values)
-            if found is None:
-                raise NotSupportedError(f"odata: $count cannot say {conjunct!r}")
-            filters.append(found)
-        return Request("COUNT", unquote(m["entity"]), filter=" and ".join(filters) or None)
-    if m := _SELECT.match(text):
-        cols = [] if m["cols"].strip() == "*" else [c.strip() for c in m["cols"].split(",")]
-        if not all(re.fullmatch(_NAME, c) for c in cols):
-            raise NotSupportedError(f"odata: the service returns columns, not {m['cols']!r}")
-        cols = [unquote(c) for c in cols]
-        request = Request("GET", unquote(m["entity"]), cols)
-        filters = []
-        for conjunct in _split_and(m["where"]) if m["where"] else []:
-            if _FALSE.match(conjunct):
-                request.empty = True
-                continue
-            found = filter_of(conjunct, values)
-            if found is None:
-                _skip_markers(conjunct, values)  # evaluated locally instead
-            else:
-                filters.append(found)
-        request.filter = " and ".join(filters) or None
-        if m["order"]:
-            items = [_ORDER_ITEM.match(i) for i in m["order"].split(",")]
-            if not all(items):
-                raise NotSupportedError(f"odata: $orderby cannot say {m['order']!r}")
-            request.orderby = ",".join(f"{unquote(i[1])} {(i[2] or 'asc').lower()}"
-                                       for i in items if i)
-        if m["limit"]:
-            request.top = int(m["limit"])
-        return request
-    if m := _INSERT.match(text):
-        cols = [unquote(c.strip()) for c in m["cols"].split(",")]
-        tokens = [t.strip() for t in m["values"].split(",")]
-        if len(cols) != len(tokens):
-            raise NotSupportedError("odata: insert needs one value per column")
-        return Request("POST", unquote(m["entity"]),
-                       body={c: values.take(t) for c, t in zip(cols, tokens, strict=True)})
-    if m := _UPDATE.match(text):
-        body = {}
-        for assignment in m["sets"].split(","):
-            col, _, token = assignment.partition("=")
-            body[unquote(col.strip())] = values.take(token.strip())
-        return Request("PATCH", unquote(m["entity"]), body=body,
-                       key=_key(m["where"], values))
-    if m := _DELETE.match(text):
-        return Request("DELETE", unquote(m["entity"]), key=_key(m["where"], values))
+    tree = _tree(text)
+    try:
+        if isinstance(tree, exp.Select):
+            return _select(tree, values)
+        if isinstance(tree, exp.Insert):
+            schema = tree.this
+            rows = tree.expression
+            if not isinstance(schema, exp.Schema) or not isinstance(rows, exp.Values) or \
+                    len(rows.expressions) != 1:
+                raise NotSupportedError("odata: insert takes a column list and one row")
+            cols = [c.name for c in schema.expressions]
+            items = rows.expressions[0].expressions
+            if len(cols) != len(items):
+                raise NotSupportedError("odata: insert needs one value per column")
+            return Request("POST", _entity(tree),
+                           body={c: values.of(v) for c, v in zip(cols, items, strict=True)})
+        if isinstance(tree, exp.Update):
+            body: dict[str, Any] = {}
+            for assignment in tree.expressions:
+                if not isinstance(assignment, exp.EQ) or _column(assignment.this) is None:
+                    raise NotSupportedError(f"odata: cannot set {assignment.sql()!r}")
+                body[assignment.this.name] = values.of(assignment.expression)
+            return Request("PATCH", _entity(tree), body=body,
+                           key=_key(tree.args.get("where"), values))
+        if isinstance(tree, exp.Delete):
+            return Request("DELETE", _entity(tree), key=_key(tree.args.get("where"), values))
+    except ValueError as exc:
+        raise NotSupportedError(f"odata: a value must be a literal or a marker, not"
+                                f" {exc}") from None
     raise NotSupportedError(
         "the odata back-end runs single-table selects, single-row inserts, and updates and"
         f" deletes by key; not {text.strip()[:60]!r} (selects over OData are evaluated locally)")
-
-
-def _key(where: str, values: _Values) -> dict[str, Any]:
-    key = {}
-    for part in re.split(r"\s+and\s+", where.strip(), flags=re.I):
-        m = re.fullmatch(rf"\s*\(?\s*{_QUAL}\s*=\s*{_VALUE}\s*\)?\s*", part, re.I)
-        if m is None:
-            raise NotSupportedError(f"odata: updates and deletes go by key, not {where!r}")
-        key[unquote(m[1])] = values.take(m[2])
-    return key

@@ -1,0 +1,46 @@
+"""The OData translation, read from sqlglot's syntax tree: (statement, values) -> request, with
+literals that hold 'where', '),(', ';', '?' and quotes."""
+from __future__ import annotations
+
+import pytest
+
+import pooldbapi
+from pooldbapi.backends.odata.translate import Request, translate
+
+TRANSLATIONS = [
+    ("select a, b from Journals where a = ? and b between 1 and 2", [5],
+     Request("GET", "Journals", ["a", "b"], filter="a eq 5 and (b ge 1 and b le 2)")),
+    ("select count(*) from Journals where d like 'x''y%'", [],
+     Request("COUNT", "Journals", filter="startswith(d, 'x''y')")),
+    ("update Journals set description = 'x where y; (a),(b)', amount = ? where ID = ?",
+     [1.5, 7], Request("PATCH", "Journals", body={"description": "x where y; (a),(b)",
+                                                  "amount": 1.5}, key={"ID": 7})),
+    ("delete from Journals where ID = 'a''b' and k = ?", ["?"],
+     Request("DELETE", "Journals", key={"ID": "a'b", "k": "?"})),
+    ("insert into Journals (ID, note) values (?, '?;(x),(y)')", [3],
+     Request("POST", "Journals", body={"ID": 3, "note": "?;(x),(y)"})),
+    ("select * from Journals where 5 < amount order by ID desc, note limit 3", [],
+     Request("GET", "Journals", [], filter="amount gt 5", orderby="ID desc,note asc", top=3)),
+    ("select a from Journals j where a in (?, 'x') and b is not null and lower(a) = ?",
+     [1, "local"], Request("GET", "Journals", ["a"], filter="(a eq 1 or a eq 'x') and b ne null")),
+    ("select a from Journals where 1 = 0", [], Request("GET", "Journals", ["a"], empty=True)),
+    ("select a from Journals where c = -2.5 and d is null and e <> true", [],
+     Request("GET", "Journals", ["a"], filter="c eq -2.5 and d eq null and e ne true")),
+]
+
+
+@pytest.mark.parametrize(("text", "values", "expected"), TRANSLATIONS)
+def test_statements_become_odata_requests(text, values, expected):
+    assert translate(text, values) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("update Journals set a = 1", "a where clause is needed"),
+    ("update Journals set a = 1 where b > 2", "by key"),
+    ("select a, count(*) from Journals group by a", "not groups"),
+    ("select a from Journals join b on true", "one entity set"),
+    ("select upper(a) from Journals", "columns, not"),
+])
+def test_what_odata_cannot_say_is_refused_by_name(text, message):
+    with pytest.raises(pooldbapi.NotSupportedError, match=message):
+        translate(text, [])
