@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -253,11 +252,36 @@ def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequ
     return text + (f" {tail}" if tail else "")
 
 
-_ORDER_LIMIT = re.compile(
-    r"\border\s+by\s+(?P<order>(?:[A-Za-z_\"][\w.\"]*(?:\s+(?:asc|desc))?\s*,\s*)*"
-    r"[A-Za-z_\"][\w.\"]*"
-    r"(?:\s+(?:asc|desc))?)(?:\s+limit\s+(?P<limit>\d+))?\s*;?\s*$"
-    r"|\blimit\s+(?P<only>\d+)\s*;?\s*$", re.I)
+def _order_items(stmt: Statement) -> str | None:
+    """The top-level 'order by' list when every item is a plain column [asc|desc], else None."""
+    span = stmt.clause("ORDER BY")
+    if span is None:
+        return None
+    items: list[list[str]] = [[]]
+    for tok in lex(stmt.text[slice(*span)]):
+        if tok.ttype in tokens.Whitespace or tok.ttype in tokens.Comment:
+            continue
+        if tok.is_punct(","):
+            items.append([])
+        else:
+            items[-1].append(tok.value)
+    out = []
+    for item in items:
+        direction = item[-1].lower() if item and item[-1].lower() in ("asc", "desc") else None
+        name = item[:-1] if direction else item
+        plain = len(name) % 2 == 1 and all(p == "." for p in name[1::2]) and \
+            all(p != "." and (p[0].isalpha() or p[0] in '_"') for p in name[0::2])
+        if not plain:
+            return None
+        out.append("".join(name) + (f" {direction}" if direction else ""))
+    return ", ".join(out)
+
+
+def _limit(stmt: Statement) -> str | None:
+    """The top-level 'limit n' when n is a plain number, else None."""
+    span = stmt.clause("LIMIT")
+    body = stmt.text[slice(*span)].strip() if span else ""
+    return body if body.isdigit() else None
 
 
 def _order_and_limit(stmt: Statement, sig: list[Token], sources: list[_Source],
@@ -271,14 +295,16 @@ def _order_and_limit(stmt: Statement, sig: list[Token], sources: list[_Source],
                                                           "OFFSET", "INTERSECT", "EXCEPT")
            for t in sig):
         return ""
-    match = _ORDER_LIMIT.search(stmt.text)
-    if match is None:
+    if stmt.clause("OFFSET") is not None:
         return ""
-    if match["only"]:
-        # a limit alone may go only where nothing orders the rows first
-        ordered = any(t.is_keyword and t.upper == "ORDER BY" for t in sig)
-        return "" if ordered else f"limit {match['only']}"
-    return f"order by {match['order']}" + (f" limit {match['limit']}" if match["limit"] else "")
+    order, limit = _order_items(stmt), _limit(stmt)
+    if stmt.clause("LIMIT") is not None and limit is None:
+        return ""  # a limit that is not a plain number: all rows, limited locally
+    if stmt.clause("ORDER BY") is None:
+        return f"limit {limit}" if limit else ""
+    if order is None:
+        return ""
+    return f"order by {order}" + (f" limit {limit}" if limit else "")
 
 
 class LocalEngine:

@@ -176,3 +176,33 @@ def test_very_long_statements_are_not_cached():
     parse(text)
     assert text not in module._CACHE
     assert module._cached_bytes <= module.CACHE_BYTES
+
+
+SYNC_CLAUSES = [
+    ('synchronize s@a to t@b with insert or update identified by id, "Other Key"'
+     " ignore changes to a, b;", ({"insert", "update"}, ["id", '"Other Key"'], ["a", "b"])),
+    ("synchronize s@a to t@b with delete identified by k", ({"delete"}, ["k"], [])),
+    ("synchronize s@a to t@b with update or insert identified by key -- a comment",
+     ({"insert", "update"}, ["key"], [])),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SYNC_CLAUSES)
+def test_the_synchronize_clause_is_read_from_tokens(text, expected):
+    from pooldbapi.ops.synchronize import _clause
+    stmt = parse(text)
+    assert _clause(stmt, text.index(" with")) == expected
+
+
+@pytest.mark.parametrize(("tail", "message"), [
+    (" with insert identified by", "a column name missing"),
+    (" with merge identified by k", "insert, update or delete missing"),
+    (" with insert by k", "'identified' missing"),
+    (" with insert identified by k extra", "unexpected 'extra'"),
+    (" with insert identified by k ignore changes to", "a column name missing"),
+])
+def test_a_bad_synchronize_clause_says_what_is_missing_and_where(tail, message):
+    from pooldbapi.ops.synchronize import _clause
+    text = "synchronize s@a to t@b" + tail
+    with pytest.raises(pooldbapi.ProgrammingError, match=f"{message} at position"):
+        _clause(parse(text), len("synchronize s@a to t@b"))

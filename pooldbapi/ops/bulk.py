@@ -2,7 +2,6 @@
 different containers written concurrently; a page is never split."""
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +17,6 @@ from .dml import write_from_select
 if TYPE_CHECKING:
     from ..connection import Connection
 
-_MARKER = re.compile(r"\?|%s|%\(\w+\)s|:\w+")
-
-
 def page_size(conn: Connection, stmt: Statement) -> int:
     """Return the page size: the smallest page-size of the target list's containers."""
     target = conn.resolve(stmt.occurrences[0].aliases if stmt.occurrences else None, stmt)
@@ -32,8 +28,15 @@ def _copy_target(stmt: Statement) -> tuple[str, tuple[str, ...] | None] | None:
     if len(stmt.values_rows) != 1 or not stmt.occurrences:
         return None
     lo, hi = stmt.values_rows[0]
-    items = [item.strip() for item in stmt.text[lo + 1:hi - 1].split(",")]
-    if not all(_MARKER.fullmatch(item) for item in items):
+    # plain values only: the row is markers and commas, one marker per item
+    markers = [p for p in stmt.placeholders if lo < p.start < hi]
+    rest, pos = [], lo + 1
+    for marker in markers:
+        rest.append(stmt.text[pos:marker.start])
+        pos = marker.end
+    rest.append(stmt.text[pos:hi - 1])
+    if not markers or any(piece.strip() not in ("", ",") for piece in rest) or \
+            sum(piece.count(",") for piece in rest) != len(markers) - 1:
         return None
     occ = stmt.occurrences[0]
     table = "".join(text for _, text in strip(stmt, occ.position, occ.position + len(occ.name)))

@@ -1,20 +1,32 @@
 """select and with ... select: one container per execution for each distinct list."""
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
+
+from sqlparse import tokens
 
 from .. import local
 from ..errors import Error, NotSupportedError
 from ..result import Result
 from ..runner import Stream, execute_routed
-from ..sql.parse import Statement
+from ..sql.parse import Statement, lex
 
 if TYPE_CHECKING:
     from ..connection import Connection
 
 
-_COUNT = re.compile(r"^\s*select\s+count\(\s*\*\s*\)\s+from\s", re.I)
+
+
+def _bare_count(stmt: Statement) -> bool:
+    """Tell whether the statement is 'select count(*) from ...' (its first tokens)."""
+    found = stmt.cache.get("bare-count")
+    if found is None:
+        sig = [t for t in lex(stmt.text[:200]) if t.ttype not in tokens.Whitespace
+               and t.ttype not in tokens.Comment][:6]
+        found = stmt.cache["bare-count"] = (
+            [t.value.lower() if not t.is_keyword else t.upper for t in sig]
+            == ["SELECT", "count", "(", "*", ")", "FROM"])
+    return bool(found)
 
 
 def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
@@ -46,7 +58,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     tried: set[str] = set()
     while True:
         choice, local_ = _plan(conn, stmt)
-        if local_ and _COUNT.match(stmt.text) and len(stmt.occurrences) == 1:
+        if local_ and len(stmt.occurrences) == 1 and _bare_count(stmt):
             try:  # a bare count(*): the service counts ($count) instead of sending keys
                 first = next(iter(choice.values()))
                 return Result.merge([execute_routed(conn, stmt, params, read=True,

@@ -4,31 +4,83 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from sqlparse import tokens
 
 from ..errors import ProgrammingError
 from ..result import Result
 from ..runner import Item, run_items
-from ..sql.parse import Occurrence, Statement, parse
+from ..sql.parse import Occurrence, Statement, lex, parse
 from . import select
 from .dml import READ_BATCH, spread
 
 if TYPE_CHECKING:
     from ..connection import Connection
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
-_IDENTS = rf"{_IDENT}(?:\s*,\s*{_IDENT})*"
-_ACTION = r"(?:insert|update|delete)"
-_CLAUSE = re.compile(
-    rf"\s+with\s+(?P<actions>{_ACTION}(?:\s+or\s+{_ACTION})*)\s+identified\s+by\s+"
-    rf"(?P<keys>{_IDENTS})(?:\s+ignore\s+changes\s+to\s+(?P<ignore>{_IDENTS}))?\s*;?\s*$",
-    re.I | re.S)
+_ACTIONS = ("insert", "update", "delete")
+_EXPECTED = ("expected 'with insert [or update] [or delete] identified by col[, col...]"
+             " [ignore changes to col[, ...]]'")
 
 
-def _names(text: str | None) -> list[str]:
-    return [n.strip() for n in re.findall(_IDENT, text or "")]
+def _clause(stmt: Statement, at: int) -> tuple[set[str], list[str], list[str]]:
+    """Read 'with ACTION [or ACTION...] identified by COLS [ignore changes to COLS]' from the
+    tokens after the target: the actions, the key columns and the ignored columns."""
+    sig = [t for t in lex(stmt.text[at:]) if t.ttype not in tokens.Whitespace
+           and t.ttype not in tokens.Comment]
+    if sig and sig[-1].is_punct(";"):
+        sig.pop()
+    words = [w for t in sig for w in ([t.value] if not t.is_keyword else t.value.split())]
+    lower = [w.lower() for w in words]
+    pos = 0
+
+    def fail(what: str) -> ProgrammingError:
+        where = stmt.where(at + (sig[min(pos, len(sig) - 1)].start if sig else 0))
+        return ProgrammingError(f"synchronize: {_EXPECTED}; {what} at {where}")
+
+    def expect(*wanted: str) -> None:
+        nonlocal pos
+        for word in wanted:
+            if pos >= len(lower) or lower[pos] != word:
+                raise fail(f"'{word}' missing")
+            pos += 1
+
+    def names() -> list[str]:
+        nonlocal pos
+        found = []
+        while True:
+            if pos >= len(words) or words[pos] == "," or lower[pos] in ("ignore",):
+                raise fail("a column name missing")
+            found.append(words[pos])
+            pos += 1
+            if pos < len(words) and words[pos] == ",":
+                pos += 1
+                continue
+            return found
+
+    expect("with")
+    actions = set()
+    while True:
+        if pos >= len(lower) or lower[pos] not in _ACTIONS:
+            raise fail("insert, update or delete missing")
+        actions.add(lower[pos])
+        pos += 1
+        if pos < len(lower) and lower[pos] == "or":
+            pos += 1
+            continue
+        break
+    expect("identified", "by")
+    keys = names()
+    ignored: list[str] = []
+    if pos < len(lower) and lower[pos] != "ignore":
+        raise fail(f"unexpected {words[pos]!r}")
+    if pos < len(lower):
+        expect("ignore", "changes", "to")
+        ignored = names()
+    if pos < len(words):
+        raise fail(f"unexpected {words[pos]!r}")
+    return actions, keys, ignored
 
 
 def _plain(name: str) -> str:
@@ -93,15 +145,9 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     tail_at = target_occ.position + len(target_occ.name)
     if target_occ.suffix_position is not None:
         tail_at = next(hi for lo, hi in stmt.removed if lo == target_occ.suffix_position)
-    tail = stmt.text[tail_at:]
-    match = _CLAUSE.match(tail)
-    if match is None:
-        raise ProgrammingError(f"synchronize: expected 'with insert [or update] [or delete]"
-                               f" identified by col[, col...] [ignore changes to col[, ...]]'"
-                               f" at {stmt.where(len(stmt.text) - len(tail))}")
-    actions = {a.lower() for a in re.findall(_ACTION, match["actions"], re.I)}
-    keys = [_plain(k) for k in _names(match["keys"])]
-    ignored = {_plain(k) for k in _names(match["ignore"])}
+    actions, key_names, ignored_names = _clause(stmt, tail_at)
+    keys = [_plain(k) for k in key_names]
+    ignored = {_plain(k) for k in ignored_names}
 
     # the target is read whole and hashed by key; the source streams past it once
     target_cols, target_rows = _read(conn, target_occ)

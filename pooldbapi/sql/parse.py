@@ -1,7 +1,6 @@
 """Token scan (sqlparse) -> Statement(kind, occurrences, placeholders); cached by text."""
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,7 +181,7 @@ def _suffix(text: str, tok: Token) -> tuple[tuple[str, ...], tuple[int, ...]]:
     for item in body[1:-1].split(","):
         name = item.strip()
         at = offset + (len(item) - len(item.lstrip()))
-        if not re.fullmatch(r"\w+", name):
+        if not name or not all(c.isalnum() or c == "_" for c in name):
             what = "an empty entry" if not name else f"{name!r}, not a container alias"
             raise ProgrammingError(f"{what} in the container list at {where(text, at)}")
         positions.append(at)

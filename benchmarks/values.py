@@ -1,0 +1,87 @@
+"""Does a multi-row VALUES list over several containers grow linearly with its rows? Literal
+rows of 1k, 4k and 16k rows over three SQLite containers, one transaction each, against
+executemany of the same rows (interleaved rounds, medians); then sqlglot's parse cost per
+statement shape of the OData translation.
+
+    python benchmarks/values.py [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import sqlglot
+from common import report
+
+import pooldbapi
+
+SIZES = (1000, 4000, 16000)
+SHAPES = [
+    "select a, b from Journals where a = :p0 and b between 1 and 2 order by a desc limit 5",
+    "select count(*) from Journals where d like 'x%'",
+    "insert into Journals (ID, amount, description) values (:p0, :p1, :p2)",
+    "update Journals set description = 'x where y', amount = :p0 where ID = :p1",
+    "delete from Journals where ID = :p0",
+]
+
+
+def one_round(folder: Path, n: int) -> tuple[float, float]:
+    containers = {a: f"driver=sqlite;database={folder / a}.db" for a in "abc"}
+    conn = pooldbapi.connect(containers, default="{a,b,c}", broadcast_ddl=True)
+    conn.autocommit = True
+    conn.execute("drop table if exists t")
+    conn.execute("create table t (id int, s text)")
+    conn.autocommit = False
+    text = "insert into t@{a,b,c} (id, s) values " + ", ".join(
+        f"({i}, 'row ''{i}'' (x),(y); where')" for i in range(n))
+    started = time.perf_counter()
+    conn.execute(text)
+    conn.commit()
+    literal = time.perf_counter() - started
+    rows = [(i, f"row '{i}' (x),(y); where") for i in range(n)]
+    started = time.perf_counter()
+    conn.cursor().executemany("insert into t@{a,b,c} (id, s) values (?, ?)", rows)
+    conn.commit()
+    many = time.perf_counter() - started
+    total = sum(conn.execute(f"select count(*) from t@{a}").fetchone()[0] for a in "abc")
+    assert total == 2 * n, (total, n)
+    conn.close()
+    return literal, many
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        samples: dict[int, list[tuple[float, float]]] = {n: [] for n in SIZES}
+        for _ in range(args.rounds):
+            for n in SIZES:
+                samples[n].append(one_round(Path(tmp), n))
+        base = statistics.median(s[0] for s in samples[SIZES[0]])
+        for n in SIZES:
+            literal = statistics.median(s[0] for s in samples[n])
+            many = statistics.median(s[1] for s in samples[n])
+            rows.append({"rows": n, "values_s": literal, "executemany_s": many,
+                         "values_over_executemany": literal / many,
+                         "growth_vs_1k": literal / base, "rows_vs_1k": n / SIZES[0]})
+    report("values", rows, list(rows[0]))
+    print()
+    parse_rows = []
+    for shape in SHAPES:
+        sqlglot.parse_one(shape)
+        count = 200
+        started = time.perf_counter()
+        for _ in range(count):
+            sqlglot.parse_one(shape)
+        parse_rows.append({"statement": shape[:60], "parse_us": (time.perf_counter() - started)
+                           / count * 1e6})
+    report("values_sqlglot_parse", parse_rows, ["statement", "parse_us"])
+
+
+if __name__ == "__main__":
+    main()
