@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -10,6 +11,7 @@ from .backends.base import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
+from .settings import parse_alias_list
 from .runner import Stream
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
@@ -52,6 +54,37 @@ class Cursor:
         self._pos = 0
         self._streamed: Stream | None = None
         self._source: Iterator[Sequence[Any]] | None = None
+        self._default: tuple[str, ...] | None = None
+
+    @property
+    def default(self) -> tuple[str, ...] | None:
+        """The container list for this cursor's statements and occurrences without '@'
+        (None: the connection's default). Set it as '{a,b}', 'a' or a sequence of aliases."""
+        return self._default
+
+    @default.setter
+    def default(self, value: str | Sequence[str] | None) -> None:
+        if value is None:
+            self._default = None
+            return
+        aliases = parse_alias_list(value, "cursor.default")  # type: ignore[arg-type]
+        unknown = [a for a in aliases if a not in self.connection.specs]
+        if unknown:
+            raise ProgrammingError(f"cursor.default: container {unknown[0]!r} is not configured"
+                                   f" (configured: {', '.join(sorted(self.connection.specs))})")
+        self._default = aliases
+
+    @contextmanager
+    def _own_default(self) -> Iterator[None]:
+        # the connection's lock is held: its default is this cursor's for the call
+        if self._default is None:
+            yield
+            return
+        saved, self.connection.default = self.connection.default, self._default
+        try:
+            yield
+        finally:
+            self.connection.default = saved
 
     def __repr__(self) -> str:
         return f"<pooldbapi.Cursor {'closed' if self._closed else 'open'}>"
@@ -123,7 +156,7 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
-        with self.connection.lock:
+        with self.connection.lock, self._own_default():
             return self._execute(operation, parameters)
 
     def _execute(self, operation: str, parameters: Any) -> Cursor:
@@ -144,7 +177,7 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
-        with self.connection.lock:
+        with self.connection.lock, self._own_default():
             return self._executemany(operation, seq_of_parameters)
 
     def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:

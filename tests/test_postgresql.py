@@ -97,3 +97,23 @@ def test_round_robin_over_two_servers(pg, pg2):
     finally:
         conn.execute("drop table rr")
         conn.close()
+
+
+def test_prepared_statements_survive_repeated_session_resets(pg):
+    """The pool resets a session that ran DDL with DISCARD ALL, which drops the server's
+    prepared statements; psycopg must forget its own each time, not only the first."""
+    conn = pooldbapi.connect({"p": pg.conninfo() + ";maximum-number-of-pooled-connections=1"})
+    try:
+        for round_ in range(4):
+            conn.execute(f"create table if not exists prep_{round_} (x int)")
+            conn.commit()  # the session ran DDL: DISCARD ALL when it goes back to the pool
+            for i in range(8):  # psycopg prepares a statement from its sixth execution
+                conn.execute("insert into prep_0 (x) values (?)", (i,))
+            conn.commit()
+        assert conn.execute("select count(*) from prep_0").fetchone()[0] == 32
+    finally:
+        conn.rollback()
+        for round_ in range(4):
+            conn.execute(f"drop table if exists prep_{round_}")
+        conn.commit()
+        conn.close()

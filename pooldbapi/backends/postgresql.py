@@ -112,6 +112,12 @@ class PostgreSQLBackend(DriverBackend):
             raw.autocommit = True
             raw.execute("DISCARD ALL")
             raw.autocommit = was
+            # DISCARD ALL dropped the server's prepared statements. psycopg notices that only
+            # the first time a session runs it (later runs are counted, not checked), and would
+            # then EXECUTE a statement the server no longer has: forget them here.
+            prepared = getattr(raw, "_prepared", None)
+            if prepared is not None:
+                prepared.clear()
 
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)

@@ -307,8 +307,10 @@ def _scan(text: str) -> Statement:
             continue
         if kind == SYNC and up == "WITH" and depth == 0:
             break  # the rest names columns, not tables
-        if tok.ttype in tokens.Name.Placeholder and bracket == 0:
+        if tok.ttype in tokens.Name.Placeholder:
             found = _placeholder(tok)
+            if found is not None and bracket and found.style in ("named", "numeric"):
+                found = None  # a[1:n] is a slice; ARRAY[?, %s] holds placeholders
             if found is not None:
                 placeholders.append(found)
                 if found.style == "qmark" and i > 0 and _operand(sig[i - 1]):

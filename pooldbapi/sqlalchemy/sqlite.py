@@ -1,0 +1,34 @@
+"""sqlite+pooldbapi: SQLite's compiler and types; `sqlite+pooldbapi:///path/to.db` is one
+container, connect_args (or ?settings=file.toml) a pool of them."""
+from __future__ import annotations
+
+import sqlite3
+import types
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.engine import URL
+
+from .base import PooldbapiDialect, dbapi_module
+
+
+class SQLiteDialect_pooldbapi(PooldbapiDialect, SQLiteDialect):
+    """SQLite over pooldbapi."""
+
+    url_driver = "sqlite"
+    default_paramstyle = "qmark"
+    supports_statement_cache = True  # SQLAlchemy reads it from each class itself
+
+    @classmethod
+    def import_dbapi(cls) -> types.ModuleType:
+        return dbapi_module(sqlite_version_info=sqlite3.sqlite_version_info,
+                            sqlite_version=sqlite3.sqlite_version)
+
+    def url_container(self, url: URL) -> dict[str, str]:
+        return {"database": url.database or ":memory:"}
+
+    def _get_server_version_info(self, connection: Any) -> tuple[int, ...]:
+        return tuple(sqlite3.sqlite_version_info)
+
+
+dialect = SQLiteDialect_pooldbapi
