@@ -40,6 +40,11 @@ class PooldbapiDialect:
 
     url_driver: str = ""
     url_keys: tuple[str, ...] = ()  # URL query keys that url_container consumes
+    default_paramstyle = "qmark"
+
+    @classmethod
+    def import_dbapi(cls) -> types.ModuleType:
+        return dbapi_module()
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[NullPool]:

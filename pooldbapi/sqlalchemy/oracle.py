@@ -3,12 +3,10 @@
 ?settings=file.toml) a pool of them."""
 from __future__ import annotations
 
-import types
-
 from sqlalchemy.dialects.oracle.base import OracleDialect
 from sqlalchemy.engine import URL
 
-from .base import PooldbapiDialect, dbapi_module
+from .base import PooldbapiDialect
 
 
 class OracleDialect_pooldbapi(PooldbapiDialect, OracleDialect):
@@ -16,12 +14,7 @@ class OracleDialect_pooldbapi(PooldbapiDialect, OracleDialect):
 
     url_driver = "oracle"
     url_keys = ("service_name",)
-    default_paramstyle = "qmark"
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
-
-    @classmethod
-    def import_dbapi(cls) -> types.ModuleType:
-        return dbapi_module()
 
     def url_container(self, url: URL) -> dict[str, str]:
         service = url.query.get("service_name") or url.database

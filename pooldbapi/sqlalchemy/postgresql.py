@@ -3,25 +3,19 @@
 ?settings=file.toml) a pool of them."""
 from __future__ import annotations
 
-import types
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL
 
-from .base import PooldbapiDialect, dbapi_module
+from .base import PooldbapiDialect
 
 
 class PGDialect_pooldbapi(PooldbapiDialect, PGDialect):
     """PostgreSQL over pooldbapi."""
 
     url_driver = "postgresql"
-    default_paramstyle = "qmark"
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
-
-    @classmethod
-    def import_dbapi(cls) -> types.ModuleType:
-        return dbapi_module()
 
     def url_container(self, url: URL) -> dict[str, str]:
         keys = {"host": url.host, "port": url.port, "user": url.username,

@@ -16,7 +16,6 @@ class SQLiteDialect_pooldbapi(PooldbapiDialect, SQLiteDialect):
     """SQLite over pooldbapi."""
 
     url_driver = "sqlite"
-    default_paramstyle = "qmark"
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
 
     @classmethod
