@@ -36,7 +36,7 @@ from .errors import (
 )
 from .health import health
 from .pool import close_all, pool_stats
-from .settings import load_settings
+from .settings import load_settings, with_shared_state
 
 apilevel = "2.0"
 threadsafety = 2
@@ -48,12 +48,19 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
             default: str | list[str] | tuple[str, ...] | None = None,
             seed: object = None, broadcast_ddl: bool | None = None,
             strategy: str | None = None, affinity: str | None = None,
-            autocommit: bool | None = None, two_phase: bool | None = None) -> Connection:
+            autocommit: bool | None = None, two_phase: bool | None = None,
+            shared_state: str | None = None) -> Connection:
     """Open a pooldbapi connection over the given containers (or a settings file).
 
     An option left at None takes the settings file's top-level key of the same name, else its
-    default: broadcast_ddl=False, strategy="round-robin", autocommit=False, two_phase=False."""
+    default: broadcast_ddl=False, strategy="round-robin", autocommit=False, two_phase=False.
+    shared_state="redis://..." keeps every container's limits and health in that store (where
+    a container does not name one of its own)."""
     resolved = load_settings(containers, settings, default)
+    store = shared_state or resolved.options.pop("shared_state", None)
+    resolved.options.pop("shared_state", None)
+    if store:
+        resolved = with_shared_state(resolved, store)
     given = {"seed": seed, "broadcast_ddl": broadcast_ddl, "strategy": strategy,
              "affinity": affinity, "autocommit": autocommit, "two_phase": two_phase}
     chosen = {**_CONNECT_DEFAULTS, **resolved.options,

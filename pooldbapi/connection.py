@@ -62,6 +62,8 @@ class Connection:
         if affinity not in (None, "transaction"):
             raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
         self.specs: Mapping[str, ContainerSpec] = settings.containers
+        for spec in self.specs.values():
+            HEALTH.watch(spec)
         self.default = settings.default
         self.seed = seed
         self.broadcast_ddl = broadcast_ddl
@@ -143,8 +145,8 @@ class Connection:
             alias = pinned.get(aliases) if pinned is not None else None
             if alias is None:
                 strategy = self.strategy(stmt.text, aliases)
-                alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy else \
-                    strategy.choose()
+                alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
+                    HEALTH.shared else strategy.choose()
                 if self._strategy_class is not RoundRobin:
                     self._pending.append((strategy, alias))
                 if pinned is not None:
@@ -170,7 +172,7 @@ class Connection:
         aliases = self.resolve(lists[0], stmt)
         if len(set(aliases)) == 1:
             return aliases[0]
-        if HEALTH.any_unhealthy:
+        if HEALTH.any_unhealthy or HEALTH.shared:
             return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
         return self.strategy(stmt.text, aliases).choose_many(n)
 

@@ -85,7 +85,7 @@ SECRET_QUERY_KEY = re.compile(
     r"^(access_token|id_token|refresh_token|token|auth|key|apikey|api[-_]key|sig|signature|"
     r"secret|client_secret|code|password|passwd|pwd|sas|x-amz-signature|x-amz-credential)$",
     re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@")
+_URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]+)@")  # redis://:pw@ too
 _URL_QUERY_SECRET = re.compile(r"([?&;][\w.-]+=)([^&#\s'\"]*)")
 # key=value pairs only: "token: X" is how SQLite names an unrecognised token, not a secret
 _KEYWORD_SECRET = re.compile(

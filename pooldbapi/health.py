@@ -16,6 +16,8 @@ FIRST_BACKOFF = 0.25
 """Seconds a container is skipped after its first connection-level failure."""
 MAX_BACKOFF = 8.0
 """The back-off doubles with each further failure, up to this many seconds."""
+SHARED_CACHE = 0.25
+"""Seconds a process trusts what the shared store said of a container's health."""
 
 
 @dataclass
@@ -39,10 +41,34 @@ class Health:
         self._wake = threading.Event()
         self._prober: threading.Thread | None = None
         self.any_unhealthy = False
+        self.shared = False   # some container's health lives in a shared store
+        self._seen: dict[tuple[Any, ...], tuple[float, bool]] = {}  # store answers, cached
+
+    def watch(self, spec: ContainerSpec) -> None:
+        """Note a container whose health other processes share (shared-state)."""
+        if spec.options.shared_state:
+            self.shared = True
+
+    def _shared_down(self, spec: ContainerSpec) -> bool:
+        now = time.monotonic()
+        seen = self._seen.get(spec.key)
+        if seen is not None and now - seen[0] < SHARED_CACHE:
+            return seen[1]
+        from .state import store_key
+        from .state.redis import store_for
+        store = store_for(spec.options.shared_state)
+        down = store is not None and store.unhealthy(store_key(*spec.key)) is not None
+        self._seen[spec.key] = (now, down)
+        return down
 
     def is_healthy(self, spec: ContainerSpec) -> bool:
-        """Tell whether strategies may choose this container now."""
-        if not self.any_unhealthy or not spec.options.exclude_unhealthy:
+        """Tell whether strategies may choose this container now (another process may have
+        found it down, where its health is shared)."""
+        if not spec.options.exclude_unhealthy:
+            return True
+        if spec.options.shared_state and self._shared_down(spec):
+            return False
+        if not self.any_unhealthy:
             return True
         state = self._states.get(spec.key)
         return state is None or state.healthy
@@ -62,6 +88,7 @@ class Health:
             self.any_unhealthy = True
             self._start_prober()
         self._wake.set()
+        self._share(spec, lambda store, key: store.mark_unhealthy(key, backoff, error))
 
     def succeeded(self, spec: ContainerSpec) -> None:
         """Hear that the container answered: re-admit it."""
@@ -73,6 +100,18 @@ class Health:
                 log.warning("container %s is healthy again", spec.alias)
             state.healthy, state.failures, state.last_error = True, 0, None
             self.any_unhealthy = any(not s.healthy for s in self._states.values())
+        self._share(spec, lambda store, key: store.mark_healthy(key))
+
+    def _share(self, spec: ContainerSpec, tell: Any) -> None:
+        """Tell the shared store, where the container's health is shared."""
+        if not spec.options.shared_state:
+            return
+        from .state import store_key
+        from .state.redis import store_for
+        store = store_for(spec.options.shared_state)
+        if store is not None:
+            tell(store, store_key(*spec.key))
+            self._seen.pop(spec.key, None)
 
     def snapshot(self) -> dict[str, ContainerHealth]:
         """Return a copy of every container's health, by alias."""
@@ -85,6 +124,7 @@ class Health:
         with self._lock:
             self._states.clear()
             self._specs.clear()
+            self._seen.clear()
             self.any_unhealthy = False
 
     def _after_fork(self) -> None:

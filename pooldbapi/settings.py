@@ -5,7 +5,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -31,6 +31,11 @@ class Options:
     idle_timeout: float = 600.0
     pool_timeout: float = 30.0
     max_calls_per_second: float | None = None
+    max_calls_per_minute: float | None = None
+    max_calls_per_day: float | None = None
+    rate_limit_group: str | None = None      # containers of one group share one allowance
+    rate_limit_timezone: str | None = None   # where the day of max-calls-per-day starts (UTC)
+    shared_state: str | None = None          # redis://...: limits and health shared there
     page_size: int = 1000
     max_tries: int = 5
     exclude_unhealthy: bool = True
@@ -43,6 +48,8 @@ _OWN_KEYS = {"driver", *_OPTION_FIELDS}
 def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
     text = raw.strip()
     try:
+        if kind.startswith("str"):
+            return text or None
         if "bool" in kind:
             low = text.lower()
             if low in ("true", "yes", "on", "1"):
@@ -217,6 +224,7 @@ class Settings:
 FILE_OPTIONS: dict[str, tuple[type, ...]] = {
     "broadcast_ddl": (bool,), "strategy": (str,), "seed": (str, int, float),
     "affinity": (str,), "autocommit": (bool,), "two_phase": (bool,),
+    "shared_state": (str,),
 }
 _FILE_KEYS = {own_key(k): k for k in (*FILE_OPTIONS, "containers", "default")}
 
@@ -237,6 +245,16 @@ def _file_options(path: str, data: dict[str, Any]) -> dict[str, Any]:
                                      f" not {type(value).__name__}")
             options[name] = value
     return options
+
+
+def with_shared_state(settings: Settings, url: str) -> Settings:
+    """The same settings with every container's limits and health in the store at url, where
+    a container does not name a store of its own."""
+    containers = {alias: spec if spec.options.shared_state else
+                  ContainerSpec(alias, spec.driver, replace(spec.options, shared_state=url),
+                                spec.params)
+                  for alias, spec in settings.containers.items()}
+    return Settings(containers, settings.default, settings.options)
 
 
 def parse_alias_list(text: str | list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:

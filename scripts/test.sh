@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (first time) everything the tests need and run the whole suite: PostgreSQL server
-# binaries and nginx from the distribution's packages where missing; Node.js 20 or newer (from
+# binaries, nginx and Redis from the distribution's packages where missing; Node.js 20 or newer (from
 # the npm registry where the distribution's is older) and the Node packages of the OData test
 # service (SAP CAP), with a C++ tool chain for the one native module; then the Python packages.
 # Arguments go to pytest.
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)

@@ -70,3 +70,12 @@ def gateways(cap):
     yield start
     for gateway in started:
         gateway.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server shared by the session's tests (flushed by each that needs it)."""
+    from redisserver import RedisServer
+    server = RedisServer()
+    yield server
+    server.stop()

@@ -1,0 +1,153 @@
+"""Limits and health in a Redis store, shared by processes and hosts. The arithmetic runs in
+Lua on the server, on the server's clock (redis.call('TIME')), so clients whose clocks
+disagree still agree. Every call is bounded by short timeouts; while the store cannot be
+reached, callers fall back to in-process limits (one warning) and try the store again later."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..errors import redact
+
+log = logging.getLogger("pooldbapi")
+
+TIMEOUT = 1.0
+"""Seconds a store call may take (connect and each reply)."""
+RETRY_AFTER = 15.0
+"""Seconds to stay on in-process limits after the store failed, before trying it again."""
+
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
+# KEYS[1]: the next free slot; ARGV: interval (s), calls. Returns the seconds to wait.
+_SPACING = _NOW + """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(now, tat)
+local nxt = start + tonumber(ARGV[2]) * tonumber(ARGV[1])
+redis.call('SET', KEYS[1], tostring(nxt), 'PX', math.ceil((nxt - now) * 1000) + 1000)
+return tostring(start - now)
+"""
+# KEYS[1]: the window counter's prefix; ARGV: limit, period (s), offset (s). Returns 0 when
+# the call is counted, else the seconds until the next window.
+_WINDOW = _NOW + """
+local period, offset = tonumber(ARGV[2]), tonumber(ARGV[3])
+local index = math.floor((now + offset) / period)
+local key = KEYS[1] .. ':' .. index
+local used = redis.call('INCR', key)
+if used == 1 then redis.call('EXPIRE', key, math.ceil(period) + 60) end
+if used <= tonumber(ARGV[1]) then return '0' end
+redis.call('DECR', key)
+return tostring((index + 1) * period - offset - now)
+"""
+# KEYS[1]: a hold; ARGV: seconds. Nothing is sent before the server's clock passes it.
+_HOLD = _NOW + """
+local untl = now + tonumber(ARGV[1])
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+if untl > old then
+  redis.call('SET', KEYS[1], tostring(untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 'ok'
+"""
+_HELD = _NOW + """
+local untl = tonumber(redis.call('GET', KEYS[1]) or '0')
+return tostring(math.max(untl - now, 0))
+"""
+
+
+class RedisStore:
+    """One store URL: a redis-py client (its connection pool shared by the process) and the
+    scripts; each method returns None while the store cannot be reached."""
+
+    def __init__(self, url: str) -> None:
+        import redis  # the extra pooldbapi[redis]
+        self.url = url
+        self._redis = redis
+        self.client = redis.Redis.from_url(url, socket_timeout=TIMEOUT,
+                                           socket_connect_timeout=TIMEOUT,
+                                           retry_on_timeout=False)
+        self._spacing = self.client.register_script(_SPACING)
+        self._window = self.client.register_script(_WINDOW)
+        self._hold = self.client.register_script(_HOLD)
+        self._held = self.client.register_script(_HELD)
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def _call(self, run: Any) -> Any:
+        if self._down_until and time.monotonic() < self._down_until:
+            return None
+        try:
+            found = run()
+        except self._redis.RedisError as exc:
+            with self._lock:
+                if not self._down_until:
+                    log.warning("shared state %s cannot be reached (%s): limits and health stay"
+                                " in this process until it answers again",
+                                redact(self.url), redact(str(exc), ()))
+                self._down_until = time.monotonic() + RETRY_AFTER
+            return None
+        if self._down_until:
+            with self._lock:
+                self._down_until = 0.0
+            log.warning("shared state %s answers again", redact(self.url))
+        return found
+
+    def spacing(self, key: str, interval: float, calls: int = 1) -> float | None:
+        """Reserve the next slot(s) of a rate; the seconds to wait, or None (unreachable)."""
+        found = self._call(lambda: self._spacing(keys=[key + ":next"], args=[interval, calls]))
+        return None if found is None else float(found)
+
+    def window(self, key: str, limit: float, period: float, offset: float) -> float | None:
+        """Count a call in the current window: 0, the seconds to the next window, or None."""
+        found = self._call(lambda: self._window(keys=[f"{key}:w{int(period)}"],
+                                                args=[limit, period, offset]))
+        return None if found is None else float(found)
+
+    def hold(self, key: str, seconds: float) -> None:
+        """Let no process send before `seconds` from now (the server's clock)."""
+        self._call(lambda: self._hold(keys=[key + ":hold"], args=[seconds]))
+
+    def held(self, key: str) -> float | None:
+        """Seconds left of a hold (0 without one), or None."""
+        found = self._call(lambda: self._held(keys=[key + ":hold"]))
+        return None if found is None else float(found)
+
+    def mark_unhealthy(self, key: str, seconds: float, error: str) -> None:
+        """Tell every process that the container failed, for `seconds`."""
+        self._call(lambda: self.client.set(key + ":down", error,
+                                           px=max(1, int(seconds * 1000))))
+
+    def mark_healthy(self, key: str) -> None:
+        self._call(lambda: self.client.delete(key + ":down"))
+
+    def unhealthy(self, key: str) -> str | None:
+        """The error another process recorded while the container is down, else None."""
+        found = self._call(lambda: self.client.get(key + ":down"))
+        return found.decode() if isinstance(found, bytes) else found
+
+
+_STORES: dict[str, RedisStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store_for(url: str | None) -> RedisStore | None:
+    """The process's store for a URL (one client and connection pool per URL), or None."""
+    if not url:
+        return None
+    found = _STORES.get(url)
+    if found is None:
+        with _STORES_LOCK:
+            found = _STORES.get(url)
+            if found is None:
+                found = _STORES[url] = RedisStore(url)
+    return found
+
+
+def _after_fork() -> None:
+    _STORES.clear()  # a child opens connections of its own
+
+
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
