@@ -4,18 +4,67 @@ against the physical limit tokens x R; rows lost counted. Writes results/cloud.j
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from typing import Any
 
 import requests
 from common import report
 
 import pooldbapi
 
+WORKER = """
+import json, sys, pooldbapi
+conn = pooldbapi.connect(json.loads(sys.argv[1]), default="{a,b}", autocommit=True)
+conn.execute("select count(*) from Journals where ID = 1")  # $metadata, before the clock runs
+print("ready", flush=True)
+sys.stdin.readline()
+conn.cursor().executemany("insert into Tasks (description) values (?)",
+                          [(f"{sys.argv[2]} {i}",) for i in range(int(sys.argv[3]))])
+print("done", flush=True)
+"""
+
+
+def processes(gateway: Any, store: str, rate: int, seconds: float) -> list[dict[str, Any]]:
+    """N processes through the same two tokens, limits shared through the store: calls/s
+    against 2 x rate, and the calls nginx refused."""
+    import subprocess
+    import sys
+    rows = []
+    for n in (1, 2, 4, 8):
+        tag = f"mp{n}"
+        containers = {a: f"driver=odata;url={gateway.url};token=tok-{tag}-{a};"
+                         f"max-calls-per-second={rate};shared-state={store}"
+                      for a in ("a", "b")}
+        total = int(2 * rate * seconds)
+        share = [total // n + (1 if p < total % n else 0) for p in range(n)]
+        procs = [subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(containers),
+                                   f"{tag}-{p}", str(share[p])], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True) for p in range(n)]
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(1.5)  # the tokens' allowances refill
+        start = time.perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outs = [proc.communicate(timeout=600)[0].strip() for proc in procs]
+        elapsed = time.perf_counter() - start
+        refused = sum(1 for c in gateway.calls() if c.startswith("429 ") and f"tok-{tag}-" in c)
+        rows.append({"processes": n, "tokens": 2, "calls": total,
+                     "calls_per_s": round(total / elapsed, 1), "limit": 2 * rate,
+                     "efficiency": round(total / elapsed / (2 * rate), 3),
+                     "refused_429": refused, "all_done": all(o == "done" for o in outs)})
+    return rows
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=int, default=20, help="calls/s the service allows a token")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--no-processes", action="store_true",
+                        help="skip the multi-process run (it starts a redis-server)")
     args = parser.parse_args()
     from odata_service_fixture import CapService, Gateway
     cap = CapService()
@@ -58,12 +107,23 @@ def main() -> None:
                          "rows_lost": "-"})
             conn.close()
         too_many = sum(line.startswith("429 ") for line in gateway.calls())
+        multi: list[dict[str, Any]] = []
+        if not args.no_processes:
+            from redisserver import RedisServer
+            store = RedisServer()
+            try:
+                multi = processes(gateway, store.url, args.rate, args.seconds * 2)
+            finally:
+                store.stop()
     finally:
         gateway.close()
         cap.close()
     report("cloud", rows, ["operation", "tokens", "calls", "calls_per_s", "limit",
                            "efficiency", "rows_lost"])
     print(f"429 answers from the service during the run: {too_many}")
+    if multi:
+        print()
+        report("cloud_processes", multi, list(multi[0]))
 
 
 if __name__ == "__main__":

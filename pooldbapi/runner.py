@@ -19,7 +19,7 @@ from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, Statement
 from .sql.render import render
-from .throttle import throttle_for
+from .throttle import Limiter, throttle_for
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -40,6 +40,11 @@ def _wrap(exc: BaseException, phys: Physical) -> Error:
         HEALTH.failed(phys.spec, str(err))
         pool_for(phys.spec).discard_idle()
     return err
+
+
+def _limiter(phys: Physical) -> Limiter | None:
+    """The limiter the runner waits on before a call (None where the back-end waits itself)."""
+    return None if phys.backend.throttles_calls else throttle_for(phys.spec)
 
 
 def _failed(conn: Connection, alias: str, phys: Physical, err: Error, touched: bool) -> None:
@@ -70,7 +75,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
     touched = conn.transaction.holds(alias)
     phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
     backend = phys.backend
-    throttle = throttle_for(phys.spec)
+    throttle = _limiter(phys)
     try:
         text, values = _text(stmt, backend, params)
         if throttle is not None:
@@ -119,7 +124,7 @@ class Stream:
         backend = self._phys.backend
         try:
             text, values = _text(stmt, backend, params)
-            throttle = throttle_for(self._phys.spec) if throttled else None
+            throttle = _limiter(self._phys) if throttled else None
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:
@@ -267,7 +272,7 @@ Progress = Callable[[str, int], None]
 def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int,
           progress: Progress | None = None) -> _Outcome:
     out = _Outcome()
-    throttle = throttle_for(phys.spec)
+    throttle = _limiter(phys)
     if throttle is not None or not phys.backend.transactional:
         chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
     for bound in bounds:

@@ -245,3 +245,58 @@ def test_an_update_whose_literal_holds_where_sets_exactly_that_literal(gateways)
                         " 'x where y; (a),(b)'").fetchone() == (2,)
     conn.execute("delete from Journals@{eol1,eol2} where ID >= 70000 and ID < 70002")
     conn.close()
+
+
+MULTI = """
+import json, sys, pooldbapi
+conn = pooldbapi.connect(json.loads(sys.argv[1]), default="{eol1,eol2}", autocommit=True)
+tag, n = sys.argv[2], int(sys.argv[3])
+try:
+    conn.cursor().executemany("insert into Tasks (description) values (?)",
+                              [(f"{tag} {i}",) for i in range(n)])
+    print("ok")
+except pooldbapi.Error as exc:
+    print("error", exc)
+"""
+
+
+def _processes(containers, tag, processes=4, rows=20):
+    import json
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", MULTI, json.dumps(containers),
+                               f"{tag}-{p}", str(rows)], stdout=subprocess.PIPE, text=True)
+             for p in range(processes)]
+    return [p.communicate(timeout=300)[0].strip() for p in procs]
+
+
+def _stored(gateway, tag):
+    import requests
+    response = requests.get(gateway.url + f"Tasks?$filter=startswith(description,'{tag}-')"
+                            "&$select=description", timeout=30,
+                            headers={"Authorization": "Bearer tok-count"})
+    return [row["description"] for row in response.json()["value"]]
+
+
+def test_processes_sharing_a_store_stay_within_each_tokens_limit(gateways, redis_server):
+    """Four processes, the same two API tokens, nginx allowing 20 calls a second a token: with
+    shared-state the processes share each token's 20 calls, every row lands once and nginx
+    answers no insert with 429; without it they send four times that (shown, not hidden)."""
+    gateway = gateways(rate=20, burst=2)
+    redis_server.flush()
+
+    def containers(token, shared):
+        tail = f";shared-state={redis_server.url}" if shared else ""
+        return {a: f"driver=odata;url={gateway.url};token=tok-{token}-{a};"
+                   f"max-calls-per-second=20;max-tries=2{tail}" for a in ("eol1", "eol2")}
+
+    assert _processes(containers("shared", True), "mp-shared") == ["ok"] * 4
+    stored = _stored(gateway, "mp-shared")
+    assert sorted(stored) == sorted(f"mp-shared-{p} {i}" for p in range(4) for i in range(20))
+    posts = [c for c in gateway.calls() if " POST " in c and "tok-shared" in c]
+    assert len(posts) == 80 and not [c for c in posts if c.startswith("429 ")]
+
+    outcomes = _processes(containers("alone", False), "mp-alone")
+    refused = [c for c in gateway.calls() if c.startswith("429 ") and "tok-alone" in c]
+    assert refused  # per-process limits: four processes send four times a token's rate
+    assert any(o.startswith("error") for o in outcomes) or len(refused) >= 4

@@ -23,6 +23,8 @@ class Backend(Protocol):
     two_phase: bool          # supports DB-API TPC
     describes_from_values: bool  # type codes come from the first row's values, not the driver
     copies: bool             # has a bulk path (copy_rows) for pages of plain values
+    throttles_calls: bool    # takes a limiter slot for each call it makes (REST: a statement
+    #                          may need several calls), so the runner takes none for it
 
     def connect(self, spec: ContainerSpec) -> Any:
         """Open a physical connection with the spec's forwarded keys; reject unknown keys."""

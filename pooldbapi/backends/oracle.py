@@ -127,6 +127,7 @@ class OracleBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     copies = False
+    throttles_calls = False
 
     def connect(self, spec: ContainerSpec) -> Any:
         params, extra = connect_arguments(spec)

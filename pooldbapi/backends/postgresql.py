@@ -77,6 +77,7 @@ class PostgreSQLBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     copies = True
+    throttles_calls = False
 
     def connect(self, spec: ContainerSpec) -> Any:
         params = dict(spec.params)

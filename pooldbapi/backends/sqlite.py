@@ -64,6 +64,7 @@ class SQLiteBackend(DriverBackend):
     two_phase = False
     describes_from_values = True
     copies = False
+    throttles_calls = False
 
     def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}

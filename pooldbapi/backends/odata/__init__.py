@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import requests
 
 from ...errors import Error, InterfaceError, pep249_class
+from ...throttle import throttle_for
 from ...settings import ContainerSpec
 from ..base import Backend, Description
 from .client import Hold, ODataConnection, ODataCursor
@@ -62,12 +63,13 @@ class ODataBackend:
     two_phase = False
     describes_from_values = False
     copies = False
+    throttles_calls = True
 
     def connect(self, spec: ContainerSpec) -> Any:
         url, session, timeout, verify = session_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets, hold)
+                               spec.secrets, hold, throttle_for(spec))
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

@@ -128,7 +128,8 @@ class ODataConnection:
     """A physical connection to an OData service: a requests.Session and its settings."""
 
     def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
-                 max_tries: int, secrets: Sequence[str], hold: Hold | None = None) -> None:
+                 max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
+                 limiter: Any = None) -> None:
         self.url = url.rstrip("/") + "/"
         self.session = session
         self.timeout = timeout
@@ -140,6 +141,7 @@ class ODataConnection:
         self._types: dict[str, dict[str, str]] | None = None
         self._keys: dict[str, list[str]] = {}
         self.hold = hold or Hold()
+        self.limiter = limiter  # the container's limits: a slot for every call, $metadata too
         self.calls = 0
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -147,6 +149,8 @@ class ODataConnection:
         url = path if path.startswith("http") else self.url + path
         for attempt in range(self.max_tries):
             self.hold.wait()
+            if self.limiter is not None:
+                self.limiter.take()
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
@@ -160,7 +164,10 @@ class ODataConnection:
                                                     method == "GET")
             if not retry or attempt + 1 == self.max_tries:
                 break
-            time.sleep(retry_after(response.headers.get("Retry-After"), attempt))
+            delay = retry_after(response.headers.get("Retry-After"), attempt)
+            if self.limiter is not None:  # every process holds, where the limits are shared
+                self.limiter.hold_until(time.monotonic() + delay)
+            time.sleep(delay)
         if response.status_code >= 400:
             raise _error(response.status_code, redact(response.text, self.secrets))
         return response
