@@ -102,6 +102,27 @@ class Health:
             self.any_unhealthy = any(not s.healthy for s in self._states.values())
         self._share(spec, lambda store, key: store.mark_healthy(key))
 
+    def _probe_lease(self, spec: ContainerSpec) -> bool:
+        """Where health is shared, one process probes a container at a time; the others
+        re-admit it once the store no longer says it is down."""
+        from .state import store_key
+        from .state.redis import store_for
+        store = store_for(spec.options.shared_state)
+        if store is None:
+            return True
+        key = store_key(*spec.key)
+        taken = store.lease(key, MAX_BACKOFF)
+        if taken is None or taken:
+            return True  # the lease is ours, or the store is away: probe here
+        if store.unhealthy(key) is None:
+            self.succeeded(spec)  # another process re-admitted it (or its mark expired)
+        else:
+            with self._lock:
+                state = self._states.get(spec.key)
+                if state is not None:
+                    state.next_probe = time.monotonic() + FIRST_BACKOFF
+        return False
+
     def _share(self, spec: ContainerSpec, tell: Any) -> None:
         """Tell the shared store, where the container's health is shared."""
         if not spec.options.shared_state:
@@ -154,6 +175,8 @@ class Health:
 
     def _probe(self, spec: ContainerSpec) -> None:
         from .backends import backend as load_backend
+        if spec.options.shared_state and not self._probe_lease(spec):
+            return
         backend = load_backend(spec.driver, spec.alias)
         try:
             raw = backend.connect(spec)
@@ -168,6 +191,12 @@ class Health:
         finally:
             backend.close(raw)
         self.succeeded(spec)
+        if spec.options.shared_state:
+            from .state import store_key
+            from .state.redis import store_for
+            store = store_for(spec.options.shared_state)
+            if store is not None:
+                store.release(store_key(*spec.key))
 
 
 HEALTH = Health()

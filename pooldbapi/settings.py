@@ -38,6 +38,7 @@ class Options:
     shared_state: str | None = None          # redis://...: limits and health shared there
     page_size: int = 1000
     max_tries: int = 5
+    rate_limit_wait: float = 60.0            # total wait one call may spend on HTTP 429s
     exclude_unhealthy: bool = True
 
 

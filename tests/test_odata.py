@@ -288,7 +288,7 @@ def test_processes_sharing_a_store_stay_within_each_tokens_limit(gateways, redis
     def containers(token, shared):
         tail = f";shared-state={redis_server.url}" if shared else ""
         return {a: f"driver=odata;url={gateway.url};token=tok-{token}-{a};"
-                   f"max-calls-per-second=20;max-tries=2{tail}" for a in ("eol1", "eol2")}
+                   f"max-calls-per-second=20;rate-limit-wait=3{tail}" for a in ("eol1", "eol2")}
 
     assert _processes(containers("shared", True), "mp-shared") == ["ok"] * 4
     stored = _stored(gateway, "mp-shared")
@@ -300,3 +300,22 @@ def test_processes_sharing_a_store_stay_within_each_tokens_limit(gateways, redis
     refused = [c for c in gateway.calls() if c.startswith("429 ") and "tok-alone" in c]
     assert refused  # per-process limits: four processes send four times a token's rate
     assert any(o.startswith("error") for o in outcomes) or len(refused) >= 4
+
+
+def test_429s_are_retried_until_rate_limit_wait_is_spent(gateways):
+    gateway = gateways(rate=1, burst=1)
+    short = pooldbapi.connect({"s": f"driver=odata;url={gateway.url};token=tok-short;"
+                                    "rate-limit-wait=0.3"}, autocommit=True)
+    with pytest.raises(pooldbapi.OperationalError, match="HTTP 429") as info:
+        short.cursor().executemany("insert into Tasks (description) values (?)",
+                                   [(f"short {i}",) for i in range(4)])
+    assert info.value.row is not None and info.value.row >= 1
+    short.close()
+    patient = pooldbapi.connect({"p": f"driver=odata;url={gateway.url};token=tok-patient;"
+                                      "rate-limit-wait=30"}, autocommit=True)
+    patient.cursor().executemany("insert into Tasks (description) values (?)",
+                                 [(f"patient {i}",) for i in range(4)])
+    calls = [c for c in gateway.calls() if "tok-patient" in c and " POST " in c]
+    assert sum(c.startswith("201 ") for c in calls) == 4  # every row, once
+    assert any(c.startswith("429 ") for c in calls)      # after being told to slow down
+    patient.close()

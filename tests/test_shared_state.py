@@ -180,3 +180,75 @@ def test_a_store_that_goes_away_costs_one_warning_and_no_statement(tmp_path, cap
         assert elapsed < 10  # bounded: one short timeout, then in-process limits
     finally:
         conn.close()
+
+
+def test_rate_limit_resets_in_seconds_epoch_seconds_and_epoch_milliseconds():
+    from pooldbapi.backends.odata.client import Hold, reset_seconds
+    now = 1_750_000_000.0
+    assert reset_seconds("30", now) == 30
+    assert reset_seconds(str(now + 12), now) == pytest.approx(12)
+    assert reset_seconds(str((now + 45) * 1000), now) == pytest.approx(45)
+    assert reset_seconds("soon", now) is None
+    hold = Hold()
+    assert hold.heard({"X-RateLimit-Remaining": "4", "X-RateLimit-Reset": "30"}) == 0
+    assert hold.heard({"X-RateLimit-Minutely-Remaining": "0",
+                       "X-RateLimit-Minutely-Reset": "2"}) == pytest.approx(2)
+
+
+def test_a_hold_heard_by_one_process_holds_them_all(tmp_path, redis_server):
+    from pooldbapi.settings import make_spec
+    from pooldbapi.throttle import Limiter
+    redis_server.flush()
+    spec = make_spec("a", _container(tmp_path, "h", **{"max-calls-per-second": 100,
+                                                       "shared-state": redis_server.url}))
+    one, two = Limiter(spec, spec.key), Limiter(spec, spec.key)  # as in two processes
+    one.hold_until(time.monotonic() + 0.6)
+    started = time.monotonic()
+    two.take()
+    assert time.monotonic() - started >= 0.5
+
+
+def test_the_adaptive_rate_cuts_on_429_and_climbs_back():
+    from pooldbapi.backends.odata.client import AdaptiveRate
+    rate = AdaptiveRate()
+    for _ in range(10):
+        rate.before_call()  # ten calls in the last second
+    rate.throttled()
+    assert rate.rate == pytest.approx(7.0)
+    rate.throttled()
+    assert rate.rate == pytest.approx(4.9)
+    for _ in range(20):
+        rate.succeeded()
+    assert rate.rate == pytest.approx(4.9 * 1.05 ** 20)  # climbing back, 5% a success
+    for _ in range(5):
+        rate.succeeded()
+    assert rate.rate is None  # past twice the last cut: no limit of its own any more
+
+
+def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
+    from pooldbapi.backends.postgresql import PostgreSQLBackend
+    from pooldbapi.health import Health
+    from pooldbapi.settings import make_spec
+    from pooldbapi.state import store_key
+    from pooldbapi.state.redis import store_for
+    redis_server.flush()
+    spec = make_spec("dead", "driver=postgresql;host=127.0.0.1;port=9;user=x;"
+                             f"shared-state={redis_server.url}")
+    connects = []
+
+    def refuse(self, spec):
+        connects.append(spec.alias)
+        raise OSError("refused")
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect", refuse)
+    monkeypatch.setattr(Health, "_start_prober", lambda self: None)  # probes run by hand here
+    one, two = Health(), Health()  # two processes' views
+    one.failed(spec, "refused")
+    two.failed(spec, "refused")
+    one._probe(spec)
+    two._probe(spec)
+    assert connects == ["dead"]  # the lease holder probed; the other did not
+    assert not two.is_healthy(spec)
+    store_for(redis_server.url).mark_healthy(store_key(*spec.key))  # the holder re-admits it
+    two._probe(spec)
+    assert connects == ["dead"] and two.snapshot()["dead"].healthy

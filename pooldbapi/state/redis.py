@@ -120,6 +120,17 @@ class RedisStore:
     def mark_healthy(self, key: str) -> None:
         self._call(lambda: self.client.delete(key + ":down"))
 
+    def lease(self, key: str, seconds: float) -> bool | None:
+        """Take the probe lease of a container for `seconds`: True for one taker at a time,
+        False for the others, None while the store cannot be reached."""
+        found = self._call(lambda: self.client.set(key + ":probe", os.getpid(), nx=True,
+                                                   px=max(1, int(seconds * 1000))))
+        return None if found is None and self._down_until else bool(found)
+
+    def release(self, key: str) -> None:
+        """Give the probe lease back (the probe re-admitted the container)."""
+        self._call(lambda: self.client.delete(key + ":probe"))
+
     def unhealthy(self, key: str) -> str | None:
         """The error another process recorded while the container is down, else None."""
         found = self._call(lambda: self.client.get(key + ":down"))

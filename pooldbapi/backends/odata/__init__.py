@@ -10,12 +10,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import requests
 
 from ...errors import Error, InterfaceError, pep249_class
-from ...throttle import throttle_for
 from ...settings import ContainerSpec
+from ...throttle import throttle_for
 from ..base import Backend, Description
-from .client import Hold, ODataConnection, ODataCursor
+from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
 _HOLDS: dict[tuple[Any, ...], Hold] = {}  # per container definition, process-wide
+_ADAPTIVE: dict[tuple[Any, ...], AdaptiveRate] = {}  # learnt sending rates, likewise
 _KEYS = ("url", "token", "user", "password", "timeout", "verify")
 
 
@@ -68,8 +69,10 @@ class ODataBackend:
     def connect(self, spec: ContainerSpec) -> Any:
         url, session, timeout, verify = session_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
+        adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets, hold, throttle_for(spec))
+                               spec.secrets, hold, throttle_for(spec), adaptive,
+                               spec.options.rate_limit_wait)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

@@ -96,26 +96,49 @@ def convert(value: Any, edm: str) -> Any:
     return value
 
 
+def reset_seconds(value: str, now: float | None = None) -> float | None:
+    """Seconds until a rate-limit reset given as a delay, epoch seconds or epoch milliseconds
+    (told apart by size), or None when it is no number."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    now = time.time() if now is None else now
+    if number > 1e12:  # epoch milliseconds (Exact Online)
+        return max(0.0, number / 1000 - now)
+    if number > 1e9:   # epoch seconds
+        return max(0.0, number - now)
+    return max(0.0, number)
+
+
+_HEADERS = (("X-RateLimit-Remaining", "X-RateLimit-Reset"),
+            ("X-RateLimit-Minutely-Remaining", "X-RateLimit-Minutely-Reset"))
+
+
 class Hold:
     """When a container may be called next, from the service's X-RateLimit-* headers; shared by
-    every connection to one container definition in the process."""
+    every connection to one container definition in the process (and, through the limiter,
+    by every process that shares its state)."""
 
     def __init__(self) -> None:
         self.until = 0.0
         self._lock = threading.Lock()
 
-    def heard(self, headers: Any) -> None:
-        """Hold calls until the reset when the service says no call is left."""
-        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
-        if remaining is None or reset is None or remaining.strip() != "0":
-            return
-        try:
-            value = float(reset)
-        except ValueError:
-            return
-        seconds = value - time.time() if value > 1e9 else value  # an epoch time, or a delay
-        with self._lock:
-            self.until = max(self.until, time.monotonic() + max(0.0, seconds))
+    def heard(self, headers: Any) -> float:
+        """Hold calls until the reset when the service says no call is left (daily or per
+        minute); return the seconds held (0 when calls are left)."""
+        held = 0.0
+        for remaining, reset in _HEADERS:
+            left, when = headers.get(remaining), headers.get(reset)
+            if left is None or when is None or left.strip() != "0":
+                continue
+            seconds = reset_seconds(when)
+            if seconds is not None:
+                held = max(held, seconds)
+        if held:
+            with self._lock:
+                self.until = max(self.until, time.monotonic() + held)
+        return held
 
     def wait(self) -> None:
         """Sleep until the container may be called."""
@@ -124,12 +147,54 @@ class Hold:
             time.sleep(delay)
 
 
+class AdaptiveRate:
+    """A sending rate learnt from 429s that say nothing of when to come back: each such answer
+    cuts the rate to 0.7 of what was sent in the last second (or of the current rate), each
+    success raises it by 5% until nothing was cut any more (AWS's adaptive retry mode, in
+    short), so processes that share a service without sharing state converge."""
+
+    def __init__(self) -> None:
+        self.rate: float | None = None
+        self._ceiling = float("inf")
+        self._sent: list[float] = []
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def before_call(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._sent = [t for t in self._sent if now - t < 1.0]
+            self._sent.append(now)
+            if self.rate is None:
+                return
+            start = max(now, self._next)
+            self._next = start + 1.0 / self.rate
+        if start > now:
+            time.sleep(start - now)
+
+    def throttled(self) -> None:
+        with self._lock:
+            measured = float(len(self._sent)) or 1.0
+            self.rate = max(0.5, 0.7 * (self.rate if self.rate is not None else measured))
+            self._ceiling = self.rate / 0.7 * 2  # beyond twice the cut point: no limit again
+
+    def succeeded(self) -> None:
+        if self.rate is None:
+            return
+        with self._lock:
+            if self.rate is not None:
+                self.rate *= 1.05
+                if self.rate > self._ceiling:
+                    self.rate = None
+
+
 class ODataConnection:
     """A physical connection to an OData service: a requests.Session and its settings."""
 
     def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
-                 limiter: Any = None) -> None:
+                 limiter: Any = None, adaptive: AdaptiveRate | None = None,
+                 rate_limit_wait: float = 60.0) -> None:
         self.url = url.rstrip("/") + "/"
         self.session = session
         self.timeout = timeout
@@ -142,15 +207,20 @@ class ODataConnection:
         self._keys: dict[str, list[str]] = {}
         self.hold = hold or Hold()
         self.limiter = limiter  # the container's limits: a slot for every call, $metadata too
+        self.adaptive = adaptive or AdaptiveRate()
+        self.rate_limit_wait = rate_limit_wait
         self.calls = 0
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send one call, retrying 429 (and 503 on reads) up to max-tries."""
+        """Send one call. 429 is retried (after Retry-After, else a back-off, the rate cut)
+        until rate-limit-wait seconds were spent waiting; 503 on reads up to max-tries."""
         url = path if path.startswith("http") else self.url + path
-        for attempt in range(self.max_tries):
+        waited, attempt = 0.0, 0
+        while True:
             self.hold.wait()
             if self.limiter is not None:
                 self.limiter.take()
+            self.adaptive.before_call()
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
@@ -159,15 +229,28 @@ class ODataConnection:
                 err = OperationalError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
                 err.connection_failure = True
                 raise err from None
-            self.hold.heard(response.headers)
-            retry = response.status_code == 429 or (response.status_code == 503 and
-                                                    method == "GET")
-            if not retry or attempt + 1 == self.max_tries:
+            held = self.hold.heard(response.headers)
+            if held and self.limiter is not None:  # every process holds, where state is shared
+                self.limiter.hold_until(time.monotonic() + held)
+            attempt += 1
+            status = response.status_code
+            if status == 429:
+                given = response.headers.get("Retry-After")
+                if not given:
+                    self.adaptive.throttled()
+                delay = retry_after(given, attempt - 1)
+                if waited + delay > self.rate_limit_wait:
+                    break
+            elif status == 503 and method == "GET" and attempt < self.max_tries:
+                delay = retry_after(response.headers.get("Retry-After"), attempt - 1)
+            else:
+                if status < 400:
+                    self.adaptive.succeeded()
                 break
-            delay = retry_after(response.headers.get("Retry-After"), attempt)
-            if self.limiter is not None:  # every process holds, where the limits are shared
+            if self.limiter is not None:
                 self.limiter.hold_until(time.monotonic() + delay)
             time.sleep(delay)
+            waited += delay
         if response.status_code >= 400:
             raise _error(response.status_code, redact(response.text, self.secrets))
         return response
