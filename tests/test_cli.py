@@ -221,3 +221,28 @@ def test_no_progress_when_output_is_piped(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "rowcount: 120" in done.stdout
+
+
+def test_every_connect_option_is_a_flag(tmp_path, capsys, monkeypatch):
+    settings = _settings(tmp_path, 'default = "{a,b}"')
+    import pooldbapi.cli as command
+    seen = {}
+    real = command.connect
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(command, "connect", spy)
+    assert main(["sql", "--settings", settings, "--strategy", "least-busy", "--seed", "9",
+                 "--affinity", "transaction", "--broadcast-ddl", "--default", "{b,a}",
+                 "create table t (x int)"]) == 0
+    assert seen["strategy"] == "least-busy" and seen["seed"] == "9"
+    assert seen["affinity"] == "transaction" and seen["broadcast_ddl"] is True
+    assert seen["default"] == "{b,a}" and seen["autocommit"] is True
+    assert main(["sql", "--settings", settings, "--two-phase", "select 1"]) == 1
+    assert seen["two_phase"] is True and seen["autocommit"] is False
+    assert "NotSupportedError" in capsys.readouterr().err  # sqlite has no two-phase commit
+    assert main(["sql", "--settings", settings, "--shared-state", "redis://127.0.0.1:9/0",
+                 "select 1"]) == 0  # an unreachable store costs a warning, not the statement
+    assert seen["shared_state"] == "redis://127.0.0.1:9/0"

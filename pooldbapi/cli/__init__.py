@@ -90,6 +90,8 @@ def _connect_flags(parser: argparse.ArgumentParser, options: bool = True) -> Non
     parser.add_argument("--seed", help="seed the strategies' starts (reproducible runs)")
     parser.add_argument("--affinity", choices=("transaction",),
                         help="pin each list to its first container within a transaction")
+    parser.add_argument("--shared-state", metavar="URL",
+                        help="keep limits and health in this store (redis://host:6379/0)")
     parser.add_argument("--two-phase", action="store_true", default=None,
                         help="commit with two-phase commit (implies --transaction)")
     mode = parser.add_mutually_exclusive_group()
@@ -110,7 +112,8 @@ def _open(args: argparse.Namespace) -> Any:
         autocommit = load_settings(settings=args.settings).options.get("autocommit", True)
     return connect(settings=args.settings, default=args.default, seed=args.seed,
                    broadcast_ddl=args.broadcast_ddl, strategy=args.strategy,
-                   affinity=args.affinity, two_phase=args.two_phase, autocommit=autocommit)
+                   affinity=args.affinity, two_phase=args.two_phase, autocommit=autocommit,
+                   shared_state=args.shared_state)
 
 
 def _statements(args: argparse.Namespace) -> list[str] | None:
