@@ -12,7 +12,8 @@ from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
 from .settings import parse_alias_list
-from .runner import Stream
+from .backends import backend as load_backend
+from .runner import Stream, execute_on
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
 
@@ -197,9 +198,30 @@ class Cursor:
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
-        """Not supported: call procedures with execute('call ...') or select."""
-        self._check_open()
-        raise NotSupportedError("callproc is not supported: use execute('call name(?)', params)")
+        """Call a procedure or function on the container the default list (or '@' in the
+        name: 'fn@{a,b}') gives: a PostgreSQL or SQLite function, whose rows are the result
+        set, or an Oracle procedure. Returns the parameters (OUT values are not read back)."""
+        with self.connection.lock, self._own_default():
+            self._reset()
+            self._check_open()
+            name, at, suffix = procname.partition("@")
+            if not name or not all(part.replace("_", "a").replace("$", "a").isalnum()
+                                   for part in name.split(".")):
+                raise ProgrammingError(f"callproc: {procname!r} is not a procedure name")
+            params = list(parameters)
+            markers = ", ".join("?" * len(params))
+            routing = parse(f"select 1 from {name}{at}{suffix}")
+            self.connection.check(routing)
+            self.connection.transaction.check()
+            alias = self.connection.one(routing)
+            spec = self.connection.specs[alias]
+            text = load_backend(spec.driver, alias).call_text(name, markers)
+            if text is None:
+                raise NotSupportedError(f"callproc: container {alias!r} ({spec.driver}) has no"
+                                        " procedures")
+            self._set(Result.merge([execute_on(self.connection, alias, parse(text),
+                                               params if params else None)]))
+            return params
 
     def nextset(self) -> bool | None:
         """Not supported: every call produces at most one result set."""

@@ -24,3 +24,21 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" \
         >/dev/null
 }
+
+apt_first() {
+    # apt_first CANDIDATE...: the first package name the distribution has (nginx-light on
+    # Debian 12; newer releases name it nginx)
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ -z "$apt_updated" ] && command -v apt-get >/dev/null 2>&1; then
+        $sudo apt-get update -qq >/dev/null 2>&1 || true  # runs in $(...): output is the name
+    fi
+    local name
+    for name in "$@"; do
+        if apt-cache show "$name" >/dev/null 2>&1; then
+            echo "$name"
+            return
+        fi
+    done
+    echo "$1"
+}

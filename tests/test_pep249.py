@@ -213,10 +213,22 @@ def test_with_connection_rolls_back_on_exception(tmp_path):
         assert conn.execute("select count(*) from t").fetchone()[0] == 0
 
 
-def test_callproc_nextset_setsizes(db):
+def test_callproc_calls_a_function_and_returns_the_parameters(db):
     cur = db.cursor()
-    with pytest.raises(pooldbapi.NotSupportedError):
-        cur.callproc("p")
+    params = ["abc"]
+    assert cur.callproc("upper@c2", params) == ["abc"] and cur.callproc("upper@c2",
+                                                                        params) is not params
+    assert cur.fetchall() == [("ABC",)] and cur.containers == {"c2": 1}
+    cur.callproc("upper", ("xy",))  # the default list
+    assert cur.fetchone() == ("XY",) and sum(cur.containers.values()) == 1
+    with pytest.raises(pooldbapi.ProgrammingError, match="not a procedure name"):
+        cur.callproc("upper(1); drop table books; --")
+    with pytest.raises(pooldbapi.ProgrammingError):
+        cur.callproc("no_such_function@c1", [1])
+
+
+def test_nextset_setsizes(db):
+    cur = db.cursor()
     with pytest.raises(pooldbapi.NotSupportedError):
         cur.nextset()
     cur.setinputsizes([None])

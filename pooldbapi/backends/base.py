@@ -86,6 +86,10 @@ class Backend(Protocol):
     def lastrowid(self, cursor: Any) -> Any:
         """Return the id of the row the last insert wrote, where the driver knows it."""
 
+    def call_text(self, name: str, markers: str) -> str | None:
+        """The statement that calls a procedure or function for callproc (markers: '?, ?'),
+        or None where the back-end has none."""
+
 
 class DriverBackend:
     """What most PEP 249 drivers share; a back-end module overrides what its driver does
@@ -116,3 +120,6 @@ class DriverBackend:
 
     def aborted(self, raw: Any) -> bool:
         return False  # the statement is undone, the transaction goes on (Oracle's rule)
+
+    def call_text(self, name: str, markers: str) -> str | None:
+        return None

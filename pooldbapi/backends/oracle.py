@@ -203,5 +203,8 @@ class OracleBackend(DriverBackend):
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid  # the ROWID of the row written
 
+    def call_text(self, name: str, markers: str) -> str | None:
+        return f"begin {name}({markers}); end;"  # OUT values are not returned
+
 
 BACKEND: Backend = OracleBackend()  # mypy checks it against the protocol

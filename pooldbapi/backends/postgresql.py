@@ -216,5 +216,8 @@ class PostgreSQLBackend(DriverBackend):
     def lastrowid(self, cursor: Any) -> Any:
         return None  # PostgreSQL has no row id: use RETURNING
 
+    def call_text(self, name: str, markers: str) -> str | None:
+        return f"select * from {name}({markers})"  # a function's rows
+
 
 BACKEND: Backend = PostgreSQLBackend()  # mypy checks it against the protocol

@@ -179,5 +179,8 @@ class SQLiteBackend(DriverBackend):
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid
 
+    def call_text(self, name: str, markers: str) -> str | None:
+        return f"select {name}({markers})"  # an SQL function, one row
+
 
 BACKEND: Backend = SQLiteBackend()  # mypy checks it against the protocol

@@ -134,5 +134,8 @@ class ODataBackend:
     def lastrowid(self, cursor: Any) -> Any:
         return None
 
+    def call_text(self, name: str, markers: str) -> str | None:
+        return None  # a REST service has no procedures
+
 
 BACKEND: Backend = ODataBackend()  # mypy checks it against the protocol
