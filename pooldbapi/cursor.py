@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import itertools
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from .backends import backend as load_backend
 from .backends.base import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
-from .settings import parse_alias_list
-from .backends import backend as load_backend
 from .runner import Stream, execute_on
+from .settings import parse_alias_list
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
 
