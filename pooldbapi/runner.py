@@ -12,12 +12,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import Error, InterfaceError, wrap
+from .errors import Error, InterfaceError, OperationalError, wrap
 from .health import HEALTH
 from .pool import Physical, pool_for
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
-from .sql.parse import DDL, OTHER, Statement
+from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
 from .throttle import Limiter, throttle_for
 
@@ -103,6 +103,11 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
         raise
     except Exception as exc:
         err = _wrap(exc, phys)
+        if err.connection_failure and not phys.in_transaction and stmt.kind != SELECT:
+            # in autocommit the server may have committed it before the connection went
+            err.args = (f"{err.args[0]} (the outcome of this {stmt.kind} is unknown: the"
+                        " connection was lost while it ran)",)
+            err.unknown = {alias: (0,)}
         _failed(conn, alias, phys, err, touched)
         raise err from exc
     conn.after_statement(alias)
@@ -270,8 +275,8 @@ Progress = Callable[[str, int], None]
 
 
 def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int,
-          progress: Progress | None = None) -> _Outcome:
-    out = _Outcome()
+          progress: Progress | None = None, out: _Outcome | None = None) -> _Outcome:
+    out = _Outcome() if out is None else out
     throttle = _limiter(phys)
     if throttle is not None or not phys.backend.transactional:
         chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
@@ -364,22 +369,31 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
         raise
     stop = threading.Event()
     started = time.monotonic()
-    outcomes: dict[str, _Outcome] = {}
-    if len(bounds) == 1:
-        alias, rows = next(iter(bounds.items()))
-        outcomes[alias] = _work(physicals[alias], rows, stop, chunk, conn.progress)
-    else:
-        futures: dict[str, Future[_Outcome]] = {
-            alias: _executor().submit(_work, physicals[alias], rows, stop, chunk, conn.progress)
-            for alias, rows in bounds.items()}
-        try:
-            outcomes = {alias: future.result() for alias, future in futures.items()}
-        except BaseException:
-            # Ctrl-C (or the like) in the caller: the workers stop at a row boundary, and none
-            # may go on writing on a session that the caller now rolls back or gives back
-            stop.set()
-            wait(futures.values())
+    # made before the work starts, so that an interruption still knows what was written
+    outcomes: dict[str, _Outcome] = {alias: _Outcome() for alias in bounds}
+    try:
+        if len(bounds) == 1:
+            alias, rows = next(iter(bounds.items()))
+            _work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
+        else:
+            futures: dict[str, Future[_Outcome]] = {
+                alias: _executor().submit(_work, physicals[alias], rows, stop, chunk,
+                                          conn.progress, outcomes[alias])
+                for alias, rows in bounds.items()}
+            try:
+                for future in futures.values():
+                    future.result()
+            except BaseException:
+                # Ctrl-C (or the like) in the caller: the workers stop at a row boundary, and
+                # none may go on writing on a session the caller now rolls back or gives back
+                stop.set()
+                wait(futures.values())
+                raise
+    except BaseException as exc:
+        if isinstance(exc, Exception):
             raise
+        _interrupted(conn, exc, outcomes, physicals)
+        raise
     conn.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
         if outcome.error is not None:
@@ -414,6 +428,26 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     result = Result.merge(parts)
     result.written = {a: o.done for a, o in outcomes.items()}
     return result
+
+
+def _interrupted(conn: Connection, exc: BaseException, outcomes: dict[str, _Outcome],
+                 physicals: dict[str, Physical]) -> None:
+    """An interruption (KeyboardInterrupt, SystemExit) during a write: rows were written that
+    the caller was never told of. In a transaction nothing of them may be kept silently: the
+    transaction fails. In autocommit they are committed: say which, on the exception."""
+    written = {a: o.done for a, o in outcomes.items() if o.done}
+    where = "; ".join(f"{a}: {len(rows)} rows" for a, rows in sorted(written.items()))
+    if conn.autocommit:
+        exc.add_note(f"pooldbapi: committed before the interruption: {where or 'nothing'}")
+        for alias in physicals:
+            conn.after_statement(alias)
+        return
+    if conn.transaction.failed is None:
+        conn.transaction.failed = OperationalError(
+            f"the transaction was interrupted during a write ({where or 'nothing'} written and"
+            " never reported), so it cannot commit; call rollback()")
+    exc.add_note("pooldbapi: the transaction was interrupted during a write and is failed:"
+                 " roll it back")
 
 
 def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Result:

@@ -256,3 +256,41 @@ def test_a_commit_on_a_lost_server_marks_it_unhealthy_and_says_so(clusters):
     b.start()
     assert ids(a) == [1] and ids(b) == []
     conn.close()
+
+
+def _interrupt_after(conn, rows):
+    seen = []
+
+    def progress(alias, n):
+        seen.append(n)
+        if sum(seen) >= rows:
+            raise KeyboardInterrupt
+
+    conn.progress = progress
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_an_interrupted_executemany_fails_the_transaction(two, pg, pg2, chunk, monkeypatch):
+    from pooldbapi import runner
+    monkeypatch.setattr(runner, "CHUNK", chunk)
+    _interrupt_after(two, 6)
+    with pytest.raises(KeyboardInterrupt):
+        two.cursor().executemany("insert into tx@p1 (id) values (?)", [(i,) for i in range(20)])
+    two.progress = None
+    with pytest.raises(pooldbapi.OperationalError, match="interrupted"):
+        two.commit()  # rows were written but never reported: nothing of them may be kept
+    assert ids(pg) == [] and not two.transaction.borrowed
+
+
+def test_an_interrupted_executemany_in_autocommit_says_what_was_written(two, pg, monkeypatch):
+    from pooldbapi import runner
+    monkeypatch.setattr(runner, "CHUNK", 1)  # each row a call of its own, committed alone
+    two.autocommit = True
+    _interrupt_after(two, 3)
+    with pytest.raises(KeyboardInterrupt) as info:
+        two.cursor().executemany("insert into tx@p1 (id) values (?)", [(i,) for i in range(20)])
+    two.progress = None
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "p1: 3 rows" in notes
+    assert ids(pg) == [0, 1, 2]
+    assert not two.transaction.borrowed  # the session went back to its pool

@@ -68,3 +68,18 @@ def test_the_reaper_closes_idle_connections_and_unused_pools(tmp_path):
         time.sleep(0.1)
     assert open_files() == 0  # without traffic, idle connections were closed
     assert pooldbapi.pool_stats() == []  # and the unused pools were dropped
+
+
+def test_a_write_whose_session_dies_while_it_runs_is_of_unknown_outcome(pg):
+    """In autocommit nobody can know whether the server committed a statement whose
+    connection was lost while it ran: the error says so, rather than 'not written'."""
+    conn = pooldbapi.connect({"p": pg.conninfo()}, autocommit=True)
+    conn.execute("create table lost (x int)")
+    try:
+        with pytest.raises(pooldbapi.OperationalError, match="outcome of this insert is unknown"
+                           ) as info:
+            conn.execute("insert into lost select pg_terminate_backend(pg_backend_pid())::int")
+        assert info.value.unknown == {"p": (0,)}
+    finally:
+        conn.execute("drop table lost")
+        conn.close()
