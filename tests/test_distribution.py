@@ -293,3 +293,31 @@ def test_insert_and_bulk_insert_from_select_stream_the_source(tmp_path, pg):
             raw.execute("select pg_reload_conf()")
         conn.execute("drop table src@pg")
         conn.close()
+
+
+def test_work_for_one_container_runs_on_the_callers_thread(tmp_path, monkeypatch):
+    """No hand-off where there is nothing to run in parallel: one container's rows are written
+    on the calling thread; several containers' go to the worker pool."""
+    from pooldbapi import runner
+    submitted = []
+    real = runner._executor
+
+    def counting():
+        pool = real()
+
+        class Counting:
+            def submit(self, *args, **kwargs):
+                submitted.append(args[0])
+                return pool.submit(*args, **kwargs)
+        return Counting()
+
+    monkeypatch.setattr(runner, "_executor", counting)
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={tmp_path / a}.db" for a in "ab"},
+                             default="{a,b}", broadcast_ddl=True, autocommit=True)
+    conn.execute("create table t (x int)")
+    conn.cursor().executemany("insert into t@a values (?)", [(i,) for i in range(50)])
+    conn.execute("select count(*) from t@a").fetchall()
+    assert submitted == []
+    conn.cursor().executemany("insert into t values (?)", [(i,) for i in range(50)])
+    assert len(submitted) == 2  # one worker per container
+    conn.close()
