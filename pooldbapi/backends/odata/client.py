@@ -160,17 +160,19 @@ class AdaptiveRate:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def before_call(self) -> None:
+    def before_call(self) -> float:
+        """Wait for the learnt rate (if any); return the seconds waited."""
         with self._lock:
             now = time.monotonic()
             self._sent = [t for t in self._sent if now - t < 1.0]
             self._sent.append(now)
             if self.rate is None:
-                return
+                return 0.0
             start = max(now, self._next)
             self._next = start + 1.0 / self.rate
         if start > now:
             time.sleep(start - now)
+        return max(start - now, 0.0)
 
     def throttled(self) -> None:
         with self._lock:
@@ -220,7 +222,9 @@ class ODataConnection:
             self.hold.wait()
             if self.limiter is not None:
                 self.limiter.take()
-            self.adaptive.before_call()
+            paced = self.adaptive.before_call()
+            if attempt:  # waiting for the learnt rate after a 429 counts as waiting for it
+                waited += paced
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
