@@ -2,6 +2,8 @@
 each API token on its own."""
 from __future__ import annotations
 
+import decimal
+
 import pytest
 import requests
 
@@ -98,7 +100,7 @@ def test_columns_and_simple_predicates_are_pushed_down(gateways):
                        " order by j.ID", (98,))
     rows = cur.fetchall()
     assert [r[0] for r in rows] == [198, 199]
-    assert str(rows[0][1]) == "98.5"
+    assert isinstance(rows[0][1], decimal.Decimal) and rows[0][1] == decimal.Decimal("98.5")
     assert cur.description[1][1] == pooldbapi.NUMBER
     found = gateway.wait_for("$select=ID,amount,description&$filter=amount gt 98 and"
                              " startswith(description, 'journal 1') and"

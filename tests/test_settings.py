@@ -82,7 +82,7 @@ def test_sqlite_values_are_converted(tmp_path):
     conn.close()
 
 
-def test_secrets_never_in_repr_or_logs(caplog):
+def test_a_specs_repr_hides_its_secrets_also_in_a_log_line(caplog):
     spec = make_spec("a", "driver=postgresql;host=h;password=hunter2;api_token=tok123;"
                           "url=https://bob:pw999@example.invalid/x")
     assert set(spec.secrets) == {"hunter2", "tok123", "pw999"}
