@@ -293,7 +293,11 @@ class Transaction:
         if not self.prepared and len(self.borrowed) > 1:
             try:
                 self.tpc_prepare()
-            except Error:
+            except Error as err:
+                # The server ended the branch whose PREPARE failed, but the driver may think it
+                # prepared: close that session (nothing of it is left) and roll the others back.
+                if err.container in self.borrowed:
+                    self.give_back(err.container, broken=True)
                 try:
                     self._finish("tpc_rollback")
                 except Error as undo:

@@ -294,3 +294,36 @@ def test_an_interrupted_executemany_in_autocommit_says_what_was_written(two, pg,
     assert "p1: 3 rows" in notes
     assert ids(pg) == [0, 1, 2]
     assert not two.transaction.borrowed  # the session went back to its pool
+
+
+def test_affinity_pins_a_list_for_one_transaction_only(tmp_path):
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={tmp_path / a}.db" for a in "ab"},
+                             default="{a,b}", affinity="transaction", seed=3)
+    firsts = []
+    for _ in range(4):
+        picked = {next(iter(conn.execute("select 1").containers)) for _ in range(5)}
+        assert len(picked) == 1  # the whole transaction on one container
+        firsts.append(picked.pop())
+        conn.commit()  # the pin ends with the transaction
+    assert set(firsts) == {"a", "b"}  # the next transaction chooses again, in turn
+    conn.close()
+
+
+def test_a_failing_prepare_rolls_every_participant_back(clusters):
+    good = clusters.new()
+    refusing = clusters.new(max_prepared_transactions="0")  # PREPARE TRANSACTION fails
+    conn = pooldbapi.connect({"g": good.conninfo(), "r": refusing.conninfo()},
+                             default="{g,r}", broadcast_ddl=True, autocommit=True,
+                             two_phase=True)
+    conn.execute("create table tp (id int)")
+    conn.autocommit = False
+    conn.execute("insert into tp@g values (1)")
+    conn.execute("insert into tp@r values (1)")
+    with pytest.raises(pooldbapi.DatabaseError, match="r: prepared transactions are disabled"):
+        conn.commit()
+    assert not conn.transaction.borrowed
+    for cluster in (good, refusing):
+        with psycopg.connect(cluster.dsn) as raw:
+            assert raw.execute("select count(*) from tp").fetchone()[0] == 0
+            assert raw.execute("select count(*) from pg_prepared_xacts").fetchone()[0] == 0
+    conn.close()
