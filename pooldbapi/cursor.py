@@ -157,8 +157,11 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
-        with self.connection.lock, self._own_default():
-            return self._execute(operation, parameters)
+        with self.connection.lock:
+            if self._default is None:  # the common case: no context manager on the hot path
+                return self._execute(operation, parameters)
+            with self._own_default():
+                return self._execute(operation, parameters)
 
     def _execute(self, operation: str, parameters: Any) -> Cursor:
         self._reset()
@@ -178,8 +181,11 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
-        with self.connection.lock, self._own_default():
-            return self._executemany(operation, seq_of_parameters)
+        with self.connection.lock:
+            if self._default is None:
+                return self._executemany(operation, seq_of_parameters)
+            with self._own_default():
+                return self._executemany(operation, seq_of_parameters)
 
     def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         self._reset()
