@@ -57,8 +57,8 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
     shared_state="redis://..." keeps every container's limits and health in that store (where
     a container does not name one of its own)."""
     resolved = load_settings(containers, settings, default)
-    store = shared_state or resolved.options.pop("shared_state", None)
-    resolved.options.pop("shared_state", None)
+    from_file = resolved.options.pop("shared_state", None)  # not a Connection argument
+    store = shared_state or from_file
     if store:
         resolved = with_shared_state(resolved, store)
     given = {"seed": seed, "broadcast_ddl": broadcast_ddl, "strategy": strategy,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .settings import ContainerSpec
+from .state import store_key
+from .state.redis import RedisStore, store_for
 
 log = logging.getLogger("pooldbapi")
 
@@ -54,10 +56,8 @@ class Health:
         seen = self._seen.get(spec.key)
         if seen is not None and now - seen[0] < SHARED_CACHE:
             return seen[1]
-        from .state import store_key
-        from .state.redis import store_for
-        store = store_for(spec.options.shared_state)
-        down = store is not None and store.unhealthy(store_key(*spec.key)) is not None
+        found = _store(spec)
+        down = found is not None and found[0].unhealthy(found[1]) is not None
         self._seen[spec.key] = (now, down)
         return down
 
@@ -105,12 +105,10 @@ class Health:
     def _probe_lease(self, spec: ContainerSpec) -> bool:
         """Where health is shared, one process probes a container at a time; the others
         re-admit it once the store no longer says it is down."""
-        from .state import store_key
-        from .state.redis import store_for
-        store = store_for(spec.options.shared_state)
-        if store is None:
+        found = _store(spec)
+        if found is None:
             return True
-        key = store_key(*spec.key)
+        store, key = found
         taken = store.lease(key, MAX_BACKOFF)
         if taken is None or taken:
             return True  # the lease is ours, or the store is away: probe here
@@ -125,13 +123,9 @@ class Health:
 
     def _share(self, spec: ContainerSpec, tell: Any) -> None:
         """Tell the shared store, where the container's health is shared."""
-        if not spec.options.shared_state:
-            return
-        from .state import store_key
-        from .state.redis import store_for
-        store = store_for(spec.options.shared_state)
-        if store is not None:
-            tell(store, store_key(*spec.key))
+        found = _store(spec)
+        if found is not None:
+            tell(*found)
             self._seen.pop(spec.key, None)
 
     def snapshot(self) -> dict[str, ContainerHealth]:
@@ -191,12 +185,14 @@ class Health:
         finally:
             backend.close(raw)
         self.succeeded(spec)
-        if spec.options.shared_state:
-            from .state import store_key
-            from .state.redis import store_for
-            store = store_for(spec.options.shared_state)
-            if store is not None:
-                store.release(store_key(*spec.key))
+        self._share(spec, lambda store, key: store.release(key))  # the probe lease
+
+
+def _store(spec: ContainerSpec) -> tuple[RedisStore, str] | None:
+    """The store holding a container's shared health, and its key there; None where the
+    container's health lives in this process."""
+    store = store_for(spec.options.shared_state)
+    return None if store is None else (store, store_key(*spec.key))
 
 
 HEALTH = Health()

@@ -255,7 +255,9 @@ class Pool:
 
 _POOLS: dict[tuple[Any, ...], Pool] = {}
 _LOCK = threading.Lock()
-_INHERITED: list[Pool] = []
+INHERITED: list[Any] = []
+"""Pools and physical connections a child process inherited through fork: kept referenced and
+never used, so that nothing (no rollback, no terminate) is sent on the parent's sessions."""
 REAP_INTERVAL = 5.0
 """Seconds between two rounds of the reaper (at most; sooner for shorter idle timeouts)."""
 _reaper: threading.Thread | None = None
@@ -331,7 +333,7 @@ def _forget_inherited() -> None:
     # A child must not use, close or even finalise the parent's connections (closing would send
     # a terminate, or roll back a SQLite journal): keep them referenced, never touched.
     global _LOCK, _reaper
-    _INHERITED.extend(_POOLS.values())
+    INHERITED.extend(_POOLS.values())
     _POOLS.clear()
     _LOCK = threading.Lock()
     _reaper = None

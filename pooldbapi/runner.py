@@ -7,7 +7,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -413,12 +413,11 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
                     " nothing of it is kept; call rollback()")
         else:
             written = {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
-            where = "; ".join(f"{a}: {len(rows)} rows" for a, rows in sorted(written.items()))
-            kept = f"written before the error: {where or 'nothing'}"
+            kept = f"written before the error: {_rows_per_container(written)}"
         unknown = {a: tuple(o.unknown) for a, o in outcomes.items() if o.unknown}
         if unknown:
-            kept += "; outcome unknown (connection lost in flight): " + "; ".join(
-                f"{a}: {len(rows)} rows" for a, rows in sorted(unknown.items()))
+            kept += ("; outcome unknown (connection lost in flight): "
+                     + _rows_per_container(unknown))
         err.args = (f"{err.args[0]} (row {outcome.row} on container {alias}; {kept})",)
         err.row, err.written, err.unknown = outcome.row, written, unknown or None
         raise err from outcome.cause
@@ -430,21 +429,26 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     return result
 
 
+def _rows_per_container(rows: Mapping[str, Sequence[int]]) -> str:
+    """'a: 3 rows; b: 2 rows' (or 'nothing'), for the messages that say what was written."""
+    return "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(rows.items())) or "nothing"
+
+
 def _interrupted(conn: Connection, exc: BaseException, outcomes: dict[str, _Outcome],
                  physicals: dict[str, Physical]) -> None:
     """An interruption (KeyboardInterrupt, SystemExit) during a write: rows were written that
     the caller was never told of. In a transaction nothing of them may be kept silently: the
     transaction fails. In autocommit they are committed: say which, on the exception."""
     written = {a: o.done for a, o in outcomes.items() if o.done}
-    where = "; ".join(f"{a}: {len(rows)} rows" for a, rows in sorted(written.items()))
+    where = _rows_per_container(written)
     if conn.autocommit:
-        exc.add_note(f"pooldbapi: committed before the interruption: {where or 'nothing'}")
+        exc.add_note(f"pooldbapi: committed before the interruption: {where}")
         for alias in physicals:
             conn.after_statement(alias)
         return
     if conn.transaction.failed is None:
         conn.transaction.failed = OperationalError(
-            f"the transaction was interrupted during a write ({where or 'nothing'} written and"
+            f"the transaction was interrupted during a write ({where} written and"
             " never reported), so it cannot commit; call rollback()")
     exc.add_note("pooldbapi: the transaction was interrupted during a write and is failed:"
                  " roll it back")
@@ -461,9 +465,9 @@ def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Res
                 for alias, rows in total.written.items():
                     err.written = {**err.written,
                                    alias: tuple(sorted((*rows, *err.written.get(alias, ()))))}
-                where = "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(err.written.items()))
                 err.args = (re.sub(r"written before the error: [^);]*",
-                                   f"written before the error: {where or 'nothing'}",
+                                   "written before the error: "
+                                   + _rows_per_container(err.written),
                                    str(err.args[0])),)
             raise
     return total

@@ -72,7 +72,7 @@ class Limiter:
                             f" {wait / 3600:.1f} h")
                     time.sleep(wait)
                     waited += wait
-        if self.store is not None:
+        if self.store is not None and self.interval is None:  # spacing honours holds itself
             held = self.store.held(self.key)
             if held:
                 time.sleep(held)

@@ -16,7 +16,7 @@ from .errors import (
     wrap,
 )
 from .health import HEALTH
-from .pool import Physical, pool_for
+from .pool import INHERITED, Physical, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -44,11 +44,6 @@ class Xid(NamedTuple):
     bqual: str
 
 
-_INHERITED: list[Any] = []
-"""Physical connections a child process inherited through fork: kept referenced and never
-used, so that nothing (no rollback, no terminate) is sent on the parent's sessions."""
-
-
 class Transaction:
     """The physical connections one pooldbapi connection borrowed, one per container."""
 
@@ -68,7 +63,7 @@ class Transaction:
         self.inherited = False
         if not self.borrowed and not self.streams:
             return
-        _INHERITED.extend(self.borrowed.values())
+        INHERITED.extend(self.borrowed.values())
         for stream in self.streams:
             stream.abandon()
         self.borrowed.clear()

@@ -62,8 +62,8 @@ def gateways(cap):
     from odata_service_fixture import Gateway
     started = []
 
-    def start(rate=200, burst=200, retry_after=None, headers=None):
-        gateway = Gateway(cap.port, rate, burst, retry_after, headers)
+    def start(rate=200, burst=200, retry_after=None, headers=None, unavailable=False):
+        gateway = Gateway(cap.port, rate, burst, retry_after, headers, unavailable)
         started.append(gateway)
         return gateway
 

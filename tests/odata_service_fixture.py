@@ -58,10 +58,11 @@ class CapService:
 
 class Gateway:
     """nginx in front of the service: 401 without a 'Bearer tok...' token, and a rate limit of
-    `rate` calls per second per token (429, with Retry-After where given)."""
+    `rate` calls per second per token (429, with Retry-After where given); unavailable: every
+    authorised call answered 503, as a gateway in maintenance does."""
 
     def __init__(self, cap_port: int, rate: int, burst: int, retry_after: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, unavailable: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
         self.port = free_port()
         self.cap_port = cap_port
@@ -94,6 +95,7 @@ http {{
     listen 127.0.0.1:{self.port};
     location / {{
       if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
+      {"return 503;" if unavailable else ""}
       limit_req zone=tokens burst={burst} nodelay;
       {extra}proxy_pass http://127.0.0.1:{cap_port};
     }}

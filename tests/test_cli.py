@@ -134,7 +134,7 @@ def test_json_lines_and_the_settings_from_the_environment(tmp_path):
 
 
 def test_containers_lists_reachability_health_and_pools(tmp_path):
-    settings = _settings(tmp_path).replace("s.toml", "s.toml")
+    settings = _settings(tmp_path)
     done = _command("containers", "--settings", settings, "--format", "json")
     rows = json.loads(done.stdout)
     assert [r["container"] for r in rows] == ["a", "b"]

@@ -321,3 +321,14 @@ def test_429s_are_retried_until_rate_limit_wait_is_spent(gateways):
     assert sum(c.startswith("201 ") for c in calls) == 4  # every row, once
     assert any(c.startswith("429 ") for c in calls)      # after being told to slow down
     patient.close()
+
+
+def test_a_read_that_meets_503_is_tried_max_tries_times(gateways):
+    gateway = gateways(unavailable=True)
+    conn = pooldbapi.connect({"m": f"driver=odata;url={gateway.url};token=tok-maint;"
+                                   "max-tries=3"}, autocommit=True)
+    with pytest.raises(pooldbapi.Error, match="503"):
+        conn.execute("select count(*) from Journals@m")
+    calls = [c for c in gateway.calls() if "tok-maint" in c]
+    assert len(calls) == 3 and all(c.startswith("503 GET ") for c in calls)
+    conn.close()

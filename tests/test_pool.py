@@ -41,7 +41,7 @@ def test_many_threads_never_exceed_the_maximum_and_nothing_leaks(pg):
         t.join()
     assert not errors
     assert max(peak) <= 3
-    stats = [s for s in pooldbapi.pool_stats() if s.alias == "p"][0]
+    stats = next(s for s in pooldbapi.pool_stats() if s.alias == "p")
     assert stats.in_use == 0 and stats.open <= 3 and stats.waits > 0
     pooldbapi.close_all()
     deadline = time.monotonic() + 5

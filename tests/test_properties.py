@@ -67,8 +67,7 @@ def test_choose_many_is_n_calls_of_choose(aliases, name, seed, n):
 @settings(max_examples=30, deadline=None)
 def test_executemany_puts_each_row_on_the_next_container_of_the_list(aliases, k, seed):
     """Row by row, what each database holds is the list in turn from the seeded start."""
-    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
-                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    conn = _connect(aliases, seed)
     try:
         conn.execute("create table t (id int)")
         n = k * len(aliases) + seed % len(aliases)
@@ -154,6 +153,14 @@ def _memory_containers(aliases, **extra):
                f"?mode=memory&cache=shared{tail}" for a in set(aliases)}
 
 
+def _connect(aliases, seed, **extra):
+    """A connection over one memory database per distinct alias, the list's containers as
+    the default, DDL broadcast."""
+    return pooldbapi.connect(_memory_containers(aliases, **extra), seed=seed,
+                             broadcast_ddl=True,
+                             default="{" + ",".join(sorted(set(aliases))) + "}")
+
+
 def _stored(conn, aliases):
     return {a: sorted(r[0] for r in conn.execute(f"select id from t@{a}")) for a in set(aliases)}
 
@@ -161,8 +168,7 @@ def _stored(conn, aliases):
 @given(LISTS, st.integers(1, 3), st.integers(0, 2**16))
 @settings(max_examples=30, deadline=None)
 def test_executemany_lands_every_row_once_with_exact_shares(aliases, k, seed):
-    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
-                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    conn = _connect(aliases, seed)
     try:
         conn.execute("create table t (id int)")
         n = k * len(aliases)
@@ -183,9 +189,7 @@ def test_executemany_lands_every_row_once_with_exact_shares(aliases, k, seed):
 @given(LISTS, st.integers(0, 60), st.integers(1, 9), st.integers(0, 2**16))
 @settings(max_examples=30, deadline=None)
 def test_bulk_pages_are_whole_and_every_row_lands_once(aliases, n, size, seed):
-    conn = pooldbapi.connect(_memory_containers(aliases, page_size=size), seed=seed,
-                             broadcast_ddl=True,
-                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    conn = _connect(aliases, seed, page_size=size)
     try:
         conn.execute("create table t (id int)")
         cur = conn.cursor()
@@ -214,8 +218,7 @@ TRICKY = st.text(alphabet=st.sampled_from(list("ab'();,@?:%{}\\\n -*/")), max_si
 def test_multi_row_literal_values_land_once_where_the_strategy_says(aliases, texts, seed):
     """Literal rows full of quotes, parentheses, ';', '@' and markers: each row lands once,
     with its exact value, on the next container of the list."""
-    conn = pooldbapi.connect(_memory_containers(aliases), seed=seed, broadcast_ddl=True,
-                             default="{" + ",".join(sorted(set(aliases))) + "}")
+    conn = _connect(aliases, seed)
     try:
         conn.execute("create table t (id int, s text)")
         rows = ", ".join(f"({i}, '{s.replace(chr(39), chr(39) * 2)}')"

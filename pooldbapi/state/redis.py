@@ -20,10 +20,12 @@ RETRY_AFTER = 15.0
 """Seconds to stay on in-process limits after the store failed, before trying it again."""
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
-# KEYS[1]: the next free slot; ARGV: interval (s), calls. Returns the seconds to wait.
+# KEYS[1]: the next free slot, KEYS[2]: a hold; ARGV: interval (s), calls. Returns the
+# seconds to wait (past the hold, if one is set).
 _SPACING = _NOW + """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(now, tat)
+local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+local start = math.max(now, tat, held)
 local nxt = start + tonumber(ARGV[2]) * tonumber(ARGV[1])
 redis.call('SET', KEYS[1], tostring(nxt), 'PX', math.ceil((nxt - now) * 1000) + 1000)
 return tostring(start - now)
@@ -93,8 +95,10 @@ class RedisStore:
         return found
 
     def spacing(self, key: str, interval: float, calls: int = 1) -> float | None:
-        """Reserve the next slot(s) of a rate; the seconds to wait, or None (unreachable)."""
-        found = self._call(lambda: self._spacing(keys=[key + ":next"], args=[interval, calls]))
+        """Reserve the next slot(s) of a rate, after any hold; the seconds to wait, or None
+        (unreachable)."""
+        found = self._call(lambda: self._spacing(keys=[key + ":next", key + ":hold"],
+                                                 args=[interval, calls]))
         return None if found is None else float(found)
 
     def window(self, key: str, limit: float, period: float, offset: float) -> float | None:
