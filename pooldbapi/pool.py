@@ -212,7 +212,7 @@ class Pool:
             not self.backend.is_broken(phys.raw)
         if keep:
             try:
-                self.backend.reset(phys.raw, phys.session_changed)
+                keep = self.backend.reset(phys.raw, phys.session_changed)
                 phys.session_changed = False
             except Exception as exc:  # a connection that cannot be reset is never handed out
                 log.info("container %s: dropping a connection that failed its reset: %s",

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .backends.base import Description
 from .errors import Error, InterfaceError, OperationalError, wrap
 from .health import HEALTH
 from .pool import Physical, pool_for
@@ -82,7 +83,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
             throttle.take()
         with phys.lock:
             cur = phys.cursor()
-            if stmt.kind in _SESSION_KINDS:
+            if stmt.kind in _SESSION_KINDS and backend.changes_session(stmt.kind, stmt.words):
                 phys.session_changed = True
             cur.execute(text, values) if values is not None else cur.execute(text)
             if backend.describes_from_values:  # typed by the first row: describe after it
@@ -230,6 +231,7 @@ class _Bound:
     item: Item
     text: str
     values: Sequence[Any]
+    returning: bool = False  # rows come back: sent one by one, the rows kept by row index
 
 
 @dataclass
@@ -241,18 +243,23 @@ class _Outcome:
     row: int | None = None
     broken: bool = False
     unknown: list[int] = field(default_factory=list)
+    returned: list[tuple[int, list[Sequence[Any]]]] = field(default_factory=list)
+    description: Description | None = None
 
 
 def _bind(phys: Physical, item: Item) -> _Bound:
     rendered = render(item.stmt, phys.backend.paramstyle)
     values = bind_many(item.stmt, rendered.keys, item.params, item.indices)
-    return _Bound(item, "" if item.copy is not None else rendered.text, values)
+    return _Bound(item, "" if item.copy is not None else rendered.text, values,
+                  item.copy is None and item.stmt.clause("RETURNING") is not None)
 
 
-def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
+def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | None = None,
+          index: int = 0) -> int:
     """Send rows to the driver, all or nothing: in a transaction under a savepoint (so that an
     error undoes these rows and nothing before them), outside one in a transaction of their own
-    (a single row needs none)."""
+    (a single row needs none). The rows a RETURNING row gives are read before the savepoint
+    ends (SQLite finishes such a statement only as its rows are read) and kept in out."""
     backend = phys.backend
     if bound.item.copy is not None:
         table, columns = bound.item.copy
@@ -261,13 +268,26 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any]) -> int:
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
+        if bound.returning and out is not None:
+            _returned(phys, cur, out, index)
         return int(max(cur.rowcount, 0))
     with backend.atomic(phys.raw):
         if len(values) == 1:
             cur.execute(bound.text, values[0])
+            if bound.returning and out is not None:
+                _returned(phys, cur, out, index)
         else:
             cur.executemany(bound.text, values)
         return int(max(cur.rowcount, 0))
+
+
+def _returned(phys: Physical, cur: Any, out: _Outcome, index: int) -> None:
+    """Keep the rows one RETURNING row gave (and the description, from the first)."""
+    rows = cur.fetchall() if cur.description is not None else []
+    if out.description is None:
+        out.description = phys.backend.describe(cur, rows[0] if rows else None) \
+            if phys.backend.describes_from_values else phys.backend.describe(cur)
+    out.returned.append((index, rows))
 
 
 Progress = Callable[[str, int], None]
@@ -282,7 +302,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
         chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
     for bound in bounds:
         indices, values = bound.item.indices, bound.values
-        step = len(values) if bound.item.page else chunk
+        step = len(values) if bound.item.page else 1 if bound.returning else chunk
         for lo in range(0, len(values), step):
             if stop.is_set():
                 return out
@@ -291,7 +311,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 throttle.take()
             try:
                 with phys.lock:
-                    out.rowcount += _call(phys, bound, part)
+                    out.rowcount += _call(phys, bound, part, out, indices[lo])
                 out.done.extend(indices[lo:lo + step])
                 if progress is not None:
                     progress(phys.spec.alias, len(part))
@@ -426,6 +446,11 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
              for a, o in outcomes.items()]
     result = Result.merge(parts)
     result.written = {a: o.done for a, o in outcomes.items()}
+    returned = sorted((r for o in outcomes.values() for r in o.returned), key=lambda r: r[0])
+    if returned:  # RETURNING: the rows in the order of the rows written, whatever ran them
+        result.rows = [row for _, rows in returned for row in rows]
+        result.description = next(o.description for o in outcomes.values()
+                                  if o.description is not None)
     return result
 
 

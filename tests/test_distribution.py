@@ -45,6 +45,30 @@ def test_multi_row_values_on_one_container_run_whole(three):
     assert cur.containers == {"c": 1} and cur.rowcount == 2
 
 
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_returning_rows_come_back_in_the_order_of_the_rows_over_a_list(three, autocommit):
+    """A multi-row insert with RETURNING spread over containers returns each row's RETURNING
+    row, in the order the rows were written, and they are the rows the databases hold."""
+    three.autocommit = autocommit
+    cur = three.execute("insert into t@{a,b,c} (v) values (?), (?), (?), (?) returning id, v",
+                        ("w", "x", "y", "z"))
+    returned = cur.fetchall()
+    assert [r[1] for r in returned] == ["w", "x", "y", "z"]
+    assert [d[0] for d in cur.description] == ["id", "v"]
+    cur.executemany("insert into t@{a,b,c} (v) values (?) returning v, id",
+                    [(f"m{i}",) for i in range(5)])
+    many = cur.fetchall()
+    assert [r[0] for r in many] == [f"m{i}" for i in range(5)]
+    if not autocommit:
+        three.commit()
+    held = {(a, r[0], r[1]) for a in ("a", "b", "c")
+            for r in three.execute(f"select id, v from t@{a}")}
+    # each returned (id, v) is a row of the container the row went to, and nothing else is held
+    assert {(r[0], r[1]) for r in returned} | {(r[1], r[0]) for r in many} == \
+        {(i, v) for _, i, v in held}
+    assert len(held) == 9
+
+
 def test_named_placeholders_in_split_rows(three):
     three.execute("insert into t@{a,b} (id, v) values (:x, :v), (:y, :v)",
                   {"x": 1, "y": 2, "v": "same"})

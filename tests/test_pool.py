@@ -89,6 +89,25 @@ def test_returned_connections_are_reset(pg):
     conn.close()
 
 
+def test_a_sqlite_session_change_is_not_handed_to_the_next_user(tmp_path):
+    """SQLite has no DISCARD ALL: a connection whose session was changed (ATTACH, a pragma, a
+    temporary table) is closed when given back, so the next user starts as on a new one."""
+    spec = {"s": f"driver=sqlite;database={tmp_path / 'main.db'}"}
+    other = tmp_path / "other.db"
+    for _ in range(2):  # the second round would fail on a reused session: already attached
+        conn = pooldbapi.connect(spec, autocommit=True)
+        assert [r[1] for r in conn.execute("pragma database_list").fetchall()] == ["main"]
+        assert conn.execute("pragma foreign_keys").fetchone()[0] == 0
+        conn.execute(f"attach database '{other}' as extra")
+        conn.execute("pragma foreign_keys = on")
+        conn.execute("create temp table scratch (x int)")
+        conn.close()
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")  # a plain statement: the connection is kept
+    conn.close()
+    assert pool_for(pooldbapi.connect(spec).specs["s"]).stats().idle == 1
+
+
 def test_lifetime_and_pooling_off(tmp_path):
     base = f"driver=sqlite;database={tmp_path / 'p.db'}"
     conn = pooldbapi.connect({"s": base + ";connection-lifetime=0"})

@@ -117,3 +117,26 @@ def test_prepared_statements_survive_repeated_session_resets(pg):
             conn.execute(f"drop table if exists prep_{round_}")
         conn.commit()
         conn.close()
+
+
+def test_returning_over_two_servers_comes_back_in_row_order(pg, pg2):
+    """RETURNING rows of a multi-row insert and of executemany spread over two servers, in the
+    order of the rows, equal to what each server holds after commit."""
+    conn = pooldbapi.connect({"p1": pg.conninfo(), "p2": pg2.conninfo()}, default="{p1,p2}",
+                             broadcast_ddl=True)
+    conn.execute("drop table if exists ret")
+    conn.execute("create table ret (id serial primary key, v text)")
+    conn.commit()
+    cur = conn.execute("insert into ret (v) values (%s), (%s), (%s) returning id, v",
+                       ("a", "b", "c"))
+    first = cur.fetchall()
+    cur.executemany("insert into ret (v) values (%s) returning id, v", [("d",), ("e",)])
+    second = cur.fetchall()
+    conn.commit()
+    assert [r[1] for r in first + second] == ["a", "b", "c", "d", "e"]
+    held = sorted(tuple(r) for a in ("p1", "p2")
+                  for r in conn.execute(f"select id, v from ret@{a}"))
+    assert sorted(tuple(r) for r in first + second) == held
+    conn.execute("drop table ret")
+    conn.commit()
+    conn.close()

@@ -127,6 +127,50 @@ def test_an_orm_session_adds_and_queries_over_a_list(engine):
     Base.metadata.drop_all(engine)
 
 
+class Note(Base):
+    __tablename__ = "note"
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)  # given by each database
+    text: orm.Mapped[str] = orm.mapped_column(sa.String(40))
+
+
+def test_orm_objects_get_the_ids_their_container_gave_them(engine):
+    """The ORM inserts many objects with one INSERT ... VALUES ... RETURNING (insertmanyvalues);
+    pooldbapi spreads its rows over the list and returns each row's id in order, so every
+    object holds the id of its row in the container it went to."""
+    Note.__table__.create(engine)
+    with engine.begin() as conn:  # c2 numbers from 1001: one identity per object in the ORM
+        on_c2 = conn.execution_options(pooldbapi_containers="c2")
+        if engine.dialect.name == "postgresql":
+            on_c2.exec_driver_sql("select setval('note_id_seq', 1000)")
+        else:
+            on_c2.exec_driver_sql("insert into note (id, text) values (1000, 'seed')")
+    try:
+        # not expired at commit: a reload would read one container of the list, not
+        # necessarily the one the object went to
+        with orm.Session(engine, expire_on_commit=False) as session:
+            notes = [Note(text=f"n{i}") for i in range(8)]
+            session.add_all(notes)
+            session.commit()
+            got = {(n.id, n.text) for n in notes}
+        held = {}
+        with engine.connect() as conn:
+            for alias in ("c1", "c2"):
+                held[alias] = {tuple(r) for r in conn.exec_driver_sql(
+                    f"select id, text from note@{alias} where text <> 'seed'")}
+        assert held["c1"] and held["c2"]  # spread over both
+        assert got == held["c1"] | held["c2"] and len(got) == 8
+    finally:
+        Note.__table__.drop(engine)
+
+
+def test_stream_results_reads_through_a_streaming_cursor(engine):
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, pooldbapi_containers="c1") \
+            .exec_driver_sql("select 1 union all select 2")
+        assert getattr(result.cursor, "stream", False) is (engine.dialect.name == "postgresql")
+        assert sorted(r[0] for r in result) == [1, 2]
+
+
 def test_errors_reach_pandas_as_pandas_expects_them(engine):
     with pytest.raises(pd.errors.DatabaseError) as info:  # pandas wraps SQLAlchemy's error
         pd.read_sql("select * from no_such_table", engine)

@@ -44,8 +44,14 @@ class Backend(Protocol):
     def rollback(self, raw: Any) -> None:
         """Roll back the physical connection's transaction."""
 
-    def reset(self, raw: Any, session_changed: bool) -> None:
-        """Make a returned connection fit for the next user: rolled back, session cleared."""
+    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+        """Tell whether a DDL or OTHER statement (kind, its first keywords) may leave state in
+        the session that reset() must clear."""
+
+    def reset(self, raw: Any, session_changed: bool) -> bool:
+        """Make a returned connection fit for the next user: rolled back, session cleared.
+        False: the session cannot be cleared here, so the connection is closed instead."""
+        return True
 
     def close(self, raw: Any) -> None:
         """Close a physical connection, ignoring errors."""
@@ -120,6 +126,9 @@ class DriverBackend:
 
     def aborted(self, raw: Any) -> bool:
         return False  # the statement is undone, the transaction goes on (Oracle's rule)
+
+    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+        return True
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None

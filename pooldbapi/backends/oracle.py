@@ -133,8 +133,9 @@ class OracleBackend(DriverBackend):
         params, extra = connect_arguments(spec)
         return oracledb.connect(params=params, **extra)
 
-    def reset(self, raw: Any, session_changed: bool) -> None:
+    def reset(self, raw: Any, session_changed: bool) -> bool:
         raw.rollback()
+        return not session_changed  # ALTER SESSION and the like stay with the session
 
     def is_broken(self, raw: Any) -> bool:
         try:

@@ -105,7 +105,7 @@ class PostgreSQLBackend(DriverBackend):
         if raw.autocommit != on:
             raw.autocommit = on
 
-    def reset(self, raw: Any, session_changed: bool) -> None:
+    def reset(self, raw: Any, session_changed: bool) -> bool:
         if raw.info.transaction_status != pq.TransactionStatus.IDLE:
             raw.rollback()
         if session_changed:
@@ -119,6 +119,7 @@ class PostgreSQLBackend(DriverBackend):
             prepared = getattr(raw, "_prepared", None)
             if prepared is not None:
                 prepared.clear()
+        return True
 
     def is_broken(self, raw: Any) -> bool:
         return bool(raw.closed or raw.broken)

@@ -11,6 +11,7 @@ from typing import Any
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
+from ..sql.parse import OTHER
 from .base import Backend, Description, DriverBackend
 
 # Explicit adapters and converters, so that Python's deprecated default ones are never used.
@@ -111,8 +112,19 @@ class SQLiteBackend(DriverBackend):
         if raw.in_transaction:
             raw.execute("ROLLBACK")
 
-    def reset(self, raw: Any, session_changed: bool) -> None:
+    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+        # ATTACH, DETACH, PRAGMA (other statements) and temporary objects live in the session;
+        # CREATE TABLE and the like live in the database file
+        return kind == OTHER or "TEMP" in words or "TEMPORARY" in words
+
+    def reset(self, raw: Any, session_changed: bool) -> bool:
         self.rollback(raw)
+        if not session_changed:
+            return True
+        # no DISCARD ALL: an ATTACH, a pragma or a temporary table stays with the session, so
+        # the connection is closed; except an in-memory database, which closing would lose
+        main = raw.execute("pragma database_list").fetchone()
+        return bool(main is not None and not main[2])
 
     def is_broken(self, raw: Any) -> bool:
         try:

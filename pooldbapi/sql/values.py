@@ -57,7 +57,9 @@ def split_rows(stmt: Statement, params: Any) -> list[tuple[Statement, Any]]:
             tuple(Placeholder(p.style, p.key, move(p.start), move(p.end))
                   for p in (stmt.placeholders[j] for j in kept)),
             tuple((move(a), move(b)) for a, b in stmt.removed if move.keeps(a)),
-            ((first, first + hi - lo),), stmt.words, None, stmt.columns)
+            ((first, first + hi - lo),), stmt.words, None, stmt.columns,
+            # every clause lies before the first row or after the last (VALUES' body spans them)
+            tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses))
         out.append((row, _row_params(style, params, kept, row)))
     return out
 

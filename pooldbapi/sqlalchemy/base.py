@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import DBAPIConnection, IsolationLevel
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 import pooldbapi
 
@@ -33,10 +34,14 @@ class PooldbapiDialect:
 
     driver = "pooldbapi"
     supports_statement_cache = True
-    # rows of one statement may go to several containers: RETURNING comes back from
-    # single-row statements, so SQLAlchemy sends those one by one
-    use_insertmanyvalues = False
-    insert_executemany_returning = False
+    # executemany with RETURNING becomes multi-row VALUES ... RETURNING (SQLAlchemy's
+    # insertmanyvalues): pooldbapi spreads its rows over the list and returns their RETURNING
+    # rows in the order of the rows
+    use_insertmanyvalues = True
+    # no implicit sentinel: a batch as INSERT ... SELECT would land whole on one container, and
+    # ordering returned rows by a generated key assumes one sequence, where each container has
+    # its own. Where the order of the objects matters (the ORM), rows go one by one.
+    insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.NOT_SUPPORTED
 
     url_driver: str = ""
     url_keys: tuple[str, ...] = ()  # URL query keys that url_container consumes
@@ -74,6 +79,13 @@ class PooldbapiDialect:
         finally:
             cursor.close()
         return True
+
+    def is_disconnect(self, e: Exception, connection: Any, cursor: Any) -> bool:
+        # pooldbapi says it on the error (the container's session was lost or never opened);
+        # pooldbapi's pool has already let the physical connection go
+        if getattr(e, "connection_failure", False):
+            return True
+        return bool(connection is not None and getattr(connection, "closed", False))
 
     def _with_containers(self, cursor: Any, context: Any, run: Callable[[], Any]) -> Any:
         option = context.execution_options.get(CONTAINERS_OPTION) if context else None

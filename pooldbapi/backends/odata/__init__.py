@@ -89,8 +89,11 @@ class ODataBackend:
     def rollback(self, raw: Any) -> None:
         pass  # cannot undo what the service took
 
-    def reset(self, raw: Any, session_changed: bool) -> None:
-        pass
+    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+        return False  # no session on the service side
+
+    def reset(self, raw: Any, session_changed: bool) -> bool:
+        return True
 
     def close(self, raw: Any) -> None:
         raw.close()
