@@ -88,7 +88,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
             cur.execute(text, values) if values is not None else cur.execute(text)
             if backend.describes_from_values:  # typed by the first row: describe after it
                 rows = cur.fetchall() if cur.description is not None else None
-                description = backend.describe(cur, rows[0] if rows else None)
+                description = backend.describe(cur, rows[0] if rows else None, text)
             else:
                 description = backend.describe(cur)
                 rows = cur.fetchall() if description is not None else None
@@ -135,7 +135,7 @@ class Stream:
                 throttle.take()
             with self._phys.lock:
                 self._cur = backend.open_stream(self._phys.raw, text, values, batch)
-                self.description = backend.describe(self._cur)
+                self.description = backend.describe(self._cur, None, text)
             conn.transaction.streams.add(self)  # the connection stays borrowed while it is open
         except Error:
             conn.after_statement(alias)

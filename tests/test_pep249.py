@@ -128,6 +128,25 @@ def test_insert_select_roundtrip_with_native_types(db):
     assert all(len(d) == 7 for d in cur.description)
 
 
+def test_type_codes_of_an_empty_result_and_of_nulls_come_from_the_columns(db):
+    """No row (or a NULL) to look at: the type codes still say each column's category (SQLite:
+    from the declared types; PostgreSQL and Oracle: from the driver, as ever)."""
+    cur = db.cursor()
+    expected = [pooldbapi.NUMBER, pooldbapi.STRING, pooldbapi.NUMBER, pooldbapi.DATETIME,
+                pooldbapi.BINARY]
+    for query in ("select id, title, price, published, cover from books@c1",
+                  "select b.* from books@c1 b",
+                  "select id as n, title from books@c1 where id < 0"):
+        cur.execute(query)
+        assert cur.fetchall() == []
+        assert [d[1] for d in cur.description] == expected[:len(cur.description)], query
+    cur.execute("insert into books@c1 (id, title) values (?, ?)", (7, "Nulls"))
+    cur.execute("select id, title, price, published, cover from books@c1")
+    assert [d[1] for d in cur.description] == expected
+    cur.execute("select count(*) + 1 from books@c1 where id < 0")
+    assert cur.description[0][1] == pooldbapi.NUMBER  # a value, typed by the value
+
+
 def test_fetch_before_execute_and_after_ddl_raises(db):
     cur = db.cursor()
     assert cur.description is None and cur.rowcount == -1 and cur.rownumber is None

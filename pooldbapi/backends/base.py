@@ -69,9 +69,11 @@ class Backend(Protocol):
     def probe(self, raw: Any) -> None:
         """Send the health probe's statement (a round trip); raise if the container fails."""
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
-                 ) -> Description | None:
-        """Return the PEP 249 description with pooldbapi type codes, or None."""
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
+        """Return the PEP 249 description with pooldbapi type codes, or None. Back-ends that
+        type columns by their values get the first row (None: no row) and the statement's text
+        (for what a row cannot tell)."""
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         """Return the pooldbapi class and the SQLSTATE (or driver code) of a driver error."""

@@ -152,8 +152,8 @@ class OracleBackend(DriverBackend):
             cur.execute(PROBE_SQL)
             cur.fetchall()
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
-                 ) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
         if cursor.description is None:
             return None
         return tuple((col[0], type_code(col[1]), col[2], col[3], col[4], col[5], col[6])

@@ -150,8 +150,8 @@ class PostgreSQLBackend(DriverBackend):
         raw.execute(PROBE_SQL).fetchall()
         self.rollback(raw)
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
-                 ) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
         res = cursor.pgresult
         if res is None or not res.nfields:
             return None

@@ -13,6 +13,8 @@ from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, 
 from ..settings import ContainerSpec
 from ..sql.parse import OTHER
 from .base import Backend, Description, DriverBackend
+from .sqlite_declared import category as declared_category
+from .sqlite_declared import declared as declared_types
 
 # Explicit adapters and converters, so that Python's deprecated default ones are never used.
 # sqlite3 only has a process-wide registry; these keep the ISO formats the defaults used.
@@ -47,6 +49,19 @@ _TYPE_NAMES = {"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB", "DATETIM
 # SQLite results carry no column types: a code per category of the first row's value
 _CODES = {category: TypeCode(_TYPE_NAMES.get(category or "", "NULL"), category)
           for category in (*_TYPE_NAMES, None)}
+
+
+_DECLARED: dict[str, TypeCode] = {}
+
+
+def _declared_code(declared: str) -> TypeCode:
+    """The type code of a declared column type: its name ('VARCHAR(20)' -> VARCHAR, so that a
+    DATE column is not taken for a timestamp) and the category SQLite's affinity gives it."""
+    code = _DECLARED.get(declared)
+    if code is None:
+        name = declared.split("(", 1)[0].strip().upper()
+        code = _DECLARED[declared] = TypeCode(name, declared_category(declared))
+    return code
 
 
 PROBE_SQL = "select 1"
@@ -145,14 +160,20 @@ class SQLiteBackend(DriverBackend):
         raw.execute(PROBE_SQL).fetchall()
         self.rollback(raw)
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
-                 ) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
         if cursor.description is None:
             return None
-        return tuple((col[0], _CODES[category_of_value(first_row[i])
-                                     if first_row is not None else None],
-                      None, None, None, None, None)
-                     for i, col in enumerate(cursor.description))
+        width = len(cursor.description)
+        codes = [_CODES[category_of_value(v)] for v in first_row] if first_row is not None \
+            else [_CODES[None]] * width
+        if text is not None and _CODES[None] in codes:  # no row, or a NULL: the declared types
+            declared = declared_types(cursor.connection, text, width)
+            if declared is not None:
+                codes = [code if code.category is not None or not typ else
+                         _declared_code(typ) for code, typ in zip(codes, declared, strict=True)]
+        return tuple((col[0], code, None, None, None, None, None)
+                     for col, code in zip(cursor.description, codes, strict=True))
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         code = getattr(exc, "sqlite_errorname", None)

@@ -110,8 +110,8 @@ class ODataBackend:
     def probe(self, raw: Any) -> None:
         raw.request("GET", "")
 
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None
-                 ) -> Description | None:
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
         return cursor.description  # type: ignore[no-any-return]
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
