@@ -40,6 +40,16 @@ def test_multi_row_values_are_split_per_row(three):
     assert rows == {1: "x", 2: "y", 3: "lit?"}
 
 
+def test_rows_end_where_on_conflict_begins(three):
+    """'on conflict (id)' after the rows is not a row: two rows, two statements, one each."""
+    cur = three.execute("insert into t@{a,b} (id, v) values (1, 'x'), (2, 'y')"
+                        " on conflict (id) do update set v = excluded.v")
+    assert cur.rowcount == 2 and cur.containers == {"a": 1, "b": 1}
+    three.commit()
+    rows = sorted(tuple(r) for a in ("a", "b") for r in three.execute(f"select id, v from t@{a}"))
+    assert rows == [(1, "x"), (2, "y")]
+
+
 def test_multi_row_values_on_one_container_run_whole(three):
     cur = three.execute("insert into t@{c,c} (id) values (1), (2)")
     assert cur.containers == {"c": 1} and cur.rowcount == 2

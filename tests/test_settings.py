@@ -184,3 +184,109 @@ def test_a_bad_settings_key_names_the_key_and_the_file(tmp_path, line, message):
     with pytest.raises(pooldbapi.InterfaceError, match=message) as info:
         pooldbapi.connect(settings=path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("word, value", [
+    *[(w, True) for w in ("true", "yes", "on", "1", "TRUE", " Yes ", "On")],
+    *[(w, False) for w in ("false", "no", "off", "0", "FALSE", " No", "OFF")],
+])
+def test_every_boolean_word_in_any_case(word, value):
+    spec = make_spec("a", f"driver=sqlite;exclude-unhealthy={word}")
+    assert spec.options.exclude_unhealthy is value
+
+
+@pytest.mark.parametrize("key, raw, expected", [
+    ("rate-limit-group", " app-7 ", "app-7"),        # text, stripped
+    ("rate-limit-group", "", None),                   # empty text: not set
+    ("page-size", "250", 250),                        # int
+    ("pool-timeout", "0.5", 0.5),                     # float
+    ("pool-timeout", "0", 0.0),                       # zero is a value
+    ("max-calls-per-second", "none", None),           # optional: none or empty
+    ("max-calls-per-second", "NONE", None),
+    ("max-calls-per-second", "", None),
+    ("max-calls-per-second", "2.5", 2.5),
+])
+def test_own_key_values_are_converted_by_their_type(key, raw, expected):
+    spec = make_spec("a", {"driver": "sqlite", key: raw})
+    got = getattr(spec.options, key.replace("-", "_"))
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("key, raw, kind", [
+    ("exclude-unhealthy", "maybe", "bool"),
+    ("page-size", "-1", "int"),
+    ("page-size", "2.5", "int"),
+    ("pool-timeout", "nan", "float"),
+    ("pool-timeout", "-0.1", "float"),
+    ("max-calls-per-second", "fast", "float"),
+])
+def test_a_bad_own_key_value_names_the_container_key_value_and_type(key, raw, kind):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        make_spec("c7", {"driver": "sqlite", key: raw})
+    assert str(info.value) == (f"container 'c7': key {key!r} has an invalid value {raw!r}"
+                               f" (expected {kind})")
+
+
+@pytest.mark.parametrize("text, pairs", [
+    ("a=1", [("a", "1")]),
+    (";;a=1;;b=2;", [("a", "1"), ("b", "2")]),
+    ("\ta = 1 ;\n b =2", [("a", "1"), ("b", "2")]),
+    ('a="x;y"', [("a", "x;y")]),
+    ('a = "x" ;b=2', [("a", "x"), ("b", "2")]),
+    ('a=""""', [("a", '"')]),
+    ('a="";b=""', [("a", ""), ("b", "")]),
+    ("a=x=y;b=1", [("a", "x=y"), ("b", "1")]),
+])
+def test_connection_string_pairs(text, pairs):
+    assert split_connection_string("x", text) == pairs
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a=1;oops", "container 'x': expected key=value at position 4"),
+    ("a=1;password hunter2;b=2", "container 'x': expected key=value at position 4"),
+    ('a="x" y;b=1', "container 'x': expected ';' after the quoted value of key 'a' at"
+                    " position 6"),
+    ("a=1;=2", "container 'x': empty key at position 4"),
+])
+def test_a_bad_connection_string_says_where(text, message):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        split_connection_string("x", text)
+    assert str(info.value).startswith(message)
+    assert "hunter2" not in str(info.value)
+
+
+def test_settings_file_errors_name_the_file_and_the_problem(tmp_path, monkeypatch):
+    monkeypatch.delenv("POOLDBAPI_SETTINGS", raising=False)
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        load_settings()
+    assert str(info.value) == ("no containers: pass containers=..., settings=... or set"
+                               " POOLDBAPI_SETTINGS")
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        load_settings(settings=missing)
+    assert str(info.value) == (f"cannot read settings file {str(missing)!r}:"
+                               " No such file or directory")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("containers = [1, 2]\n")
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        load_settings(settings=bad)
+    assert str(info.value) == (f"settings file {str(bad)!r}: expected one [containers.ALIAS]"
+                               " table per container")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("containers = \n")
+    with pytest.raises(pooldbapi.InterfaceError, match=f"settings file '{broken}': "):
+        load_settings(settings=broken)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        load_settings(settings=empty)
+    assert str(info.value) == "no containers are configured"
+
+
+def test_the_files_default_applies_unless_connect_gives_one(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('default = "{a,b}"\n[containers.a]\ndriver = "sqlite"\n'
+                    '[containers.b]\ndriver = "sqlite"\n')
+    assert load_settings(settings=path).default == ("a", "b")
+    assert load_settings(settings=path, default="b").default == ("b",)
+    assert load_settings(containers={"c": "driver=sqlite"}, settings=path).default == ("a", "b")

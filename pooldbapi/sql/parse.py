@@ -300,6 +300,9 @@ def _scan(text: str) -> Statement:
     while i < len(sig):
         tok = sig[i]
         up = tok.upper if tok.is_keyword else ""
+        if values_depth == 0 and depth == 0 and up != "VALUES" and \
+                not (tok.is_punct("(") or tok.is_punct(",")):
+            values_depth = None  # the rows end at the first other token (on conflict, ...)
         if depth == 0 and up in _TOP_CLAUSES:
             marks.append((up, tok.start, tok.start + len(tok.value)))
         if kind == SYNC and i == 0:

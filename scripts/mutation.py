@@ -1,0 +1,83 @@
+"""Mutation testing of the modules whose tests need no server (strategy.py, sql/, settings.py;
+pyproject.toml's [tool.mutmut]): runs mutmut, then prints per module the mutants killed and
+survived and writes benchmarks/results/mutation.json. Takes about 20 minutes on 2 cores.
+
+    .venv/bin/python scripts/mutation.py            # run, then report
+    .venv/bin/python scripts/mutation.py --report   # report the last run"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import report
+
+# mutmut's exit codes per mutant (mutmut/stats.py)
+KILLED, SURVIVED, NO_TESTS = {1, 3}, {0}, {5, 33}
+TIMEOUT = {36, -24, 24, 152, 255}
+
+
+def run() -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mutmut>=3.8,<4"], check=True)
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    mutmut = Path(sys.executable).with_name("mutmut")
+    # mutmut exits non-zero when mutants survive: the report says how many
+    subprocess.run([str(mutmut), "run", "--max-children", str(os.cpu_count() or 2)],
+                   cwd=ROOT, check=False)
+
+
+def collect() -> tuple[list[dict[str, object]], list[str]]:
+    rows, survivors = [], []
+    for meta in sorted((ROOT / "mutants" / "pooldbapi").rglob("*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if not codes:
+            continue
+        count: Counter[str] = Counter()
+        for key, code in codes.items():
+            kind = ("killed" if code in KILLED else "timeout" if code in TIMEOUT else
+                    "survived" if code in SURVIVED else "no tests" if code in NO_TESTS else
+                    "other")
+            count[kind] += 1
+            if kind == "survived":
+                survivors.append(key)
+        tested = sum(count.values()) - count["no tests"]
+        module = str(meta.relative_to(ROOT / "mutants")).removesuffix(".meta")
+        rows.append({"module": module, "mutants": sum(count.values()), "killed": count["killed"],
+                     "timeout": count["timeout"], "survived": count["survived"],
+                     "no_tests": count["no tests"],
+                     "killed_share": round((count["killed"] + count["timeout"]) / tested, 3)
+                     if tested else None})
+    total = {k: sum(int(r[k]) for r in rows)  # type: ignore[call-overload]
+             for k in ("mutants", "killed", "timeout", "survived", "no_tests")}
+    tested = total["mutants"] - total["no_tests"]
+    rows.append({"module": "all", **total,
+                 "killed_share": round((total["killed"] + total["timeout"]) / tested, 3)})
+    return rows, survivors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="store_true", help="report the last run only")
+    args = parser.parse_args()
+    if not args.report:
+        run()
+    rows, survivors = collect()
+    report("mutation", rows, ["module", "mutants", "killed", "timeout", "survived", "no_tests",
+                              "killed_share"])
+    by_function = Counter(s.rsplit("__mutmut_", 1)[0] for s in survivors)
+    print("\nsurvivors by function (mutmut show NAME shows one):")
+    for name, n in by_function.most_common():
+        print(f"{n:5d}  {name}")
+
+
+if __name__ == "__main__":
+    main()

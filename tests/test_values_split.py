@@ -1,0 +1,91 @@
+"""Multi-row VALUES split into rows without parsing again: each row's Statement must be exactly
+what parsing the row's own text gives, and its parameters exactly that row's values (and those
+of placeholders outside the rows), in every placeholder style."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pooldbapi.sql.paramstyle import bind
+from pooldbapi.sql.parse import parse
+from pooldbapi.sql.render import render
+from pooldbapi.sql.values import split_rows
+
+STYLES = ("qmark", "numeric", "named", "format", "pyformat")
+LITERALS = ("1", "'a, (b)'", "'?'", "null", "-2.5", "'it''s'", "(3 + 4)", "lower('X')")
+
+
+class Writer:
+    """Writes placeholders of one style and keeps the value each one binds."""
+
+    def __init__(self, style: str) -> None:
+        self.style, self.n, self.values = style, 0, {}
+
+    def marker(self, value: object) -> str:
+        self.n += 1
+        key = f"p{self.n}"
+        self.values[key] = value
+        return {"qmark": "?", "numeric": f":{self.n}", "named": f":{key}", "format": "%s",
+                "pyformat": f"%({key})s"}[self.style]
+
+    def params(self) -> object:
+        if self.style in ("named", "pyformat"):
+            return dict(self.values)
+        return list(self.values.values())
+
+
+@st.composite
+def inserts(draw):
+    style = draw(st.sampled_from(STYLES))
+    width = draw(st.integers(1, 3))
+    rows = draw(st.integers(2, 5))
+    table = draw(st.sampled_from(("t", "t@{a,b}", "s.t@a", '"T x"@{a,a,b}')))
+    writer = Writer(style)
+    expected_rows = []
+    row_texts = []
+    for _ in range(rows):
+        cells, bound = [], []
+        for c in range(width):
+            if draw(st.booleans()):
+                value = draw(st.integers(-5, 5))
+                cells.append(writer.marker(value))
+                bound.append(value)
+            else:
+                cells.append(draw(st.sampled_from(LITERALS)))
+        expected_rows.append(bound)
+        row_texts.append("(" + ", ".join(cells) + ")")
+    tail_values = []
+    tail = draw(st.sampled_from(("", " returning c0", " on conflict (c0) do update set c0 = {}",
+                                 " -- done\n")))
+    if "{}" in tail:
+        tail = tail.format(writer.marker(99))
+        tail_values.append(99)
+    columns = ", ".join(f"c{i}" for i in range(width))
+    sep = draw(st.sampled_from((", ", ",\n  ", " /* , (1) */ ,")))
+    text = f"insert into {table} ({columns}) values {sep.join(row_texts)}{tail}"
+    return text, writer.params(), expected_rows, tail_values
+
+
+@settings(max_examples=300, deadline=None)
+@given(inserts())
+def test_each_split_row_is_what_parsing_its_text_gives(case):
+    text, params, expected_rows, tail_values = case
+    stmt = parse(text)
+    assert len(stmt.values_rows) == len(expected_rows)
+    split = split_rows(stmt, params)
+    assert len(split) == len(expected_rows)
+    for (row, row_params), values in zip(split, expected_rows, strict=True):
+        fresh = parse(row.text)
+        assert row == fresh  # occurrences, placeholders, removed spans, rows, clauses, columns
+        assert render(row, "qmark") == render(fresh, "qmark")
+        assert list(bind(row, render(row, "qmark").keys, row_params)) == values + tail_values
+
+
+def test_rows_without_parameters_get_an_empty_parameter_set():
+    stmt = parse("insert into t@{a,b} (x) values (1), ('two'), (3)")
+    split = split_rows(stmt, None)
+    assert [r.text for r, _ in split] == ["insert into t (x) values (1)"
+                                          .replace("t (x)", "t@{a,b} (x)"),
+                                          "insert into t@{a,b} (x) values ('two')",
+                                          "insert into t@{a,b} (x) values (3)"]
+    assert [p for _, p in split] == [(), (), ()]
