@@ -41,6 +41,26 @@ OCCURRENCES = [
      "select 'x@{a}', \"q@b\" from t -- t@b\n"),
     ("select a @> b, c <@ d from t@a", [("t", ("a",))], "select a @> b, c <@ d from t"),
     ("select 1", [], "select 1"),
+    # CTE names are not occurrences, whatever their case, quoting, columns or position
+    ('with "c" as (select 1), d (x) as (select 2) select * from c, D, e@p',
+     [("e", ("p",))], 'with "c" as (select 1), d (x) as (select 2) select * from c, D, e'),
+    ("with recursive r as (select 1 union all select 1 from r) select * from r", [],
+     "with recursive r as (select 1 union all select 1 from r) select * from r"),
+    # a table with a table alias after 'as': an occurrence, not a CTE
+    ("select * from t as x, u@q", [("t", None), ("u", ("q",))], "select * from t as x, u"),
+    # qualified names, suffixes on each of several occurrences, joins of every kind
+    ("select * from a.b.c@p", [("a.b.c", ("p",))], "select * from a.b.c"),
+    ("select * from t1@a left join t2@{b} on 1=1 cross join t3@{a,b}",
+     [("t1", ("a",)), ("t2", ("b",)), ("t3", ("a", "b"))],
+     "select * from t1 left join t2 on 1=1 cross join t3"),
+    ("update t@a set x = (select max(y) from u@a) where z = 1", [("t", ("a",)), ("u", ("a",))],
+     "update t set x = (select max(y) from u) where z = 1"),
+    ("insert into t@a (x) select y from u@b where y > 0", [("t", ("a",)), ("u", ("b",))],
+     "insert into t (x) select y from u where y > 0"),
+    ("select x from t@a where x @> '{1}' and y <@ z", [("t", ("a",))],
+     "select x from t where x @> '{1}' and y <@ z"),
+    ("select * from t@a;", [("t", ("a",))], "select * from t;"),
+    ("select * from t@{ a , b }", [("t", ("a", "b"))], "select * from t"),
 ]
 
 
@@ -66,6 +86,16 @@ KINDS = [
                                                              "other"),
     ("bulk insert into t@a values (?)", "bulk-insert"),
     ("synchronize s@a to t@b with insert identified by id", "synchronize"),
+    ("values (1), (2)", "select"), ("table t", "select"), ("", "other"), ("-- only", "other"),
+    ("with x as (select 1) update t set y = 1", "update"),
+    ("with x as (select 1) delete from t", "delete"),
+    ("with x as (select 1) merge into t using x on true when matched then delete", "other"),
+    ("with x as (insert into t values (1) returning *) select * from x", "select"),
+    ("create or replace view v as select 1", "ddl"), ("release a", "transaction-control"),
+    ("start transaction", "transaction-control"), ("abort", "transaction-control"),
+    ("end", "transaction-control"), ("begin transaction", "transaction-control"),
+    ("begin work", "transaction-control"), ("bulk delete from t", "other"),
+    ("BULK INSERT into t@a values (?)", "bulk-insert"), ("Select 1", "select"),
 ]
 
 
@@ -81,6 +111,9 @@ ERRORS = [
     ("select * from t@", "stray '@'", 15),
     ("select * from t@{a,,b}", "empty entry", 19),
     ("select *\nfrom t@{a,b-c}", "not a container alias", 19),
+    ("select * from t@, u", "stray '@'", 15),
+    ("select * from t@;", "stray '@'", 15),
+    ("select * from (select 1 from t@) x", "stray '@'", 30),
 ]
 
 
