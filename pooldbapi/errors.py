@@ -20,6 +20,8 @@ class Error(Exception):
     # in flight in autocommit when their container's connection was lost
     connection_failure: bool = False   # the container, not the statement, failed
     unsent: bool = False               # the statement provably never reached the server
+    transaction_failed: bool = False   # a write error failed the open transaction: none kept
+    reason: str | None = None          # the error's own message, before what rows it names
 
 
 class InterfaceError(Error):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -426,20 +425,13 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
         alias, outcome = min(failed, key=lambda f: f[1].row or 0)
         err = outcome.error
         assert err is not None
-        if conn.transaction.failed is not None and not conn.autocommit:
-            # nothing of a failed transaction is kept: say so, rather than list rows
-            written: dict[str, tuple[int, ...]] = {}
-            kept = ("the transaction failed and will be rolled back on every container:"
-                    " nothing of it is kept; call rollback()")
-        else:
-            written = {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
-            kept = f"written before the error: {_rows_per_container(written)}"
-        unknown = {a: tuple(o.unknown) for a, o in outcomes.items() if o.unknown}
-        if unknown:
-            kept += ("; outcome unknown (connection lost in flight): "
-                     + _rows_per_container(unknown))
-        err.args = (f"{err.args[0]} (row {outcome.row} on container {alias}; {kept})",)
-        err.row, err.written, err.unknown = outcome.row, written, unknown or None
+        # nothing of a failed transaction is kept: say so, rather than list rows
+        err.transaction_failed = conn.transaction.failed is not None and not conn.autocommit
+        err.written = {} if err.transaction_failed else \
+            {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
+        err.unknown = {a: tuple(o.unknown) for a, o in outcomes.items() if o.unknown} or None
+        err.row, err.reason = outcome.row, str(err.args[0])
+        err.args = (_rows_message(err),)
         raise err from outcome.cause
     parts = [Part(a, None, None, o.rowcount, None,
                   units=sum(1 if b.item.page else len(b.values) for b in bounds[a]))
@@ -452,6 +444,20 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
         result.description = next(o.description for o in outcomes.values()
                                   if o.description is not None)
     return result
+
+
+def _rows_message(err: Error) -> str:
+    """The message of a write error: its reason, the failing row and container, and what was
+    written (or that the failed transaction keeps nothing), from the error's fields."""
+    if err.transaction_failed:
+        kept = ("the transaction failed and will be rolled back on every container:"
+                " nothing of it is kept; call rollback()")
+    else:
+        kept = f"written before the error: {_rows_per_container(err.written or {})}"
+    if err.unknown:
+        kept += "; outcome unknown (connection lost in flight): " + \
+            _rows_per_container(err.unknown)
+    return f"{err.reason} (row {err.row} on container {err.container}; {kept})"
 
 
 def _rows_per_container(rows: Mapping[str, Sequence[int]]) -> str:
@@ -490,9 +496,6 @@ def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Res
                 for alias, rows in total.written.items():
                     err.written = {**err.written,
                                    alias: tuple(sorted((*rows, *err.written.get(alias, ()))))}
-                err.args = (re.sub(r"written before the error: [^);]*",
-                                   "written before the error: "
-                                   + _rows_per_container(err.written),
-                                   str(err.args[0])),)
+                err.args = (_rows_message(err),)  # earlier rounds' rows counted too
             raise
     return total

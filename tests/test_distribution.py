@@ -355,3 +355,27 @@ def test_work_for_one_container_runs_on_the_callers_thread(tmp_path, monkeypatch
     conn.cursor().executemany("insert into t values (?)", [(i,) for i in range(50)])
     assert len(submitted) == 2  # one worker per container
     conn.close()
+
+
+def test_an_error_in_a_later_round_names_every_row_written_in_earlier_ones(three, monkeypatch):
+    """insert ... select read in rounds: the error of round 2 reports (and .written holds) the
+    rows of round 1 too, exactly what the databases keep in autocommit."""
+    from pooldbapi.ops import dml
+    monkeypatch.setattr(dml, "READ_BATCH", 2)
+    three.autocommit = True
+    three.execute("insert into s@a (id, v) values (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'),"
+                  " (5, 'e')")
+    for alias in ("a", "b"):
+        three.execute(f"insert into t@{alias} (id, v) values (4, 'taken')")
+    with pytest.raises(pooldbapi.IntegrityError) as info:
+        three.execute("insert into t@{a,b} (id, v) select id, v from s@a order by id")
+    err = info.value
+    assert err.row == 3 and not err.transaction_failed
+    held = {a: sorted(r[0] for r in three.execute(f"select id from t@{a} where v <> 'taken'"))
+            for a in ("a", "b")}
+    assert {a: sorted(i + 1 for i in rows) for a, rows in err.written.items()} == \
+        {a: ids for a, ids in held.items() if ids}
+    assert sum(len(r) for r in err.written.values()) == 3
+    summary = "; ".join(f"{a}: {len(ids)} rows" for a, ids in sorted(held.items()) if ids)
+    assert f"(row 3 on container {err.container}; written before the error: {summary})" \
+        in str(err)
