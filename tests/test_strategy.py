@@ -85,3 +85,52 @@ def test_adaptive_prefers_the_faster_container():
 def test_every_strategy_uses_only_listed_containers(name):
     strategy = STRATEGIES[name](("x", "y"), random.Random(1))
     assert {strategy.choose() for _ in range(50)} <= {"x", "y"}
+
+
+def test_adaptive_learns_a_moving_average_of_each_containers_rate():
+    ad = Adaptive(("a", "b"), random.Random(0))
+    assert {ad.choose() for _ in range(40)} == {"a", "b"}  # unmeasured: each tried at random
+    ad.done("a", 1.0, 10)
+    assert ad.choose() == "b"                             # the unmeasured one first
+    ad.done("a", 2.0, 40)                                 # 20 units/s: 0.8 * 10 + 0.2 * 20
+    ad.done("b", 0.0, 1)                                  # no time at all: counted as 1 us
+    assert ad._rate == {"a": pytest.approx(12.0), "b": pytest.approx(1e6)}
+    ad.done("b", 1.0, 1)
+    assert ad._rate["b"] == pytest.approx(0.8 * 1e6 + 0.2)
+
+
+def test_adaptive_shares_follow_the_measured_rates_over_healthy_containers():
+    ad = Adaptive(("a", "b", "c"), random.Random(4))
+    ad.done("a", 1.0, 30)
+    ad.done("b", 1.0, 10)
+    ad.done("c", 1.0, 1000)
+    counts = collections.Counter(ad.choose(lambda x: x != "c") for _ in range(4000))
+    assert set(counts) == {"a", "b"} and 0.7 < counts["a"] / 4000 < 0.8
+    assert {ad.choose(lambda x: False) for _ in range(200)} <= {"a", "b", "c"}
+
+
+def test_least_busy_weighs_by_multiplicity_breaks_ties_in_turn_and_skips_the_unhealthy():
+    lb = LeastBusy(("a", "b", "b"), random.Random(2))
+    picks = [lb.choose() for _ in range(6)]
+    assert collections.Counter(picks) == {"a": 2, "b": 4}  # b listed twice: twice the load
+    for alias in picks:
+        lb.done(alias, 0.1)
+    lb.done("a", 0.1)                                      # more done than chosen: stays at 0
+    assert lb._busy == {"a": 0, "b": 0}
+    assert {lb.choose(lambda x: x == "a") for _ in range(3)} == {"a"}
+    assert lb.choose(lambda x: False) in ("a", "b")        # none healthy: still an answer
+
+
+def test_weighted_random_skips_the_unhealthy_and_answers_when_none_is_healthy():
+    wr = WeightedRandom(("a", "b", "c"), random.Random(9))
+    assert {wr.choose(lambda x: x != "b") for _ in range(300)} == {"a", "c"}
+    assert {wr.choose(lambda x: False) for _ in range(300)} == {"a", "b", "c"}
+
+
+def test_seeded_generators_differ_by_statement_and_list_and_never_use_hash():
+    one = seeded_random(7, "select 1", ("a", "b")).random()
+    assert one == seeded_random(7, "select 1", ("a", "b")).random()
+    assert one != seeded_random(7, "select 2", ("a", "b")).random()
+    assert one != seeded_random(7, "select 1", ("a", "c")).random()
+    assert one != seeded_random(8, "select 1", ("a", "b")).random()
+    assert seeded_random(None, "s", ("a",)).random() != seeded_random(None, "s", ("a",)).random()
