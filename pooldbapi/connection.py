@@ -8,7 +8,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from . import errors
 from .backends import backend as load_backend
@@ -18,6 +18,9 @@ from .settings import ContainerSpec, Settings
 from .sql.parse import Statement
 from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
 from .transaction import Transaction, Xid, finish_recovered, recover
+
+if TYPE_CHECKING:
+    from .cursor import Cursor
 
 log = logging.getLogger("pooldbapi")
 
@@ -226,14 +229,14 @@ class Connection:
                                        " commit() or rollback() first")
             self._autocommit = bool(value)
 
-    def cursor(self, *, stream: bool = False) -> Any:
+    def cursor(self, *, stream: bool = False) -> Cursor:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read
         (a server-side cursor on PostgreSQL), so memory stays flat however large the result."""
         from .cursor import Cursor
         self._check_open()
         return Cursor(self, stream=stream)
 
-    def execute(self, operation: str, parameters: Any = None) -> Any:
+    def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Create a cursor, execute the statement on it and return it (as psycopg 3 does)."""
         return self.cursor().execute(operation, parameters)
 

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .backends import backend as load_backend
 from .backends.base import Description
 from .errors import Error, InterfaceError, OperationalError, wrap
 from .health import HEALTH
@@ -73,11 +74,13 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
     touched = conn.transaction.holds(alias)
-    phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
+    spec = conn.specs[alias]
+    # rendered and bound before anything is borrowed: bad parameters never take a connection
+    text, values = _text(stmt, load_backend(spec.driver, alias), params)
+    phys = conn.transaction.physical(spec, conn.autocommit)
     backend = phys.backend
     throttle = _limiter(phys)
     try:
-        text, values = _text(stmt, backend, params)
         if throttle is not None:
             throttle.take()
         with phys.lock:

@@ -166,3 +166,14 @@ def test_fork_discards_inherited_pools(tmp_path):
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 10) == b"0"
+
+
+def test_bad_parameters_never_take_a_connection(tmp_path):
+    """Parameters are bound before a connection is borrowed: a wrong parameter set neither
+    opens a connection nor begins a transaction."""
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'b.db'}"})
+    pool = pool_for(conn.specs["s"])
+    with pytest.raises(pooldbapi.ProgrammingError, match="takes 1 parameters, 2 given"):
+        conn.execute("select ?", (1, 2))
+    assert pool.stats().open == 0 and not conn.transaction.holds("s")
+    conn.close()

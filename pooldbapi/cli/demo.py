@@ -40,7 +40,7 @@ def demo(directory: Path, out: TextIO) -> dict[str, dict[str, int]]:
                 ran[alias] = ran.get(alias, 0) + n
         conn.commit()
         counts["insert x30, {eol1,eol2,eol2}"] = ran
-        stored = {a: conn.execute(f"select count(*) from Tasks@{a}").fetchone()[0]
+        stored = {a: conn.execute(f"select count(*) from Tasks@{a}").fetchall()[0][0]
                   for a in ALIASES}
         counts["Tasks rows stored per container"] = stored
     print("pooldbapi demo: executions, rows or pages per container\n", file=out)
