@@ -165,13 +165,15 @@ class SQLiteBackend(DriverBackend):
         if cursor.description is None:
             return None
         width = len(cursor.description)
-        codes = [_CODES[category_of_value(v)] for v in first_row] if first_row is not None \
-            else [_CODES[None]] * width
-        if text is not None and _CODES[None] in codes:  # no row, or a NULL: the declared types
+        categories = [category_of_value(v) for v in first_row] if first_row is not None \
+            else [None] * width
+        codes = [_CODES[c] for c in categories]
+        if text is not None and None in categories:  # no row, or a NULL: the declared types
             declared = declared_types(cursor.connection, text, width)
             if declared is not None:
-                codes = [code if code.category is not None or not typ else
-                         _declared_code(typ) for code, typ in zip(codes, declared, strict=True)]
+                codes = [code if category is not None or not typ else _declared_code(typ)
+                         for code, category, typ in zip(codes, categories, declared,
+                                                        strict=True)]
         return tuple((col[0], code, None, None, None, None, None)
                      for col, code in zip(cursor.description, codes, strict=True))
 
