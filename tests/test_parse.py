@@ -61,6 +61,14 @@ OCCURRENCES = [
      "select x from t where x @> '{1}' and y <@ z"),
     ("select * from t@a;", [("t", ("a",))], "select * from t;"),
     ("select * from t@{ a , b }", [("t", ("a", "b"))], "select * from t"),
+    # '@' after something that is not a table name is left alone; later suffixes still count
+    ("select (x)@{a} from t@b", [("t", ("b",))], "select (x)@{a} from t"),
+    ("select * from t where x = @{a}", [("t", None)], "select * from t where x = @{a}"),
+    ('select * from "s"."t"@a', [('"s"."t"', ("a",))], 'select * from "s"."t"'),
+    ("select * from c..s.t@a", [("s.t", ("a",))], "select * from s.t"),
+    ("select * from t@a where exists (select 1 from u@a x where x.i = 1)",
+     [("t", ("a",)), ("u", ("a",))],
+     "select * from t where exists (select 1 from u x where x.i = 1)"),
 ]
 
 
