@@ -69,6 +69,8 @@ OCCURRENCES = [
     ("select * from t@a where exists (select 1 from u@a x where x.i = 1)",
      [("t", ("a",)), ("u", ("a",))],
      "select * from t where exists (select 1 from u x where x.i = 1)"),
+    # spaces around a qualifying dot: one occurrence, not two
+    ("select * from s . t@a", [("s . t", ("a",))], "select * from s . t"),
 ]
 
 

@@ -213,6 +213,14 @@ def unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
+def _before(toks: list[Token], i: int) -> int:
+    """The index of the last token before toks[i] that is not whitespace (-1: none)."""
+    i -= 1
+    while i >= 0 and toks[i].ttype in tokens.Whitespace:
+        i -= 1
+    return i
+
+
 def _kind(sig: list[Token], match: dict[int, int]) -> str:
     if not sig:
         return OTHER
@@ -276,11 +284,16 @@ def _scan(text: str) -> Statement:
             continue
         aliases, positions = _suffix(text, tok)
         start = k - 1
-        while start >= 2 and toks[start - 1].is_punct("."):
-            dots = 2 if toks[start - 2].is_punct(".") else 1
-            if start - dots - 1 < 0 or toks[start - dots - 1].ttype not in _NAMEISH:
+        while True:  # back over 'schema.' and 'catalog..', spaces around the dots allowed
+            dot = _before(toks, start)
+            if dot < 0 or not toks[dot].is_punct("."):
                 break
-            start -= dots + 1
+            part = _before(toks, dot)
+            if part >= 0 and toks[part].is_punct("."):
+                part = _before(toks, part)
+            if part < 0 or toks[part].ttype not in _NAMEISH:
+                break
+            start = part
         occurrences.append(_occurrence(text, toks, start, k - 1, aliases, tok, removed,
                                        positions))
         claimed.update(range(start, k + 1))
