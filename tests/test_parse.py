@@ -249,3 +249,144 @@ def test_a_bad_synchronize_clause_says_what_is_missing_and_where(tail, message):
     text = "synchronize s@a to t@b" + tail
     with pytest.raises(pooldbapi.ProgrammingError, match=f"{message} at position"):
         _clause(parse(text), len("synchronize s@a to t@b"))
+
+
+# (text, kind, occurrences, insert column list, where the select of insert ... select
+#  begins, placeholders (style, key), VALUES rows): the one scan's structure, pinned
+STRUCTURE = [
+    ('update t set x = 1 where y = 2',
+     'update', [('t', None)], None, None,
+     [], 0),
+    ('delete from t where y = 2',
+     'delete', [('t', None)], None, None,
+     [], 0),
+    ('truncate t',
+     'ddl', [('t', None)], None, None,
+     [], 0),
+    ('alter table t add column y int',
+     'ddl', [('t', None)], None, None,
+     [], 0),
+    ('insert into t values (1)',
+     'insert', [('t', None)], None, None,
+     [], 1),
+    ('insert into t (a, b) values (1, 2)',
+     'insert', [('t', None)], ('a', 'b'), None,
+     [], 1),
+    ('insert into t (a, "B c") select x, y from u',
+     'insert', [('t', None), ('u', None)], ('a', '"B c"'), 'select',
+     [], 0),
+    ('insert into t with w as (select 1) select * from w',
+     'insert', [('t', None)], None, 'with w',
+     [], 0),
+    ('bulk insert into t (a) values (?)',
+     'bulk-insert', [('t', None)], ('a',), None,
+     [('qmark', None)], 1),
+    ('bulk insert into t select * from u@b',
+     'bulk-insert', [('t', None), ('u', ('b',))], None, 'select',
+     [], 0),
+    ('synchronize s to t with insert identified by a',
+     'synchronize', [('s', None), ('t', None)], None, None,
+     [], 0),
+    ('select * from f(1) x join g(2) y on true join u on true',
+     'select', [('u', None)], None, None,
+     [], 0),
+    ('select a[1:2], b[:n] from t where c = :n',
+     'select', [('t', None)], None, None,
+     [('named', 'n')], 0),
+    ('select a[1:2] from t where c = ?',
+     'select', [('t', None)], None, None,
+     [('qmark', None)], 0),
+    ("select x ? 'k', y from t where z = %s",
+     'select', [('t', None)], None, None,
+     [('format', None)], 0),
+    ("select x ?| array['a'] from t where z = :z",
+     'select', [('t', None)], None, None,
+     [('named', 'z')], 0),
+    ('select * from t, u v, w as z where 1 = 1',
+     'select', [('t', None), ('u', None), ('w', None)], None, None,
+     [], 0),
+    ('select (select max(x) from u) from t',
+     'select', [('u', None), ('t', None)], None, None,
+     [], 0),
+    ('with q as (select * from u) select * from q, t',
+     'select', [('u', None), ('t', None)], None, None,
+     [], 0),
+    ('select * from t order by (select 1 from u)',
+     'select', [('t', None), ('u', None)], None, None,
+     [], 0),
+    ('create table t (x int references u (x))',
+     'ddl', [('t', None)], None, None,
+     [], 0),
+    ('insert into t (a) values ((select 1), 2), (3, 4)',
+     'insert', [('t', None)], ('a',), None,
+     [], 2),
+]
+
+
+@pytest.mark.parametrize("text, kind, occurrences, columns, select, placeholders, rows",
+                         STRUCTURE)
+def test_the_scan_finds_the_statements_structure(text, kind, occurrences, columns, select,
+                                                 placeholders, rows):
+    stmt = parse(text)
+    assert stmt.kind == kind
+    assert [(o.name, o.aliases) for o in stmt.occurrences] == occurrences
+    assert stmt.columns == columns
+    assert (None if stmt.select_start is None else
+            text[stmt.select_start:stmt.select_start + 6]) == select
+    assert [(p.style, p.key) for p in stmt.placeholders] == placeholders
+    assert len(stmt.values_rows) == rows
+    for occ in stmt.occurrences:  # every occurrence points at its name in the text
+        assert text[occ.position:].startswith(occ.name)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("create temp table x (a int)", ("CREATE", "TEMP", "TABLE")),
+    ("create temporary view v as select 1", ("CREATE", "TEMPORARY", "VIEW")),
+    ("begin transaction isolation level serializable", ("BEGIN", "TRANSACTION", "ISOLATION")),
+    ("start transaction", ("START", "TRANSACTION")),
+    ("select 1", ("SELECT",)),
+    ("", ()),
+])
+def test_the_first_three_keywords_are_kept(text, words):
+    assert parse(text).words == words
+
+
+def test_the_parse_cache_is_bounded_in_entries_and_in_bytes_oldest_out_first(monkeypatch):
+    from pooldbapi.sql import parse as module
+    monkeypatch.setattr(module, "_CACHE", {})
+    monkeypatch.setattr(module, "_cached_bytes", 0)
+    monkeypatch.setattr(module, "CACHE_SIZE", 3)
+    monkeypatch.setattr(module, "CACHE_BYTES", 40)
+    texts = [f"select {i}" for i in range(4)]          # 8 characters each
+    for text in texts:
+        parse(text)
+    assert list(module._CACHE) == texts[1:]            # at most 3 entries: the oldest left
+    assert module._cached_bytes == 24
+    long = "select 1 from tttttttttttttttttttttt"      # 36 characters: pushes out two more
+    parse(long)
+    assert list(module._CACHE) == [long] and module._cached_bytes == 36
+    exact = "select 123"                               # 36 + 10 > 40: the long one goes
+    parse(exact)
+    assert list(module._CACHE) == [exact] and module._cached_bytes == 10
+    fits = "select 12345678901234567890123"     # 10 + 30 = 40: fits exactly
+    parse(fits)
+    assert list(module._CACHE) == [exact, fits] and module._cached_bytes == 40
+    assert parse(exact) is module._CACHE[exact]
+
+
+def test_a_statement_that_is_not_text_is_a_programming_error():
+    for bad in (None, b"select 1", ["select 1"], 5):
+        with pytest.raises(pooldbapi.ProgrammingError) as info:
+            parse(bad)
+        assert str(info.value) == f"a statement must be a str, not {type(bad).__name__}"
+
+
+@pytest.mark.parametrize("text, position, expected", [
+    ("select *", 3, "position 3 (line 1, column 4)"),
+    ("a\nbc\ndef", 6, "position 6 (line 3, column 2)"),
+    ("\nx", 1, "position 1 (line 2, column 1)"),
+    ("ab\n", 2, "position 2 (line 1, column 3)"),
+])
+def test_positions_are_described_with_line_and_column(text, position, expected):
+    from pooldbapi.sql.parse import where
+    assert where(text, position) == expected

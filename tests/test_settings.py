@@ -6,7 +6,7 @@ import logging
 import pytest
 
 import pooldbapi
-from pooldbapi.settings import load_settings, make_spec, split_connection_string
+from pooldbapi.settings import load_settings, make_spec, parse_alias_list, split_connection_string
 
 SPLIT = [
     ("driver=sqlite;database=x.db", [("driver", "sqlite"), ("database", "x.db")]),
@@ -290,3 +290,98 @@ def test_the_files_default_applies_unless_connect_gives_one(tmp_path):
     assert load_settings(settings=path).default == ("a", "b")
     assert load_settings(settings=path, default="b").default == ("b",)
     assert load_settings(containers={"c": "driver=sqlite"}, settings=path).default == ("a", "b")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a=1;password hunter2;b=2", "expected key=value at position 4, found 'password ***'"),
+    ("a=1;password  hunter2 more;b=2;c=3",
+     "expected key=value at position 4, found 'password ***'"),
+    ("a=1;oops;b=2;c=3", "expected key=value at position 4, found 'oops'"),
+    ("a=1;" + "x" * 60 + " y;b=1", "expected key=value at position 4, found '" + "x" * 60
+     + " y'"),
+])
+def test_a_pair_without_equals_is_shown_with_any_secret_masked(text, message):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        split_connection_string("x", text)
+    assert str(info.value) == f"container 'x': {message}"
+
+
+@pytest.mark.parametrize("text, pairs", [
+    ("XA=1;Xb=2", [("XA", "1"), ("Xb", "2")]),   # keys may begin with any letter
+    ('a= "q" ;b= 2', [("a", "q"), ("b", "2")]),
+    ('a="""""";b=1', [("a", '""'), ("b", "1")]),
+])
+def test_more_connection_string_pairs(text, pairs):
+    assert split_connection_string("x", text) == pairs
+
+
+def test_a_spec_shows_its_keys_with_secrets_masked_and_takes_python_values():
+    spec = make_spec("a", "driver=sqlite;password=pw;database=db;api_token=t")
+    assert repr(spec) == "ContainerSpec('a', driver='sqlite', 'password=***;database=db;" \
+                         "api_token=***')"
+    assert make_spec("a", {"driver": "sqlite", "flag": True, "off": False, "n": 3}).params == \
+        (("flag", "true"), ("off", "false"), ("n", "3"))
+
+
+@pytest.mark.parametrize("alias, definition, message", [
+    ("a-b", "driver=sqlite", "container alias 'a-b' is not an identifier (letters, digits and"
+                             " '_')"),
+    ("", "driver=sqlite", "container alias '' is not an identifier (letters, digits and '_')"),
+    ("a", 5, "container 'a': expected a connection string or a mapping, got int"),
+    ("a", "database=x", "container 'a': the key 'driver' is required (postgresql, oracle,"
+                        " sqlite, odata)"),
+    ("a", "driver=sqlite;Page-Size=2;page_size=3", "container 'a': key 'page_size' is given"
+                                                    " twice (also as 'Page-Size')"),
+])
+def test_bad_container_definitions_say_what_is_wrong(alias, definition, message):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        make_spec(alias, definition)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("text, aliases", [
+    ("@{a,b}", ("a", "b")), ("{a, b ,a}", ("a", "b", "a")), ("a", ("a",)), (" a ", ("a",)),
+    (["a", "b"], ("a", "b")), (("a",), ("a",)),
+])
+def test_alias_lists_in_every_form(text, aliases):
+    assert parse_alias_list(text, "w") == aliases
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{a,b", "w: unclosed '{' in '{a,b'"), ("{}", "w: empty container list in '{}'"),
+    ("a,,b", "w: empty container list in 'a,,b'"), ("{a-b}", "w: 'a-b' is not a container alias"),
+    ([], "w: empty container list in []"), ("", "w: empty container list in ''"),
+    ("a@", "w: 'a@' is not a container alias"),
+])
+def test_bad_alias_lists_say_what_is_wrong(text, message):
+    with pytest.raises(pooldbapi.ProgrammingError) as info:
+        parse_alias_list(text, "w")
+    assert str(info.value) == message
+
+
+def test_a_default_naming_an_unknown_container_lists_the_configured_ones():
+    with pytest.raises(pooldbapi.ProgrammingError) as info:
+        load_settings({"b": "driver=sqlite", "a": "driver=sqlite"}, default="{a,zz}")
+    assert str(info.value) == "default: container 'zz' is not configured (configured: a, b)"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("strategy = 5", "key 'strategy' takes str, not int"),
+    ("seed = [1]", "key 'seed' takes str or int or float, not list"),
+    ("Broadcast-DDL = 'yes'", "key 'Broadcast-DDL' takes bool, not str"),
+    ("colour = 'red'", "unknown key 'colour' (known: containers, default, broadcast_ddl,"
+                       " strategy, seed, affinity, autocommit, two_phase, shared_state)"),
+])
+def test_a_bad_top_level_key_of_a_settings_file_is_named_with_what_it_takes(tmp_path, line,
+                                                                           message):
+    path = tmp_path / "s.toml"
+    path.write_text(f"{line}\n[containers.a]\ndriver = 'sqlite'\n")
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        load_settings(settings=path)
+    assert str(info.value) == f"settings file {str(path)!r}: {message}"
+
+
+def test_a_settings_files_options_reach_connect(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text("broadcast_ddl = true\nseed = 3\n[containers.a]\ndriver = 'sqlite'\n")
+    assert load_settings(settings=path).options == {"broadcast_ddl": True, "seed": 3}
