@@ -1,7 +1,9 @@
-"""Per-execute latency through pooldbapi against the raw driver, same statement, same process.
+"""Per-execute latency through pooldbapi against the raw driver, same statement, same process:
+SQLite (a file) and PostgreSQL (loopback), in a transaction and in autocommit, for a one-row
+select (execute + fetchall) and a one-row insert.
 
-Interleaved rounds (raw, pooldbapi, raw, ...); prints the median microseconds per execute,
-the added microseconds and the ratio, and writes benchmarks/results/overhead.json.
+Interleaved blocks (raw, pooldbapi, raw, ...); prints the median microseconds per execute of
+each side, the added microseconds and the ratio, and writes benchmarks/results/overhead.json.
 """
 from __future__ import annotations
 
@@ -10,53 +12,79 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import report
 
 import pooldbapi
 
+MODES = (("transaction", False), ("autocommit", True))
 
-def per_call(fn, n: int) -> float:
+
+def per_call(fn: Callable[[], object], n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         fn()
     return (time.perf_counter() - start) / n * 1e6
 
 
-def compare(name, raw_fn, pool_fn, rounds: int, n: int) -> dict:
-    raw_fn(), pool_fn()  # warm up: connections open, statements cached
+def pairs(raw_fn, pool_fn, raw_end, pool_end, rounds: int, n: int) -> tuple[list[float],
+                                                                             list[float]]:
+    """Blocks of n calls, raw then pooldbapi, rounds times; each block ends its transaction
+    (outside the clock)."""
+    raw_fn(), raw_end()  # warm up: connections open, statements cached
+    pool_fn(), pool_end()
     raw, pooled = [], []
     for _ in range(rounds):
         raw.append(per_call(raw_fn, n))
+        raw_end()
         pooled.append(per_call(pool_fn, n))
+        pool_end()
+    return raw, pooled
+
+
+def row(case: str, mode: str, raw: list[float], pooled: list[float]) -> dict:
     r, p = statistics.median(raw), statistics.median(pooled)
-    return {"case": name, "raw_us": round(r, 2), "pooldbapi_us": round(p, 2),
-            "added_us": round(p - r, 2), "ratio": round(p / r, 3)}
+    ratios = statistics.median(b / a for a, b in zip(raw, pooled, strict=True))
+    return {"case": case, "mode": mode, "raw_us": round(r, 2), "pooldbapi_us": round(p, 2),
+            "added_us": round(p - r, 2), "ratio": round(ratios, 3)}
 
 
 def sqlite_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
     out = []
-    for label, database in (("sqlite :memory:", ":memory:"), ("sqlite file", str(tmp / "b.db"))):
-        raw = sqlite3.connect(database, isolation_level=None)
-        conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"})
-        pcur = conn.cursor()
-        rcur = raw.cursor()
-        for stmt, params in (("select 1", None), ("select ?", (1,))):
-            def raw_fn(stmt=stmt, params=params, rcur=rcur):
-                (rcur.execute(stmt, params) if params else rcur.execute(stmt)).fetchall()
+    database = str(tmp / "b.db")
+    setup = sqlite3.connect(database)
+    setup.execute("create table if not exists b (x int)")
+    setup.commit()
+    setup.close()
+    for mode, autocommit in MODES:
+        raw = sqlite3.connect(database, isolation_level=None if autocommit else "DEFERRED")
+        conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"},
+                                 autocommit=autocommit)
+        rcur, pcur = raw.cursor(), conn.cursor()
+        end_raw = (lambda: None) if autocommit else raw.commit
+        end_pool = (lambda: None) if autocommit else conn.commit
+        for case, stmt, fetch in (("sqlite: select ? + fetchall", "select ?", True),
+                                  ("sqlite: insert one row", "insert into b values (?)", False)):
+            def raw_fn(stmt=stmt, fetch=fetch, rcur=rcur):
+                rcur.execute(stmt, (1,))
+                if fetch:
+                    rcur.fetchall()
 
-            def pool_fn(stmt=stmt, params=params, pcur=pcur):
-                pcur.execute(stmt, params).fetchall()
+            def pool_fn(stmt=stmt, fetch=fetch, pcur=pcur):
+                pcur.execute(stmt, (1,))
+                if fetch:
+                    pcur.fetchall()
 
-            out.append(compare(f"{label}: {stmt}", raw_fn, pool_fn, rounds, n))
+            out.append(row(case, mode, *pairs(raw_fn, pool_fn, end_raw, end_pool, rounds, n)))
         conn.close()
         raw.close()
     return out
 
 
 def postgresql_cases(rounds: int, n: int) -> list[dict]:
-    """select over loopback; new server sessions every round for both sides, because where
+    """Loopback PostgreSQL; new server sessions every round for both sides, because where
     the scheduler puts a client and its server process moves the round trip far more than
     anything the driver does."""
     import psycopg
@@ -64,33 +92,41 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
     factory = ClusterFactory()
     try:
         cluster = factory.new()
+        with psycopg.connect(cluster.dsn, autocommit=True) as setup:
+            setup.execute("create table b (x int)")
         out = []
-        for stmt, raw_stmt, params in (("select 1", "select 1", None),
-                                       ("select ?", "select %s", (1,))):
-            raw_times, pool_times = [], []
-            for _ in range(rounds * 2):
-                raw = psycopg.connect(cluster.dsn)
-                rcur = raw.cursor()
-                pooldbapi.close_all()
-                conn = pooldbapi.connect({"pg": cluster.conninfo()})
-                pcur = conn.cursor()
+        for mode, autocommit in MODES:
+            for case, raw_stmt, stmt in (("postgresql: select %s + fetchall", "select %s",
+                                          "select ?"),
+                                         ("postgresql: insert one row",
+                                          "insert into b values (%s)",
+                                          "insert into b values (?)")):
+                fetch = case.endswith("fetchall")
+                raw_times, pool_times = [], []
+                for _ in range(rounds):
+                    raw = psycopg.connect(cluster.dsn, autocommit=autocommit)
+                    rcur = raw.cursor()
+                    pooldbapi.close_all()
+                    conn = pooldbapi.connect({"pg": cluster.conninfo()}, autocommit=autocommit)
+                    pcur = conn.cursor()
 
-                def raw_fn(raw_stmt=raw_stmt, params=params, rcur=rcur):
-                    rcur.execute(raw_stmt, params)
-                    rcur.fetchall()
+                    def raw_fn(raw_stmt=raw_stmt, rcur=rcur, fetch=fetch):
+                        rcur.execute(raw_stmt, (1,))
+                        if fetch:
+                            rcur.fetchall()
 
-                def pool_fn(stmt=stmt, params=params, pcur=pcur):
-                    pcur.execute(stmt, params).fetchall()
+                    def pool_fn(stmt=stmt, pcur=pcur, fetch=fetch):
+                        pcur.execute(stmt, (1,))
+                        if fetch:
+                            pcur.fetchall()
 
-                row = compare("", raw_fn, pool_fn, 1, n // 10)
-                raw_times.append(row["raw_us"])
-                pool_times.append(row["pooldbapi_us"])
-                conn.close()
-                raw.close()
-            r, p = statistics.median(raw_times), statistics.median(pool_times)
-            out.append({"case": f"postgresql: {stmt}", "raw_us": round(r, 2),
-                        "pooldbapi_us": round(p, 2), "added_us": round(p - r, 2),
-                        "ratio": round(p / r, 3)})
+                    r, p = pairs(raw_fn, pool_fn, (lambda: None) if autocommit else raw.commit,
+                                 (lambda: None) if autocommit else conn.commit, 2, n)
+                    raw_times += r
+                    pool_times += p
+                    conn.close()
+                    raw.close()
+                out.append(row(case, mode, raw_times, pool_times))
         return out
     finally:
         factory.close()
@@ -99,12 +135,13 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--n", type=int, default=5000, help="executes per round")
+    parser.add_argument("--n", type=int, default=2000, help="SQLite executes per block")
+    parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + postgresql_cases(args.rounds,
-                                                                               args.n)
-    report("overhead", rows, ["case", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+        rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + \
+            postgresql_cases(args.rounds, args.pg_n)
+    report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
 
 
 if __name__ == "__main__":
