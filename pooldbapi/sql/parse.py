@@ -343,8 +343,9 @@ def _scan(text: str) -> Statement:
             while j + 2 < len(sig) and sig[j + 1].is_punct(".") and \
                     (sig[j + 2].ttype in _NAMEISH or sig[j + 2].is_punct(".")):
                 j += 2 if not sig[j + 2].is_punct(".") else 1
+            # in from and join, a name followed by '(' calls a function ('f (1)' as well)
             is_function = expect in ("from", "join") and j + 1 < len(sig) and \
-                sig[j + 1].is_punct("(") and sig[j + 1].start == sig[j].start + len(sig[j].value)
+                sig[j + 1].is_punct("(")
             first, last = index[id(sig[i])], index[id(sig[j])]
             name = "".join(t.value for t in toks[first:last + 1])
             if not is_function and first not in claimed and \
@@ -357,7 +358,8 @@ def _scan(text: str) -> Statement:
             continue
         if tok.is_punct("("):
             if kind in (INSERT, BULK) and depth == 0 and columns is None and occurrences and \
-                    values_depth is None and select_start is None and i in match:
+                    values_depth is None and select_start is None and not values_rows and \
+                    i in match:  # the column list comes before the rows (not 'on conflict (x)')
                 columns = tuple(t.value for t in sig[i + 1:match[i]]
                                 if not t.is_punct(","))
             if expect in ("from", "join"):
