@@ -2,6 +2,7 @@
 each API token on its own."""
 from __future__ import annotations
 
+import collections
 import decimal
 
 import pytest
@@ -331,4 +332,24 @@ def test_a_read_that_meets_503_is_tried_max_tries_times(gateways):
         conn.execute("select count(*) from Journals@m")
     calls = [c for c in gateway.calls() if "tok-maint" in c]
     assert len(calls) == 3 and all(c.startswith("503 GET ") for c in calls)
+    conn.close()
+
+
+def test_a_5xx_marks_the_container_unhealthy_and_the_list_goes_on_without_it(gateways):
+    """README: a refused connection or a 5xx marks the container unhealthy; strategies skip
+    it while another container of the list is healthy."""
+    down = gateways(unavailable=True)
+    up = gateways()
+    conn = pooldbapi.connect({"down": f"driver=odata;url={down.url};token=tok-5xx;max-tries=1",
+                              "up": f"driver=odata;url={up.url};token=tok-ok"},
+                             autocommit=True, seed=2)
+    with pytest.raises(pooldbapi.Error, match="503"):
+        conn.execute("select count(*) from Journals@down")
+    state = pooldbapi.health()["down"]
+    assert not state.healthy and state.failures >= 1 and "503" in (state.last_error or "")
+    ran = collections.Counter()
+    for _ in range(6):
+        cur = conn.execute("select count(*) from Journals@{down,up} where ID = 1")
+        ran.update(cur.containers)
+    assert ran == {"up": 6}  # skipped while unhealthy
     conn.close()
