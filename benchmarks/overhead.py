@@ -29,6 +29,15 @@ def per_call(fn: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def caller(cur, stmt: str, fetch: bool) -> Callable[[], None]:
+    """One execute of stmt with one parameter on cur, its rows fetched where it has rows."""
+    def call() -> None:
+        cur.execute(stmt, (1,))
+        if fetch:
+            cur.fetchall()
+    return call
+
+
 def pairs(raw_fn, pool_fn, raw_end, pool_end, rounds: int, n: int) -> tuple[list[float],
                                                                              list[float]]:
     """Blocks of n calls, raw then pooldbapi, rounds times; each block ends its transaction
@@ -67,17 +76,8 @@ def sqlite_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
         end_pool = (lambda: None) if autocommit else conn.commit
         for case, stmt, fetch in (("sqlite: select ? + fetchall", "select ?", True),
                                   ("sqlite: insert one row", "insert into b values (?)", False)):
-            def raw_fn(stmt=stmt, fetch=fetch, rcur=rcur):
-                rcur.execute(stmt, (1,))
-                if fetch:
-                    rcur.fetchall()
-
-            def pool_fn(stmt=stmt, fetch=fetch, pcur=pcur):
-                pcur.execute(stmt, (1,))
-                if fetch:
-                    pcur.fetchall()
-
-            out.append(row(case, mode, *pairs(raw_fn, pool_fn, end_raw, end_pool, rounds, n)))
+            out.append(row(case, mode, *pairs(caller(rcur, stmt, fetch), caller(pcur, stmt, fetch),
+                                              end_raw, end_pool, rounds, n)))
         conn.close()
         raw.close()
     return out
@@ -110,17 +110,8 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
                     conn = pooldbapi.connect({"pg": cluster.conninfo()}, autocommit=autocommit)
                     pcur = conn.cursor()
 
-                    def raw_fn(raw_stmt=raw_stmt, rcur=rcur, fetch=fetch):
-                        rcur.execute(raw_stmt, (1,))
-                        if fetch:
-                            rcur.fetchall()
-
-                    def pool_fn(stmt=stmt, pcur=pcur, fetch=fetch):
-                        pcur.execute(stmt, (1,))
-                        if fetch:
-                            pcur.fetchall()
-
-                    r, p = pairs(raw_fn, pool_fn, (lambda: None) if autocommit else raw.commit,
+                    r, p = pairs(caller(rcur, raw_stmt, fetch), caller(pcur, stmt, fetch),
+                                 (lambda: None) if autocommit else raw.commit,
                                  (lambda: None) if autocommit else conn.commit, 2, n)
                     raw_times += r
                     pool_times += p

@@ -208,11 +208,6 @@ def test_a_question_mark_where_a_value_stands_is_still_a_mixed_placeholder():
             "select ?, :a", {"a": 1})
 
 
-def test_a_statement_that_is_not_text_is_a_programming_error():
-    with pytest.raises(pooldbapi.ProgrammingError, match="must be a str, not list"):
-        parse(["select 1"])
-
-
 def test_very_long_statements_are_not_cached():
     from pooldbapi.sql import parse as module
     text = "select 1" + " " * (module.CACHE_TEXT + 1)

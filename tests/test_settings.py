@@ -244,8 +244,8 @@ def test_connection_string_pairs(text, pairs):
 @pytest.mark.parametrize("text, message", [
     ("a=1;oops", "container 'x': expected key=value at position 4"),
     ("a=1;password hunter2;b=2", "container 'x': expected key=value at position 4"),
-    ('a="x" y;b=1', "container 'x': expected ';' after the quoted value of key 'a' at"
-                    " position 6"),
+    ('a="x" y;b=1', ("container 'x': expected ';' after the quoted value of key 'a' at"
+                    " position 6")),
     ("a=1;=2", "container 'x': empty key at position 4"),
 ])
 def test_a_bad_connection_string_says_where(text, message):
@@ -324,14 +324,14 @@ def test_a_spec_shows_its_keys_with_secrets_masked_and_takes_python_values():
 
 
 @pytest.mark.parametrize("alias, definition, message", [
-    ("a-b", "driver=sqlite", "container alias 'a-b' is not an identifier (letters, digits and"
-                             " '_')"),
+    ("a-b", "driver=sqlite", ("container alias 'a-b' is not an identifier (letters, digits and"
+                             " '_')")),
     ("", "driver=sqlite", "container alias '' is not an identifier (letters, digits and '_')"),
     ("a", 5, "container 'a': expected a connection string or a mapping, got int"),
-    ("a", "database=x", "container 'a': the key 'driver' is required (postgresql, oracle,"
-                        " sqlite, odata)"),
-    ("a", "driver=sqlite;Page-Size=2;page_size=3", "container 'a': key 'page_size' is given"
-                                                    " twice (also as 'Page-Size')"),
+    ("a", "database=x", ("container 'a': the key 'driver' is required (postgresql, oracle,"
+                        " sqlite, odata)")),
+    ("a", "driver=sqlite;Page-Size=2;page_size=3", ("container 'a': key 'page_size' is given"
+                                                    " twice (also as 'Page-Size')")),
 ])
 def test_bad_container_definitions_say_what_is_wrong(alias, definition, message):
     with pytest.raises(pooldbapi.InterfaceError) as info:
@@ -369,8 +369,8 @@ def test_a_default_naming_an_unknown_container_lists_the_configured_ones():
     ("strategy = 5", "key 'strategy' takes str, not int"),
     ("seed = [1]", "key 'seed' takes str or int or float, not list"),
     ("Broadcast-DDL = 'yes'", "key 'Broadcast-DDL' takes bool, not str"),
-    ("colour = 'red'", "unknown key 'colour' (known: containers, default, broadcast_ddl,"
-                       " strategy, seed, affinity, autocommit, two_phase, shared_state)"),
+    ("colour = 'red'", ("unknown key 'colour' (known: containers, default, broadcast_ddl,"
+                       " strategy, seed, affinity, autocommit, two_phase, shared_state)")),
 ])
 def test_a_bad_top_level_key_of_a_settings_file_is_named_with_what_it_takes(tmp_path, line,
                                                                            message):

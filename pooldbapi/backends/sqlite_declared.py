@@ -92,6 +92,6 @@ def declared(raw: Any, text: str, width: int) -> list[str | None] | None:
         elif source is None:
             out.append(None)
         else:
-            types = dict((c.lower(), t) for c, t in info(source[0]))
+            types = {c.lower(): t for c, t in info(source[0])}
             out.append(types.get(source[1].lower()))
     return out if len(out) == width else None
