@@ -57,11 +57,13 @@ class CapService:
 
 
 class Gateway:
-    """nginx in front of the service: 401 without a 'Bearer tok...' token, and a rate limit of
-    `rate` calls per second per token (429, with Retry-After where given); unavailable: every
+    """nginx in front of the service: 401 without a 'Bearer tok...' token, 403 for the token
+    'tok-forbidden' (known, but not allowed), and a rate limit of `rate` calls per second per
+    token (429, with Retry-After where given: seconds or an HTTP date); unavailable: every
     authorised call answered 503, as a gateway in maintenance does."""
 
-    def __init__(self, cap_port: int, rate: int, burst: int, retry_after: int | None = None,
+    def __init__(self, cap_port: int, rate: int, burst: int,
+                 retry_after: int | str | None = None,
                  headers: dict[str, str] | None = None, unavailable: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
         self.port = free_port()
@@ -69,7 +71,7 @@ class Gateway:
         self.access_log = self.dir / "access.log"
         limited = "" if retry_after is None else (
             "error_page 429 @limited;\n"
-            f"    location @limited {{ add_header Retry-After {retry_after} always;"
+            f'    location @limited {{ add_header Retry-After "{retry_after}" always;'
             " return 429; }")
         user = "user root;" if os.geteuid() == 0 else ""
         extra = "".join(f"add_header {k} {v} always;\n      " for k, v in
@@ -95,6 +97,7 @@ http {{
     listen 127.0.0.1:{self.port};
     location / {{
       if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
+      if ($http_authorization = "Bearer tok-forbidden") {{ return 403; }}
       {"return 503;" if unavailable else ""}
       limit_req zone=tokens burst={burst} nodelay;
       {extra}proxy_pass http://127.0.0.1:{cap_port};

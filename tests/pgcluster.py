@@ -8,6 +8,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -85,6 +87,24 @@ class Cluster:
         opts += [f"-c {k}={v}" for k, v in self.settings.items()]
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                    str(self.dir / "server.log"), "-o", " ".join(opts), "-w", "-t", "60", "start"])
+
+    def _set(self, setting: str) -> None:
+        import psycopg
+        with psycopg.connect(self.dsn, autocommit=True) as raw:
+            raw.execute(setting)
+            raw.execute("select pg_reload_conf()")
+
+    @contextmanager
+    def statement_log(self) -> Iterator[Callable[[], str]]:
+        """Log every statement the server runs while inside; yields a function that returns the
+        server log written since entering (what the server itself saw)."""
+        log = self.dir / "server.log"
+        start = log.stat().st_size
+        self._set("alter system set log_statement = 'all'")
+        try:
+            yield lambda: log.read_bytes()[start:].decode(errors="replace")
+        finally:
+            self._set("alter system reset log_statement")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (mode immediate simulates a crash)."""

@@ -227,29 +227,19 @@ def test_bulk_insert_into_postgresql_uses_copy(tmp_path, pg, pg2):
                               "lite": f"driver=sqlite;database={tmp_path / 'src.db'}"},
                              broadcast_ddl=True, autocommit=True)
     conn.execute("create table bulk@{p1,p2} (id int primary key, label text)")
-    for cluster in (pg, pg2):
-        with psycopg.connect(cluster.dsn, autocommit=True) as raw:
-            raw.execute("alter system set log_statement = 'all'")
-            raw.execute("select pg_reload_conf()")
     conn.execute("create table src@lite (id int, label text)")
     try:
-        conn.cursor().executemany("insert into src@lite values (?, ?)",
-                                  [(i, f"l{i}") for i in range(1000)])
-        cur = conn.execute("bulk insert into bulk@{p1,p2} (id, label) select id, label"
-                           " from src@lite")
-        assert cur.rowcount == 1000 and cur.containers == {"p1": 5, "p2": 5}
-        for cluster in (pg, pg2):
-            with psycopg.connect(cluster.dsn) as raw:
-                n, low, high = raw.execute("select count(*), min(id), max(id) from bulk"
-                                           ).fetchone()
-                assert n == 500
-            log = (cluster.dir / "server.log").read_text()
-            assert log.count("COPY bulk (id, label) FROM STDIN") == 5
+        with pg.statement_log() as log1, pg2.statement_log() as log2:
+            conn.cursor().executemany("insert into src@lite values (?, ?)",
+                                      [(i, f"l{i}") for i in range(1000)])
+            cur = conn.execute("bulk insert into bulk@{p1,p2} (id, label) select id, label"
+                               " from src@lite")
+            assert cur.rowcount == 1000 and cur.containers == {"p1": 5, "p2": 5}
+            for cluster, log in ((pg, log1), (pg2, log2)):
+                with psycopg.connect(cluster.dsn) as raw:
+                    assert raw.execute("select count(*) from bulk").fetchone() == (500,)
+                assert log().count("COPY bulk (id, label) FROM STDIN") == 5
     finally:
-        for cluster in (pg, pg2):
-            with psycopg.connect(cluster.dsn, autocommit=True) as raw:
-                raw.execute("alter system reset log_statement")
-                raw.execute("select pg_reload_conf()")
         conn.execute("drop table bulk@{p1,p2}")
         conn.close()
 
@@ -308,23 +298,18 @@ def test_insert_and_bulk_insert_from_select_stream_the_source(tmp_path, pg):
     conn.execute("create table dst@{a,b} (id int, label text)")
     with psycopg.connect(pg.dsn, autocommit=True) as raw:
         raw.execute("insert into src select i, 'l' || i from generate_series(0, 999) i")
-        raw.execute("alter system set log_statement = 'all'")
-        raw.execute("select pg_reload_conf()")
     try:
-        cur = conn.execute("bulk insert into dst@{a,b} select id, label from src@pg")
-        assert cur.rowcount == 1000 and cur.containers == {"a": 5, "b": 5}
-        log = (pg.dir / "server.log").read_text()
-        # read in rounds of one page per target container: 200 rows a fetch, never all at once
-        fetches = log.count("FETCH FORWARD 200 FROM")  # the last, empty one may not be logged yet
-        assert 5 <= fetches <= 6 and "FETCH ALL" not in log
+        with pg.statement_log() as log:
+            cur = conn.execute("bulk insert into dst@{a,b} select id, label from src@pg")
+            assert cur.rowcount == 1000 and cur.containers == {"a": 5, "b": 5}
+            # read in rounds of one page per target container: 200 rows a fetch, never all
+            fetches = log().count("FETCH FORWARD 200 FROM")  # the last, empty one may lag
+            assert 5 <= fetches <= 6 and "FETCH ALL" not in log()
         cur = conn.execute("insert into dst@{a,b} select id, label from src@pg where id < 10")
         assert cur.rowcount == 10 and cur.containers == {"a": 5, "b": 5}
         assert sum(conn.execute(f"select count(*) from dst@{a}").fetchone()[0]
                    for a in "ab") == 1010
     finally:
-        with psycopg.connect(pg.dsn, autocommit=True) as raw:
-            raw.execute("alter system reset log_statement")
-            raw.execute("select pg_reload_conf()")
         conn.execute("drop table src@pg")
         conn.close()
 

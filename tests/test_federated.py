@@ -95,20 +95,12 @@ def test_types_of_source_columns_are_kept(mixed):
 
 def test_only_needed_columns_and_own_conjuncts_are_pushed_down(mixed, pg):
     conn, _ = mixed
-    with psycopg.connect(pg.dsn, autocommit=True) as raw:
-        raw.execute("alter system set log_statement = 'all'")
-        raw.execute("select pg_reload_conf()")
-    try:
+    with pg.statement_log() as log:
         rows = conn.execute("select c.name from customers@lite c join orders@pg o"
                             " on o.cust_id = c.id where o.amount > ? and c.name like 'a%'"
                             " and o.cust_id + c.id > 0", (2,)).fetchall()
         assert sorted(rows) == [("ann",), ("ann",)]
-    finally:
-        with psycopg.connect(pg.dsn, autocommit=True) as raw:
-            raw.execute("alter system reset log_statement")
-            raw.execute("select pg_reload_conf()")
-    log = (pg.dir / "server.log").read_text()
-    pushed = [line for line in log.splitlines() if 'from orders o where' in line]
+        pushed = [line for line in log().splitlines() if 'from orders o where' in line]
     assert pushed, "no pushed-down select reached the server"
     line = pushed[-1]
     assert 'select "cust_id", "amount" from orders o where (o.amount > $1)' in line

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import decimal
+import email.utils
+import time
 
 import pytest
 import requests
@@ -352,4 +354,37 @@ def test_a_5xx_marks_the_container_unhealthy_and_the_list_goes_on_without_it(gat
         cur = conn.execute("select count(*) from Journals@{down,up} where ID = 1")
         ran.update(cur.containers)
     assert ran == {"up": 6}  # skipped while unhealthy
+    conn.close()
+
+
+def test_a_403_is_raised_at_once_naming_the_container_and_never_retried(gateways):
+    """README: a 401 or 403 is raised at once, naming the container, never retried (and the
+    container is not marked unhealthy: the service is up, the token is not allowed)."""
+    gateway = gateways()
+    conn = pooldbapi.connect({"denied": f"driver=odata;url={gateway.url};token=tok-forbidden"})
+    with pytest.raises(pooldbapi.OperationalError, match="denied: HTTP 403") as info:
+        conn.execute("select count(*) from Journals@denied")
+    assert "tok-forbidden" not in str(info.value)
+    calls = [c for c in gateway.calls() if "tok-forbidden" in c]
+    assert len(calls) == 1 and calls[0].startswith("403 GET ")
+    assert "denied" not in pooldbapi.health()
+    conn.close()
+
+
+def test_a_retry_after_http_date_is_waited_until_and_a_past_one_backs_off(gateways):
+    """README: 429 is retried after Retry-After, seconds or an HTTP date. The date is absolute:
+    the retry waits until it; once it is past, retries back off instead of calling in a loop."""
+    until = int(time.time()) + 3
+    gateway = gateways(rate=1, burst=1, retry_after=email.utils.formatdate(until, usegmt=True))
+    conn = pooldbapi.connect({"d": f"driver=odata;url={gateway.url};token=tok-date;"
+                                   "rate-limit-wait=30"}, autocommit=True)
+    conn.cursor().executemany("insert into Tasks (description) values (?)",
+                              [(f"dated {i}",) for i in range(6)])
+    calls = [c for c in gateway.calls() if "tok-date" in c and " POST " in c]
+    assert sum(c.startswith("201 ") for c in calls) == 6  # every row, once
+    first = next(i for i, c in enumerate(calls) if c.startswith("429 "))
+    assert float(calls[first].split()[-1]) < until - 1   # refused well before the date
+    assert float(calls[first + 1].split()[-1]) >= until - 0.01  # the retry waited for it
+    # the date is past for the later 429s: a back-off each, not hundreds of calls a second
+    assert len(calls) < 6 + 30
     conn.close()

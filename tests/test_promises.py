@@ -157,3 +157,43 @@ def test_no_conjunct_is_pushed_under_a_top_level_or(two_sources):
                         " where a.v > 2 or b.w > 5 order by a.id").fetchall()
     assert rows == [(1,), (3,)]
     assert sorted(_reads(asked)) == ['select "id", "v" from a a', 'select "id", "w" from b b']
+
+
+@pytest.mark.parametrize("given, low, high", [
+    ("7", 7.0, 7.0),                 # seconds
+    ("+30", None, None),             # neither seconds nor a date: the back-off
+    ("0", None, None),               # at once would be a loop: the back-off
+    ("garbage", None, None),
+    ("in-future", 9.0, 10.0),        # an HTTP date: the seconds until it
+    ("in-past", None, None),         # past: the back-off
+])
+def test_retry_after_is_seconds_or_an_http_date_else_the_back_off(given, low, high):
+    import email.utils
+    import time
+
+    from pooldbapi.backends.odata.client import retry_after
+    if given == "in-future":
+        given = email.utils.formatdate(time.time() + 10, usegmt=True)
+    elif given == "in-past":
+        given = email.utils.formatdate(time.time() - 10, usegmt=True)
+    waited = retry_after(given, attempt=3)
+    if low is None:  # the back-off of attempt 3: 0.4 s, jittered to 0.2-0.6 s
+        assert 0.2 <= waited <= 0.6
+    else:
+        assert low <= waited <= high
+
+
+@pytest.mark.parametrize("drivers, equal", [
+    ({"sqlite", "oracle"}, True),      # Oracle involved: '' and NULL are the same value
+    ({"oracle"}, True),
+    ({"sqlite", "postgresql"}, False),  # elsewhere they differ
+    ({"sqlite"}, False),
+])
+def test_synchronize_treats_empty_string_and_null_as_equal_where_oracle_is_involved(drivers,
+                                                                                   equal):
+    """README (Oracle containers): synchronize treats an empty string and NULL as equal where
+    Oracle is involved. The rest of the comparison is unchanged: 1 == 1.0, 'a' != NULL."""
+    from pooldbapi.ops.synchronize import value_comparer
+    same = value_comparer(drivers)
+    assert (same("") == same(None)) is equal
+    assert same(1) == same(1.0) and same("a") != same(None) and same("") != same("a")

@@ -99,3 +99,38 @@ def test_streaming_on_sqlite(tmp_path):
     assert sum(r[0] for r in cur) == sum(range(1, 5000))
     assert cur.rowcount == 5000
     conn.close()
+
+
+@pytest.mark.parametrize("arraysize, fetched", [(1, 2000), (500, 2000), (3000, 3000)])
+def test_a_stream_fetches_the_larger_of_arraysize_and_2000_rows_at_a_time(pg, arraysize,
+                                                                          fetched):
+    """README: rows are fetched max(arraysize, 2000) at a time, as the server sees it."""
+    conn = pooldbapi.connect({"pg": pg.conninfo()})
+    with pg.statement_log() as log:
+        cur = conn.cursor(stream=True)
+        cur.arraysize = arraysize
+        cur.execute("select i from generate_series(1, 7000) i")
+        assert sum(1 for _ in cur) == 7000
+        conn.commit()
+        sizes = [int(line.split("FETCH FORWARD ")[1].split()[0])
+                 for line in log().splitlines() if "FETCH FORWARD" in line]
+    # 7000 rows then the empty fetch that ends the result
+    assert sizes == [fetched] * (-(-7000 // fetched) + 1)
+    conn.close()
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_the_server_side_cursor_is_with_hold_in_autocommit_only(pg, autocommit):
+    """README: a server-side cursor on PostgreSQL, WITH HOLD in autocommit (where it must
+    outlive the DECLARE's own transaction), a plain one inside the caller's transaction."""
+    conn = pooldbapi.connect({"pg": pg.conninfo()}, autocommit=autocommit)
+    with pg.statement_log() as log:
+        cur = conn.cursor(stream=True)
+        cur.execute(BIG)
+        assert cur.fetchone() == (1, "row 1")
+        assert len(cur.fetchall()) == 199999
+        declared = [line for line in log().splitlines() if "DECLARE" in line]
+    assert len(declared) == 1
+    assert ("CURSOR WITH HOLD FOR" in declared[0]) is autocommit
+    assert "CURSOR FOR" in declared[0] or autocommit
+    conn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlparse import tokens
@@ -111,6 +111,13 @@ def _value_key_oracle(value: Any) -> Any:
     return None if value == "" else _value_key(value)
 
 
+def value_comparer(drivers: Iterable[str]) -> Callable[[Any], Any]:
+    """Return the comparison form of values for synchronize between containers of these
+    drivers: where Oracle is involved an empty string and NULL are equal (Oracle stores '' as
+    NULL, so telling them apart would rewrite the row on every run)."""
+    return _value_key_oracle if "oracle" in drivers else _value_key
+
+
 def insert_sql(target: str, columns: Sequence[str]) -> str:
     """Return the insert synchronize writes (target as written, with its @ suffix)."""
     return f"insert into {target} ({', '.join(columns)}) values ({', '.join('?' * len(columns))})"
@@ -171,9 +178,8 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         compared = [c for c in columns if c.lower() not in keys and c.lower() not in ignored]
         target = f"{target_occ.name}{_suffix(target_occ)}"
         insert = parse(insert_sql(target, columns))
-        empty_is_null = any(conn.specs[a].driver == "oracle" for occ in (source_occ, target_occ)
-                            for a in conn.resolve(occ.aliases, stmt))
-        same = _value_key_oracle if empty_is_null else _value_key
+        same = value_comparer({conn.specs[a].driver for occ in (source_occ, target_occ)
+                               for a in conn.resolve(occ.aliases, stmt)})
         seen: set[tuple[Any, ...]] = set()
         changes: list[tuple[Statement, tuple[Any, ...]]] = []  # held until the source is read
         n = 0

@@ -71,13 +71,21 @@ def _error(status: int, text: str) -> Error:
 
 
 def retry_after(value: str | None, attempt: int) -> float:
-    """Return the seconds to wait: Retry-After (seconds or an HTTP date), else a back-off."""
+    """Return the seconds to wait: Retry-After (seconds or an HTTP date), else a back-off.
+
+    A date already past, or 0, is the back-off too: retrying at once would call the service in
+    a loop for as long as it keeps refusing."""
     if value:
         if value.strip().isdigit():
-            return float(value)
-        when = email.utils.parsedate_to_datetime(value)
-        return float(max(0.0, (when - datetime.datetime.now(datetime.timezone.utc))
-                         .total_seconds()))
+            given = float(value)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                given = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+            except (TypeError, ValueError):  # neither: the back-off
+                given = 0.0
+        if given > 0:
+            return given
     return float(min(0.05 * 2.0 ** attempt, 2.0) * (0.5 + random.random()))
 
 
