@@ -13,8 +13,8 @@ from pooldbapi.sql.parse import lex, parse
 from pooldbapi.sql.render import render
 
 FRAGMENTS = ("select", " ", "\n", "t@{a,b}", "x", ",", "(", ")", "?", ":n", "%s", "'a''b'",
-             "E'\\''", "/* c */", "/* a /* b */ c */", "/* /* */ ? */", "-- line\n", "1.5",
-             '"Q x"', "::int", "<@", "@>", "$$ ? $$", "[1]", ";")
+             "E'\\''", "/* c */", "/* a /* b */ c */", "/* /* */ ? */", "/* a /* b */ 'c */",
+             "-- line\n", "1.5", '"Q x"', "::int", "<@", "@>", "$$ ? $$", "[1]", ";")
 
 
 @settings(max_examples=300, deadline=None)
@@ -35,6 +35,7 @@ def test_every_character_is_in_one_token_at_its_offset(parts):
     ("/* 1 /* 2 /* 3 */ 2 */ 1 */z", ["/* 1 /* 2 /* 3 */ 2 */ 1 */"], "z"),
     ("/* a */ /* b /* c */ d */ e", ["/* a */", "/* b /* c */ d */"], "e"),
     ("/* open /* inner */ still open", ["/* open /* inner */ still open"], None),
+    ("/* /**/ ? */ ?", ["/* /**/ ? */"], "?"),  # an empty comment inside
 ])
 def test_block_comments_nest_as_postgresql_reads_them(text, comments, after):
     toks = lex(text)
@@ -44,6 +45,19 @@ def test_block_comments_nest_as_postgresql_reads_them(text, comments, after):
             and t.ttype not in tokens.Whitespace]
     assert (rest[-1] if rest else None) == after
     assert "".join(t.value for t in toks) == text
+
+
+def test_what_follows_a_nested_comment_that_ends_inside_a_token_is_read_again():
+    """sqlparse ends the comment at the first '*/' and reads on: here a string starting in the
+    comment. What follows the comment's real end is read again, in its own context."""
+    text = "/* a /* b */ 'c */ x 'y' z ?"
+    toks = lex(text)
+    assert [(t.ttype, t.value, t.start) for t in toks] == [
+        (tokens.Comment.Multiline, "/* a /* b */ 'c */", 0), (tokens.Whitespace, " ", 18),
+        (tokens.Name, "x", 19), (tokens.Whitespace, " ", 20),
+        (tokens.String.Single, "'y'", 21), (tokens.Whitespace, " ", 24),
+        (tokens.Name, "z", 25), (tokens.Whitespace, " ", 26), (tokens.Name.Placeholder, "?", 27)]
+    assert [p.start for p in parse(text).placeholders] == [27]
 
 
 def test_a_placeholder_inside_a_nested_comment_is_no_placeholder():

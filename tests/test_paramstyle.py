@@ -78,3 +78,39 @@ def test_all_styles_run_on_sqlite(tmp_path):
     assert tuple(conn.execute("select '50%' || ?", ("!",)).fetchone()) == ("50%!",)
     assert tuple(conn.execute("select '50%%' || %s", ("!",)).fetchone()) == ("50%!",)
     conn.close()
+
+
+STRIP_TEXT = "select * from a@x join c..b@y on true"  # removed: @x, 'c..' and @y
+
+
+@pytest.mark.parametrize("start, end, pieces", [
+    (0, None, [(0, "select * from a"), (17, " join "), (26, "b"), (29, " on true")]),
+    (14, 15, [(14, "a")]),                       # a window that ends where a suffix begins
+    (0, 16, [(0, "select * from a")]),           # ... and one that ends inside it
+    (15, None, [(17, " join "), (26, "b"), (29, " on true")]),  # starts at a suffix
+    (17, 27, [(17, " join "), (26, "b")]),        # after the first suffix, before the last
+    (23, 28, [(26, "b")]),                       # a catalog then a suffix, back to back
+    (29, 31, [(29, " o")]),
+])
+def test_strip_gives_the_pieces_of_a_window_without_suffixes_and_catalogs(start, end, pieces):
+    from pooldbapi.sql.render import strip
+    stmt = parse(STRIP_TEXT)
+    assert stmt.removed == ((15, 17), (23, 26), (27, 29))
+    assert strip(stmt, start, end) == pieces
+    # the pieces are the text between the removed ranges, nothing else
+    assert all(STRIP_TEXT[at:at + len(text)] == text for at, text in pieces)
+
+
+def test_strip_of_a_statement_that_ends_with_a_suffix_ends_with_the_name():
+    from pooldbapi.sql.render import strip
+    assert strip(parse("select * from t@a")) == [(0, "select * from t")]
+
+
+def test_render_is_cached_per_style_and_each_style_has_its_own():
+    stmt = parse("select * from t@a where x = ? and y = ?")
+    qmark = render(stmt, "qmark")
+    assert render(stmt, "qmark") is qmark  # cached
+    numeric = render(stmt, "numeric")
+    assert numeric is not qmark and numeric.text == "select * from t where x = :1 and y = :2"
+    assert render(stmt, None).text == "select * from t where x = ? and y = ?"
+    assert render(stmt, None).keys == ()

@@ -46,6 +46,16 @@ OCCURRENCES = [
      [("e", ("p",))], 'with "c" as (select 1), d (x) as (select 2) select * from c, D, e'),
     ("with recursive r as (select 1 union all select 1 from r) select * from r", [],
      "with recursive r as (select 1 union all select 1 from r) select * from r"),
+    # a quoted CTE name is case-sensitive: "Q" is not q
+    ('with "Q" as (select 1) select * from "Q", q', [("q", None)],
+     'with "Q" as (select 1) select * from "Q", q'),
+    # CTE names that sqlparse lexes as keywords are names all the same
+    ("with data as (select 1), result as (select 2) select * from data, result, t@p",
+     [("t", ("p",))], ("with data as (select 1), result as (select 2) select * from data,"
+                        " result, t")),
+    # 'name as (' after 'table' creates a table: an occurrence, not a CTE
+    ("create table n@p as (select * from o@p)", [("n", ("p",)), ("o", ("p",))],
+     "create table n as (select * from o)"),
     # a table with a table alias after 'as': an occurrence, not a CTE
     ("select * from t as x, u@q", [("t", None), ("u", ("q",))], "select * from t as x, u"),
     # qualified names, suffixes on each of several occurrences, joins of every kind
@@ -85,6 +95,7 @@ KINDS = [
     ("select 1", "select"), ("  (select 1)", "select"), ("with x as (select 1) select 1",
                                                          "select"),
     ("with x as (select 1) insert into t select * from x", "insert"),
+    ("with x as (select (1), f((2))) insert into t select * from x", "insert"),
     ("insert into t values (1)", "insert"), ("UPDATE t set x=1", "update"),
     ("delete from t", "delete"), ("create table t (x int)", "ddl"), ("drop table t", "ddl"),
     ("alter table t add y int", "ddl"), ("truncate t", "ddl"), ("comment on table t is 'x'",
@@ -132,6 +143,22 @@ def test_syntax_errors_name_problem_and_position(text, message, position):
     with pytest.raises(pooldbapi.ProgrammingError, match=message) as info:
         parse(text)
     assert f"position {position}" in str(info.value)
+
+
+def test_an_empty_entry_in_a_list_is_called_that():
+    with pytest.raises(pooldbapi.ProgrammingError) as info:
+        parse("select * from t@{a,,b}")
+    assert str(info.value) == ("an empty entry in the container list at position 19"
+                               " (line 1, column 20)")
+
+
+def test_every_alias_of_a_suffix_knows_where_it_is_written():
+    text = "select * from t@ab, u@{ c,d_1}"
+    t, u = parse(text).occurrences
+    assert (t.aliases, t.suffix_position, t.alias_positions) == (("ab",), 15, (16,))
+    assert (u.aliases, u.suffix_position, u.alias_positions) == (("c", "d_1"), 21, (24, 26))
+    assert [text[p:p + len(a)] for o in (t, u) for a, p in
+            zip(o.aliases, o.alias_positions, strict=True)] == ["ab", "c", "d_1"]
 
 
 def test_line_and_column_in_errors():

@@ -13,6 +13,9 @@ SPLIT = [
     (' driver = sqlite ; database="a;b=c.db" ;', [("driver", "sqlite"), ("database", "a;b=c.db")]),
     ('application_name="say ""hi"""', [("application_name", 'say "hi"')]),
     ("a=;b=1", [("a", ""), ("b", "1")]),
+    ("a=", [("a", "")]),                       # an empty value at the very end
+    ("a=Xy; b = \tXz", [("a", "Xy"), ("b", "Xz")]),  # only blanks are skipped before a value
+    ('a="x""";b=1', [("a", 'x"'), ("b", "1")]),  # a doubled quote just before the closing one
 ]
 
 
@@ -30,6 +33,45 @@ def test_split_connection_string(text, pairs):
 def test_bad_connection_strings(text, message):
     with pytest.raises(pooldbapi.InterfaceError, match=message):
         split_connection_string("x", text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("driver", "container 'x': expected key=value at position 0, found 'driver'"),
+    ("a=1;driver ;b=2", "container 'x': expected key=value at position 4, found 'driver'"),
+    ('a="x""', "container 'x': unclosed quote for key 'a' at position 2"),
+    ('a="x"X;b=1', "container 'x': expected ';' after the quoted value of key 'a' at position 5"),
+    ('a="x" \tX', "container 'x': expected ';' after the quoted value of key 'a' at position 7"),
+    # a secret's value never shows; its key (up to 40 characters) does
+    ("password Sup3rSecret", ("container 'x': expected key=value at position 0, found"
+                              " 'password ***'")),
+    ("password_" + "k" * 40 + " Sup3rSecret", "container 'x': expected key=value at position 0,"
+                                              " found 'password_" + "k" * 31 + " ***'"),
+])
+def test_bad_connection_strings_say_exactly_what_and_where(text, message):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        split_connection_string("x", text)
+    assert str(info.value) == message
+    assert "Sup3rSecret" not in str(info.value)
+
+
+def test_with_shared_state_gives_every_container_without_a_store_the_url():
+    import dataclasses
+
+    from pooldbapi.settings import with_shared_state
+    settings = dataclasses.replace(
+        load_settings({"a": "driver=sqlite;database=a.db",
+                       "b": "driver=sqlite;database=b.db;shared-state=redis://own:1/2"},
+                      default="{a,b}"), options={"strategy": "least-busy"})
+    shared = with_shared_state(settings, "redis://store:6379/0")
+    assert shared.containers["a"].options.shared_state == "redis://store:6379/0"
+    assert shared.containers["b"].options.shared_state == "redis://own:1/2"  # its own kept
+    for alias in ("a", "b"):  # nothing else changes
+        before, after = settings.containers[alias], shared.containers[alias]
+        assert (after.alias, after.driver, after.params) == (before.alias, before.driver,
+                                                             before.params)
+        assert after.options.page_size == before.options.page_size
+    assert shared.default == settings.default and shared.options == settings.options
+    assert settings.containers["a"].options.shared_state is None  # the original is untouched
 
 
 @pytest.mark.parametrize("spelling", ["AllowConnectionPooling", "allow-connection-pooling",

@@ -161,9 +161,11 @@ def _nest_comments(text: str, toks: list[Token]) -> list[Token]:
         out.append(Token(tokens.Comment.Multiline, text[tok.start:pos], tok.start))
         while k < len(toks) and toks[k].start < pos:
             k += 1
-        if k < len(toks) and toks[k].start > pos:  # a token cut by the comment's real end
-            rest = lex(text[pos:toks[k].start])
-            out.extend(Token(t.ttype, t.value, t.start + pos) for t in rest)
+        if pos < (toks[k].start if k < len(toks) else len(text)):
+            # a token cut by the comment's real end: what follows was read in the wrong
+            # context (inside a string, say), so all of it is read again
+            out.extend(Token(t.ttype, t.value, t.start + pos) for t in lex(text[pos:]))
+            break
     return out
 
 
@@ -204,13 +206,18 @@ def _cte_names(sig: list[Token], match: dict[int, int]) -> set[str]:
         if (j + 1 < len(sig) and sig[j].is_keyword and sig[j].upper == "AS"
                 and sig[j + 1].is_punct("(")):
             if i > 0 and (sig[i - 1].is_punct(",") or sig[i - 1].upper in ("WITH", "RECURSIVE")):
-                names.add(unquote(tok.value).lower())
+                names.add(_folded(tok.value))
     return names
 
 
 def unquote(name: str) -> str:
     """Return an identifier without its double quotes."""
     return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _folded(name: str) -> str:
+    """An identifier as the server knows it: quoted is exact, unquoted is case-insensitive."""
+    return unquote(name) if name.startswith('"') else name.lower()
 
 
 def _before(toks: list[Token], i: int) -> int:
@@ -226,7 +233,7 @@ def _kind(sig: list[Token], match: dict[int, int]) -> str:
         return OTHER
     first = sig[0].upper
     second = sig[1].upper if len(sig) > 1 else ""
-    if first in ("SELECT", "VALUES", "TABLE", "(") or sig[0].is_punct("("):
+    if first in ("SELECT", "VALUES", "TABLE", "("):
         return SELECT
     if first == "WITH":
         depth = 0
@@ -349,7 +356,7 @@ def _scan(text: str) -> Statement:
             first, last = index[id(sig[i])], index[id(sig[j])]
             name = "".join(t.value for t in toks[first:last + 1])
             if not is_function and first not in claimed and \
-                    unquote(name).lower() not in ctes:
+                    _folded(name) not in ctes:
                 occurrences.append(_occurrence(text, toks, first, last, None, None, removed))
             if expect in ("from", "join"):
                 from_list[depth] = True
