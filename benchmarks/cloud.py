@@ -109,7 +109,12 @@ def main() -> None:
                          "efficiency": round(total / elapsed / (n * args.rate), 3),
                          "rows_lost": "-"})
             conn.close()
-        too_many = sum(line.startswith("429 ") for line in gateway.calls())
+        calls = gateway.calls()
+        too_many = sum(line.startswith("429 ") for line in calls)
+        for row in rows:  # what the service refused, per operation and token count
+            method = "POST" if row["operation"] == "insert" else "GET"
+            row["refused_429"] = sum(1 for line in calls if line.startswith(f"429 {method} ")
+                                     and f"tok-t{row['tokens']}_" in line)
         multi: list[dict[str, Any]] = []
         if not args.no_processes:
             from redisserver import RedisServer
@@ -122,7 +127,7 @@ def main() -> None:
         gateway.close()
         cap.close()
     report("cloud", rows, ["operation", "tokens", "calls", "calls_per_s", "limit",
-                           "efficiency", "rows_lost"])
+                           "efficiency", "rows_lost", "refused_429"])
     print(f"429 answers from the service during the run: {too_many}")
     if multi:
         print()

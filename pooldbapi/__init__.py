@@ -49,20 +49,23 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
             seed: object = None, broadcast_ddl: bool | None = None,
             strategy: str | None = None, affinity: str | None = None,
             autocommit: bool | None = None, two_phase: bool | None = None,
-            shared_state: str | None = None) -> Connection:
+            shared_state: str | None = None, dialect: str | None = None) -> Connection:
     """Open a pooldbapi connection over the given containers (or a settings file).
 
     An option left at None takes the settings file's top-level key of the same name, else its
     default: broadcast_ddl=False, strategy="round-robin", autocommit=False, two_phase=False.
     shared_state="redis://..." keeps every container's limits and health in that store (where
-    a container does not name one of its own)."""
+    a container does not name one of its own). dialect: the SQL dialect statements are written
+    in (sqlglot's names: "postgres", "oracle", "sqlite", ...); the parts of a federated select
+    that run locally are translated from it. None: the containers' own where they agree."""
     resolved = load_settings(containers, settings, default)
     from_file = resolved.options.pop("shared_state", None)  # not a Connection argument
     store = shared_state or from_file
     if store:
         resolved = with_shared_state(resolved, store)
     given = {"seed": seed, "broadcast_ddl": broadcast_ddl, "strategy": strategy,
-             "affinity": affinity, "autocommit": autocommit, "two_phase": two_phase}
+             "affinity": affinity, "autocommit": autocommit, "two_phase": two_phase,
+             "dialect": dialect}
     chosen = {**_CONNECT_DEFAULTS, **resolved.options,
               **{k: v for k, v in given.items() if v is not None}}
     return Connection(resolved, **chosen)
@@ -70,7 +73,8 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
 
 _CONNECT_DEFAULTS: dict[str, Any] = {"seed": None, "broadcast_ddl": False,
                                      "strategy": "round-robin", "affinity": None,
-                                     "autocommit": False, "two_phase": False}
+                                     "autocommit": False, "two_phase": False,
+                                     "dialect": None}
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import errors
 from .backends import backend as load_backend
+from .dialect import checked as checked_dialect
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .health import HEALTH
 from .settings import ContainerSpec, Settings
@@ -58,12 +59,14 @@ class Connection:
 
     def __init__(self, settings: Settings, *, seed: object = None, broadcast_ddl: bool = False,
                  strategy: str = "round-robin", affinity: str | None = None,
-                 autocommit: bool = False, two_phase: bool = False) -> None:
+                 autocommit: bool = False, two_phase: bool = False,
+                 dialect: str | None = None) -> None:
         if strategy not in STRATEGIES:
             raise InterfaceError(f"unknown strategy {strategy!r}"
                                  f" (known: {', '.join(STRATEGIES)})")
         if affinity not in (None, "transaction"):
             raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
+        self.dialect = checked_dialect(dialect)  # None: the containers' own, where they agree
         self.specs: Mapping[str, ContainerSpec] = settings.containers
         for spec in self.specs.values():
             HEALTH.watch(spec)

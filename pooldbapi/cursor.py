@@ -179,6 +179,18 @@ class Cursor:
         self._set(_EXECUTE[stmt.kind](self.connection, stmt, parameters))
         return self
 
+    def explain(self, operation: str, parameters: Any = None) -> Cursor:
+        """Plan a select without running it: the cursor's rows are the steps (step,
+        container, statement, estimated_rows), per occurrence where it is evaluated locally."""
+        with self.connection.lock:
+            self._reset()
+            stmt = self._prepare(operation)
+            if stmt.kind != sqlparse_.SELECT:
+                raise NotSupportedError(f"explain takes a select, not {stmt.kind}")
+            with self._own_default():
+                self._set(select.explain(self.connection, stmt, parameters))
+            return self
+
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
         with self.connection.lock:

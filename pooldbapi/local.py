@@ -8,7 +8,7 @@ import decimal
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +18,12 @@ from sqlparse import tokens
 from .backends import backend as load_backend
 from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
 from .dbapi import TypeCode, category_of_value
+from .dialect import of_drivers, regexp, to_sqlite
+from .eager import Partial, plan
+from .eager import partial_sql as eager_sql
 from .errors import Error, ProgrammingError, wrap
-from .result import Result
-from .runner import Stream
+from .result import Part, Result
+from .runner import Stream, execute_on
 from .sql.paramstyle import bind, source_style
 from .sql.parse import Occurrence, Statement, Token, lex, parse, unquote
 from .sql.render import render
@@ -33,6 +36,9 @@ CACHE_MIB = 64
 """The local engine keeps up to this much in memory; past it, pages go to its temporary file."""
 FETCH_BATCH = 5000
 """Rows fetched from a container at a time while loading the local engine."""
+WHOLE_ROWS = 50_000
+"""Where a cursor reads slower (PostgreSQL: no parallel plan), a select its container
+estimates at up to this many rows is read in one plain query instead."""
 
 _NAMES = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
 _CLAUSE_END = {"GROUP BY", "ORDER BY", "HAVING", "LIMIT", "UNION", "UNION ALL", "INTERSECT",
@@ -144,12 +150,15 @@ def _where_conjuncts(sig: list[Token], depths: list[int]) -> list[tuple[int, int
     except StopIteration:
         return out
     current: list[Token] = []
-    between = False
+    clause: list[Token] = []
+    between = top_or = False
     for i in range(w + 1, len(sig)):
         tok = sig[i]
-        if depths[i] == 0 and (tok.is_keyword and tok.upper in _CLAUSE_END or tok.is_punct(";")
-                               or tok.is_punct(")")):
+        # (a ')' at depth 0 closes a group of the clause itself: '... in (1, 2)')
+        if depths[i] == 0 and (tok.is_keyword and tok.upper in _CLAUSE_END or tok.is_punct(";")):
             break
+        clause.append(tok)
+        top_or = top_or or (depths[i] == 0 and tok.is_keyword and tok.upper == "OR")
         if depths[i] == 0 and tok.is_keyword and tok.upper == "BETWEEN":
             between = True
         if depths[i] == 0 and tok.is_keyword and tok.upper == "AND" and not between:
@@ -161,10 +170,10 @@ def _where_conjuncts(sig: list[Token], depths: list[int]) -> list[tuple[int, int
         current.append(tok)
     if current:
         out.append((current[0].start, current[-1].start + len(current[-1].value), current))
-    if any(depths[i] == 0 and t.is_keyword and t.upper == "OR" for i, t in enumerate(sig)
-           if sig[w].start < t.start):
-        # an 'or' at the top of the where clause joins what the 'and's cut: push nothing
-        return []
+    if top_or:
+        # an 'or' at the top of the where clause joins what the 'and's cut: the whole clause
+        # is one condition (pushed where it touches one occurrence alone)
+        return [(clause[0].start, clause[-1].start + len(clause[-1].value), clause)]
     return out
 
 
@@ -317,6 +326,7 @@ class LocalEngine:
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE",
                        f"cache_size=-{CACHE_MIB * 1024}"):
             self.db.execute(f"PRAGMA {pragma}")
+        self.db.create_function("regexp", 2, regexp, deterministic=True)
 
     def close(self) -> None:
         """Close the database and remove its file."""
@@ -326,9 +336,21 @@ class LocalEngine:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def evaluate(conn: Connection, stmt: Statement, params: Any,
-             choice: dict[tuple[str, ...], str]) -> Result:
-    """Fetch what each occurrence needs from its container and run the select locally."""
+@dataclass
+class LocalPlan:
+    """A federated select, planned: what each occurrence's container is asked, and the
+    statement that runs locally over the answers."""
+
+    sources: list[_Source]
+    pushed: list[tuple[Statement, Any]]   # per source: the statement sent and its values
+    local: Statement                      # over pooldbapi_t0, pooldbapi_t1, ...
+    local_params: Any
+    eager: int | None                     # the source that sends partial aggregates
+
+
+def _prepare(conn: Connection, stmt: Statement, params: Any,
+             choice: dict[tuple[str, ...], str]) -> LocalPlan:
+    """Plan a federated select (each occurrence's columns are asked of its container)."""
     if params is not None:
         bind(stmt, render(stmt, "qmark").keys, params)  # bad parameters: before any fetch
     toks = lex(stmt.text)
@@ -336,48 +358,85 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
     depths = _depths(sig)
     sources = _sources(conn, stmt, sig, depths, choice)
     bare, qualified, stars, star = _references(sig)
+    # the statement over local tables, in SQLite's dialect (translated from the statement's
+    # own, where it has another): what SQLite cannot run fails here, before anything runs
+    pieces, pos = [], 0
+    for n, src in sorted(enumerate(sources), key=lambda s: s[1].start):
+        pieces.append(stmt.text[pos:src.start])
+        table = f"pooldbapi_t{n}"
+        pieces.append(table if src.has_alias else f'{table} AS "{src.ref}"')
+        pos = src.end
+    pieces.append(stmt.text[pos:])
+    local_text = "".join(pieces)
+    read = conn.dialect or of_drivers(conn.specs[s.alias].driver for s in sources)
+    if read is not None and read != "sqlite":
+        local_text = to_sqlite(local_text, read)
+    # 1. the columns of each occurrence, from its container
+    for src in sources:
+        probe = parse(f"select * from {src.occ.name} where 1 = 0")
+        described = _describe(conn, src.alias, probe)
+        table_cols = [str(d[0]) for d in described]
+        ref = src.ref.lower()
+        if star or ref in stars:
+            src.columns = table_cols
+        else:
+            src.columns = [c for c in table_cols if c.lower() in bare or
+                           (ref, c.lower()) in qualified] or table_cols[:1]
+    cols = {n: {c.lower() for c in s.columns} for n, s in enumerate(sources)}
+    # 2. where-conjuncts that touch one pushable occurrence alone
+    where = _where_conjuncts(sig, depths)
+    for lo, hi, conj in where:
+        owner = _owner(conj, sources, cols)
+        if owner is not None and sources[owner].pushable:
+            sources[owner].conjuncts.append((lo, hi))
+    # 3. where the aggregates all read one occurrence, its container sends partial
+    # aggregates instead of rows
+    eager = _eager(conn, stmt, params, sources, cols, local_text, read or "sqlite")
+    # 4. what each container is asked; a lone REST source may get the ordering and limit too
+    tail = _order_and_limit(stmt, sig, sources, len(where)) if len(sources) == 1 and \
+        not load_backend(conn.specs[sources[0].alias].driver, "").runs_sql else ""
+    local_params = params
+    pushed_all = []
+    for n, src in enumerate(sources):
+        conjuncts = [stmt.text[lo:hi] for lo, hi in src.conjuncts]
+        if eager is not None and eager[0] == n:
+            exact = {c.lower(): c for c in src.columns}
+            pushed = parse(eager_sql(src.occ.name, src.alias_text,
+                                     [exact[k] for k in eager[1].keys],
+                                     tuple((kind, None if c is None else exact[c])
+                                           for kind, c in eager[1].aggregates),
+                                     conjuncts))
+            local_text = eager[1].local
+            if params is not None and source_style(stmt) == "qmark":
+                local_params = [v for j, v in enumerate(params) if not any(
+                    lo <= stmt.placeholders[j].start < hi for lo, hi in src.conjuncts)]
+        else:
+            pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
+                                        conjuncts, tail))
+        pushed_all.append((pushed, _pushed_params(stmt, params, src.conjuncts, pushed)))
+    return LocalPlan(sources, pushed_all, parse(local_text), local_params,
+                     None if eager is None else eager[0])
+
+
+def evaluate(conn: Connection, stmt: Statement, params: Any,
+             choice: dict[tuple[str, ...], str]) -> Result:
+    """Fetch what each occurrence needs from its container and run the select locally."""
+    plan_ = _prepare(conn, stmt, params, choice)
     engine = LocalEngine()
     try:
         codes: dict[str, TypeCode] = {}
-        # 1. the columns of each occurrence, from its container
-        for src in sources:
-            probe = parse(f"select * from {src.occ.name} where 1 = 0")
-            described = _describe(conn, src.alias, probe)
-            table_cols = [str(d[0]) for d in described]
-            ref = src.ref.lower()
-            if star or ref in stars:
-                src.columns = table_cols
-            else:
-                src.columns = [c for c in table_cols if c.lower() in bare or
-                               (ref, c.lower()) in qualified] or table_cols[:1]
-        cols = {n: {c.lower() for c in s.columns} for n, s in enumerate(sources)}
-        # 2. where-conjuncts that touch one pushable occurrence alone
-        for lo, hi, conj in _where_conjuncts(sig, depths):
-            owner = _owner(conj, sources, cols)
-            if owner is not None and sources[owner].pushable:
-                sources[owner].conjuncts.append((lo, hi))
-        # 3. fetch into local tables; a lone REST source may get the ordering and limit too
-        where = _where_conjuncts(sig, depths)
-        tail = _order_and_limit(stmt, sig, sources, len(where)) if len(sources) == 1 and \
-            not load_backend(conn.specs[sources[0].alias].driver, "").runs_sql else ""
-        for n, src in enumerate(sources):
-            pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
-                                        [stmt.text[lo:hi] for lo, hi in src.conjuncts],
-                                        tail))
-            values = _pushed_params(stmt, params, src.conjuncts, pushed)
-            _load(conn, engine, n, src, pushed, values, codes)
-        # 4. the statement itself, against the local tables
-        pieces, pos = [], 0
-        for n, src in sorted(enumerate(sources), key=lambda s: s[1].start):
-            pieces.append(stmt.text[pos:src.start])
-            table = f"pooldbapi_t{n}"
-            pieces.append(table if src.has_alias else f'{table} AS "{src.ref}"')
-            pos = src.end
-        pieces.append(stmt.text[pos:])
-        local = parse("".join(pieces))
+        for n, src in enumerate(plan_.sources):
+            pushed, values = plan_.pushed[n]
+            # read in one plain query where a cursor would cost a better plan and the
+            # container expects few rows
+            whole = load_backend(conn.specs[src.alias].driver, src.alias).cursor_reads_slower \
+                and (estimate(conn, src.alias, pushed, values) or WHOLE_ROWS + 1) <= WHOLE_ROWS
+            _load(conn, engine, n, src, pushed, values, codes, whole)
+        local = plan_.local
         rendered = render(local, "qmark" if params is not None else None)
         try:
-            cur = engine.db.execute(rendered.text, bind(local, rendered.keys, params)
+            cur = engine.db.execute(rendered.text, bind(local, rendered.keys,
+                                                        plan_.local_params)
                                     if params is not None else ())
             rows = cur.fetchall()
         except sqlite3.Error as exc:
@@ -388,11 +447,70 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
             raise err from exc
         description = _description(cur, rows, codes)
         ran: dict[str, int] = {}
-        for src in sources:
+        for src in plan_.sources:
             ran[src.alias] = ran.get(src.alias, 0) + 1
         return Result(description, rows, len(rows), None, ran)
     finally:
         engine.close()
+
+
+def explain(conn: Connection, stmt: Statement, params: Any,
+            choice: dict[tuple[str, ...], str]) -> list[tuple[str, str, str, int | None]]:
+    """The plan of a federated select, nothing fetched: per occurrence (step 'fetch', or
+    'fetch partial aggregates'), its container, the statement sent there and the rows the
+    container estimates it gives; then the statement that runs locally."""
+    plan_ = _prepare(conn, stmt, params, choice)
+    out: list[tuple[str, str, str, int | None]] = []
+    for n, src in enumerate(plan_.sources):
+        pushed, values = plan_.pushed[n]
+        step = "fetch partial aggregates of" if plan_.eager == n else "fetch"
+        out.append((f"{step} {src.occ.name} as pooldbapi_t{n}", src.alias, pushed.text,
+                    estimate(conn, src.alias, pushed, values)))
+    out.append(("run locally (sqlite3)", "local", plan_.local.text, None))
+    return out
+
+
+def estimate(conn: Connection, alias: str, stmt: Statement, values: Any) -> int | None:
+    """The rows a select would give on a container, as its planner estimates them (or a
+    count up to a cap where it has no estimates); None where it cannot say."""
+    backend = load_backend(conn.specs[alias].driver, alias)
+    text = backend.estimate_text(render(stmt, None).text) if backend.runs_sql else None
+    if text is None:
+        return None
+    part = execute_on(conn, alias, parse(text), values)
+    return backend.estimated_rows(part.rows[0]) if part.rows else None
+
+
+def _eager(conn: Connection, stmt: Statement, params: Any, sources: list[_Source],
+           cols: dict[int, set[str]], local: str, read: str) -> tuple[int, Partial] | None:
+    """The occurrence whose container sends partial aggregates, and the plan; None: rows."""
+    if len(sources) < 2 or (params is not None and source_style(stmt) not in ("qmark",
+                                                                              "named")):
+        return None
+    found: list[tuple[int, Partial]] = []
+    for n, src in enumerate(sources):
+        if not (src.top and src.pushable and
+                load_backend(conn.specs[src.alias].driver, "").runs_sql):
+            continue
+        others = set().union(*(c for m, c in cols.items() if m != n))
+        partial = plan(local, src.ref, frozenset(cols[n]), frozenset(others),
+                       tuple(stmt.text[lo:hi] for lo, hi in src.conjuncts), read)
+        if partial is not None:
+            found.append((n, partial))
+    if len(found) < 2:
+        return found[0] if found else None
+
+    def rows(n: int) -> int:
+        # where the aggregates read no column (count(*) alone) any occurrence would do: the
+        # one that would send the most rows
+        src = sources[n]
+        pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
+                                    [stmt.text[lo:hi] for lo, hi in src.conjuncts]))
+        got = estimate(conn, src.alias, pushed,
+                       _pushed_params(stmt, params, src.conjuncts, pushed))
+        return -1 if got is None else got
+
+    return max(found, key=lambda item: rows(item[0]))
 
 
 def _describe(conn: Connection, alias: str, probe: Statement) -> Description:
@@ -407,16 +525,29 @@ def _describe(conn: Connection, alias: str, probe: Statement) -> Description:
         stream.close()
 
 
+def _batches(part: Part) -> Iterator[list[Sequence[Any]]]:
+    rows = part.rows or []
+    for start in range(0, len(rows), FETCH_BATCH):
+        yield rows[start:start + FETCH_BATCH]
+
+
 def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: Statement,
-          values: Any, codes: dict[str, TypeCode]) -> None:
-    stream = Stream(conn, src.alias, pushed, values, FETCH_BATCH)
+          values: Any, codes: dict[str, TypeCode], whole: bool = False) -> None:
+    """Fetch an occurrence's rows into its local table: streamed in batches, or (whole) read
+    in one plain query, which the server may run in parallel (a cursor it never does)."""
+    stream: Stream | None = None
     try:
-        description = stream.description
+        if whole:
+            part = execute_on(conn, src.alias, pushed, values)
+            description, batches = part.description, _batches(part)
+        else:
+            stream = Stream(conn, src.alias, pushed, values, FETCH_BATCH)
+            description, batches = stream.description, stream.batches()
         assert description is not None
         created = False
         first_row: Sequence[Any] | None = None
         insert = f"insert into pooldbapi_t{n} values ({', '.join('?' * len(description))})"
-        for rows in stream.batches():
+        for rows in batches:
             if not created:
                 plain = all(isinstance(v, _NATIVE) for v in rows[0])
                 # a column's type from its first non-null value in the first batch
@@ -443,7 +574,8 @@ def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: S
     except Error:
         raise
     finally:
-        stream.close()
+        if stream is not None:
+            stream.close()
 
 
 def _description(cur: sqlite3.Cursor, rows: list[Any], codes: dict[str, TypeCode]

@@ -13,8 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pooldbapi
-from pooldbapi.sql.parse import parse
-from pooldbapi.sql.render import render
 
 CUSTOMERS = [(1, "ann", datetime.date(2020, 1, 1)), (2, "bob", datetime.date(2021, 2, 2)),
              (3, "cy", None), (4, "dee", datetime.date(2022, 3, 3))]
@@ -71,13 +69,61 @@ def normal(rows):
     return sorted(out, key=repr)
 
 
+def plain(query):
+    """The statement for one database: without its suffixes (not by the code under test)."""
+    for suffix in ("@lite", "@pg", "@x", "@y"):
+        query = query.replace(suffix, "")
+    return query
+
+
+def same_rows(got, expected, query):
+    """Equal rows; in the same order where the statement orders them."""
+    if "order by" in query:
+        assert [normal([r]) for r in got] == [normal([r]) for r in expected]
+    else:
+        assert normal(got) == normal(expected)
+
+
 @pytest.mark.parametrize("query", QUERIES)
 def test_federated_select_matches_one_database(mixed, query):
     conn, single = mixed
     cur = conn.execute(query)
     assert cur.containers == {"lite": 1, "pg": 1} or set(cur.containers) == {"lite", "pg"}
-    expected = single.execute(render(parse(query), None).text).fetchall()
-    assert normal(cur.fetchall()) == normal(expected)
+    same_rows(cur.fetchall(), single.execute(plain(query)).fetchall(), query)
+
+
+def test_grouped_join_sends_partial_aggregates_and_matches_one_postgresql(mixed, pg):
+    """Eager aggregation: the container of the occurrence whose columns the aggregates read
+    groups by the join key (the server log shows the group by) and the result equals the
+    same statement inside one PostgreSQL holding both tables."""
+    conn, _ = mixed
+    query = ("select c.name, count(*) as n, sum(o.amount) as total, avg(o.amount) as mean,"
+             " min(o.note), max(o.amount) as top, count(o.note) from customers@lite c join"
+             " orders@pg o on o.cust_id = c.id where o.amount > ? and c.name <> 'zed'"
+             " group by c.name order by c.name desc")
+    with pg.statement_log() as log:
+        cur = conn.execute(query, (1,))
+        got = cur.fetchall()
+        sent = [line for line in log().splitlines() if "from orders o" in line]
+    assert sent and all('group by "cust_id"' in line for line in sent)
+    assert 'count(*) as pooldbapi_a0' in sent[-1] and "where (o.amount > $1)" in sent[-1]
+    # few groups expected (the planner's estimate, asked first): read in one plain query,
+    # which PostgreSQL may run in parallel, not through a cursor
+    assert "explain (format json) select" in sent[0]
+    assert not [line for line in sent if "DECLARE" in line]
+    assert [d[0] for d in cur.description] == ["name", "n", "total", "mean", "min(o.note)",
+                                               "top", "count(o.note)"]
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create table customers (id int, name text, since date)")
+        with raw.cursor().copy("copy customers from stdin") as copy:
+            for row in CUSTOMERS:
+                copy.write_row(row)
+        try:
+            expected = raw.execute(plain(query).replace("?", "%s"), (1,)).fetchall()
+        finally:
+            raw.execute("drop table customers")
+    assert len(expected) == 3
+    same_rows(got, expected, query)
 
 
 def test_types_of_source_columns_are_kept(mixed):
@@ -154,11 +200,19 @@ SHAPES = [
     "select a.k from a@x a where a.v > 0 and exists (select 1 from b@y b where b.k = a.k)",
     "select b.k, max(b.v) from a@x a join b@y b on a.k = b.k where b.v is not null group by"
     " b.k having count(*) > 1",
+    # eager aggregation: every aggregate kind over the join, grouped by the other side
+    "select b.v, count(*), sum(a.v), min(a.v), max(a.v), avg(a.v), count(a.v) from a@x a"
+    " join b@y b on a.k = b.k group by b.v order by b.v",
+    "select a.k, count(*) as n from a@x a join b@y b on a.k = b.k where a.v > 0 group by a.k"
+    " having count(*) > 1 order by n desc, a.k",
+    "select count(*), sum(a.v), avg(a.v) from a@x a join b@y b on a.k = b.k",
+    "select b.k, sum(a.v) as s from a@x a, b@y b where a.k = b.k and a.v <> b.v group by b.k"
+    " order by b.k",
 ]
 
 
 @given(ROWS, ROWS, st.sampled_from(SHAPES))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 def test_generated_tables_give_the_rows_of_one_database(left, right, shape):
     import tempfile
     folder = tempfile.mkdtemp()
@@ -171,9 +225,8 @@ def test_generated_tables_give_the_rows_of_one_database(left, right, shape):
             conn.cursor().executemany(f"insert into {table}@{alias} values (?, ?)", rows)
             single.execute(f"create table {table} (k int, v int)")
             single.executemany(f"insert into {table} values (?, ?)", rows)
-        got = conn.execute(shape).fetchall()
-        expected = single.execute(render(parse(shape), None).text).fetchall()
-        assert normal(got) == normal(expected)
+        same_rows(conn.execute(shape).fetchall(), single.execute(plain(shape)).fetchall(),
+                  shape)
     finally:
         conn.close()
         single.close()
@@ -212,3 +265,147 @@ def test_large_inputs_stream_into_the_local_engine(tmp_path, pg):
     finally:
         conn.execute("drop table large@pg")
         conn.close()
+
+
+def test_explain_shows_each_fetch_with_the_servers_estimate_and_runs_nothing(mixed, pg):
+    """cursor.explain(): per occurrence its container, the statement sent there (what the
+    server then receives on execute) and the rows its planner estimates; then the local
+    statement. Nothing is fetched: the server sees only the explain."""
+    conn, _ = mixed
+    query = ("select c.name, count(*) as n, sum(o.amount) from customers@lite c join orders@pg o"
+             " on o.cust_id = c.id where o.amount > ? group by c.name")
+    with pg.statement_log() as log:
+        cur = conn.cursor().explain(query, (1,))
+        steps = cur.fetchall()
+        seen = log()
+    assert [d[0] for d in cur.description] == ["step", "container", "statement",
+                                               "estimated_rows"]
+    assert [s[:2] for s in steps] == [("fetch customers as pooldbapi_t0", "lite"),
+                                      ("fetch partial aggregates of orders as pooldbapi_t1",
+                                       "pg"), ("run locally (sqlite3)", "local")]
+    assert steps[0][2] == 'select "id", "name" from customers c' and steps[0][3] == 4
+    assert steps[1][2] == ('select "cust_id", count(*) as pooldbapi_a0, sum("amount") as'
+                           ' pooldbapi_a1 from orders o where (o.amount > ?) group by'
+                           ' "cust_id"')
+    assert isinstance(steps[1][3], int) and steps[1][3] >= 1  # the planner's estimate
+    assert "pooldbapi_t1" in steps[2][2] and "SUM(o.pooldbapi_a1)" in steps[2][2]
+    assert "explain (format json) select" in seen
+    assert not [line for line in seen.splitlines() if "statement: select" in line and
+                "group by" in line]  # the partial aggregates were not run
+    with pg.statement_log() as log:
+        conn.execute(query, (1,)).fetchall()
+        assert steps[1][2].replace("?", "$1") in log()
+
+
+def test_explain_of_a_select_on_one_container_and_of_a_write(mixed):
+    conn, _ = mixed
+    steps = conn.cursor().explain("select name from customers@lite where id < ?",
+                                  (3,)).fetchall()
+    assert steps == [("run", "lite", "select name from customers where id < ?", 2)]
+    with pytest.raises(pooldbapi.NotSupportedError, match="explain takes a select, not"
+                                                          " insert"):
+        conn.cursor().explain("insert into customers@lite values (9, 'x', null)")
+    assert conn.execute("select count(*) from customers@lite").fetchone() == (4,)
+
+
+@pytest.mark.parametrize("sizes, partial", [((50, 5), "a"), ((5, 50), "b")])
+def test_a_count_alone_sends_partial_aggregates_from_the_larger_occurrence(tmp_path, sizes,
+                                                                          partial):
+    """count(*) reads no column: either occurrence could send partial counts; the one whose
+    container says it would send more rows (here SQLite's limit probe) does."""
+    conn = pooldbapi.connect({"x": f"driver=sqlite;database={tmp_path / 'x.db'}",
+                              "y": f"driver=sqlite;database={tmp_path / 'y.db'}"},
+                             autocommit=True)
+    for table, alias, n in (("a", "x", sizes[0]), ("b", "y", sizes[1])):
+        conn.execute(f"create table {table}@{alias} (k int)")
+        conn.cursor().executemany(f"insert into {table}@{alias} values (?)",
+                                  [(i % 5,) for i in range(n)])
+    query = "select count(*) from a@x a join b@y b on a.k = b.k"
+    steps = conn.cursor().explain(query).fetchall()
+    assert [s[0] for s in steps if s[0].startswith("fetch partial")] == [
+        f"fetch partial aggregates of {partial} as pooldbapi_t{'ab'.index(partial)}"]
+    # the partial side sends one row per group (5 keys); the other side its rows
+    assert sorted(s[3] for s in steps[:2]) == [5, min(sizes)]
+    assert conn.execute(query).fetchone() == (sizes[0] * sizes[1] // 5,)
+    conn.close()
+
+
+@pytest.fixture
+def two_postgresql(pg, pg2):
+    """people on one cluster, their orders on another; the same two tables together in a
+    schema of the first, for the one-database result."""
+    conn = pooldbapi.connect({"p1": pg.conninfo(), "p2": pg2.conninfo()}, autocommit=True)
+    people = [(1, "ann", datetime.date(2020, 1, 5)), (2, "Bob", datetime.date(2021, 2, 6)),
+              (3, "bea", None), (4, "cy", datetime.date(2022, 3, 7))]
+    orders = [(1, 1, decimal.Decimal("2.50")), (2, 1, decimal.Decimal("3.00")),
+              (3, 2, decimal.Decimal("1.25")), (4, 3, None), (5, 4, decimal.Decimal("9"))]
+    conn.execute("create table people@p1 (id int, name text, born date)")
+    conn.execute("create table orders@p2 (id int, person int, amount numeric(10,2))")
+    conn.cursor().executemany("insert into people@p1 values (?, ?, ?)", people)
+    conn.cursor().executemany("insert into orders@p2 values (?, ?, ?)", orders)
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create schema one")
+        raw.execute("create table one.people as select * from people")
+        raw.execute("create table one.orders (id int, person int, amount numeric(10,2))")
+        raw.cursor().executemany("insert into one.orders values (%s, %s, %s)", orders)
+    yield conn
+    conn.execute("drop table people@p1")
+    conn.execute("drop table orders@p2")
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("drop schema one cascade")
+    conn.close()
+
+
+def on_one_postgresql(pg, query, params=None):
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("set search_path = one")
+        return raw.execute(query.replace("@p1", "").replace("@p2", "").replace("?", "%s"),
+                           params).fetchall()
+
+
+@pytest.mark.parametrize("query, params", [
+    # ilike and ~ under a top-level or (evaluated locally), casts, coalesce, upper
+    ("select upper(p.name) as who, coalesce(sum(o.amount), 0)::int as total, count(*) as n"
+     " from people@p1 p join orders@p2 o on o.person = p.id where p.name ilike ? or"
+     " p.name ~ '^b' group by upper(p.name) order by who", ("A%",)),
+    # PostgreSQL sorts NULLs last in ascending order: the translation keeps that
+    ("select p.name, p.born from people@p1 p join orders@p2 o on o.person = p.id"
+     " where o.id > 0 order by p.born, p.name", None),
+    ("select to_char(p.born, 'YYYY') as year, p.name::varchar(2) as short from people@p1 p"
+     " join orders@p2 o on o.person = p.id where o.amount is null or o.amount > 2"
+     " order by p.name", None),
+])
+def test_a_statement_in_the_containers_dialect_is_translated_for_the_local_engine(
+        two_postgresql, pg, query, params):
+    """Both containers are PostgreSQL: the statement is read as PostgreSQL's dialect and
+    what runs locally is translated to SQLite's; the rows equal one PostgreSQL's."""
+    got = two_postgresql.execute(query, params).fetchall()
+    assert got  # the comparison is not of two empty results
+    same_rows(got, on_one_postgresql(pg, query, params), query)
+
+
+def test_a_function_sqlite_lacks_is_named_before_anything_runs(two_postgresql, pg, pg2):
+    query = ("select date_trunc('month', p.born), count(*) from people@p1 p join orders@p2 o"
+             " on o.person = p.id group by 1")
+    with pg.statement_log() as log1, pg2.statement_log() as log2:
+        with pytest.raises(pooldbapi.ProgrammingError, match="(?i)date_trunc.*cannot be"
+                                                             " evaluated locally"):
+            two_postgresql.execute(query)
+        assert "people" not in log1() and "orders" not in log2()  # nothing was asked
+
+
+def test_dialect_given_to_connect_translates_where_the_containers_differ(mixed, pg, tmp_path):
+    containers = {"lite": f"driver=sqlite;database={tmp_path / 'l.db'}", "pg": pg.conninfo()}
+    query = ("select c.name from customers@lite c join orders@pg o on o.cust_id = c.id"
+             " where c.name ilike 'A%' or o.amount::int > 5 order by c.name")
+    with pooldbapi.connect(containers, dialect="postgres", autocommit=True) as conn:
+        assert conn.execute(query).fetchall() == [("ann",), ("ann",), ("dee",)]
+    with pooldbapi.connect(containers, autocommit=True) as conn:
+        with pytest.raises(pooldbapi.ProgrammingError, match='near "ilike"'):
+            conn.execute(query)  # read as SQLite's, where there is no ilike
+
+
+def test_an_unknown_dialect_is_an_error_naming_the_known_ones(tmp_path):
+    with pytest.raises(pooldbapi.InterfaceError, match="unknown dialect 'klingon'.*postgres"):
+        pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'a.db'}"},
+                          dialect="klingon")

@@ -112,6 +112,18 @@ def test_columns_and_simple_predicates_are_pushed_down(gateways):
     conn.close()
 
 
+def test_a_top_level_or_on_one_entity_set_goes_whole_into_the_filter(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1",)))
+    rows = conn.execute("select j.ID from Journals@eol1 j where j.ID = ? or j.ID between 7"
+                        " and 8 order by j.ID", (3,)).fetchall()
+    assert rows == [(3,), (7,), (8,)]
+    found = gateway.wait_for("$select=ID&$filter=(ID eq 3 or (ID ge 7 and ID le 8))"
+                             "&$orderby=ID asc")
+    assert len(found) == 1  # three rows asked for, not the 2,500
+    conn.close()
+
+
 def test_join_of_odata_with_sqlite(gateways, tmp_path):
     gateway = gateways()
     conn = pooldbapi.connect({**containers(gateway, ("eol1",)),

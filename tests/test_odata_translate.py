@@ -26,6 +26,12 @@ TRANSLATIONS = [
     ("select a from Journals where 1 = 0", [], Request("GET", "Journals", ["a"], empty=True)),
     ("select a from Journals where c = -2.5 and d is null and e <> true", [],
      Request("GET", "Journals", ["a"], filter="c eq -2.5 and d eq null and e ne true")),
+    # an 'or' (and 'and' inside it) goes whole where OData can say both sides
+    ("select a from Journals where (a < ? or a > 8 and b = 'or') and c = 1", [2],
+     Request("GET", "Journals", ["a"], filter="(a lt 2 or (a gt 8 and b eq 'or')) and c eq 1")),
+    # ... and stays local where it cannot say one side
+    ("select a from Journals where (a = 1 or lower(b) = 'x') and c = 1", [],
+     Request("GET", "Journals", ["a"], filter="c eq 1")),
 ]
 
 

@@ -12,6 +12,7 @@ from pgcluster import free_port
 
 import pooldbapi
 from pooldbapi.backends.oracle import BACKEND, PROBE_SQL, connect_arguments, type_code
+from pooldbapi.eager import partial_sql
 from pooldbapi.local import pushdown_sql
 from pooldbapi.ops.synchronize import delete_sql, insert_sql, update_sql
 from pooldbapi.settings import make_spec
@@ -123,6 +124,17 @@ def test_generated_statements_sent_to_oracle():
         'select "EMPNO", "SAL" from scott.emp e where (e.sal > :1)'
     assert render(parse(pushdown_sql("emp", "", ["EMPNO"], [])), "numeric").text == \
         'select "EMPNO" from emp'
+    # partial aggregates (eager aggregation) and the limit probe behind explain's estimate
+    partial = parse(partial_sql("scott.emp", "e", ["DEPTNO"], (("count", None), ("sum", "SAL")),
+                                ["e.sal > ?"]))
+    assert render(partial, "numeric").text == (
+        'select "DEPTNO", count(*) as pooldbapi_a0, sum("SAL") as pooldbapi_a1 from scott.emp e'
+        ' where (e.sal > :1) group by "DEPTNO"')
+    probe = parse(BACKEND.estimate_text(render(pushed, None).text))
+    assert render(probe, "numeric").text == (
+        'select count(*) from (select "EMPNO", "SAL" from scott.emp e where (e.sal > :1)'
+        ' fetch first 100001 rows only) pooldbapi_probe')
+    assert BACKEND.estimated_rows((42,)) == 42
 
 
 class RecordingCursor:

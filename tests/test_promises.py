@@ -151,12 +151,23 @@ def test_no_conjunct_is_pushed_below_an_outer_join(two_sources):
     assert [t for t in _reads(asked) if " from b" in t] == ['select "id", "w" from b b']
 
 
-def test_no_conjunct_is_pushed_under_a_top_level_or(two_sources):
+def test_a_top_level_or_across_occurrences_is_not_pushed(two_sources):
     conn, asked = two_sources
     rows = conn.execute("select a.id from a@x a join b@y b on a.id = b.id"
                         " where a.v > 2 or b.w > 5 order by a.id").fetchall()
     assert rows == [(1,), (3,)]
     assert sorted(_reads(asked)) == ['select "id", "v" from a a', 'select "id", "w" from b b']
+
+
+def test_a_top_level_or_whose_branches_touch_one_occurrence_is_pushed_whole(two_sources):
+    conn, asked = two_sources
+    rows = conn.execute("select a.id, b.w from a@x a join b@y b on a.id = b.id"
+                        " where a.v < 2 or a.v > 8 and a.id in (3, ?) order by a.id",
+                        (4,)).fetchall()
+    assert rows == [(1, 7), (3, 0)]
+    assert sorted(_reads(asked)) == [
+        'select "id", "v" from a a where (a.v < 2 or a.v > 8 and a.id in (3, ?))',
+        'select "id", "w" from b b']
 
 
 @pytest.mark.parametrize("given, low, high", [

@@ -22,6 +22,8 @@ class Backend(Protocol):
     transactional: bool      # has transactions (savepoints); False: every write is immediate
     two_phase: bool          # supports DB-API TPC
     describes_from_values: bool  # type codes come from the first row's values, not the driver
+    cursor_reads_slower: bool  # a server-side cursor gives up plans a plain query may use
+    #                            (PostgreSQL plans no parallel scan for a cursor)
     copies: bool             # has a bulk path (copy_rows) for pages of plain values
     throttles_calls: bool    # takes a limiter slot for each call it makes (REST: a statement
     #                          may need several calls), so the runner takes none for it
@@ -98,6 +100,17 @@ class Backend(Protocol):
         """The statement that calls a procedure or function for callproc (markers: '?, ?'),
         or None where the back-end has none."""
 
+    def estimate_text(self, text: str) -> str | None:
+        """A statement whose one row tells how many rows the select `text` would give: the
+        planner's estimate, or a count up to PROBE_ROWS (a limit probe); None: no way."""
+
+    def estimated_rows(self, row: Sequence[Any]) -> int | None:
+        """The row count in the row of estimate_text's statement."""
+
+
+PROBE_ROWS = 100_000
+"""A limit probe counts at most this many rows (and one more, to tell 'more')."""
+
 
 class DriverBackend:
     """What most PEP 249 drivers share; a back-end module overrides what its driver does
@@ -134,3 +147,9 @@ class DriverBackend:
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None
+
+    def estimate_text(self, text: str) -> str | None:
+        return f"select count(*) from ({text} limit {PROBE_ROWS + 1}) pooldbapi_probe"
+
+    def estimated_rows(self, row: Sequence[Any]) -> int | None:
+        return int(row[0])

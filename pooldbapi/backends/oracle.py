@@ -27,7 +27,7 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
-from .base import Backend, Description, DriverBackend
+from .base import PROBE_ROWS, Backend, Description, DriverBackend
 
 PROBE_SQL = "select 1 from dual"
 """What the health probe sends to an Oracle container (Oracle has no select without from)."""
@@ -126,6 +126,7 @@ class OracleBackend(DriverBackend):
     transactional = True
     two_phase = True
     describes_from_values = False
+    cursor_reads_slower = False
     copies = False
     throttles_calls = False
 
@@ -206,6 +207,11 @@ class OracleBackend(DriverBackend):
 
     def call_text(self, name: str, markers: str) -> str | None:
         return f"begin {name}({markers}); end;"  # OUT values are not returned
+
+
+    def estimate_text(self, text: str) -> str | None:
+        return (f"select count(*) from ({text} fetch first {PROBE_ROWS + 1} rows only)"
+                " pooldbapi_probe")  # Oracle 12c and later; no AS before a table alias
 
 
 BACKEND: Backend = OracleBackend()  # mypy checks it against the protocol

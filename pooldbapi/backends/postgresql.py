@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import select
 from collections.abc import Iterator, Sequence
@@ -76,6 +77,7 @@ class PostgreSQLBackend(DriverBackend):
     transactional = True
     two_phase = True
     describes_from_values = False
+    cursor_reads_slower = True
     copies = True
     throttles_calls = False
 
@@ -219,6 +221,16 @@ class PostgreSQLBackend(DriverBackend):
 
     def call_text(self, name: str, markers: str) -> str | None:
         return f"select * from {name}({markers})"  # a function's rows
+
+
+    def estimate_text(self, text: str) -> str | None:
+        return f"explain (format json) {text}"  # the planner's estimate: nothing runs
+
+    def estimated_rows(self, row: Sequence[Any]) -> int | None:
+        plan = row[0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
 
 BACKEND: Backend = PostgreSQLBackend()  # mypy checks it against the protocol

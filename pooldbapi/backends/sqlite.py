@@ -79,6 +79,7 @@ class SQLiteBackend(DriverBackend):
     transactional = True
     two_phase = False
     describes_from_values = True
+    cursor_reads_slower = False
     copies = False
     throttles_calls = False
 

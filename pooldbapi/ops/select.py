@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING, Any
 from sqlparse import tokens
 
 from .. import local
+from ..dbapi import TypeCode
 from ..errors import Error, NotSupportedError
 from ..result import Result
 from ..runner import Stream, execute_routed
 from ..sql.parse import Statement, lex
+from ..sql.render import render
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -45,6 +47,26 @@ def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream
     if local_:
         return local.evaluate(conn, stmt, params, choice)
     return Stream(conn, next(iter(choice.values())), stmt, params, batch)
+
+
+_EXPLAINED = tuple((name, TypeCode(kind, category), None, None, None, None, True)
+                  for name, kind, category in (("step", "text", "STRING"),
+                                               ("container", "text", "STRING"),
+                                               ("statement", "text", "STRING"),
+                                               ("estimated_rows", "integer", "NUMBER")))
+
+
+def explain(conn: Connection, stmt: Statement, params: Any) -> Result:
+    """The plan of a select, nothing fetched: a row per step (step, container, the statement
+    sent, the rows the container estimates). Routing takes its turn as an execution would."""
+    choice, local_ = _plan(conn, stmt)
+    if local_:
+        rows = local.explain(conn, stmt, params, choice)
+    else:
+        alias = next(iter(choice.values()))
+        rows = [("run", alias, render(stmt, None).text,
+                 local.estimate(conn, alias, stmt, params))]
+    return Result(_EXPLAINED, list(rows), len(rows), None, {})
 
 
 def open_stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream:

@@ -63,6 +63,7 @@ class ODataBackend:
     transactional = False
     two_phase = False
     describes_from_values = False
+    cursor_reads_slower = False
     copies = False
     throttles_calls = True
 
@@ -139,6 +140,13 @@ class ODataBackend:
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None  # a REST service has no procedures
+
+
+    def estimate_text(self, text: str) -> str | None:
+        return None  # a select on a service is evaluated locally: no statement to ask
+
+    def estimated_rows(self, row: Sequence[Any]) -> int | None:
+        return None
 
 
 BACKEND: Backend = ODataBackend()  # mypy checks it against the protocol

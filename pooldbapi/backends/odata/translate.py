@@ -105,6 +105,13 @@ def _conjuncts(where: Any) -> list[Any]:
 def filter_of(node: Any, values: _Values) -> str | None:
     """Return the $filter of one conjunct, or None where OData cannot say it."""
     try:
+        if isinstance(node, exp.Paren):
+            return filter_of(node.unnest(), values)
+        if isinstance(node, exp.Or | exp.And):  # both sides or nothing
+            left, right = filter_of(node.left, values), filter_of(node.right, values)
+            if left is None or right is None:
+                return None
+            return f"({left} {'or' if isinstance(node, exp.Or) else 'and'} {right})"
         op = _OPS.get(type(node))
         if op is not None:
             left, right = node.this, node.expression
