@@ -234,3 +234,43 @@ def test_multi_row_literal_values_land_once_where_the_strategy_says(aliases, tex
     finally:
         conn.close()
         pooldbapi.close_all()
+
+
+@given(LISTS, st.integers(0, 12), st.integers(0, 2**16),
+       st.sampled_from(["execute", "insert-select", "synchronize"]))
+@settings(max_examples=40, deadline=None)
+def test_row_writes_land_once_where_the_cursor_says(aliases, n, seed, path):
+    """Single-row executes, insert ... select across containers and synchronize: every row
+    lands once; cursor.containers equals what each database holds; rows read in order go to
+    the list's containers in turn (execute and insert ... select)."""
+    containers = _memory_containers([*aliases, "src"])
+    conn = pooldbapi.connect(containers, seed=seed, broadcast_ddl=True, autocommit=True)
+    target = "t@{" + ",".join(aliases) + "}"
+    try:
+        conn.execute("create table t@{" + ",".join(sorted(set(aliases))) + "} (id int)")
+        conn.execute("create table s@src (id int)")
+        conn.cursor().executemany("insert into s@src values (?)", [(i,) for i in range(n)])
+        reported: collections.Counter[str] = collections.Counter()
+        if path == "execute":
+            for i in range(n):
+                reported.update(conn.execute(f"insert into {target} values (?)", (i,))
+                                .containers)
+            statement = f"insert into {target} values (?)"
+        elif path == "insert-select":
+            reported.update(conn.execute(f"insert into {target} (id) select id from s@src"
+                                         " order by id").containers)
+            statement = f"insert into {target} (id) values (?)"  # what each row runs
+        else:
+            statement = f"synchronize s@src to {target} with insert identified by id"
+            reported.update(conn.execute(statement).containers)
+        stored = _stored(conn, aliases)
+        assert sorted(i for ids in stored.values() for i in ids) == list(range(n))
+        assert {a: len(ids) for a, ids in stored.items() if ids} == \
+            {a: c for a, c in reported.items() if c}
+        if path != "synchronize" and len(set(aliases)) > 1 and n:
+            start = seeded_random(seed, statement, aliases).randrange(len(aliases))
+            picks = _turn(aliases, start, n)
+            assert stored == {a: [i for i in range(n) if picks[i] == a] for a in set(aliases)}
+    finally:
+        conn.close()
+        pooldbapi.close_all()
