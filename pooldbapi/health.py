@@ -37,14 +37,14 @@ class Health:
     """Health per container definition, with a daemon thread that probes the unhealthy."""
 
     def __init__(self) -> None:
-        self._states: dict[tuple[Any, ...], ContainerHealth] = {}
-        self._specs: dict[tuple[Any, ...], ContainerSpec] = {}
+        self._states: dict[str, ContainerHealth] = {}
+        self._specs: dict[str, ContainerSpec] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._prober: threading.Thread | None = None
         self.any_unhealthy = False
         self.shared = False   # some container's health lives in a shared store
-        self._seen: dict[tuple[Any, ...], tuple[float, bool]] = {}  # store answers, cached
+        self._seen: dict[str, tuple[float, bool]] = {}  # store answers, cached
 
     def watch(self, spec: ContainerSpec) -> None:
         """Note a container whose health other processes share (shared-state)."""
@@ -192,7 +192,7 @@ def _store(spec: ContainerSpec) -> tuple[RedisStore, str] | None:
     """The store holding a container's shared health, and its key there; None where the
     container's health lives in this process."""
     store = store_for(spec.options.shared_state)
-    return None if store is None else (store, store_key(*spec.key))
+    return None if store is None else (store, store_key(spec.key))
 
 
 HEALTH = Health()

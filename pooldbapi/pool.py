@@ -253,7 +253,7 @@ class Pool:
                              self._open - idle, self._waits, self._errors, self.maximum)
 
 
-_POOLS: dict[tuple[Any, ...], Pool] = {}
+_POOLS: dict[str, Pool] = {}
 _LOCK = threading.Lock()
 INHERITED: list[Any] = []
 """Pools and physical connections a child process inherited through fork: kept referenced and

@@ -77,13 +77,15 @@ class ContainerSpec:
     driver: str
     options: Options
     params: tuple[tuple[str, str], ...]
-    key: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)
     order: str = field(init=False, repr=False, compare=False)  # one total order everywhere
 
     def __post_init__(self) -> None:
-        # Pools, health and throttles are shared by definition, never by alias alone.
-        object.__setattr__(self, "key", (self.driver, self.options, self.params))
-        object.__setattr__(self, "order", repr(self.key))
+        # Pools, health and throttles are shared by definition, never by alias alone. The
+        # definition's text is the key: a string's hash is computed once, where a tuple of
+        # the options would be hashed anew on every lookup (more than a microsecond each).
+        object.__setattr__(self, "key", repr((self.driver, self.options, self.params)))
+        object.__setattr__(self, "order", self.key)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Return the value of a forwarded key (exact spelling), or default."""

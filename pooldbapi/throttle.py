@@ -36,10 +36,10 @@ def _day_offset(spec: ContainerSpec) -> float:
 class Limiter:
     """The limits of one container or group: take() waits until a call may go."""
 
-    def __init__(self, spec: ContainerSpec, key: tuple[Any, ...]) -> None:
+    def __init__(self, spec: ContainerSpec, key: str | tuple[Any, ...]) -> None:
         opts = spec.options
         self.alias = spec.alias
-        self.key = store_key(*key)
+        self.key = store_key(key)
         self.store: RedisStore | None = store_for(opts.shared_state)
         rate = opts.max_calls_per_second
         self.interval = 1.0 / rate if rate else None
@@ -98,7 +98,7 @@ class Limiter:
             self.store.hold(self.key, max(when - time.monotonic(), 0.0))
 
 
-_LIMITERS: dict[tuple[Any, ...], Limiter] = {}
+_LIMITERS: dict[str | tuple[Any, ...], Limiter] = {}
 _LOCK = threading.Lock()
 
 
@@ -108,7 +108,7 @@ def throttle_for(spec: ContainerSpec) -> Limiter | None:
     opts = spec.options
     if not (opts.max_calls_per_second or opts.max_calls_per_minute or opts.max_calls_per_day):
         return None
-    key: tuple[Any, ...] = ("group", opts.rate_limit_group, opts.shared_state) \
+    key: str | tuple[Any, ...] = ("group", opts.rate_limit_group, opts.shared_state) \
         if opts.rate_limit_group else spec.key
     found = _LIMITERS.get(key)
     if found is None:

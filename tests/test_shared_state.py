@@ -249,6 +249,6 @@ def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
     two._probe(spec)
     assert connects == ["dead"]  # the lease holder probed; the other did not
     assert not two.is_healthy(spec)
-    store_for(redis_server.url).mark_healthy(store_key(*spec.key))  # the holder re-admits it
+    store_for(redis_server.url).mark_healthy(store_key(spec.key))  # the holder re-admits it
     two._probe(spec)
     assert connects == ["dead"] and two.snapshot()["dead"].healthy

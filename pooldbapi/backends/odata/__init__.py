@@ -15,8 +15,8 @@ from ...throttle import throttle_for
 from ..base import Backend, Description
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
-_HOLDS: dict[tuple[Any, ...], Hold] = {}  # per container definition, process-wide
-_ADAPTIVE: dict[tuple[Any, ...], AdaptiveRate] = {}  # learnt sending rates, likewise
+_HOLDS: dict[str, Hold] = {}  # per container definition, process-wide
+_ADAPTIVE: dict[str, AdaptiveRate] = {}  # learnt sending rates, likewise
 _KEYS = ("url", "token", "user", "password", "timeout", "verify")
 
 
