@@ -8,7 +8,9 @@ import decimal
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,7 @@ from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
 from .errors import Error, ProgrammingError, wrap
 from .result import Part, Result
-from .runner import Stream, execute_on
+from .runner import Stream, execute_on, executor
 from .sql.paramstyle import bind, source_style
 from .sql.parse import Occurrence, Statement, Token, lex, parse, unquote
 from .sql.render import render
@@ -317,9 +319,11 @@ def _order_and_limit(stmt: Statement, sig: list[Token], sources: list[_Source],
 
 
 class LocalEngine:
-    """A temporary sqlite3 database for one statement, removed when closed."""
+    """A temporary sqlite3 database for one statement, removed when closed. Containers are
+    read at the same time; their rows go in one batch at a time (`lock`)."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="pooldbapi-local-"))
         self.db = sqlite3.connect(self.folder / "local.db", isolation_level=None,
                                   detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False)
@@ -425,13 +429,7 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
     engine = LocalEngine()
     try:
         codes: dict[str, TypeCode] = {}
-        for n, src in enumerate(plan_.sources):
-            pushed, values = plan_.pushed[n]
-            # read in one plain query where a cursor would cost a better plan and the
-            # container expects few rows
-            whole = load_backend(conn.specs[src.alias].driver, src.alias).cursor_reads_slower \
-                and (estimate(conn, src.alias, pushed, values) or WHOLE_ROWS + 1) <= WHOLE_ROWS
-            _load(conn, engine, n, src, pushed, values, codes, whole)
+        _fetch_all(conn, plan_, engine, codes)
         local = plan_.local
         rendered = render(local, "qmark" if params is not None else None)
         try:
@@ -452,6 +450,58 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
         return Result(description, rows, len(rows), None, ran)
     finally:
         engine.close()
+
+
+def _fetch_all(conn: Connection, plan_: LocalPlan, engine: LocalEngine,
+               codes: dict[str, TypeCode]) -> None:
+    """Load every occurrence's rows; different containers are read at the same time (each
+    container's occurrences one after the other, on its one connection)."""
+    by_alias: dict[str, list[int]] = {}
+    for n, src in enumerate(plan_.sources):
+        by_alias.setdefault(src.alias, []).append(n)
+
+    found: list[dict[str, TypeCode]] = [{} for _ in plan_.sources]
+
+    def fetch(alias: str) -> None:
+        for n in by_alias[alias]:
+            src = plan_.sources[n]
+            pushed, values = plan_.pushed[n]
+            # read in one plain query where a cursor would cost a better plan and the
+            # container expects few rows
+            whole = load_backend(conn.specs[alias].driver, alias).cursor_reads_slower and \
+                (estimate(conn, alias, pushed, values) or WHOLE_ROWS + 1) <= WHOLE_ROWS
+            _load(conn, engine, n, src, pushed, values, found[n], whole)
+
+    try:
+        if len(by_alias) == 1:
+            fetch(next(iter(by_alias)))
+        else:
+            _fetch_in_parallel(conn, by_alias, fetch)
+    finally:
+        for own in found:  # a column's type code: the first occurrence's that has it
+            for name, code in own.items():
+                codes.setdefault(name, code)
+
+
+def _fetch_in_parallel(conn: Connection, by_alias: dict[str, list[int]],
+                       fetch: Callable[[str], None]) -> None:
+    # borrowed here, in the one order every caller uses, not by the workers: a transaction's
+    # first use of a container (its begin, a two-phase branch) is never raced
+    aliases = sorted(by_alias, key=lambda a: conn.specs[a].order)
+    try:
+        for alias in aliases:
+            conn.transaction.physical(conn.specs[alias], conn.autocommit)
+        futures = [executor().submit(fetch, alias) for alias in aliases]
+        try:
+            wait(futures)
+        except BaseException:
+            wait(futures)  # (Ctrl-C) the workers end their reads before the connections go back
+            raise
+        for future in futures:
+            future.result()  # the first error, after every fetch has ended
+    finally:
+        for alias in aliases:
+            conn.after_statement(alias)  # autocommit: given back (once; the rest is a no-op)
 
 
 def explain(conn: Connection, stmt: Statement, params: Any,
@@ -534,7 +584,8 @@ def _batches(part: Part) -> Iterator[list[Sequence[Any]]]:
 def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: Statement,
           values: Any, codes: dict[str, TypeCode], whole: bool = False) -> None:
     """Fetch an occurrence's rows into its local table: streamed in batches, or (whole) read
-    in one plain query, which the server may run in parallel (a cursor it never does)."""
+    in one plain query, which the server may run in parallel (a cursor it never does).
+    `codes` gets the type code of each of its columns."""
     stream: Stream | None = None
     try:
         if whole:
@@ -555,20 +606,26 @@ def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: S
                                      for i in range(len(description))]
                 decls = ", ".join(f'"{d[0]}" {_decl(d[1], first[i])}'
                                   for i, d in enumerate(description))
-                engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
+                with engine.lock:
+                    engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
                 created = True
-            engine.db.execute("begin")  # one transaction a batch: no commit per row
-            engine.db.executemany(insert, rows if plain else [_plain(r) for r in rows])
-            engine.db.execute("commit")
+            values_ = rows if plain else [_plain(r) for r in rows]
+            with engine.lock:
+                engine.db.execute("begin")  # one transaction a batch: no commit per row
+                try:
+                    engine.db.executemany(insert, values_)
+                finally:
+                    engine.db.execute("commit")
         if not created:
             decls = ", ".join(f'"{d[0]}" {_decl(d[1], None)}' for d in description)
-            engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
+            with engine.lock:
+                engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
         for i, d in enumerate(description):
             code = d[1]
             if code.category is None and first_row is not None:  # typed by values (sqlite)
                 category = category_of_value(first_row[i])
                 code = TypeCode(_decl(code, first_row[i]), category)
-            codes.setdefault(str(d[0]).lower(), code)
+            codes[str(d[0]).lower()] = code
     except sqlite3.Error as exc:
         raise wrap(exc, "local", ()) from exc
     except Error:

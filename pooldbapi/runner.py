@@ -359,6 +359,11 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+def executor() -> ThreadPoolExecutor:
+    """The process-wide worker threads that run work on several containers at once."""
+    return _executor()
+
+
 def _forget_executor() -> None:
     global _EXECUTOR, _EXECUTOR_LOCK
     _EXECUTOR, _EXECUTOR_LOCK = None, threading.Lock()

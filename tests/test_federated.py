@@ -409,3 +409,32 @@ def test_an_unknown_dialect_is_an_error_naming_the_known_ones(tmp_path):
     with pytest.raises(pooldbapi.InterfaceError, match="unknown dialect 'klingon'.*postgres"):
         pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'a.db'}"},
                           dialect="klingon")
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_different_containers_are_read_at_the_same_time_and_given_back(mixed, pg, tmp_path,
+                                                                       monkeypatch, autocommit):
+    """A federated select reads each container on its own worker (a slow container does not
+    hold the others back); in autocommit every connection is back in its pool after."""
+    import threading
+
+    from pooldbapi import local
+    from pooldbapi.pool import pool_for
+    threads = {}
+    real = local._load
+
+    def recording(conn_, engine, n, src, *args, **kwargs):
+        threads[src.alias] = threading.get_ident()
+        return real(conn_, engine, n, src, *args, **kwargs)
+
+    monkeypatch.setattr(local, "_load", recording)
+    conn = pooldbapi.connect({"lite": f"driver=sqlite;database={tmp_path / 'l.db'}",
+                              "pg": pg.conninfo()}, autocommit=autocommit)
+    rows = conn.execute("select c.name, o.id from customers@lite c join orders@pg o"
+                        " on o.cust_id = c.id order by o.id").fetchall()
+    assert rows == [("ann", 1), ("ann", 2), ("bob", 3), ("dee", 4)]
+    assert set(threads) == {"lite", "pg"} and threads["lite"] != threads["pg"]
+    assert threading.get_ident() not in threads.values()
+    in_use = [pool_for(conn.specs[a]).stats().in_use for a in ("lite", "pg")]
+    assert in_use == ([0, 0] if autocommit else [1, 1])  # a transaction keeps them
+    conn.close()
