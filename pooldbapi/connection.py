@@ -145,6 +145,9 @@ class Connection:
         choice: dict[tuple[str, ...], str] = {}
         for lst in stmt.lists or (None,):
             aliases = self.resolve(lst, stmt)
+            if len(aliases) == 1:  # one container: nothing to choose, learn or pin
+                choice[aliases] = aliases[0]
+                continue
             if aliases in choice:
                 continue
             pinned = self.transaction.pinned if self.affinity and not self._autocommit else None

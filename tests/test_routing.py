@@ -119,3 +119,18 @@ def test_affinity_transaction_pins_a_list_until_commit(tmp_path):
              for _ in range(6)}
     assert len(picks) == 1
     conn.close()
+
+
+def test_a_list_of_one_container_takes_no_strategy(tmp_path):
+    """Nothing to choose: a one-container list goes straight to its container, keeps no
+    strategy and leaves nothing for a learning strategy to hear."""
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={tmp_path / a}.db" for a in "ab"},
+                             strategy="least-busy", affinity="transaction")
+    conn.execute("create table t@a (x int)")
+    assert conn.execute("select count(*) from t@a").containers == {"a": 1}
+    assert conn.execute("select count(*) from t@{a}").containers == {"a": 1}
+    assert not conn._strategies and not conn._pending and not conn.transaction.pinned
+    conn.execute("create table t@b (x int)")
+    conn.execute("select count(*) from t@{a,b}")
+    assert list(conn._strategies) == [("select count(*) from t@{a,b}", ("a", "b"))]
+    conn.close()
