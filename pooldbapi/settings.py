@@ -227,7 +227,7 @@ class Settings:
 FILE_OPTIONS: dict[str, tuple[type, ...]] = {
     "broadcast_ddl": (bool,), "strategy": (str,), "seed": (str, int, float),
     "affinity": (str,), "autocommit": (bool,), "two_phase": (bool,),
-    "shared_state": (str,),
+    "shared_state": (str,), "dialect": (str,),
 }
 _FILE_KEYS = {own_key(k): k for k in (*FILE_OPTIONS, "containers", "default")}
 

@@ -412,15 +412,31 @@ def test_a_default_naming_an_unknown_container_lists_the_configured_ones():
     ("seed = [1]", "key 'seed' takes str or int or float, not list"),
     ("Broadcast-DDL = 'yes'", "key 'Broadcast-DDL' takes bool, not str"),
     ("colour = 'red'", ("unknown key 'colour' (known: containers, default, broadcast_ddl,"
-                       " strategy, seed, affinity, autocommit, two_phase, shared_state)")),
+                       " strategy, seed, affinity, autocommit, two_phase, shared_state,"
+                       " dialect)")),
+    ("dialect = 'klingon'", None),
 ])
 def test_a_bad_top_level_key_of_a_settings_file_is_named_with_what_it_takes(tmp_path, line,
                                                                            message):
     path = tmp_path / "s.toml"
     path.write_text(f"{line}\n[containers.a]\ndriver = 'sqlite'\n")
+    if message is None:  # a value only connect() can judge: named there
+        with pytest.raises(pooldbapi.InterfaceError, match="unknown dialect 'klingon'"):
+            pooldbapi.connect(settings=path)
+        return
     with pytest.raises(pooldbapi.InterfaceError) as info:
         load_settings(settings=path)
     assert str(info.value) == f"settings file {str(path)!r}: {message}"
+
+
+def test_a_settings_files_dialect_reaches_the_connection_and_connect_wins(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(f"dialect = 'postgres'\n[containers.a]\ndriver = 'sqlite'\n"
+                    f"database = '{tmp_path / 'a.db'}'\n")
+    with pooldbapi.connect(settings=path) as conn:
+        assert conn.dialect == "postgres"
+    with pooldbapi.connect(settings=path, dialect="oracle") as conn:
+        assert conn.dialect == "oracle"
 
 
 def test_a_settings_files_options_reach_connect(tmp_path):
