@@ -58,8 +58,8 @@ _ROUNDING = ("postgres", "oracle")
 """Dialects whose casts of a fraction to an integer round it."""
 
 # syntax, not functions: SQLite reads these as they are generated
-_SYNTAX = (exp.Cast, exp.TryCast, exp.Case, exp.Paren, exp.Column, exp.CurrentTimestamp,
-           exp.CurrentDate, exp.CurrentTime)
+_SYNTAX = (exp.Cast, exp.TryCast, exp.Case, exp.CurrentTimestamp, exp.CurrentDate,
+           exp.CurrentTime)
 
 
 @lru_cache(maxsize=256)
@@ -95,14 +95,25 @@ def to_sqlite(text: str, read: str) -> str:
             cast.replace(exp.func("substr", exp.Cast(this=cast.this, to=exp.DataType.build(
                 "text")), exp.Literal.number(1), length))
     if isinstance(tree, exp.Select):
-        for item, written in zip(list(tree.expressions), item_texts(text, read), strict=False):
-            if not item.alias and not isinstance(item, exp.Column | exp.Star):
-                item.replace(exp.alias_(item.copy(), exp.to_identifier(written, quoted=True)))
+        keep_names(tree, text, read)
     try:
         return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
         raise ProgrammingError(f"the statement cannot be evaluated locally in SQLite: {exc}"
                                ) from None
+
+
+def keep_names(tree: exp.Select, text: str, read: str = "sqlite") -> bool:
+    """Alias each unaliased select item that is not a plain column with its text as written
+    in `text` (SQLite names such a column by its text, which regenerating would change).
+    False (nothing changed) where the items of the text and of the tree do not pair up."""
+    written = item_texts(text, read)
+    if len(written) != len(tree.expressions):
+        return False
+    for item, name in zip(list(tree.expressions), written, strict=True):
+        if not item.alias and not isinstance(item, exp.Column | exp.Star):
+            item.replace(exp.alias_(item.copy(), exp.to_identifier(name, quoted=True)))
+    return True
 
 
 def item_texts(text: str, read: str = "sqlite") -> list[str]:
@@ -115,11 +126,10 @@ def item_texts(text: str, read: str = "sqlite") -> list[str]:
             depth += 1
         elif kind == sqlglot.TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and kind == sqlglot.TokenType.SELECT and start is None:
-            start = tok.end + 1
-        elif depth == 0 and kind == sqlglot.TokenType.DISTINCT and start is not None and \
-                not text[start:tok.start].strip():
-            start = tok.end + 1
+        elif depth == 0 and (kind == sqlglot.TokenType.SELECT and start is None or
+                             kind == sqlglot.TokenType.DISTINCT and start is not None and
+                             not text[start:tok.start].strip()):
+            start = tok.end + 1  # the list starts after 'select' (and a 'distinct')
         elif depth == 0 and start is not None and kind in (sqlglot.TokenType.COMMA,
                                                            sqlglot.TokenType.FROM):
             items.append(text[start:tok.start].strip())

@@ -18,7 +18,7 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
-from .dialect import item_texts
+from .dialect import keep_names
 
 _AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 PREFIX = "pooldbapi_a"
@@ -61,9 +61,8 @@ def plan(local: str, ref: str, own: frozenset[str], others: frozenset[str],
         wanted = [_key(sqlglot.parse_one(text, read=read)) for text in pushed]
     except sqlglot.errors.SqlglotError:
         return None
-    names = item_texts(local)
-    if not isinstance(tree, exp.Select) or tree.args.get("distinct") or len(names) != \
-            len(tree.expressions):
+    if not isinstance(tree, exp.Select) or tree.args.get("distinct") or \
+            not keep_names(tree, local):
         return None
     if any(isinstance(n, exp.Window | exp.Subquery) or
            (isinstance(n, exp.Star) and not isinstance(n.parent, exp.Count)) or
@@ -74,9 +73,6 @@ def plan(local: str, ref: str, own: frozenset[str], others: frozenset[str],
             return None
         if join.kind == "CROSS":  # a comma: in SQLite, CROSS JOIN would fix the join order
             join.set("kind", None)
-    for item, name in zip(list(tree.expressions), names, strict=True):
-        if not item.alias and item.find(exp.AggFunc):  # named as written, as it would be
-            item.replace(exp.alias_(item.copy(), exp.to_identifier(name, quoted=True)))
     ref = ref.lower()
     outputs = {item.alias.lower() for item in tree.expressions if item.alias}
 

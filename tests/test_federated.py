@@ -24,18 +24,18 @@ QUERIES = [
     "select c.name, o.id from customers@lite c join orders@pg o on o.cust_id = c.id",
     "select c.name, o.id from customers@lite c left join orders@pg o on o.cust_id = c.id",
     "select name from customers@lite where id in (select cust_id from orders@pg)",
-    "select name from customers@lite c where not exists"
-    " (select 1 from orders@pg o where o.cust_id = c.id)",
-    "select t.cust_id, t.n from (select cust_id, count(*) as n from orders@pg group by cust_id)"
-    " t join customers@lite c on c.id = t.cust_id",
-    "with big as (select cust_id from orders@pg where amount > 2) select c.name from"
-    " customers@lite c join big on big.cust_id = c.id",
-    "select c.name, count(*) as n, sum(o.amount) as total from customers@lite c join orders@pg o"
-    " on o.cust_id = c.id group by c.name having count(*) >= 1",
-    "select c.name from customers@lite c join orders@pg o on o.cust_id = c.id"
-    " where o.amount > 2 and c.name <> 'zed' order by o.amount desc limit 2",
-    "select c.name, o.note from customers@lite c, orders@pg o where o.cust_id = c.id"
-    " and o.note between 'a' and 'c'",
+    ("select name from customers@lite c where not exists"
+     " (select 1 from orders@pg o where o.cust_id = c.id)"),
+    ("select t.cust_id, t.n from (select cust_id, count(*) as n from orders@pg group by cust_id)"
+     " t join customers@lite c on c.id = t.cust_id"),
+    ("with big as (select cust_id from orders@pg where amount > 2) select c.name from"
+     " customers@lite c join big on big.cust_id = c.id"),
+    ("select c.name, count(*) as n, sum(o.amount) as total from customers@lite c join orders@pg o"
+     " on o.cust_id = c.id group by c.name having count(*) >= 1"),
+    ("select c.name from customers@lite c join orders@pg o on o.cust_id = c.id"
+     " where o.amount > 2 and c.name <> 'zed' order by o.amount desc limit 2"),
+    ("select c.name, o.note from customers@lite c, orders@pg o where o.cust_id = c.id"
+     " and o.note between 'a' and 'c'"),
 ]
 
 
@@ -198,16 +198,16 @@ SHAPES = [
     "select a.k, b.v from a@x a left join b@y b on a.k = b.k",
     "select k, count(*), sum(v) from a@x where k in (select k from b@y) group by k",
     "select a.k from a@x a where a.v > 0 and exists (select 1 from b@y b where b.k = a.k)",
-    "select b.k, max(b.v) from a@x a join b@y b on a.k = b.k where b.v is not null group by"
-    " b.k having count(*) > 1",
+    ("select b.k, max(b.v) from a@x a join b@y b on a.k = b.k where b.v is not null group by"
+     " b.k having count(*) > 1"),
     # eager aggregation: every aggregate kind over the join, grouped by the other side
-    "select b.v, count(*), sum(a.v), min(a.v), max(a.v), avg(a.v), count(a.v) from a@x a"
-    " join b@y b on a.k = b.k group by b.v order by b.v",
-    "select a.k, count(*) as n from a@x a join b@y b on a.k = b.k where a.v > 0 group by a.k"
-    " having count(*) > 1 order by n desc, a.k",
+    ("select b.v, count(*), sum(a.v), min(a.v), max(a.v), avg(a.v), count(a.v) from a@x a"
+     " join b@y b on a.k = b.k group by b.v order by b.v"),
+    ("select a.k, count(*) as n from a@x a join b@y b on a.k = b.k where a.v > 0 group by a.k"
+     " having count(*) > 1 order by n desc, a.k"),
     "select count(*), sum(a.v), avg(a.v) from a@x a join b@y b on a.k = b.k",
-    "select b.k, sum(a.v) as s from a@x a, b@y b where a.k = b.k and a.v <> b.v group by b.k"
-    " order by b.k",
+    ("select b.k, sum(a.v) as s from a@x a, b@y b where a.k = b.k and a.v <> b.v group by b.k"
+     " order by b.k"),
 ]
 
 
@@ -338,7 +338,7 @@ def two_postgresql(pg, pg2):
     people = [(1, "ann", datetime.date(2020, 1, 5)), (2, "Bob", datetime.date(2021, 2, 6)),
               (3, "bea", None), (4, "cy", datetime.date(2022, 3, 7))]
     orders = [(1, 1, decimal.Decimal("2.50")), (2, 1, decimal.Decimal("3.00")),
-              (3, 2, decimal.Decimal("1.25")), (4, 3, None), (5, 4, decimal.Decimal("9"))]
+              (3, 2, decimal.Decimal("1.25")), (4, 3, None), (5, 4, decimal.Decimal(9))]
     conn.execute("create table people@p1 (id int, name text, born date)")
     conn.execute("create table orders@p2 (id int, person int, amount numeric(10,2))")
     conn.cursor().executemany("insert into people@p1 values (?, ?, ?)", people)
@@ -365,15 +365,15 @@ def on_one_postgresql(pg, query, params=None):
 
 @pytest.mark.parametrize("query, params", [
     # ilike and ~ under a top-level or (evaluated locally), casts, coalesce, upper
-    ("select upper(p.name) as who, coalesce(sum(o.amount), 0)::int as total, count(*) as n"
+    (("select upper(p.name) as who, coalesce(sum(o.amount), 0)::int as total, count(*) as n"
      " from people@p1 p join orders@p2 o on o.person = p.id where p.name ilike ? or"
-     " p.name ~ '^b' group by upper(p.name) order by who", ("A%",)),
+     " p.name ~ '^b' group by upper(p.name) order by who"), ("A%",)),
     # PostgreSQL sorts NULLs last in ascending order: the translation keeps that
-    ("select p.name, p.born from people@p1 p join orders@p2 o on o.person = p.id"
-     " where o.id > 0 order by p.born, p.name", None),
-    ("select to_char(p.born, 'YYYY') as year, p.name::varchar(2) as short from people@p1 p"
+    (("select p.name, p.born from people@p1 p join orders@p2 o on o.person = p.id"
+     " where o.id > 0 order by p.born, p.name"), None),
+    (("select to_char(p.born, 'YYYY') as year, p.name::varchar(2) as short from people@p1 p"
      " join orders@p2 o on o.person = p.id where o.amount is null or o.amount > 2"
-     " order by p.name", None),
+     " order by p.name"), None),
 ])
 def test_a_statement_in_the_containers_dialect_is_translated_for_the_local_engine(
         two_postgresql, pg, query, params):
@@ -400,9 +400,9 @@ def test_dialect_given_to_connect_translates_where_the_containers_differ(mixed, 
              " where c.name ilike 'A%' or o.amount::int > 5 order by c.name")
     with pooldbapi.connect(containers, dialect="postgres", autocommit=True) as conn:
         assert conn.execute(query).fetchall() == [("ann",), ("ann",), ("dee",)]
-    with pooldbapi.connect(containers, autocommit=True) as conn:
-        with pytest.raises(pooldbapi.ProgrammingError, match='near "ilike"'):
-            conn.execute(query)  # read as SQLite's, where there is no ilike
+    with pooldbapi.connect(containers, autocommit=True) as conn, \
+            pytest.raises(pooldbapi.ProgrammingError, match='near "ilike"'):
+        conn.execute(query)  # read as SQLite's, where there is no ilike
 
 
 def test_an_unknown_dialect_is_an_error_naming_the_known_ones(tmp_path):
@@ -414,27 +414,45 @@ def test_an_unknown_dialect_is_an_error_naming_the_known_ones(tmp_path):
 @pytest.mark.parametrize("autocommit", [True, False])
 def test_different_containers_are_read_at_the_same_time_and_given_back(mixed, pg, tmp_path,
                                                                        monkeypatch, autocommit):
-    """A federated select reads each container on its own worker (a slow container does not
-    hold the others back); in autocommit every connection is back in its pool after."""
+    """A federated select hands each container's reads to the worker pool, all before waiting
+    for any (a slow container does not hold the others back); the caller's thread reads none;
+    in autocommit every connection is back in its pool after."""
     import threading
 
     from pooldbapi import local
     from pooldbapi.pool import pool_for
-    threads = {}
-    real = local._load
+    threads, handed_over = {}, {}
+    submitted = []
+    both = threading.Event()
+    real_load, real_executor = local._load, local.executor
 
     def recording(conn_, engine, n, src, *args, **kwargs):
         threads[src.alias] = threading.get_ident()
-        return real(conn_, engine, n, src, *args, **kwargs)
+        # each read waits until both are handed over: read one after the other, the first
+        # would wait in vain
+        handed_over[src.alias] = both.wait(10)
+        return real_load(conn_, engine, n, src, *args, **kwargs)
+
+    class Recording:
+        def submit(self, fn, alias):
+            submitted.append(alias)
+            if len(submitted) == 2:
+                both.set()
+            return real_executor().submit(fn, alias)
 
     monkeypatch.setattr(local, "_load", recording)
+    monkeypatch.setattr(local, "executor", Recording)
     conn = pooldbapi.connect({"lite": f"driver=sqlite;database={tmp_path / 'l.db'}",
                               "pg": pg.conninfo()}, autocommit=autocommit)
-    rows = conn.execute("select c.name, o.id from customers@lite c join orders@pg o"
-                        " on o.cust_id = c.id order by o.id").fetchall()
-    assert rows == [("ann", 1), ("ann", 2), ("bob", 3), ("dee", 4)]
-    assert set(threads) == {"lite", "pg"} and threads["lite"] != threads["pg"]
-    assert threading.get_ident() not in threads.values()
-    in_use = [pool_for(conn.specs[a]).stats().in_use for a in ("lite", "pg")]
-    assert in_use == ([0, 0] if autocommit else [1, 1])  # a transaction keeps them
-    conn.close()
+    try:
+        rows = conn.execute("select c.name, o.id from customers@lite c join orders@pg o"
+                            " on o.cust_id = c.id order by o.id").fetchall()
+        assert rows == [("ann", 1), ("ann", 2), ("bob", 3), ("dee", 4)]
+        assert sorted(submitted) == ["lite", "pg"]
+        assert handed_over == {"lite": True, "pg": True}
+        assert set(threads) == {"lite", "pg"}
+        assert threading.get_ident() not in threads.values()
+        in_use = [pool_for(conn.specs[a]).stats().in_use for a in ("lite", "pg")]
+        assert in_use == ([0, 0] if autocommit else [1, 1])  # a transaction keeps them
+    finally:
+        conn.close()

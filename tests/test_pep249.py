@@ -227,7 +227,7 @@ def test_with_connection_rolls_back_on_exception(tmp_path):
         setup.execute("create table t (x int)")
     with pytest.raises(ZeroDivisionError), pooldbapi.connect(spec) as conn:
         conn.execute("insert into t values (1)")
-        1 / 0
+        raise ZeroDivisionError("an error inside the block")
     with pooldbapi.connect(spec) as conn:
         assert conn.execute("select count(*) from t").fetchone()[0] == 0
 
