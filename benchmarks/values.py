@@ -1,7 +1,8 @@
 """Does a multi-row VALUES list over several containers grow linearly with its rows? Literal
 rows of 1k, 4k and 16k rows over three SQLite containers, one transaction each, against
 executemany of the same rows (interleaved rounds, medians); then sqlglot's parse cost per
-statement shape of the OData translation.
+statement shape of the OData translation, and of the structure of federated selects (parsed
+and read, then the cached lookup every later execution makes).
 
     python benchmarks/values.py [--rounds 3]
 """
@@ -17,6 +18,8 @@ import sqlglot
 from common import report
 
 import pooldbapi
+from pooldbapi.sql import structure
+from pooldbapi.sql.parse import parse
 
 SIZES = (1000, 4000, 16000)
 SHAPES = [
@@ -25,6 +28,14 @@ SHAPES = [
     "insert into Journals (ID, amount, description) values (:p0, :p1, :p2)",
     "update Journals set description = 'x where y', amount = :p0 where ID = :p1",
     "delete from Journals where ID = :p0",
+]
+FEDERATED = [
+    "select c.name, o.id from customers@lite c join orders@pg o on o.cust_id = c.id"
+    " where o.amount > %s and c.name <> 'x where y'",
+    "select s.region, count(*), sum(f.amount) from facts@pg f join stores@lite s"
+    " on s.id = f.store_id where f.amount > 10 group by s.region order by s.region",
+    "select name from customers@lite c where not exists (select 1 from orders@pg o"
+    " where o.cust_id = c.id) and c.id in (1, 2, 3)",
 ]
 
 
@@ -81,6 +92,24 @@ def main() -> None:
         parse_rows.append({"statement": shape[:60], "parse_us": (time.perf_counter() - started)
                            / count * 1e6})
     report("values_sqlglot_parse", parse_rows, ["statement", "parse_us"])
+    print()
+    federated_rows = []
+    for text in FEDERATED:
+        stmt = parse(text)
+        count = 200
+        started = time.perf_counter()
+        for _ in range(count):
+            structure._TREES.clear()
+            structure.shape.cache_clear()
+            structure.of_select(stmt, "postgres")
+        cold = (time.perf_counter() - started) / count * 1e6
+        started = time.perf_counter()
+        for _ in range(count * 10):
+            structure.of_select(stmt, "postgres")
+        warm = (time.perf_counter() - started) / count / 10 * 1e6
+        federated_rows.append({"statement": text[:60], "parse_and_read_us": cold,
+                               "cached_us": warm})
+    report("values_structure", federated_rows, ["statement", "parse_and_read_us", "cached_us"])
 
 
 if __name__ == "__main__":

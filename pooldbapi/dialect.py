@@ -58,28 +58,29 @@ _ROUNDING = ("postgres", "oracle")
 """Dialects whose casts of a fraction to an integer round it."""
 
 # syntax, not functions: SQLite reads these as they are generated
-_SYNTAX = (exp.Cast, exp.TryCast, exp.Case, exp.CurrentTimestamp, exp.CurrentDate,
+_SYNTAX = (exp.Cast, exp.TryCast, exp.Case, exp.Exists, exp.CurrentTimestamp, exp.CurrentDate,
            exp.CurrentTime)
 
 
 @lru_cache(maxsize=256)
-def to_sqlite(text: str, read: str) -> str:
+def to_sqlite(text: str, read: str, names: tuple[str, ...] | None = None) -> str:
     """Translate a statement from a dialect to SQLite's. A function SQLite does not have is a
     ProgrammingError naming it as written. Unaliased select items keep their names as
-    written (SQLite names such a column by its text)."""
+    written in the text, or as `names` gives them (SQLite names such a column by its text)."""
     try:
         tree = sqlglot.parse_one(text, read=read)
     except SqlglotError as exc:
         raise ProgrammingError(f"the statement cannot be read as {read}: {exc}") from None
     for node in tree.walk():
-        if not isinstance(node, exp.Func) or isinstance(node, _SYNTAX):
-            continue
+        if not isinstance(node, exp.Func) or isinstance(node, _SYNTAX + (exp.Connector,)):
+            continue  # ('and' and 'or' are functions to sqlglot)
         try:
             generated = node.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
         except SqlglotError:
             generated = ""
         name = generated.split("(", 1)[0].strip().lower() if "(" in generated else ""
-        if generated and (not name or name in _sqlite_functions()):
+        called = name.replace("_", "").isalnum()  # not a call: syntax ('a = b', '-x', ...)
+        if generated and (not called or name in _sqlite_functions()):
             continue
         raise ProgrammingError(
             f"{node.sql(dialect=read)!r} cannot be evaluated locally: SQLite has no such"
@@ -95,19 +96,21 @@ def to_sqlite(text: str, read: str) -> str:
             cast.replace(exp.func("substr", exp.Cast(this=cast.this, to=exp.DataType.build(
                 "text")), exp.Literal.number(1), length))
     if isinstance(tree, exp.Select):
-        keep_names(tree, text, read)
+        keep_names(tree, text, read, names)
     try:
-        return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
+        return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE, comments=False)
     except SqlglotError as exc:
         raise ProgrammingError(f"the statement cannot be evaluated locally in SQLite: {exc}"
                                ) from None
 
 
-def keep_names(tree: exp.Select, text: str, read: str = "sqlite") -> bool:
+def keep_names(tree: exp.Select, text: str, read: str = "sqlite",
+               names: tuple[str, ...] | None = None) -> bool:
     """Alias each unaliased select item that is not a plain column with its text as written
-    in `text` (SQLite names such a column by its text, which regenerating would change).
-    False (nothing changed) where the items of the text and of the tree do not pair up."""
-    written = item_texts(text, read)
+    in `text` (or as `names` gives them; SQLite names such a column by its text, which
+    regenerating would change). False (nothing changed) where the items of the text and of
+    the tree do not pair up."""
+    written = item_texts(text, read) if names is None else list(names)
     if len(written) != len(tree.expressions):
         return False
     for item, name in zip(list(tree.expressions), written, strict=True):

@@ -19,6 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from .dialect import keep_names
+from .sql.structure import conjuncts
 
 _AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 PREFIX = "pooldbapi_a"
@@ -33,15 +34,6 @@ class Partial:
     aggregates: tuple[tuple[str, str | None], ...]  # (count|sum|min|max, column or None: *)
     removed: tuple[str, ...]                      # where-conjuncts it evaluates (not locally)
     local: str                                    # the statement over the partial rows
-
-
-def _conjuncts(where: exp.Expr | None) -> list[exp.Expr]:
-    if where is None:
-        return []
-    node = where.this if isinstance(where, exp.Where) else where
-    if isinstance(node, exp.And):
-        return [*_conjuncts(node.left), *_conjuncts(node.right)]
-    return [node.unnest() if isinstance(node, exp.Paren) else node]
 
 
 def _key(node: exp.Expr) -> str:
@@ -103,7 +95,7 @@ def plan(local: str, ref: str, own: frozenset[str], others: frozenset[str],
     # the where-conjuncts the container evaluates leave the local statement
     where = tree.args.get("where")
     kept: list[exp.Expr] = []
-    for conj in _conjuncts(where):
+    for conj in conjuncts(where):
         if _key(conj) in wanted:
             wanted.remove(_key(conj))
         else:

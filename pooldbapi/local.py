@@ -15,20 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlparse import tokens
+from sqlglot import exp
 
 from .backends import backend as load_backend
 from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
 from .dbapi import TypeCode, category_of_value
-from .dialect import of_drivers, regexp, to_sqlite
+from .dialect import item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
 from .errors import Error, ProgrammingError, wrap
 from .result import Part, Result
 from .runner import Stream, execute_on, executor
 from .sql.paramstyle import bind, source_style
-from .sql.parse import Occurrence, Statement, Token, lex, parse, unquote
+from .sql.parse import Occurrence, Statement, parse, unquote
 from .sql.render import render
+from .sql.structure import PARAM, TABLE, Shape, marked, of_select, span
 
 if TYPE_CHECKING:
     from .backends.base import Description
@@ -42,13 +43,11 @@ WHOLE_ROWS = 50_000
 """Where a cursor reads slower (PostgreSQL: no parallel plan), a select its container
 estimates at up to this many rows is read in one plain query instead."""
 
-_NAMES = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
-_CLAUSE_END = {"GROUP BY", "ORDER BY", "HAVING", "LIMIT", "UNION", "UNION ALL", "INTERSECT",
-               "EXCEPT", "WINDOW", "OFFSET", "FETCH", "FOR"}
-_NO_PUSH_JOINS = ("RIGHT", "FULL")
 _NATIVE = (int, float, str, bytes, decimal.Decimal, type(None))  # no conversion needed
 _SQLITE_TYPES = (int, float, str, bytes, decimal.Decimal, datetime.date, datetime.time,
                  type(None))
+_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
+"""sqlglot's name of each SQL back-end's dialect (a REST back-end reads sqlglot's own)."""
 
 
 @dataclass
@@ -60,148 +59,33 @@ class _Source:
     start: int                       # its span in the text (catalog to suffix)
     end: int
     ref: str                         # how the statement refers to it (table alias or name)
-    has_alias: bool
-    alias_text: str                  # the table alias as written
-    top: bool                        # in the outermost select (where push-down applies)
+    alias_text: str                  # the table alias in its container's dialect ('': none)
+    dialect: str | None              # its container's dialect
+    top: bool                        # read by an outermost select (where push-down applies)
     pushable: bool
     columns: list[str] = field(default_factory=list)
-    conjuncts: list[tuple[int, int]] = field(default_factory=list)
+    conjuncts: list[exp.Expr] = field(default_factory=list)
+
+    def conditions(self) -> list[str]:
+        """Its own conjuncts, in its container's dialect."""
+        return [c.sql(dialect=self.dialect, comments=False) for c in self.conjuncts]
 
 
-def _sig(toks: list[Token]) -> list[Token]:
-    return [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
-
-
-def _span(stmt: Statement, occ: Occurrence) -> tuple[int, int]:
-    start, end = occ.position, occ.position + len(occ.name)
-    for lo, hi in stmt.removed:
-        if hi == occ.position:
-            start = lo                       # catalog..
-        if occ.suffix_position is not None and lo == occ.suffix_position:
-            end = hi                         # @alias / @{...}
-    return start, end
-
-
-def _depths(sig: list[Token]) -> list[int]:
-    out, depth = [], 0
-    for tok in sig:
-        if tok.is_punct(")"):
-            depth -= 1
-        out.append(depth)
-        if tok.is_punct("("):
-            depth += 1
-    return out
-
-
-def _sources(conn: Connection, stmt: Statement, sig: list[Token], depths: list[int],
-             choice: dict[tuple[str, ...], str]) -> list[_Source]:
+def _sources(conn: Connection, stmt: Statement, choice: dict[tuple[str, ...], str],
+             read: str) -> tuple[list[_Source], Shape]:
+    spans = [span(stmt, occ) for occ in stmt.occurrences]
+    found = of_select(stmt, read)
     out = []
-    outer_join = any(t.is_keyword and t.upper.split()[0] in _NO_PUSH_JOINS and
-                     t.upper.endswith("JOIN") for t in sig)
-    for occ in stmt.occurrences:
-        start, end = _span(stmt, occ)
-        k = next((i for i, t in enumerate(sig) if t.start >= end), len(sig))
-        before = next((sig[i] for i in range(len(sig) - 1, -1, -1) if sig[i].start < start),
-                      None)
-        ref, has_alias, text = unquote(occ.name.split(".")[-1]), False, ""
-        if k < len(sig):
-            nxt = sig[k]
-            if nxt.is_keyword and nxt.upper == "AS" and k + 1 < len(sig):
-                nxt = sig[k + 1]
-                ref, has_alias, text = unquote(nxt.value), True, nxt.value
-            elif nxt.ttype in (tokens.Name, tokens.Literal.String.Symbol) and \
-                    not nxt.value.startswith("@"):
-                ref, has_alias, text = unquote(nxt.value), True, nxt.value
-        first = next(i for i, t in enumerate(sig) if t.start >= occ.position)
-        joined = before is not None and before.is_keyword and before.upper.endswith("JOIN")
-        nullable = joined and before is not None and before.upper.split()[0] == "LEFT"
-        aliases = conn.resolve(occ.aliases, stmt)
-        out.append(_Source(occ, choice[aliases], start, end, ref, has_alias, text,
-                           depths[first] == 0, not outer_join and not nullable))
-    return out
-
-
-def _references(sig: list[Token]) -> tuple[set[str], set[tuple[str, str]], set[str], bool]:
-    """Return bare names, qualified (qualifier, column) pairs, qualifiers with .* and bare *."""
-    bare: set[str] = set()
-    qualified: set[tuple[str, str]] = set()
-    stars: set[str] = set()
-    star = False
-    for i, tok in enumerate(sig):
-        if tok.ttype in tokens.Wildcard:
-            prev = sig[i - 1] if i else None
-            if prev is not None and prev.is_punct("."):
-                stars.add(unquote(sig[i - 2].value).lower())
-            elif prev is None or not prev.is_punct("("):
-                star = True
-        elif tok.ttype in _NAMES or tok.ttype in tokens.Name.Builtin:
-            name = unquote(tok.value).lower()
-            if i + 2 < len(sig) and sig[i + 1].is_punct(".") and sig[i + 2].ttype in _NAMES:
-                qualified.add((name, unquote(sig[i + 2].value).lower()))
-            elif not (i and sig[i - 1].is_punct(".")):
-                bare.add(name)  # used unqualified: any occurrence may own it
-    return bare, qualified, stars, star
-
-
-def _where_conjuncts(sig: list[Token], depths: list[int]) -> list[tuple[int, int, list[Token]]]:
-    """Return the top-level where clause cut at its top-level 'and's: (start, end, tokens)."""
-    out: list[tuple[int, int, list[Token]]] = []
-    try:
-        w = next(i for i, t in enumerate(sig) if depths[i] == 0 and t.is_keyword and
-                 t.upper == "WHERE")
-    except StopIteration:
-        return out
-    current: list[Token] = []
-    clause: list[Token] = []
-    between = top_or = False
-    for i in range(w + 1, len(sig)):
-        tok = sig[i]
-        # (a ')' at depth 0 closes a group of the clause itself: '... in (1, 2)')
-        if depths[i] == 0 and (tok.is_keyword and tok.upper in _CLAUSE_END or tok.is_punct(";")):
-            break
-        clause.append(tok)
-        top_or = top_or or (depths[i] == 0 and tok.is_keyword and tok.upper == "OR")
-        if depths[i] == 0 and tok.is_keyword and tok.upper == "BETWEEN":
-            between = True
-        if depths[i] == 0 and tok.is_keyword and tok.upper == "AND" and not between:
-            out.append((current[0].start, current[-1].start + len(current[-1].value), current))
-            current = []
-            continue
-        if depths[i] == 0 and tok.is_keyword and tok.upper == "AND":
-            between = False
-        current.append(tok)
-    if current:
-        out.append((current[0].start, current[-1].start + len(current[-1].value), current))
-    if top_or:
-        # an 'or' at the top of the where clause joins what the 'and's cut: the whole clause
-        # is one condition (pushed where it touches one occurrence alone)
-        return [(clause[0].start, clause[-1].start + len(clause[-1].value), clause)]
-    return out
-
-
-def _owner(conj: list[Token], sources: list[_Source], cols: dict[int, set[str]]) -> int | None:
-    """Return the index of the one top-level source a conjunct touches, else None."""
-    owners: set[int] = set()
-    for i, tok in enumerate(conj):
-        if tok.is_keyword and tok.upper == "SELECT":
-            return None
-        if tok.ttype in tokens.Name.Placeholder:
-            continue
-        if tok.ttype not in _NAMES or (i + 1 < len(conj) and conj[i + 1].is_punct("(")):
-            continue
-        if i > 0 and conj[i - 1].is_punct("."):
-            continue
-        name = unquote(tok.value).lower()
-        if i + 2 < len(conj) and conj[i + 1].is_punct("."):
-            found = [n for n, s in enumerate(sources) if s.top and s.ref.lower() == name]
-        else:
-            found = [n for n, s in enumerate(sources) if s.top and name in cols[n]]
-            if not found and tok.is_keyword:
-                continue  # a keyword (null, true, like, ...), not a column
-        if len(found) != 1:
-            return None
-        owners.add(found[0])
-    return owners.pop() if len(owners) == 1 else None
+    for n, occ in enumerate(stmt.occurrences):
+        alias = choice[conn.resolve(occ.aliases, stmt)]
+        dialect = _DIALECT.get(conn.specs[alias].driver)
+        written = found.sources[n]
+        ref = written.alias.name if written.alias is not None else \
+            unquote(occ.name.split(".")[-1])
+        out.append(_Source(occ, alias, *spans[n], ref,
+                           "" if written.alias is None else written.alias.sql(dialect=dialect),
+                           dialect, written.scope is not None, written.filterable))
+    return out, found
 
 
 def _decl(code: Any, value: Any) -> str:
@@ -235,17 +119,12 @@ def _plain(row: Sequence[Any]) -> tuple[Any, ...]:
                  bytes(v) if isinstance(v, memoryview | bytearray) else str(v) for v in row)
 
 
-def _pushed_params(stmt: Statement, params: Any, spans: list[tuple[int, int]],
-                   pushed: Statement) -> Any:
-    if params is None or not pushed.placeholders:
+def _own(values: dict[str, Any] | None, stmt: Statement) -> dict[str, Any] | None:
+    """The values of a statement whose markers are :pooldbapi_p<j> (None: it has none)."""
+    if values is None or not stmt.placeholders:
         return None
-    style = source_style(stmt)
-    if style in ("named", "pyformat"):
-        return params
-    if style == "numeric":
-        return params[:max(p.key for p in pushed.placeholders if isinstance(p.key, int))]
-    return [params[j] for j, p in enumerate(stmt.placeholders)
-            if any(lo <= p.start < hi for lo, hi in spans)]
+    return {str(p.key): values[str(p.key)] for p in stmt.placeholders}
+
 
 
 def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequence[str],
@@ -261,61 +140,6 @@ def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequ
     if conjuncts:
         text += " where " + " and ".join(f"({c})" for c in conjuncts)
     return text + (f" {tail}" if tail else "")
-
-
-def _order_items(stmt: Statement) -> str | None:
-    """The top-level 'order by' list when every item is a plain column [asc|desc], else None."""
-    span = stmt.clause("ORDER BY")
-    if span is None:
-        return None
-    items: list[list[str]] = [[]]
-    for tok in lex(stmt.text[slice(*span)]):
-        if tok.ttype in tokens.Whitespace or tok.ttype in tokens.Comment:
-            continue
-        if tok.is_punct(","):
-            items.append([])
-        else:
-            items[-1].append(tok.value)
-    out = []
-    for item in items:
-        direction = item[-1].lower() if item and item[-1].lower() in ("asc", "desc") else None
-        name = item[:-1] if direction else item
-        plain = len(name) % 2 == 1 and all(p == "." for p in name[1::2]) and \
-            all(p != "." and (p[0].isalpha() or p[0] in '_"') for p in name[0::2])
-        if not plain:
-            return None
-        out.append("".join(name) + (f" {direction}" if direction else ""))
-    return ", ".join(out)
-
-
-def _limit(stmt: Statement) -> str | None:
-    """The top-level 'limit n' when n is a plain number, else None."""
-    span = stmt.clause("LIMIT")
-    body = stmt.text[slice(*span)].strip() if span else ""
-    return body if body.isdigit() else None
-
-
-def _order_and_limit(stmt: Statement, sig: list[Token], sources: list[_Source],
-                     conjuncts: int) -> str:
-    """Return 'order by ... limit n' for a REST source where the whole statement allows it:
-    one table, every where-conjunct pushed, no grouping, distinct, function or subquery."""
-    if len(sources) != 1 or not sources[0].top or len(sources[0].conjuncts) != conjuncts:
-        return ""
-    if any(t.is_punct("(") or t.is_keyword and t.upper in ("GROUP BY", "HAVING", "DISTINCT",
-                                                          "UNION", "UNION ALL", "JOIN",
-                                                          "OFFSET", "INTERSECT", "EXCEPT")
-           for t in sig):
-        return ""
-    if stmt.clause("OFFSET") is not None:
-        return ""
-    order, limit = _order_items(stmt), _limit(stmt)
-    if stmt.clause("LIMIT") is not None and limit is None:
-        return ""  # a limit that is not a plain number: all rows, limited locally
-    if stmt.clause("ORDER BY") is None:
-        return f"limit {limit}" if limit else ""
-    if order is None:
-        return ""
-    return f"order by {order}" + (f" limit {limit}" if limit else "")
 
 
 class LocalEngine:
@@ -354,72 +178,65 @@ class LocalPlan:
 
 def _prepare(conn: Connection, stmt: Statement, params: Any,
              choice: dict[tuple[str, ...], str]) -> LocalPlan:
-    """Plan a federated select (each occurrence's columns are asked of its container)."""
-    if params is not None:
-        bind(stmt, render(stmt, "qmark").keys, params)  # bad parameters: before any fetch
-    toks = lex(stmt.text)
-    sig = _sig(toks)
-    depths = _depths(sig)
-    sources = _sources(conn, stmt, sig, depths, choice)
-    bare, qualified, stars, star = _references(sig)
+    """Plan a federated select (each occurrence's columns are asked of its container). The
+    statement's structure comes from sqlglot's tree of its marked text; every statement made
+    from it (what each container is asked, what runs locally) carries the markers
+    :pooldbapi_p<j>, whose values are the caller's j-th."""
+    values: dict[str, Any] | None = None
+    if params is not None:  # bad parameters: before any fetch
+        bound = bind(stmt, render(stmt, "qmark").keys, params)
+        values = {f"{PARAM}{j}": v for j, v in enumerate(bound)}
+    read = conn.dialect or of_drivers(conn.specs[choice[conn.resolve(o.aliases, stmt)]].driver
+                                      for o in stmt.occurrences) or "sqlite"
+    sources, found = _sources(conn, stmt, choice, read)
     # the statement over local tables, in SQLite's dialect (translated from the statement's
-    # own, where it has another): what SQLite cannot run fails here, before anything runs
-    pieces, pos = [], 0
-    for n, src in sorted(enumerate(sources), key=lambda s: s[1].start):
-        pieces.append(stmt.text[pos:src.start])
-        table = f"pooldbapi_t{n}"
-        pieces.append(table if src.has_alias else f'{table} AS "{src.ref}"')
-        pos = src.end
-    pieces.append(stmt.text[pos:])
-    local_text = "".join(pieces)
-    read = conn.dialect or of_drivers(conn.specs[s.alias].driver for s in sources)
-    if read is not None and read != "sqlite":
-        local_text = to_sqlite(local_text, read)
+    # own): what SQLite cannot run fails here, before anything runs
+    local_text = to_sqlite(marked(stmt, [
+        (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
+         f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
+        tuple(item_texts(render(stmt, None).text, read)))
     # 1. the columns of each occurrence, from its container
     for src in sources:
         probe = parse(f"select * from {src.occ.name} where 1 = 0")
-        described = _describe(conn, src.alias, probe)
-        table_cols = [str(d[0]) for d in described]
+        table_cols = [str(d[0]) for d in _describe(conn, src.alias, probe)]
         ref = src.ref.lower()
-        if star or ref in stars:
+        if found.star or ref in found.stars:
             src.columns = table_cols
         else:
-            src.columns = [c for c in table_cols if c.lower() in bare or
-                           (ref, c.lower()) in qualified] or table_cols[:1]
-    cols = {n: {c.lower() for c in s.columns} for n, s in enumerate(sources)}
+            src.columns = [c for c in table_cols if c.lower() in found.bare or
+                           (ref, c.lower()) in found.qualified] or table_cols[:1]
+    cols = [{c.lower() for c in s.columns} for s in sources]
     # 2. where-conjuncts that touch one pushable occurrence alone
-    where = _where_conjuncts(sig, depths)
-    for lo, hi, conj in where:
-        owner = _owner(conj, sources, cols)
+    refs = [s.ref.lower() for s in sources]
+    for conj in found.conjuncts:
+        owner = found.owner(conj, refs, cols)
         if owner is not None and sources[owner].pushable:
-            sources[owner].conjuncts.append((lo, hi))
+            sources[owner].conjuncts.append(conj.node)
     # 3. where the aggregates all read one occurrence, its container sends partial
     # aggregates instead of rows
-    eager = _eager(conn, stmt, params, sources, cols, local_text, read or "sqlite")
+    eager = _eager(conn, values, sources, cols, local_text, read)
     # 4. what each container is asked; a lone REST source may get the ordering and limit too
-    tail = _order_and_limit(stmt, sig, sources, len(where)) if len(sources) == 1 and \
-        not load_backend(conn.specs[sources[0].alias].driver, "").runs_sql else ""
-    local_params = params
+    lone = sources[0] if len(sources) == 1 else None
+    tail = found.tail if lone is not None and lone.top and \
+        len(lone.conjuncts) == len(found.conjuncts) and \
+        not load_backend(conn.specs[lone.alias].driver, "").runs_sql else ""
     pushed_all = []
     for n, src in enumerate(sources):
-        conjuncts = [stmt.text[lo:hi] for lo, hi in src.conjuncts]
         if eager is not None and eager[0] == n:
             exact = {c.lower(): c for c in src.columns}
             pushed = parse(eager_sql(src.occ.name, src.alias_text,
                                      [exact[k] for k in eager[1].keys],
                                      tuple((kind, None if c is None else exact[c])
                                            for kind, c in eager[1].aggregates),
-                                     conjuncts))
+                                     src.conditions()))
             local_text = eager[1].local
-            if params is not None and source_style(stmt) == "qmark":
-                local_params = [v for j, v in enumerate(params) if not any(
-                    lo <= stmt.placeholders[j].start < hi for lo, hi in src.conjuncts)]
         else:
             pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
-                                        conjuncts, tail))
-        pushed_all.append((pushed, _pushed_params(stmt, params, src.conjuncts, pushed)))
-    return LocalPlan(sources, pushed_all, parse(local_text), local_params,
-                     None if eager is None else eager[0])
+                                        src.conditions(), tail))
+        pushed_all.append((pushed, _own(values, pushed)))
+    local = parse(local_text)
+    return LocalPlan(sources, pushed_all, local, _own(values, local) if values is not None
+                     else None, None if eager is None else eager[0])
 
 
 def evaluate(conn: Connection, stmt: Statement, params: Any,
@@ -433,9 +250,8 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
         local = plan_.local
         rendered = render(local, "qmark" if params is not None else None)
         try:
-            cur = engine.db.execute(rendered.text, bind(local, rendered.keys,
-                                                        plan_.local_params)
-                                    if params is not None else ())
+            cur = engine.db.execute(rendered.text, () if plan_.local_params is None else
+                                    bind(local, rendered.keys, plan_.local_params))
             rows = cur.fetchall()
         except sqlite3.Error as exc:
             err = wrap(exc, "local", (), getattr(exc, "sqlite_errorname", None),
@@ -510,13 +326,14 @@ def explain(conn: Connection, stmt: Statement, params: Any,
     'fetch partial aggregates'), its container, the statement sent there and the rows the
     container estimates it gives; then the statement that runs locally."""
     plan_ = _prepare(conn, stmt, params, choice)
+    style = source_style(stmt)  # markers shown in the caller's own style
     out: list[tuple[str, str, str, int | None]] = []
     for n, src in enumerate(plan_.sources):
         pushed, values = plan_.pushed[n]
         step = "fetch partial aggregates of" if plan_.eager == n else "fetch"
-        out.append((f"{step} {src.occ.name} as pooldbapi_t{n}", src.alias, pushed.text,
-                    estimate(conn, src.alias, pushed, values)))
-    out.append(("run locally (sqlite3)", "local", plan_.local.text, None))
+        out.append((f"{step} {src.occ.name} as pooldbapi_t{n}", src.alias,
+                    render(pushed, style).text, estimate(conn, src.alias, pushed, values)))
+    out.append(("run locally (sqlite3)", "local", render(plan_.local, style).text, None))
     return out
 
 
@@ -531,20 +348,20 @@ def estimate(conn: Connection, alias: str, stmt: Statement, values: Any) -> int 
     return backend.estimated_rows(part.rows[0]) if part.rows else None
 
 
-def _eager(conn: Connection, stmt: Statement, params: Any, sources: list[_Source],
-           cols: dict[int, set[str]], local: str, read: str) -> tuple[int, Partial] | None:
+def _eager(conn: Connection, values: dict[str, Any] | None, sources: list[_Source],
+           cols: list[set[str]], local: str, read: str) -> tuple[int, Partial] | None:
     """The occurrence whose container sends partial aggregates, and the plan; None: rows."""
-    if len(sources) < 2 or (params is not None and source_style(stmt) not in ("qmark",
-                                                                              "named")):
+    if len(sources) < 2:
         return None
     found: list[tuple[int, Partial]] = []
     for n, src in enumerate(sources):
         if not (src.top and src.pushable and
                 load_backend(conn.specs[src.alias].driver, "").runs_sql):
             continue
-        others = set().union(*(c for m, c in cols.items() if m != n))
+        others = set().union(*(c for m, c in enumerate(cols) if m != n))
         partial = plan(local, src.ref, frozenset(cols[n]), frozenset(others),
-                       tuple(stmt.text[lo:hi] for lo, hi in src.conjuncts), read)
+                       tuple(c.sql(dialect=read, comments=False) for c in src.conjuncts),
+                       read)
         if partial is not None:
             found.append((n, partial))
     if len(found) < 2:
@@ -555,9 +372,8 @@ def _eager(conn: Connection, stmt: Statement, params: Any, sources: list[_Source
         # one that would send the most rows
         src = sources[n]
         pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
-                                    [stmt.text[lo:hi] for lo, hi in src.conjuncts]))
-        got = estimate(conn, src.alias, pushed,
-                       _pushed_params(stmt, params, src.conjuncts, pushed))
+                                    src.conditions()))
+        got = estimate(conn, src.alias, pushed, _own(values, pushed))
         return -1 if got is None else got
 
     return max(found, key=lambda item: rows(item[0]))

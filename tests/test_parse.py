@@ -37,6 +37,15 @@ OCCURRENCES = [
     ("create table if not exists t@{a,b} (x int)", [("t", ("a", "b"))],
      "create table if not exists t (x int)"),
     ("drop table t@a", [("t", ("a",))], "drop table t"),
+    # truncate and drop name several tables, each an occurrence
+    ("truncate table t, u@a restart identity", [("t", None), ("u", ("a",))],
+     "truncate table t, u restart identity"),
+    ("truncate only t@{a,b}, s.u cascade", [("t", ("a", "b")), ("s.u", None)],
+     "truncate only t, s.u cascade"),
+    ("drop table if exists t, \"U\"@a cascade", [("t", None), ('"U"', ("a",))],
+     'drop table if exists t, "U" cascade'),
+    ("create table t@a as select x, y from u@a", [("t", ("a",)), ("u", ("a",))],
+     "create table t as select x, y from u"),
     ("select 'x@{a}', \"q@b\" from t@a -- t@b\n", [("t", ("a",))],
      "select 'x@{a}', \"q@b\" from t -- t@b\n"),
     ("select a @> b, c <@ d from t@a", [("t", ("a",))], "select a @> b, c <@ d from t"),
@@ -471,3 +480,11 @@ def test_a_statement_that_is_not_text_is_a_programming_error():
 def test_positions_are_described_with_line_and_column(text, position, expected):
     from pooldbapi.sql.parse import where
     assert where(text, position) == expected
+
+
+def test_significant_tokens_carry_their_depth_and_skip_comments_and_literal_parentheses():
+    stmt = parse("select (a, /* ( */ (b)) from t -- )\n where x = ')'")
+    assert [(t.value, t.depth) for t in stmt.significant()] == [
+        ("select", 0), ("(", 0), ("a", 1), (",", 1), ("(", 1), ("b", 2), (")", 1), (")", 0),
+        ("from", 0), ("t", 0), ("where", 0), ("x", 0), ("=", 0), ("')'", 0)]
+    assert stmt.significant() is stmt.significant()  # kept, not scanned again

@@ -166,7 +166,7 @@ def test_a_top_level_or_whose_branches_touch_one_occurrence_is_pushed_whole(two_
                         (4,)).fetchall()
     assert rows == [(1, 7), (3, 0)]
     assert sorted(_reads(asked)) == [
-        'select "id", "v" from a a where (a.v < 2 or a.v > 8 and a.id in (3, ?))',
+        'select "id", "v" from a a where (a.v < 2 OR a.v > 8 AND a.id IN (3, :pooldbapi_p0))',
         'select "id", "w" from b b']
 
 

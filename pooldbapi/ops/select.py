@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlparse import tokens
-
 from .. import local
 from ..dbapi import TypeCode
 from ..errors import Error, NotSupportedError
 from ..result import Result
 from ..runner import Stream, execute_routed
-from ..sql.parse import Statement, lex
+from ..sql.parse import Statement
 from ..sql.render import render
 
 if TYPE_CHECKING:
@@ -23,8 +21,7 @@ def _bare_count(stmt: Statement) -> bool:
     """Tell whether the statement is 'select count(*) from ...' (its first tokens)."""
     found = stmt.cache.get("bare-count")
     if found is None:
-        sig = [t for t in lex(stmt.text[:200]) if t.ttype not in tokens.Whitespace
-               and t.ttype not in tokens.Comment][:6]
+        sig = stmt.significant()[:6]
         found = stmt.cache["bare-count"] = (
             [t.value.lower() if not t.is_keyword else t.upper for t in sig]
             == ["SELECT", "count", "(", "*", ")", "FROM"])

@@ -7,12 +7,10 @@ import decimal
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlparse import tokens
-
 from ..errors import ProgrammingError
 from ..result import Result
 from ..runner import Item, run_items
-from ..sql.parse import Occurrence, Statement, lex, parse
+from ..sql.parse import Occurrence, Statement, parse
 from . import select
 from .dml import READ_BATCH, spread
 
@@ -27,8 +25,7 @@ _EXPECTED = ("expected 'with insert [or update] [or delete] identified by col[, 
 def _clause(stmt: Statement, at: int) -> tuple[set[str], list[str], list[str]]:
     """Read 'with ACTION [or ACTION...] identified by COLS [ignore changes to COLS]' from the
     tokens after the target: the actions, the key columns and the ignored columns."""
-    sig = [t for t in lex(stmt.text[at:]) if t.ttype not in tokens.Whitespace
-           and t.ttype not in tokens.Comment]
+    sig = [t for t in stmt.significant() if t.start >= at]
     if sig and sig[-1].is_punct(";"):
         sig.pop()
     words = [w for t in sig for w in ([t.value] if not t.is_keyword else t.value.split())]
@@ -36,7 +33,7 @@ def _clause(stmt: Statement, at: int) -> tuple[set[str], list[str], list[str]]:
     pos = 0
 
     def fail(what: str) -> ProgrammingError:
-        where = stmt.where(at + (sig[min(pos, len(sig) - 1)].start if sig else 0))
+        where = stmt.where(sig[min(pos, len(sig) - 1)].start if sig else at)
         return ProgrammingError(f"synchronize: {_EXPECTED}; {what} at {where}")
 
     def expect(*wanted: str) -> None:

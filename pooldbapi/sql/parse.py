@@ -78,6 +78,7 @@ class Statement:
     columns: tuple[str, ...] | None = None   # insert: the column list, as written
     # top-level clauses: (keyword, keyword's start, body start, body end), in order
     clauses: tuple[tuple[str, int, int, int], ...] = ()
+    end: int | None = None   # where the statement ends: before a final ';' and what follows
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def clause(self, keyword: str) -> tuple[int, int] | None:
@@ -99,6 +100,24 @@ class Statement:
         """Describe a position as 'position P (line L, column C)'."""
         return where(self.text, position)
 
+    def significant(self) -> tuple[Token, ...]:
+        """The scan's tokens that are neither whitespace nor comments, each with its depth in
+        parentheses; kept once asked for (most statements never need them)."""
+        found: tuple[Token, ...] | None = self.cache.get("tokens")
+        if found is None:
+            out, depth = [], 0
+            for tok in lex(self.text):
+                if tok.ttype in tokens.Whitespace or tok.ttype in tokens.Comment:
+                    continue
+                if tok.is_punct(")"):
+                    depth = max(0, depth - 1)
+                tok.depth = depth
+                out.append(tok)
+                if tok.is_punct("("):
+                    depth += 1
+            found = self.cache["tokens"] = tuple(out)
+        return found
+
 
 def where(text: str, position: int) -> str:
     """Describe a position in text as 'position P (line L, column C)'."""
@@ -109,10 +128,12 @@ def where(text: str, position: int) -> str:
 
 @dataclass
 class Token:
-    """One lexed token: its sqlparse type, text and offset."""
+    """One lexed token: its sqlparse type, text and offset (and its depth in parentheses,
+    where Statement.significant() gave it)."""
     ttype: Any
     value: str
     start: int
+    depth: int = 0
 
     @property
     def upper(self) -> str:
@@ -407,6 +428,8 @@ def _scan(text: str) -> Statement:
                 expect = "table"
             elif up in ("TABLE", "TRUNCATE") and kind == DDL:
                 expect = "table"
+                # truncate and drop table name a list of tables
+                from_list[depth] = sig[0].upper in ("TRUNCATE", "DROP")
             elif up == "USING" and kind in (DELETE, OTHER):
                 expect = "from"
             elif up == "TO" and kind == SYNC:
@@ -431,7 +454,7 @@ def _scan(text: str) -> Statement:
                     for n, (name, at, body) in enumerate(marks))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
                      tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
-                     columns=columns, clauses=clauses)
+                     columns=columns, clauses=clauses, end=end)
 
 
 # keywords after which a value, not an operator, comes: a '?' there is a placeholder

@@ -59,7 +59,8 @@ def split_rows(stmt: Statement, params: Any) -> list[tuple[Statement, Any]]:
             tuple((move(a), move(b)) for a, b in stmt.removed if move.keeps(a)),
             ((first, first + hi - lo),), stmt.words, None, stmt.columns,
             # every clause lies before the first row or after the last (VALUES' body spans them)
-            tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses))
+            tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
+            None if stmt.end is None else move(stmt.end))
         out.append((row, _row_params(style, params, kept, row)))
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +14,10 @@ from sqlglot import exp
 
 from ...errors import NotSupportedError
 from ...sql.parse import parse
+from ...sql.structure import conjuncts, marked, marker_number, tree
 
 _OPS: dict[type, str] = {exp.EQ: "eq", exp.NEQ: "ne", exp.LT: "lt", exp.LTE: "le", exp.GT: "gt", exp.GTE: "ge"}
 _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
-_MARK = "__pooldbapi_p"
 
 
 def unquote(name: str) -> str:
@@ -75,8 +74,9 @@ class _Values:
 
     def of(self, node: exp.Expression) -> Any:
         """The Python value of a literal or a marker; raises ValueError for anything else."""
-        if isinstance(node, exp.Placeholder) and str(node.this).startswith(_MARK):
-            return self.params[int(str(node.this)[len(_MARK):])]
+        number = marker_number(node)
+        if number is not None:
+            return self.params[number]
         if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
             return -self.of(node.this)
         if isinstance(node, exp.Null):
@@ -93,13 +93,6 @@ class _Values:
 
 def _column(node: exp.Expression) -> str | None:
     return node.name if isinstance(node, exp.Column) else None
-
-
-def _conjuncts(where: Any) -> list[Any]:
-    if where is None:
-        return []
-    node = where.this if isinstance(where, exp.Where) else where
-    return [c.unnest() for c in node.flatten()] if isinstance(node, exp.And) else [node.unnest()]
 
 
 def filter_of(node: Any, values: _Values) -> str | None:
@@ -147,30 +140,13 @@ def filter_of(node: Any, values: _Values) -> str | None:
     return None
 
 
-_TREES: dict[str, Any] = {}  # sqlglot trees by statement text
-_TREES_LOCK = threading.Lock()
-
-
 def _tree(text: str) -> Any:
     """The syntax tree of a statement, its markers numbered as pooldbapi's scan found them
     (a '?' inside a literal or comment is none); parsed once per text."""
-    found = _TREES.get(text)
-    if found is None:
-        stmt = parse(text)
-        pieces, pos = [], 0
-        for n, marker in enumerate(stmt.placeholders):
-            pieces += [text[pos:marker.start], f":{_MARK}{n}"]
-            pos = marker.end
-        pieces.append(text[pos:])
-        try:
-            found = sqlglot.parse_one("".join(pieces))
-        except sqlglot.errors.ParseError as exc:
-            raise NotSupportedError(f"odata: cannot read {text.strip()[:60]!r}: {exc}") from None
-        with _TREES_LOCK:
-            if len(_TREES) > 1024:
-                _TREES.clear()
-            _TREES[text] = found
-    return found
+    try:
+        return tree(marked(parse(text)))
+    except sqlglot.errors.SqlglotError as exc:
+        raise NotSupportedError(f"odata: cannot read {text.strip()[:60]!r}: {exc}") from None
 
 
 def _entity(tree: exp.Expression) -> str:
@@ -195,7 +171,7 @@ def _select(tree: exp.Select, values: _Values) -> Request:
     if len(projections) == 1 and isinstance(projections[0], exp.Count) and \
             isinstance(projections[0].this, exp.Star) and not tree.args.get("group"):
         filters = []
-        for conjunct in _conjuncts(tree.args.get("where")):
+        for conjunct in conjuncts(tree.args.get("where")):
             found = filter_of(conjunct, values)
             if found is None:
                 raise NotSupportedError(f"odata: $count cannot say {conjunct.sql()!r}")
@@ -212,7 +188,7 @@ def _select(tree: exp.Select, values: _Values) -> Request:
                                 f" {', '.join(p.sql() for p in projections)!r}")
     request = Request("GET", entity, columns)
     filters = []
-    for conjunct in _conjuncts(tree.args.get("where")):
+    for conjunct in conjuncts(tree.args.get("where")):
         if isinstance(conjunct, exp.EQ) and conjunct.this == exp.Literal.number(1) and \
                 conjunct.expression == exp.Literal.number(0):
             request.empty = True  # where 1 = 0: nothing to fetch
@@ -240,7 +216,7 @@ def _select(tree: exp.Select, values: _Values) -> Request:
 
 def _key(where: Any, values: _Values) -> dict[str, Any]:
     key = {}
-    for conjunct in _conjuncts(where):
+    for conjunct in conjuncts(where):
         col = _column(conjunct.this) if isinstance(conjunct, exp.EQ) else None
         try:
             if col is None:
