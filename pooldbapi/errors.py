@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class Warning(Exception):
@@ -10,7 +10,11 @@ class Warning(Exception):
 
 
 class Error(Exception):
-    """Base class of every pooldbapi error."""
+    """Base class of every pooldbapi error.
+
+    Besides its reason (args[0]), an error carries fields that say what happened to the
+    caller's rows; its message is built from them when it is shown (str()), never by
+    rewriting args, so the fields and the message cannot disagree."""
 
     container: str | None = None
     sqlstate: str | None = None
@@ -21,7 +25,46 @@ class Error(Exception):
     connection_failure: bool = False   # the container, not the statement, failed
     unsent: bool = False               # the statement provably never reached the server
     transaction_failed: bool = False   # a write error failed the open transaction: none kept
-    reason: str | None = None          # the error's own message, before what rows it names
+    lost_kind: str | None = None       # autocommit: the kind of statement whose outcome is
+    # unknown because the connection was lost while it ran
+    rolled_back: tuple[str, ...] | None = None  # a commit that kept nothing: the containers
+    # rolled back besides this one
+    evaluated_locally: bool = False    # raised by the local engine of a federated select
+
+    @property
+    def reason(self) -> str:
+        """The error's own message, without what it says about rows and containers."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        text = super().__str__() if len(self.args) != 1 else self.reason
+        if self.row is not None:
+            text += f" (row {self.row} on container {self.container}; {self._kept()})"
+        elif self.lost_kind is not None:
+            text += (f" (the outcome of this {self.lost_kind} is unknown: the connection was"
+                     " lost while it ran)")
+        if self.rolled_back is not None:
+            text += f" (nothing was committed; rolled back: {', '.join(self.rolled_back)})"
+        if self.evaluated_locally:
+            text += (" (the statement is evaluated locally, in SQLite's dialect, because its"
+                     " occurrences landed on different containers)")
+        return text
+
+    def _kept(self) -> str:
+        if self.transaction_failed:
+            kept = ("the transaction failed and will be rolled back on every container:"
+                    " nothing of it is kept; call rollback()")
+        else:
+            kept = f"written before the error: {rows_per_container(self.written or {})}"
+        if self.unknown:
+            kept += "; outcome unknown (connection lost in flight): " + \
+                rows_per_container(self.unknown)
+        return kept
+
+
+def rows_per_container(rows: Mapping[str, Sequence[int]]) -> str:
+    """'a: 3 rows; b: 2 rows' (or 'nothing'), for the messages that say what was written."""
+    return "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(rows.items())) or "nothing"
 
 
 class InterfaceError(Error):

@@ -256,8 +256,7 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
         except sqlite3.Error as exc:
             err = wrap(exc, "local", (), getattr(exc, "sqlite_errorname", None),
                        ProgrammingError)
-            err.args = (f"{err.args[0]} (the statement is evaluated locally, in SQLite's"
-                        " dialect, because its occurrences landed on different containers)",)
+            err.evaluated_locally = True
             raise err from exc
         description = _description(cur, rows, codes)
         ran: dict[str, int] = {}

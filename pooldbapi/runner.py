@@ -6,14 +6,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backends import backend as load_backend
 from .backends.base import Description
-from .errors import Error, InterfaceError, OperationalError, wrap
+from .errors import Error, InterfaceError, OperationalError, rows_per_container, wrap
 from .health import HEALTH
 from .pool import Physical, pool_for
 from .result import Part, Result
@@ -108,8 +108,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
         err = _wrap(exc, phys)
         if err.connection_failure and not phys.in_transaction and stmt.kind != SELECT:
             # in autocommit the server may have committed it before the connection went
-            err.args = (f"{err.args[0]} (the outcome of this {stmt.kind} is unknown: the"
-                        " connection was lost while it ran)",)
+            err.lost_kind = stmt.kind
             err.unknown = {alias: (0,)}
         _failed(conn, alias, phys, err, touched)
         raise err from exc
@@ -438,8 +437,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
         err.written = {} if err.transaction_failed else \
             {a: tuple(sorted(o.done)) for a, o in outcomes.items() if o.done}
         err.unknown = {a: tuple(o.unknown) for a, o in outcomes.items() if o.unknown} or None
-        err.row, err.reason = outcome.row, str(err.args[0])
-        err.args = (_rows_message(err),)
+        err.row = outcome.row
         raise err from outcome.cause
     parts = [Part(a, None, None, o.rowcount, None,
                   units=sum(1 if b.item.page else len(b.values) for b in bounds[a]))
@@ -454,32 +452,13 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     return result
 
 
-def _rows_message(err: Error) -> str:
-    """The message of a write error: its reason, the failing row and container, and what was
-    written (or that the failed transaction keeps nothing), from the error's fields."""
-    if err.transaction_failed:
-        kept = ("the transaction failed and will be rolled back on every container:"
-                " nothing of it is kept; call rollback()")
-    else:
-        kept = f"written before the error: {_rows_per_container(err.written or {})}"
-    if err.unknown:
-        kept += "; outcome unknown (connection lost in flight): " + \
-            _rows_per_container(err.unknown)
-    return f"{err.reason} (row {err.row} on container {err.container}; {kept})"
-
-
-def _rows_per_container(rows: Mapping[str, Sequence[int]]) -> str:
-    """'a: 3 rows; b: 2 rows' (or 'nothing'), for the messages that say what was written."""
-    return "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(rows.items())) or "nothing"
-
-
 def _interrupted(conn: Connection, exc: BaseException, outcomes: dict[str, _Outcome],
                  physicals: dict[str, Physical]) -> None:
     """An interruption (KeyboardInterrupt, SystemExit) during a write: rows were written that
     the caller was never told of. In a transaction nothing of them may be kept silently: the
     transaction fails. In autocommit they are committed: say which, on the exception."""
     written = {a: o.done for a, o in outcomes.items() if o.done}
-    where = _rows_per_container(written)
+    where = rows_per_container(written)
     if conn.autocommit:
         exc.add_note(f"pooldbapi: committed before the interruption: {where}")
         for alias in physicals:
@@ -504,6 +483,5 @@ def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Res
                 for alias, rows in total.written.items():
                     err.written = {**err.written,
                                    alias: tuple(sorted((*rows, *err.written.get(alias, ()))))}
-                err.args = (_rows_message(err),)  # earlier rounds' rows counted too
             raise
     return total

@@ -213,8 +213,7 @@ class Transaction:
             assert isinstance(first, Error)
             others = [a for a in failed if a != first.container] + rolled_back
             if others:
-                first.args = (f"{first.args[0]} (nothing was committed; rolled back: "
-                              + ", ".join(others) + ")",)
+                first.rolled_back = tuple(others)
             raise first
         names = ", ".join(f"{a} ({e})" for a, e in failed.items())
         if committing:

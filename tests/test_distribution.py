@@ -364,3 +364,6 @@ def test_an_error_in_a_later_round_names_every_row_written_in_earlier_ones(three
     summary = "; ".join(f"{a}: {len(ids)} rows" for a, ids in sorted(held.items()) if ids)
     assert f"(row 3 on container {err.container}; written before the error: {summary})" \
         in str(err)
+    # the message is built from the fields when shown: args keep the reason alone
+    assert err.args == (err.reason,) and "written before" not in err.reason
+    assert str(err).startswith(err.reason)

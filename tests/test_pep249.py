@@ -321,3 +321,19 @@ def test_a_bad_parameter_set_is_named_by_its_index_in_the_callers_sequence(tmp_p
         conn.cursor().executemany("insert into t values (?)", [(1,), (2,), (3, 4), (5,)])
     assert sum(conn.execute(f"select count(*) from t@{a}").fetchone()[0] for a in "abc") == 0
     conn.close()
+
+
+def test_an_errors_message_is_built_from_its_fields_when_shown():
+    err = pooldbapi.IntegrityError("a: duplicate key")
+    err.container, err.row, err.written = "a", 7, {"a": (0, 1), "b": (2,)}
+    assert str(err) == ("a: duplicate key (row 7 on container a; written before the error:"
+                        " a: 2 rows; b: 1 rows)")
+    err.written = {"a": (0, 1, 3)}  # a later round's rows: the message follows the field
+    assert "written before the error: a: 3 rows)" in str(err)
+    err.transaction_failed = True
+    assert "nothing of it is kept; call rollback()" in str(err)
+    lost = pooldbapi.OperationalError("b: server closed the connection")
+    lost.lost_kind = "insert"
+    assert str(lost) == ("b: server closed the connection (the outcome of this insert is"
+                         " unknown: the connection was lost while it ran)")
+    assert lost.args == ("b: server closed the connection",)
