@@ -1,32 +1,28 @@
-"""Connection: the DB-API object; container routing with one strategy per list."""
+"""Connection: the DB-API object (routing is router.py's, the borrowed sessions
+transaction.py's)."""
 from __future__ import annotations
 
 import logging
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from . import errors
-from .backends import backend as load_backend
 from .dialect import checked as checked_dialect
-from .errors import InterfaceError, NotSupportedError, ProgrammingError
+from .errors import InterfaceError, ProgrammingError
 from .health import HEALTH
+from .router import Pins, Router
 from .settings import ContainerSpec, Settings
 from .sql.parse import Statement
-from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
 from .transaction import Transaction, Xid, finish_recovered, recover
 
 if TYPE_CHECKING:
     from .cursor import Cursor
 
 log = logging.getLogger("pooldbapi")
-
-STRATEGY_CACHE_SIZE = 1024
-"""Strategies kept per connection (statement text, list); an evicted one restarts at random."""
 
 _OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
 
@@ -61,24 +57,15 @@ class Connection:
                  strategy: str = "round-robin", affinity: str | None = None,
                  autocommit: bool = False, two_phase: bool = False,
                  dialect: str | None = None) -> None:
-        if strategy not in STRATEGIES:
-            raise InterfaceError(f"unknown strategy {strategy!r}"
-                                 f" (known: {', '.join(STRATEGIES)})")
         if affinity not in (None, "transaction"):
             raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
         self.dialect = checked_dialect(dialect)  # None: the containers' own, where they agree
         self.specs: Mapping[str, ContainerSpec] = settings.containers
         for spec in self.specs.values():
             HEALTH.watch(spec)
-        self.default = settings.default
-        self.seed = seed
+        self.router = Router(self.specs, settings.default, seed=seed, strategy=strategy)
         self.broadcast_ddl = broadcast_ddl
         self.affinity = affinity
-        self._strategy_class = STRATEGIES[strategy]
-        self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
-        self._checked: set[str] = set()
-        self._pending: list[tuple[Strategy, str]] = []
-        self._runs_sql: dict[str, bool] = {}
         self._autocommit = bool(autocommit)
         self._closed = False
         self.transaction = Transaction(two_phase)
@@ -93,115 +80,36 @@ class Connection:
         state = "closed" if self._closed else "open"
         return f"<pooldbapi.Connection {state} containers={sorted(self.specs)}>"
 
-    # -- routing ------------------------------------------------------------------------
-    def check(self, stmt: Statement) -> None:
-        """Raise ProgrammingError for an occurrence naming a container that is not configured."""
-        if stmt.text in self._checked:
-            return
-        for occ in stmt.occurrences:
-            for alias, at in zip(occ.aliases or (), occ.alias_positions):
-                if alias not in self.specs:
-                    raise ProgrammingError(
-                        f"container {alias!r} at {stmt.where(at)} in the suffix of {occ.name}"
-                        f" is not configured (configured: {', '.join(sorted(self.specs))})")
-        if any(occ.aliases is None for occ in stmt.occurrences) or not stmt.occurrences:
-            self.resolve(None, stmt)
-        if len(self._checked) > STRATEGY_CACHE_SIZE:
-            self._checked.clear()
-        self._checked.add(stmt.text)
+    # -- routing (router.py; a transaction's affinity pins are the connection's to give) ----
+    @property
+    def default(self) -> tuple[str, ...] | None:
+        """The list an occurrence without a suffix uses."""
+        return self.router.default
 
-    def resolve(self, aliases: tuple[str, ...] | None, stmt: Statement | None = None
-                ) -> tuple[str, ...]:
-        """Return the list an occurrence uses: its own, or the connection's default."""
-        if aliases is not None:
-            return aliases
-        if self.default is None:
-            where = ""
-            if stmt is not None:
-                bare = next((o for o in stmt.occurrences if o.aliases is None), None)
-                where = (f": {bare.name!r} at {stmt.where(bare.position)} has no '@' suffix"
-                         if bare else ": the statement names no table with '@'")
-            raise ProgrammingError(f"no default container list{where}; name the containers"
-                                   " with @alias or @{a,b}, or set a default list (connect's"
-                                   " default=..., the settings file's default key, or the"
-                                   " command's --default)")
-        return self.default
+    @default.setter
+    def default(self, value: tuple[str, ...] | None) -> None:
+        self.router.default = value
 
-    def strategy(self, text: str, aliases: tuple[str, ...]) -> Strategy:
-        """Return the strategy of one list of one statement (kept per connection, LRU)."""
-        key = (text, aliases)
-        found = self._strategies.get(key)
-        if found is None:
-            found = self._strategy_class(aliases, seeded_random(self.seed, text, aliases))
-            self._strategies[key] = found
-            if len(self._strategies) > STRATEGY_CACHE_SIZE:
-                self._strategies.popitem(last=False)
-        else:
-            self._strategies.move_to_end(key)
-        return found
+    @property
+    def seed(self) -> object:
+        """The seed of the strategies' random starts (None: random)."""
+        return self.router.seed
+
+    def pins(self) -> Pins | None:
+        """The transaction's affinity pins, where it has affinity; None otherwise."""
+        return self.transaction.pinned if self.affinity and not self._autocommit else None
 
     def route(self, stmt: Statement) -> dict[tuple[str, ...], str]:
         """Choose a container for each distinct list of the statement, for one unit of work."""
-        choice: dict[tuple[str, ...], str] = {}
-        for lst in stmt.lists or (None,):
-            aliases = self.resolve(lst, stmt)
-            if len(aliases) == 1:  # one container: nothing to choose, learn or pin
-                choice[aliases] = aliases[0]
-                continue
-            if aliases in choice:
-                continue
-            pinned = self.transaction.pinned if self.affinity and not self._autocommit else None
-            alias = pinned.get(aliases) if pinned is not None else None
-            if alias is None:
-                strategy = self.strategy(stmt.text, aliases)
-                alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
-                    HEALTH.shared else strategy.choose()
-                if self._strategy_class is not RoundRobin:
-                    self._pending.append((strategy, alias))
-                if pinned is not None:
-                    pinned[aliases] = alias
-            choice[aliases] = alias
-        return choice
+        return self.router.route(stmt, self.pins())
 
     def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None) -> str:
         """Return the one container a unit of work lands on, or raise NotSupportedError."""
-        choice = self.route(stmt) if choice is None else choice
-        distinct = set(choice.values())
-        if len(distinct) > 1:
-            landed = ", ".join(f"{{{','.join(k)}}} -> {v}" for k, v in choice.items())
-            raise NotSupportedError(f"the occurrences of this {stmt.kind} landed on different"
-                                    f" containers ({landed}); give them one list")
-        return distinct.pop()
+        return self.router.one(stmt, choice, self.pins())
 
     def assign(self, stmt: Statement, n: int) -> str | list[str]:
         """Choose containers for n units of work (rows, pages): one alias for all, or one each."""
-        lists = stmt.lists or (None,)
-        if len(lists) > 1 or (self.affinity and not self._autocommit):
-            return [self.one(stmt) for _ in range(n)]
-        aliases = self.resolve(lists[0], stmt)
-        if len(set(aliases)) == 1:
-            return aliases[0]
-        if HEALTH.any_unhealthy or HEALTH.shared:
-            return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
-        return self.strategy(stmt.text, aliases).choose_many(n)
-
-    def runs_sql(self, alias: str) -> bool:
-        """Tell whether a container's back-end runs SQL (REST ones are read locally)."""
-        found = self._runs_sql.get(alias)
-        if found is None:
-            spec = self.specs[alias]
-            found = self._runs_sql[alias] = load_backend(spec.driver, alias).runs_sql
-        return found
-
-    def healthy(self, alias: str) -> bool:
-        """Tell whether a container may be chosen now (process-wide health)."""
-        return HEALTH.is_healthy(self.specs[alias])
-
-    def settle(self, seconds: float) -> None:
-        """Tell the strategies how long the units chosen since the last call took."""
-        pending, self._pending = self._pending, []
-        for strategy, alias in pending:
-            strategy.done(alias, seconds / max(len(pending), 1))
+        return self.router.assign(stmt, n, self.pins())
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit, or if broken."""

@@ -136,7 +136,7 @@ class Cursor:
     def _prepare(self, operation: str) -> Statement:
         self._check_open()
         stmt = parse(operation)
-        self.connection.check(stmt)
+        self.connection.router.check(stmt)
         self.connection.transaction.check()
         if stmt.kind == sqlparse_.TCL:
             raise ProgrammingError(f"{' '.join(stmt.words) or 'transaction control'} as SQL text"
@@ -229,7 +229,7 @@ class Cursor:
             params = list(parameters)
             markers = ", ".join("?" * len(params))
             routing = parse(f"select 1 from {name}{at}{suffix}")
-            self.connection.check(routing)
+            self.connection.router.check(routing)
             self.connection.transaction.check()
             alias = self.connection.one(routing)
             spec = self.connection.specs[alias]

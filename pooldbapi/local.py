@@ -77,7 +77,7 @@ def _sources(conn: Connection, stmt: Statement, choice: dict[tuple[str, ...], st
     found = of_select(stmt, read)
     out = []
     for n, occ in enumerate(stmt.occurrences):
-        alias = choice[conn.resolve(occ.aliases, stmt)]
+        alias = choice[conn.router.resolve(occ.aliases, stmt)]
         dialect = _DIALECT.get(conn.specs[alias].driver)
         written = found.sources[n]
         ref = written.alias.name if written.alias is not None else \
@@ -186,7 +186,7 @@ def _prepare(conn: Connection, stmt: Statement, params: Any,
     if params is not None:  # bad parameters: before any fetch
         bound = bind(stmt, render(stmt, "qmark").keys, params)
         values = {f"{PARAM}{j}": v for j, v in enumerate(bound)}
-    read = conn.dialect or of_drivers(conn.specs[choice[conn.resolve(o.aliases, stmt)]].driver
+    read = conn.dialect or of_drivers(conn.specs[choice[conn.router.resolve(o.aliases, stmt)]].driver
                                       for o in stmt.occurrences) or "sqlite"
     sources, found = _sources(conn, stmt, choice, read)
     # the statement over local tables, in SQLite's dialect (translated from the statement's

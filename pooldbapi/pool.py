@@ -84,7 +84,8 @@ class Pool:
         self._open = 0
         self._waits = 0
         self._errors = 0
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
+        self._waiters = 0  # threads waiting for a connection: only then is anyone notified
         self.closed = False
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
@@ -118,23 +119,28 @@ class Pool:
         return now - phys.returned > opts.idle_timeout and \
             self._open > opts.minimum_number_of_pooled_connections
 
+    def _notify(self) -> None:
+        """Wake one waiting borrower (held: the pool's lock)."""
+        if self._waiters:
+            self._cond.notify()
+
     def acquire(self) -> Physical:
         """Borrow a physical connection, waiting up to pool-timeout for a free one."""
-        deadline = time.monotonic() + self.spec.options.pool_timeout
-        self.used = time.monotonic()
+        now = self.used = time.monotonic()
+        deadline = now + self.spec.options.pool_timeout
         while True:
             candidate: Physical | None = None
             with self._cond:
                 while True:
                     if self.closed:
                         break
-                    now = time.monotonic()
                     if self._idle:
                         candidate = self._idle.pop()
                         break
                     if self._open < self.maximum:
                         self._open += 1
                         break
+                    now = time.monotonic()
                     remaining = deadline - now
                     if remaining <= 0:
                         raise OperationalError(
@@ -142,7 +148,11 @@ class Pool:
                             f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
                             " maximum-number-of-pooled-connections are in use)")
                     self._waits += 1
-                    self._cond.wait(remaining)
+                    self._waiters += 1
+                    try:
+                        self._cond.wait(remaining)
+                    finally:
+                        self._waiters -= 1
             if self.closed:  # evicted or closed by close_all() meanwhile: its successor serves
                 successor = pool_for(self.spec)
                 if successor is self:
@@ -156,13 +166,13 @@ class Pool:
             self.backend.close(candidate.raw)
             with self._cond:
                 self._open -= 1
-                self._cond.notify()
+                self._notify()
         try:
             phys = self._connect()
         except BaseException:
             with self._cond:
                 self._open -= 1
-                self._cond.notify()
+                self._notify()
             raise
         self._fill_minimum()
         return phys
@@ -204,7 +214,7 @@ class Pool:
                 return
             with self._cond:
                 self._idle.appendleft(phys)
-                self._cond.notify()
+                self._notify()
 
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
@@ -229,7 +239,7 @@ class Pool:
                 self._idle.append(phys)
             else:
                 self._open -= 1
-            self._cond.notify()
+            self._notify()
 
     def close(self) -> None:
         """Close every idle physical connection (those in use are closed when given back)."""

@@ -207,7 +207,7 @@ def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
             if not (err.connection_failure and not touched and (read or err.unsent)) or \
                     alias in tried:
                 raise
-            listed = {a for lst in (stmt.lists or (None,)) for a in conn.resolve(lst, stmt)}
+            listed = {a for lst in (stmt.lists or (None,)) for a in conn.router.resolve(lst, stmt)}
             if len(tried) + 1 >= len(listed):
                 raise
             tried.append(alias)
@@ -420,7 +420,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
             raise
         _interrupted(conn, exc, outcomes, physicals)
         raise
-    conn.settle(time.monotonic() - started)
+    conn.router.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
         if outcome.error is not None:
             _failed(conn, alias, physicals[alias], outcome.error,

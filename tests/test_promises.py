@@ -22,7 +22,7 @@ def _lite(tmp_path, *names, **keys):
                                        ("least-busy", LeastBusy), ("adaptive", Adaptive)])
 def test_connect_strategy_chooses_the_strategy_of_every_list(tmp_path, name, cls):
     conn = pooldbapi.connect(_lite(tmp_path, "a", "b"), strategy=name)
-    assert type(conn.strategy("select 1 from t@{a,b}", ("a", "b"))) is cls
+    assert type(conn.router.strategy("select 1 from t@{a,b}", ("a", "b"))) is cls
     conn.close()
 
 
@@ -36,13 +36,13 @@ def test_an_unknown_strategy_is_an_error_naming_the_known_ones(tmp_path):
 def test_the_strategy_cache_keeps_1024_statement_list_pairs_least_recently_used(tmp_path):
     conn = pooldbapi.connect(_lite(tmp_path, "a", "b"))
     pair = ("a", "b")
-    first = conn.strategy("s0", pair)
-    others = [conn.strategy(f"s{i}", pair) for i in range(1, 1024)]  # 1024 pairs in all
-    assert conn.strategy("s0", pair) is first          # kept, and now the most recent
-    conn.strategy("s1024", pair)                        # the 1025th pair evicts s1
-    assert conn.strategy("s0", pair) is first
-    assert conn.strategy("s2", pair) is others[1]
-    assert conn.strategy("s1", pair) is not others[0]   # evicted: a new strategy
+    first = conn.router.strategy("s0", pair)
+    others = [conn.router.strategy(f"s{i}", pair) for i in range(1, 1024)]  # 1024 pairs in all
+    assert conn.router.strategy("s0", pair) is first          # kept, and now the most recent
+    conn.router.strategy("s1024", pair)                        # the 1025th pair evicts s1
+    assert conn.router.strategy("s0", pair) is first
+    assert conn.router.strategy("s2", pair) is others[1]
+    assert conn.router.strategy("s1", pair) is not others[0]   # evicted: a new strategy
     conn.close()
 
 

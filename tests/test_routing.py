@@ -129,10 +129,10 @@ def test_a_list_of_one_container_takes_no_strategy(tmp_path):
     conn.execute("create table t@a (x int)")
     assert conn.execute("select count(*) from t@a").containers == {"a": 1}
     assert conn.execute("select count(*) from t@{a}").containers == {"a": 1}
-    assert not conn._strategies and not conn._pending and not conn.transaction.pinned
+    assert not conn.router._strategies and not conn.router._pending and not conn.transaction.pinned
     conn.execute("create table t@b (x int)")
     conn.execute("select count(*) from t@{a,b}")
-    assert list(conn._strategies) == [("select count(*) from t@{a,b}", ("a", "b"))]
+    assert list(conn.router._strategies) == [("select count(*) from t@{a,b}", ("a", "b"))]
     conn.close()
 
 

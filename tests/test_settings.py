@@ -209,7 +209,7 @@ def test_settings_file_options_are_connect_options_and_arguments_win(tmp_path):
                     f'[containers.a]\ndriver = "sqlite"\ndatabase = "{tmp_path}/a.db"\n')
     conn = pooldbapi.connect(settings=path)
     assert conn.autocommit and conn.broadcast_ddl and conn.seed == 5
-    assert conn._strategy_class.__name__ == "LeastBusy"
+    assert conn.router.strategy_class.__name__ == "LeastBusy"
     conn.close()
     conn = pooldbapi.connect(settings=path, autocommit=False, seed=6)
     assert not conn.autocommit and conn.seed == 6 and conn.broadcast_ddl

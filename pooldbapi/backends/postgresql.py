@@ -108,7 +108,8 @@ class PostgreSQLBackend(DriverBackend):
             raw.autocommit = on
 
     def reset(self, raw: Any, session_changed: bool) -> bool:
-        if raw.info.transaction_status != pq.TransactionStatus.IDLE:
+        # (pgconn's status directly: raw.info builds a ConnectionInfo on every call)
+        if raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             raw.rollback()
         if session_changed:
             was = raw.autocommit
@@ -128,7 +129,7 @@ class PostgreSQLBackend(DriverBackend):
 
     def aborted(self, raw: Any) -> bool:
         # any statement error aborts a PostgreSQL transaction; a later COMMIT rolls it back
-        return bool(raw.info.transaction_status == pq.TransactionStatus.INERROR)
+        return bool(raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
 
     def check(self, raw: Any) -> bool:
         if self.is_broken(raw):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def page_size(conn: Connection, stmt: Statement) -> int:
     """Return the page size: the smallest page-size of the target list's containers."""
-    target = conn.resolve(stmt.occurrences[0].aliases if stmt.occurrences else None, stmt)
+    target = conn.router.resolve(stmt.occurrences[0].aliases if stmt.occurrences else None, stmt)
     return max(1, min(conn.specs[a].options.page_size for a in target))
 
 
@@ -75,7 +75,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         if params is None:
             raise ProgrammingError("bulk insert ... values takes its rows through executemany")
         return run_items(conn, plan_pages(conn, stmt, [params]))
-    target_list = conn.resolve(stmt.occurrences[0].aliases, stmt)
+    target_list = conn.router.resolve(stmt.occurrences[0].aliases, stmt)
     # one round holds a page for each distinct container, so that they are written together
     batch = page_size(conn, stmt) * len(set(target_list))
     return write_from_select(conn, stmt, params, batch,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     """Run on the one distinct container of the statement's lists (or each, when broadcast)."""
     lists = stmt.lists or (None,)
-    distinct = list(dict.fromkeys(a for lst in lists for a in conn.resolve(lst)))
+    distinct = list(dict.fromkeys(a for lst in lists for a in conn.router.resolve(lst)))
     if len(distinct) == 1:
         return Result.merge([execute_on(conn, distinct[0], stmt, params)])
     if stmt.kind == DDL and conn.broadcast_ddl:

@@ -47,7 +47,7 @@ def _check_params(stmt: Statement, params: Any) -> None:
 
 def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     """Run the statement on the container chosen for this execution (or per row)."""
-    if len(stmt.values_rows) > 1 and any(len(set(conn.resolve(lst, stmt))) > 1
+    if len(stmt.values_rows) > 1 and any(len(set(conn.router.resolve(lst, stmt))) > 1
                                          for lst in stmt.lists):
         _check_params(stmt, params)
         plan: dict[str, list[Item]] = {}
@@ -84,14 +84,14 @@ def write_from_select(conn: Connection, stmt: Statement, params: Any, batch: int
     """Stream the select part of `insert ... select` and write each batch as `plan` says."""
     assert stmt.select_start is not None
     source = parse(stmt.text[stmt.select_start:])
-    conn.check(source)
+    conn.router.check(source)
     stream = select.open_stream(conn, source, params, batch)
     try:
         if stream.description is None:
             raise ProgrammingError(f"the select of {stmt.kind} ... select returned no columns")
         markers = ", ".join("?" * len(stream.description))
         target = parse(f"{stmt.text[:stmt.select_start]}values ({markers})")
-        conn.check(target)
+        conn.router.check(target)
 
         def rounds() -> Iterator[dict[str, list[Item]]]:
             first = 0

@@ -52,7 +52,7 @@ def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
     where = stmt.text[slice(*where_span)].strip() if where_span else None
     read = parse(f"select {', '.join(keys)} from {target}" + (f" where {where}" if where else ""))
-    conn.check(read)
+    conn.router.check(read)
     where_at = where_span[0] if where_span else len(stmt.text)
     found = select.execute(conn, read, _params_in(stmt, params, where_at, len(stmt.text)))
     by_key = " and ".join(f"{k} = ?" for k in keys)
@@ -67,5 +67,5 @@ def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -
         if isinstance(sets, dict):
             raise NotSupportedError("updates on REST containers take positional placeholders")
         rows = [(*(sets or ()), *row) for row in found.rows]
-    conn.check(write)
+    conn.router.check(write)
     return run_items(conn, spread(conn, write, rows))

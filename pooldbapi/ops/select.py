@@ -32,9 +32,9 @@ def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str]
     """Choose containers; tell whether the select must be evaluated locally."""
     choice = conn.route(stmt)
     if len(choice) == 1:
-        return choice, not conn.runs_sql(next(iter(choice.values())))
+        return choice, not conn.router.runs_sql(next(iter(choice.values())))
     distinct = set(choice.values())
-    return choice, len(distinct) > 1 or not all(conn.runs_sql(a) for a in distinct)
+    return choice, len(distinct) > 1 or not all(conn.router.runs_sql(a) for a in distinct)
 
 
 def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream | Result:

@@ -133,7 +133,7 @@ def delete_sql(target: str, keys: Sequence[str]) -> str:
 
 def _read(conn: Connection, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
     stmt = parse(f"select * from {occ.name}{_suffix(occ)}")
-    conn.check(stmt)
+    conn.router.check(stmt)
     result = select.execute(conn, stmt, None)
     assert result.description is not None
     return [str(d[0]) for d in result.description], result.rows
@@ -156,7 +156,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
     # the target is read whole and hashed by key; the source streams past it once
     target_cols, target_rows = _read(conn, target_occ)
     source = parse(f"select * from {source_occ.name}{_suffix(source_occ)}")
-    conn.check(source)
+    conn.router.check(source)
     stream = select.open_stream(conn, source, None, READ_BATCH)
     try:
         assert stream.description is not None
@@ -176,7 +176,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         target = f"{target_occ.name}{_suffix(target_occ)}"
         insert = parse(insert_sql(target, columns))
         same = value_comparer({conn.specs[a].driver for occ in (source_occ, target_occ)
-                               for a in conn.resolve(occ.aliases, stmt)})
+                               for a in conn.router.resolve(occ.aliases, stmt)})
         seen: set[tuple[Any, ...]] = set()
         changes: list[tuple[Statement, tuple[Any, ...]]] = []  # held until the source is read
         n = 0
@@ -218,7 +218,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
         by_statement.setdefault(write, []).append(values)
     first = 0
     for write, rows in by_statement.items():
-        conn.check(write)
+        conn.router.check(write)
         spread(conn, write, rows, first, plan)
         first += len(rows)
     result = run_items(conn, plan)

@@ -1,0 +1,148 @@
+"""Routing: which container of each list a unit of work (an execution, a row, a page) runs
+on. One strategy per (statement, list), kept per connection (LRU); the health filter; the
+containers pinned by a transaction's affinity, handed in by the caller."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from .backends import backend as load_backend
+from .errors import InterfaceError, NotSupportedError, ProgrammingError
+from .health import HEALTH
+from .settings import ContainerSpec
+from .sql.parse import Statement
+from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
+
+STRATEGY_CACHE_SIZE = 1024
+"""Strategies kept per connection (statement text, list); an evicted one restarts at random."""
+
+Pins = dict[tuple[str, ...], str]
+"""A transaction's affinity: the container each list landed on first (list -> alias)."""
+
+
+class Router:
+    """Chooses containers for a connection's statements."""
+
+    def __init__(self, specs: Mapping[str, ContainerSpec], default: tuple[str, ...] | None, *,
+                 seed: object = None, strategy: str = "round-robin") -> None:
+        if strategy not in STRATEGIES:
+            raise InterfaceError(f"unknown strategy {strategy!r}"
+                                 f" (known: {', '.join(STRATEGIES)})")
+        self.specs = specs
+        self.default = default
+        self.seed = seed
+        self.strategy_class = STRATEGIES[strategy]
+        self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
+        self._checked: set[str] = set()
+        self._pending: list[tuple[Strategy, str]] = []
+        self._runs_sql: dict[str, bool] = {}
+
+    def check(self, stmt: Statement) -> None:
+        """Raise ProgrammingError for an occurrence naming a container that is not configured."""
+        if stmt.text in self._checked:
+            return
+        for occ in stmt.occurrences:
+            for alias, at in zip(occ.aliases or (), occ.alias_positions):
+                if alias not in self.specs:
+                    raise ProgrammingError(
+                        f"container {alias!r} at {stmt.where(at)} in the suffix of {occ.name}"
+                        f" is not configured (configured: {', '.join(sorted(self.specs))})")
+        if any(occ.aliases is None for occ in stmt.occurrences) or not stmt.occurrences:
+            self.resolve(None, stmt)
+        if len(self._checked) > STRATEGY_CACHE_SIZE:
+            self._checked.clear()
+        self._checked.add(stmt.text)
+
+    def resolve(self, aliases: tuple[str, ...] | None, stmt: Statement | None = None
+                ) -> tuple[str, ...]:
+        """Return the list an occurrence uses: its own, or the default."""
+        if aliases is not None:
+            return aliases
+        if self.default is None:
+            where = ""
+            if stmt is not None:
+                bare = next((o for o in stmt.occurrences if o.aliases is None), None)
+                where = (f": {bare.name!r} at {stmt.where(bare.position)} has no '@' suffix"
+                         if bare else ": the statement names no table with '@'")
+            raise ProgrammingError(f"no default container list{where}; name the containers"
+                                   " with @alias or @{a,b}, or set a default list (connect's"
+                                   " default=..., the settings file's default key, or the"
+                                   " command's --default)")
+        return self.default
+
+    def strategy(self, text: str, aliases: tuple[str, ...]) -> Strategy:
+        """Return the strategy of one list of one statement (kept, LRU)."""
+        key = (text, aliases)
+        found = self._strategies.get(key)
+        if found is None:
+            found = self.strategy_class(aliases, seeded_random(self.seed, text, aliases))
+            self._strategies[key] = found
+            if len(self._strategies) > STRATEGY_CACHE_SIZE:
+                self._strategies.popitem(last=False)
+        else:
+            self._strategies.move_to_end(key)
+        return found
+
+    def route(self, stmt: Statement, pins: Pins | None = None) -> dict[tuple[str, ...], str]:
+        """Choose a container for each distinct list of the statement, for one unit of work;
+        with pins (transaction affinity) a list goes where it went before, and is pinned."""
+        choice: dict[tuple[str, ...], str] = {}
+        for lst in stmt.lists or (None,):
+            aliases = self.resolve(lst, stmt)
+            if len(aliases) == 1:  # one container: nothing to choose, learn or pin
+                choice[aliases] = aliases[0]
+                continue
+            if aliases in choice:
+                continue
+            alias = pins.get(aliases) if pins is not None else None
+            if alias is None:
+                strategy = self.strategy(stmt.text, aliases)
+                alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
+                    HEALTH.shared else strategy.choose()
+                if self.strategy_class is not RoundRobin:
+                    self._pending.append((strategy, alias))
+                if pins is not None:
+                    pins[aliases] = alias
+            choice[aliases] = alias
+        return choice
+
+    def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None,
+            pins: Pins | None = None) -> str:
+        """Return the one container a unit of work lands on, or raise NotSupportedError."""
+        choice = self.route(stmt, pins) if choice is None else choice
+        distinct = set(choice.values())
+        if len(distinct) > 1:
+            landed = ", ".join(f"{{{','.join(k)}}} -> {v}" for k, v in choice.items())
+            raise NotSupportedError(f"the occurrences of this {stmt.kind} landed on different"
+                                    f" containers ({landed}); give them one list")
+        return distinct.pop()
+
+    def assign(self, stmt: Statement, n: int, pins: Pins | None = None) -> str | list[str]:
+        """Choose containers for n units of work (rows, pages): one alias for all, or one each."""
+        lists = stmt.lists or (None,)
+        if len(lists) > 1 or pins is not None:
+            return [self.one(stmt, pins=pins) for _ in range(n)]
+        aliases = self.resolve(lists[0], stmt)
+        if len(set(aliases)) == 1:
+            return aliases[0]
+        if HEALTH.any_unhealthy or HEALTH.shared:
+            return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
+        return self.strategy(stmt.text, aliases).choose_many(n)
+
+    def runs_sql(self, alias: str) -> bool:
+        """Tell whether a container's back-end runs SQL (REST ones are read locally)."""
+        found = self._runs_sql.get(alias)
+        if found is None:
+            spec = self.specs[alias]
+            found = self._runs_sql[alias] = load_backend(spec.driver, alias).runs_sql
+        return found
+
+    def healthy(self, alias: str) -> bool:
+        """Tell whether a container may be chosen now (process-wide health)."""
+        return HEALTH.is_healthy(self.specs[alias])
+
+    def settle(self, seconds: float) -> None:
+        """Tell the strategies how long the units chosen since the last call took."""
+        pending, self._pending = self._pending, []
+        for strategy, alias in pending:
+            strategy.done(alias, seconds / max(len(pending), 1))
