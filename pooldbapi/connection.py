@@ -69,6 +69,7 @@ class Connection:
         self._autocommit = bool(autocommit)
         self._closed = False
         self.transaction = Transaction(two_phase)
+        self.transaction.autocommit = self._autocommit
         # threadsafety 2: threads may share a connection; its calls are serialised
         self.lock = threading.RLock()
         # told (alias, rows) as the rows of executemany, bulk insert, insert ... select and
@@ -113,9 +114,7 @@ class Connection:
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit, or if broken."""
-        if broken or (self._autocommit and not any(
-                s.alias == alias for s in self.transaction.streams)):
-            self.transaction.give_back(alias, broken)
+        self.transaction.after_statement(alias, broken)
 
     # -- DB-API ---------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -141,7 +140,7 @@ class Connection:
             if self.transaction.borrowed and bool(value) != self._autocommit:
                 raise ProgrammingError("cannot change autocommit inside a transaction:"
                                        " commit() or rollback() first")
-            self._autocommit = bool(value)
+            self._autocommit = self.transaction.autocommit = bool(value)
 
     def cursor(self, *, stream: bool = False) -> Cursor:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import backend as load_backend
 from .backends.base import Description
-from .errors import Error, InterfaceError, OperationalError, rows_per_container, wrap
-from .health import HEALTH
-from .pool import Physical, pool_for
+from .errors import Error, InterfaceError, OperationalError, rows_per_container
+from .pool import Physical
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
 from .throttle import Limiter, throttle_for
+from .transaction import wrap_error
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -33,34 +33,9 @@ CHUNK = 5000
 """Consecutive single rows of one container sent as one driver batch (unthrottled)."""
 
 
-def _wrap(exc: BaseException, phys: Physical) -> Error:
-    cls, state = phys.backend.error_class(exc)
-    err = wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
-    if phys.backend.is_connection_error(exc, phys.raw):
-        err.connection_failure = True
-        HEALTH.failed(phys.spec, str(err))
-        pool_for(phys.spec).discard_idle()
-    return err
-
-
 def _limiter(phys: Physical) -> Limiter | None:
     """The limiter the runner waits on before a call (None where the back-end waits itself)."""
     return None if phys.backend.throttles_calls else throttle_for(phys.spec)
-
-
-def _failed(conn: Connection, alias: str, phys: Physical, err: Error, touched: bool) -> None:
-    """Give the connection back after an error. The open transaction fails where it lost
-    something: a session that held its work (touched: before this call, or rows acknowledged
-    in it), or a transaction the server aborted (PostgreSQL after any statement error)."""
-    broken = phys.backend.is_broken(phys.raw) or err.connection_failure
-    if phys.in_transaction:
-        if broken and touched:
-            conn.transaction.fail(alias, err, broken=True)
-            return
-        if not broken and phys.backend.aborted(phys.raw):
-            conn.transaction.fail(alias, err, broken=False)
-            return
-    conn.after_statement(alias, broken)
 
 
 def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any] | None]:
@@ -73,14 +48,12 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
 
 def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
-    touched = conn.transaction.holds(alias)
     spec = conn.specs[alias]
     # rendered and bound before anything is borrowed: bad parameters never take a connection
     text, values = _text(stmt, load_backend(spec.driver, alias), params)
-    phys = conn.transaction.physical(spec, conn.autocommit)
-    backend = phys.backend
-    throttle = _limiter(phys)
-    try:
+    with conn.transaction.borrow(spec, None if stmt.kind == SELECT else stmt.kind) as phys:
+        backend = phys.backend
+        throttle = _limiter(phys)
         if throttle is not None:
             throttle.take()
         with phys.lock:
@@ -95,25 +68,10 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
                 description = backend.describe(cur)
                 rows = cur.fetchall() if description is not None else None
             if rows is not None:
-                rowcount = len(rows)
-                lastrowid = None
-            else:
-                rows = None
-                rowcount = cur.rowcount
-                lastrowid = backend.lastrowid(cur) if rowcount == 1 else None
-    except Error:
-        conn.after_statement(alias)
-        raise
-    except Exception as exc:
-        err = _wrap(exc, phys)
-        if err.connection_failure and not phys.in_transaction and stmt.kind != SELECT:
-            # in autocommit the server may have committed it before the connection went
-            err.lost_kind = stmt.kind
-            err.unknown = {alias: (0,)}
-        _failed(conn, alias, phys, err, touched)
-        raise err from exc
-    conn.after_statement(alias)
-    return Part(alias, rows, description, rowcount, lastrowid)
+                return Part(alias, rows, description, len(rows), None)
+            rowcount = cur.rowcount
+            return Part(alias, None, description, rowcount,
+                        backend.lastrowid(cur) if rowcount == 1 else None)
 
 
 class Stream:
@@ -122,29 +80,21 @@ class Stream:
     def __init__(self, conn: Connection, alias: str, stmt: Statement, params: Any,
                  batch: int, throttled: bool = True) -> None:
         self._conn, self.alias = conn, alias
-        touched = conn.transaction.holds(alias)
-        self._phys = conn.transaction.physical(conn.specs[alias], conn.autocommit)
         self._batch = batch
         self.rows_read = 0
         self.finished = False
         self._closed = False
-        backend = self._phys.backend
-        try:
-            text, values = _text(stmt, backend, params)
+        spec = conn.specs[alias]
+        text, values = _text(stmt, load_backend(spec.driver, alias), params)
+        # the connection stays borrowed while the stream is open
+        with conn.transaction.borrow(spec, keep=True) as self._phys:
             throttle = _limiter(self._phys) if throttled else None
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:
-                self._cur = backend.open_stream(self._phys.raw, text, values, batch)
-                self.description = backend.describe(self._cur, None, text)
-            conn.transaction.streams.add(self)  # the connection stays borrowed while it is open
-        except Error:
-            conn.after_statement(alias)
-            raise
-        except Exception as exc:
-            err = _wrap(exc, self._phys)
-            _failed(conn, alias, self._phys, err, touched)
-            raise err from exc
+                self._cur = self._phys.backend.open_stream(self._phys.raw, text, values, batch)
+                self.description = self._phys.backend.describe(self._cur, None, text)
+            conn.transaction.streams.add(self)
 
     def abandon(self) -> None:
         """Mark the result closed without a word to its session (a child after fork)."""
@@ -168,10 +118,10 @@ class Stream:
         except Exception as exc:
             if isinstance(exc, Error):
                 raise
-            err = _wrap(exc, self._phys)
+            err = wrap_error(exc, self._phys)
             self._closed = True
             self._conn.transaction.streams.discard(self)
-            _failed(self._conn, self.alias, self._phys, err, touched=True)
+            self._conn.transaction.failed_on(self.alias, self._phys, err, touched=True)
             raise err from exc
         finally:
             self.close()
@@ -323,7 +273,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 else:
                     out.row, out.cause = indices[lo], exc
                 if out.cause is not None:
-                    out.error = _wrap(out.cause, phys)
+                    out.error = wrap_error(out.cause, phys)
                     out.broken = phys.backend.is_broken(phys.raw)
                     if out.error.connection_failure and not phys.in_transaction:
                         # in autocommit the rows in flight may or may not have been committed
@@ -423,8 +373,8 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     conn.router.settle(time.monotonic() - started)
     for alias, outcome in outcomes.items():
         if outcome.error is not None:
-            _failed(conn, alias, physicals[alias], outcome.error,
-                    alias in touched or bool(outcome.done))
+            conn.transaction.failed_on(alias, physicals[alias], outcome.error,
+                                       alias in touched or bool(outcome.done))
         else:
             conn.after_statement(alias)
     failed = [(a, o) for a, o in outcomes.items() if o.error is not None]

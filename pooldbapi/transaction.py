@@ -21,6 +21,7 @@ from .settings import ContainerSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
 
 
 def branch(raw: Any, xid: Xid, alias: str) -> Any:
@@ -34,6 +35,57 @@ def _raw_call(name: str) -> Callable[[Any], None]:
     return call
 
 log = logging.getLogger("pooldbapi")
+
+
+def wrap_error(exc: BaseException, phys: Physical) -> Error:
+    """A driver error on a physical connection as a pooldbapi error (secrets masked); a lost
+    connection is told to health, and the pool's idle sessions are let go."""
+    cls, state = phys.backend.error_class(exc)
+    err = wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
+    if phys.backend.is_connection_error(exc, phys.raw):
+        err.connection_failure = True
+        HEALTH.failed(phys.spec, str(err))
+        pool_for(phys.spec).discard_idle()
+    return err
+
+
+class Borrow:
+    """`with transaction.borrow(spec) as phys:` one statement's use of a container: its
+    connection borrowed (and begun) on first use; a driver error wrapped, told to health, and
+    the connection given back or the transaction failed as the error requires; in autocommit
+    the connection given back afterwards (unless `keep`: a stream holds it)."""
+
+    __slots__ = ("_keep", "_lost_kind", "_phys", "_touched", "_tx", "alias")
+
+    def __init__(self, tx: Transaction, spec: ContainerSpec, lost_kind: str | None,
+                 keep: bool) -> None:
+        self._tx, self.alias = tx, spec.alias
+        self._touched = tx.holds(spec.alias)
+        self._lost_kind, self._keep = lost_kind, keep
+        self._phys = tx.physical(spec, tx.autocommit)
+
+    def __enter__(self) -> Physical:
+        return self._phys
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            if not self._keep:
+                self._tx.after_statement(self.alias)
+            return
+        if isinstance(exc, Error):
+            self._tx.after_statement(self.alias)
+            return
+        if not isinstance(exc, Exception):
+            return  # Ctrl-C: the caller's rollback or close ends the session's work
+        phys = self._phys
+        err = wrap_error(exc, phys)
+        if err.connection_failure and not phys.in_transaction and self._lost_kind:
+            # in autocommit the server may have committed it before the connection went
+            err.lost_kind = self._lost_kind
+            err.unknown = {self.alias: (0,)}
+        self._tx.failed_on(self.alias, phys, err, self._touched)
+        raise err from exc
 
 
 class Xid(NamedTuple):
@@ -56,6 +108,7 @@ class Transaction:
         self.prepared = False
         self.streams: set[Any] = set()  # open streamed results (runner.Stream)
         self.inherited = False          # set in a child process after fork
+        self.autocommit = False         # the connection's mode, kept here by the connection
 
     def adopt(self) -> None:
         """In a child process after fork: let go of the parent's sessions without sending
@@ -154,6 +207,33 @@ class Transaction:
             phys.in_transaction = not autocommit and phys.backend.transactional
             self.borrowed[spec.alias] = phys
         return phys
+
+    def borrow(self, spec: ContainerSpec, lost_kind: str | None = None, keep: bool = False
+               ) -> Borrow:
+        """One statement's use of a container's connection (see Borrow); lost_kind: the kind
+        of a write whose outcome a lost connection leaves unknown in autocommit."""
+        return Borrow(self, spec, lost_kind, keep)
+
+    def after_statement(self, alias: str, broken: bool = False) -> None:
+        """Give the container's connection back after a statement in autocommit (unless a
+        stream still reads from it), or whenever it is broken."""
+        if broken or (self.autocommit and not any(s.alias == alias for s in self.streams)):
+            self.give_back(alias, broken)
+
+    def failed_on(self, alias: str, phys: Physical, err: Error, touched: bool) -> None:
+        """Give the connection back after an error. The open transaction fails where it lost
+        something: a session that held its work (touched: before this call, or rows
+        acknowledged in it), or a transaction the server aborted (PostgreSQL after any
+        statement error)."""
+        broken = phys.backend.is_broken(phys.raw) or err.connection_failure
+        if phys.in_transaction:
+            if broken and touched:
+                self.fail(alias, err, broken=True)
+                return
+            if not broken and phys.backend.aborted(phys.raw):
+                self.fail(alias, err, broken=False)
+                return
+        self.after_statement(alias, broken)
 
     def give_back(self, alias: str, broken: bool = False) -> None:
         """Return one container's connection to its pool."""

@@ -327,3 +327,35 @@ def test_a_failing_prepare_rolls_every_participant_back(clusters):
             assert raw.execute("select count(*) from tp").fetchone()[0] == 0
             assert raw.execute("select count(*) from pg_prepared_xacts").fetchone()[0] == 0
     conn.close()
+
+
+def test_borrow_gives_back_in_autocommit_wraps_driver_errors_and_keeps_for_streams(tmp_path):
+    """Transaction.borrow(): the one place a statement borrows a container's session."""
+    import sqlite3
+
+    from pooldbapi.pool import pool_for
+    conn = pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'a.db'}"},
+                             autocommit=True)
+    tx, spec = conn.transaction, conn.specs["a"]
+    try:
+        with tx.borrow(spec) as phys:
+            assert tx.borrowed == {"a": phys}
+        assert tx.borrowed == {} and pool_for(spec).stats().in_use == 0  # given back
+        with tx.borrow(spec, keep=True):
+            pass
+        assert "a" in tx.borrowed  # a stream holds it
+        tx.give_back("a")
+        with pytest.raises(pooldbapi.ProgrammingError, match=r"^a: no such table: nope") as info, \
+                tx.borrow(spec, lost_kind="insert") as phys:
+            phys.raw.execute("select * from nope")
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        assert info.value.container == "a" and info.value.lost_kind is None  # not a lost link
+        assert tx.borrowed == {}
+        conn.autocommit = False
+        with tx.borrow(spec) as phys:
+            phys.raw.execute("create table t (x int)")
+        assert tx.borrowed == {"a": phys}  # in a transaction it stays until commit
+        conn.rollback()
+        assert tx.borrowed == {}
+    finally:
+        conn.close()

@@ -42,12 +42,9 @@ def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -
                                 f"{stmt.kind} t@{{...}} ... [where ...]")
     occ = stmt.occurrences[0]
     target = stmt.text[slice(*target_span)].strip()
-    phys = conn.transaction.physical(conn.specs[entity_alias], conn.autocommit)
-    try:
+    with conn.transaction.borrow(conn.specs[entity_alias]) as phys:
         raw: Any = phys.raw  # a REST connection knows its entity sets' keys ($metadata)
         keys = raw.keys(unquote(occ.name.split(".")[-1]))
-    finally:
-        conn.after_statement(entity_alias)
     if not keys:
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
     where = stmt.text[slice(*where_span)].strip() if where_span else None
