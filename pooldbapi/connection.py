@@ -21,6 +21,7 @@ from .transaction import Transaction, Xid, finish_recovered, recover
 
 if TYPE_CHECKING:
     from .cursor import Cursor
+    from .session import Session
 
 log = logging.getLogger("pooldbapi")
 
@@ -241,3 +242,7 @@ class Connection:
                 self.close()
             except Exception:  # noqa: S110 - nothing can be reported from a finaliser
                 pass
+
+
+if TYPE_CHECKING:
+    _SESSION: type[Session] = Connection  # checked by mypy: what the layers below are given

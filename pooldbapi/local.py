@@ -33,7 +33,7 @@ from .sql.structure import PARAM, TABLE, Shape, marked, of_select, span
 
 if TYPE_CHECKING:
     from .backends.base import Description
-    from .connection import Connection
+    from .session import Session
 
 CACHE_MIB = 64
 """The local engine keeps up to this much in memory; past it, pages go to its temporary file."""
@@ -71,7 +71,7 @@ class _Source:
         return [c.sql(dialect=self.dialect, comments=False) for c in self.conjuncts]
 
 
-def _sources(conn: Connection, stmt: Statement, choice: dict[tuple[str, ...], str],
+def _sources(conn: Session, stmt: Statement, choice: dict[tuple[str, ...], str],
              read: str) -> tuple[list[_Source], Shape]:
     spans = [span(stmt, occ) for occ in stmt.occurrences]
     found = of_select(stmt, read)
@@ -176,7 +176,7 @@ class LocalPlan:
     eager: int | None                     # the source that sends partial aggregates
 
 
-def _prepare(conn: Connection, stmt: Statement, params: Any,
+def _prepare(conn: Session, stmt: Statement, params: Any,
              choice: dict[tuple[str, ...], str]) -> LocalPlan:
     """Plan a federated select (each occurrence's columns are asked of its container). The
     statement's structure comes from sqlglot's tree of its marked text; every statement made
@@ -239,7 +239,7 @@ def _prepare(conn: Connection, stmt: Statement, params: Any,
                      else None, None if eager is None else eager[0])
 
 
-def evaluate(conn: Connection, stmt: Statement, params: Any,
+def evaluate(conn: Session, stmt: Statement, params: Any,
              choice: dict[tuple[str, ...], str]) -> Result:
     """Fetch what each occurrence needs from its container and run the select locally."""
     plan_ = _prepare(conn, stmt, params, choice)
@@ -267,7 +267,7 @@ def evaluate(conn: Connection, stmt: Statement, params: Any,
         engine.close()
 
 
-def _fetch_all(conn: Connection, plan_: LocalPlan, engine: LocalEngine,
+def _fetch_all(conn: Session, plan_: LocalPlan, engine: LocalEngine,
                codes: dict[str, TypeCode]) -> None:
     """Load every occurrence's rows; different containers are read at the same time (each
     container's occurrences one after the other, on its one connection)."""
@@ -298,7 +298,7 @@ def _fetch_all(conn: Connection, plan_: LocalPlan, engine: LocalEngine,
                 codes.setdefault(name, code)
 
 
-def _fetch_in_parallel(conn: Connection, by_alias: dict[str, list[int]],
+def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
                        fetch: Callable[[str], None]) -> None:
     # borrowed here, in the one order every caller uses, not by the workers: a transaction's
     # first use of a container (its begin, a two-phase branch) is never raced
@@ -319,7 +319,7 @@ def _fetch_in_parallel(conn: Connection, by_alias: dict[str, list[int]],
             conn.after_statement(alias)  # autocommit: given back (once; the rest is a no-op)
 
 
-def explain(conn: Connection, stmt: Statement, params: Any,
+def explain(conn: Session, stmt: Statement, params: Any,
             choice: dict[tuple[str, ...], str]) -> list[tuple[str, str, str, int | None]]:
     """The plan of a federated select, nothing fetched: per occurrence (step 'fetch', or
     'fetch partial aggregates'), its container, the statement sent there and the rows the
@@ -336,7 +336,7 @@ def explain(conn: Connection, stmt: Statement, params: Any,
     return out
 
 
-def estimate(conn: Connection, alias: str, stmt: Statement, values: Any) -> int | None:
+def estimate(conn: Session, alias: str, stmt: Statement, values: Any) -> int | None:
     """The rows a select would give on a container, as its planner estimates them (or a
     count up to a cap where it has no estimates); None where it cannot say."""
     backend = load_backend(conn.specs[alias].driver, alias)
@@ -347,7 +347,7 @@ def estimate(conn: Connection, alias: str, stmt: Statement, values: Any) -> int 
     return backend.estimated_rows(part.rows[0]) if part.rows else None
 
 
-def _eager(conn: Connection, values: dict[str, Any] | None, sources: list[_Source],
+def _eager(conn: Session, values: dict[str, Any] | None, sources: list[_Source],
            cols: list[set[str]], local: str, read: str) -> tuple[int, Partial] | None:
     """The occurrence whose container sends partial aggregates, and the plan; None: rows."""
     if len(sources) < 2:
@@ -378,7 +378,7 @@ def _eager(conn: Connection, values: dict[str, Any] | None, sources: list[_Sourc
     return max(found, key=lambda item: rows(item[0]))
 
 
-def _describe(conn: Connection, alias: str, probe: Statement) -> Description:
+def _describe(conn: Session, alias: str, probe: Statement) -> Description:
     # a REST container describes an entity set from its cached $metadata: no call to throttle
     rest = not load_backend(conn.specs[alias].driver, alias).runs_sql
     stream = Stream(conn, alias, probe, None, 1, throttled=not rest)
@@ -396,7 +396,7 @@ def _batches(part: Part) -> Iterator[list[Sequence[Any]]]:
         yield rows[start:start + FETCH_BATCH]
 
 
-def _load(conn: Connection, engine: LocalEngine, n: int, src: _Source, pushed: Statement,
+def _load(conn: Session, engine: LocalEngine, n: int, src: _Source, pushed: Statement,
           values: Any, codes: dict[str, TypeCode], whole: bool = False) -> None:
     """Fetch an occurrence's rows into its local table: streamed in batches, or (whole) read
     in one plain query, which the server may run in parallel (a cursor it never does).

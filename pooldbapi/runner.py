@@ -23,7 +23,7 @@ from .throttle import Limiter, throttle_for
 from .transaction import wrap_error
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .session import Session
 
 log = logging.getLogger("pooldbapi")
 _SESSION_KINDS = (DDL, OTHER)
@@ -46,7 +46,7 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
     return rendered.text, bind(stmt, rendered.keys, params)
 
 
-def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Part:
+def execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
     spec = conn.specs[alias]
     # rendered and bound before anything is borrowed: bad parameters never take a connection
@@ -77,7 +77,7 @@ def execute_on(conn: Connection, alias: str, stmt: Statement, params: Any) -> Pa
 class Stream:
     """A select read in batches from one container: description, then batches of rows."""
 
-    def __init__(self, conn: Connection, alias: str, stmt: Statement, params: Any,
+    def __init__(self, conn: Session, alias: str, stmt: Statement, params: Any,
                  batch: int, throttled: bool = True) -> None:
         self._conn, self.alias = conn, alias
         self._batch = batch
@@ -140,7 +140,7 @@ class Stream:
         self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
 
 
-def execute_routed(conn: Connection, stmt: Statement, params: Any, read: bool,
+def execute_routed(conn: Session, stmt: Statement, params: Any, read: bool,
                    first: str | None = None) -> Part:
     """Run a statement once on the container routing picks; where it is safe, fail over.
 
@@ -322,7 +322,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_executor)
 
 
-def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None = None
+def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = None
               ) -> Result:
     """Run each container's items in order, containers in parallel; merge the outcome."""
     chunk = CHUNK if chunk is None else chunk
@@ -402,7 +402,7 @@ def run_items(conn: Connection, plan: dict[str, list[Item]], chunk: int | None =
     return result
 
 
-def _interrupted(conn: Connection, exc: BaseException, outcomes: dict[str, _Outcome],
+def _interrupted(conn: Session, exc: BaseException, outcomes: dict[str, _Outcome],
                  physicals: dict[str, Physical]) -> None:
     """An interruption (KeyboardInterrupt, SystemExit) during a write: rows were written that
     the caller was never told of. In a transaction nothing of them may be kept silently: the
@@ -422,7 +422,7 @@ def _interrupted(conn: Connection, exc: BaseException, outcomes: dict[str, _Outc
                  " roll it back")
 
 
-def run_rounds(conn: Connection, rounds: Iterable[dict[str, list[Item]]]) -> Result:
+def run_rounds(conn: Session, rounds: Iterable[dict[str, list[Item]]]) -> Result:
     """Run plans one after another (rows read in batches); an error names all rows written."""
     total = Result(rowcount=0)
     for plan in rounds:

@@ -15,9 +15,9 @@ from ..sql.render import strip
 from .dml import write_from_select
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
-def page_size(conn: Connection, stmt: Statement) -> int:
+def page_size(conn: Session, stmt: Statement) -> int:
     """Return the page size: the smallest page-size of the target list's containers."""
     target = conn.router.resolve(stmt.occurrences[0].aliases if stmt.occurrences else None, stmt)
     return max(1, min(conn.specs[a].options.page_size for a in target))
@@ -43,7 +43,7 @@ def _copy_target(stmt: Statement) -> tuple[str, tuple[str, ...] | None] | None:
     return table, stmt.columns
 
 
-def plan_pages(conn: Connection, stmt: Statement, rows: Sequence[Sequence[Any]],
+def plan_pages(conn: Session, stmt: Statement, rows: Sequence[Sequence[Any]],
                first: int = 0) -> dict[str, list[Item]]:
     """Cut rows into pages, each page for the next container of the target's list."""
     size = page_size(conn, stmt)
@@ -60,7 +60,7 @@ def plan_pages(conn: Connection, stmt: Statement, rows: Sequence[Sequence[Any]],
     return plan
 
 
-def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result:
+def executemany(conn: Session, stmt: Statement, seq: Sequence[Any]) -> Result:
     """bulk insert ... values (...) with executemany: the parameter sets in pages."""
     if stmt.select_start is not None:
         raise ProgrammingError("bulk insert ... select takes no executemany: use execute")
@@ -69,7 +69,7 @@ def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result
     return run_items(conn, plan_pages(conn, stmt, seq))
 
 
-def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """bulk insert ... select: stream the source and write its rows in pages as they come."""
     if stmt.select_start is None:
         if params is None:

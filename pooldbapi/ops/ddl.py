@@ -9,10 +9,10 @@ from ..runner import execute_on, execute_routed
 from ..sql.parse import DDL, Statement
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
 
-def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run on the one distinct container of the statement's lists (or each, when broadcast)."""
     lists = stmt.lists or (None,)
     distinct = list(dict.fromkeys(a for lst in lists for a in conn.router.resolve(lst)))
@@ -26,7 +26,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
                            f" {', '.join(distinct)}: name one container{hint}")
 
 
-def execute_other(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute_other(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run a statement of any other kind on the container chosen for this execution."""
     choice = conn.route(stmt)
     distinct = set(choice.values())

@@ -16,14 +16,14 @@ from ..sql.values import split_rows
 from . import select
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
 
 READ_BATCH = 5000
 """Rows read from a source select per round of writes (memory stays bounded by it)."""
 
 
-def spread(conn: Connection, stmt: Statement, seq: Sequence[Any], first: int = 0,
+def spread(conn: Session, stmt: Statement, seq: Sequence[Any], first: int = 0,
            plan: dict[str, list[Item]] | None = None) -> dict[str, list[Item]]:
     """Plan one row per parameter set, each row on the next container of the list."""
     plan = {} if plan is None else plan
@@ -45,7 +45,7 @@ def _check_params(stmt: Statement, params: Any) -> None:
         bind(stmt, render(stmt, "qmark").keys, params)
 
 
-def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run the statement on the container chosen for this execution (or per row)."""
     if len(stmt.values_rows) > 1 and any(len(set(conn.router.resolve(lst, stmt))) > 1
                                          for lst in stmt.lists):
@@ -66,7 +66,7 @@ def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
                                         first=conn.one(stmt, choice))])
 
 
-def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
+def insert_select(conn: Session, stmt: Statement, params: Any) -> Result:
     """Read the select part from its containers, then insert its rows one by one."""
     assert stmt.select_start is not None
     if any(p.start < stmt.select_start for p in stmt.placeholders) and params is not None:
@@ -79,7 +79,7 @@ def insert_select(conn: Connection, stmt: Statement, params: Any) -> Result:
 Planner = Callable[[Statement, Sequence[Sequence[Any]], int], dict[str, list[Item]]]
 
 
-def write_from_select(conn: Connection, stmt: Statement, params: Any, batch: int,
+def write_from_select(conn: Session, stmt: Statement, params: Any, batch: int,
                       plan: Planner) -> Result:
     """Stream the select part of `insert ... select` and write each batch as `plan` says."""
     assert stmt.select_start is not None
@@ -104,6 +104,6 @@ def write_from_select(conn: Connection, stmt: Statement, params: Any, batch: int
         stream.close()
 
 
-def executemany(conn: Connection, stmt: Statement, seq: Sequence[Any]) -> Result:
+def executemany(conn: Session, stmt: Statement, seq: Sequence[Any]) -> Result:
     """Give each parameter set the next container; rows of one container go in batches."""
     return run_items(conn, spread(conn, stmt, seq))

@@ -14,7 +14,7 @@ from . import select
 from .dml import spread
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
 
 
@@ -27,7 +27,7 @@ def _params_in(stmt: Statement, params: Any, lo: int, hi: int) -> Any:
     return [params[j] for j, p in enumerate(stmt.placeholders) if lo <= p.start < hi]
 
 
-def execute(conn: Connection, stmt: Statement, params: Any, entity_alias: str) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> Result:
     """Write an update or delete row by row, by key, over the list's REST containers."""
     # the clauses as the scan found them (a 'where' inside a literal is no clause)
     target_span = stmt.clause("FROM" if stmt.kind == DELETE else "UPDATE")

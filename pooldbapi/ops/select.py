@@ -12,7 +12,7 @@ from ..sql.parse import Statement
 from ..sql.render import render
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
 
 
@@ -28,7 +28,7 @@ def _bare_count(stmt: Statement) -> bool:
     return bool(found)
 
 
-def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
+def _plan(conn: Session, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
     """Choose containers; tell whether the select must be evaluated locally."""
     choice = conn.route(stmt)
     if len(choice) == 1:
@@ -37,7 +37,7 @@ def _plan(conn: Connection, stmt: Statement) -> tuple[dict[tuple[str, ...], str]
     return choice, len(distinct) > 1 or not all(conn.router.runs_sql(a) for a in distinct)
 
 
-def stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream | Result:
+def stream(conn: Session, stmt: Statement, params: Any, batch: int) -> Stream | Result:
     """Open the select on its one container and read it in batches (a local evaluation is
     read whole)."""
     choice, local_ = _plan(conn, stmt)
@@ -53,7 +53,7 @@ _EXPLAINED = tuple((name, TypeCode(kind, category), None, None, None, None, True
                                                ("estimated_rows", "integer", "NUMBER")))
 
 
-def explain(conn: Connection, stmt: Statement, params: Any) -> Result:
+def explain(conn: Session, stmt: Statement, params: Any) -> Result:
     """The plan of a select, nothing fetched: a row per step (step, container, the statement
     sent, the rows the container estimates). Routing takes its turn as an execution would."""
     choice, local_ = _plan(conn, stmt)
@@ -66,12 +66,12 @@ def explain(conn: Connection, stmt: Statement, params: Any) -> Result:
     return Result(_EXPLAINED, list(rows), len(rows), None, {})
 
 
-def open_stream(conn: Connection, stmt: Statement, params: Any, batch: int) -> Stream:
+def open_stream(conn: Session, stmt: Statement, params: Any, batch: int) -> Stream:
     """Open a select on its one container in batches (a source of insert ... select)."""
     return Stream(conn, conn.one(stmt), stmt, params, batch)
 
 
-def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run the select whole on the one container all its occurrences landed on, or locally
     over the containers they landed on."""
     tried: set[str] = set()

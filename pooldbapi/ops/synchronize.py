@@ -15,7 +15,7 @@ from . import select
 from .dml import READ_BATCH, spread
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..session import Session
 
 _ACTIONS = ("insert", "update", "delete")
 _EXPECTED = ("expected 'with insert [or update] [or delete] identified by col[, col...]"
@@ -131,7 +131,7 @@ def delete_sql(target: str, keys: Sequence[str]) -> str:
     return f"delete from {target} where {' and '.join(f'{k} = ?' for k in keys)}"
 
 
-def _read(conn: Connection, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
+def _read(conn: Session, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
     stmt = parse(f"select * from {occ.name}{_suffix(occ)}")
     conn.router.check(stmt)
     result = select.execute(conn, stmt, None)
@@ -139,7 +139,7 @@ def _read(conn: Connection, occ: Occurrence) -> tuple[list[str], list[Sequence[A
     return [str(d[0]) for d in result.description], result.rows
 
 
-def execute(conn: Connection, stmt: Statement, params: Any) -> Result:
+def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Compare source and target by key and write the differences to the target's list."""
     if len(stmt.occurrences) != 2:
         raise ProgrammingError("synchronize takes one source and one target table:"
