@@ -29,13 +29,25 @@ class Router:
             raise InterfaceError(f"unknown strategy {strategy!r}"
                                  f" (known: {', '.join(STRATEGIES)})")
         self.specs = specs
-        self.default = default
+        self._default = default
+        self._fixed: dict[str, dict[tuple[str, ...], str]] = {}
         self.seed = seed
         self.strategy_class = STRATEGIES[strategy]
         self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
         self._checked: set[str] = set()
         self._pending: list[tuple[Strategy, str]] = []
         self._runs_sql: dict[str, bool] = {}
+
+    @property
+    def default(self) -> tuple[str, ...] | None:
+        """The list of occurrences without a suffix."""
+        return self._default
+
+    @default.setter
+    def default(self, value: tuple[str, ...] | None) -> None:
+        if value != self._default:
+            self._fixed.clear()  # the choices that followed from the old default
+        self._default = value
 
     def check(self, stmt: Statement) -> None:
         """Raise ProgrammingError for an occurrence naming a container that is not configured."""
@@ -85,13 +97,19 @@ class Router:
 
     def route(self, stmt: Statement, pins: Pins | None = None) -> dict[tuple[str, ...], str]:
         """Choose a container for each distinct list of the statement, for one unit of work;
-        with pins (transaction affinity) a list goes where it went before, and is pinned."""
+        with pins (transaction affinity) a list goes where it went before, and is pinned.
+        The choice is the caller's to read, not to change."""
+        fixed = self._fixed.get(stmt.text)
+        if fixed is not None:
+            return fixed
         choice: dict[tuple[str, ...], str] = {}
+        chosen = False
         for lst in stmt.lists or (None,):
             aliases = self.resolve(lst, stmt)
             if len(aliases) == 1:  # one container: nothing to choose, learn or pin
                 choice[aliases] = aliases[0]
                 continue
+            chosen = True
             if aliases in choice:
                 continue
             alias = pins.get(aliases) if pins is not None else None
@@ -104,6 +122,10 @@ class Router:
                 if pins is not None:
                     pins[aliases] = alias
             choice[aliases] = alias
+        if not chosen:  # every list has one container: the same choice every time
+            if len(self._fixed) >= STRATEGY_CACHE_SIZE:
+                self._fixed.clear()
+            self._fixed[stmt.text] = choice
         return choice
 
     def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None,

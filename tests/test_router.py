@@ -56,3 +56,12 @@ def test_an_unknown_alias_and_a_missing_default_are_named():
         router(default=None).check(parse("select 1 from t"))
     with pytest.raises(pooldbapi.InterfaceError, match="unknown strategy 'fastest'"):
         router(strategy="fastest")
+
+
+def test_a_fixed_choice_is_kept_until_the_default_list_changes():
+    r = router(default=("d",))
+    stmt = parse("select 1 from t")
+    assert r.route(stmt) == {("d",): "d"}
+    assert r.route(stmt) is r.route(stmt)  # every list has one container: kept
+    r.default = ("c",)
+    assert r.route(stmt) == {("c",): "c"}

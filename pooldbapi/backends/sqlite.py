@@ -68,6 +68,9 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
+_DESCRIBED: dict[tuple[Any, ...], Description] = {}
+"""Descriptions by (sqlite3's column tuple, the first row's value types)."""
+
 class SQLiteBackend(DriverBackend):
     """stdlib sqlite3; physical connections may move between threads, access serialised."""
 
@@ -163,9 +166,15 @@ class SQLiteBackend(DriverBackend):
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:
-        if cursor.description is None:
+        columns = cursor.description
+        if columns is None:
             return None
-        width = len(cursor.description)
+        # the same columns with values of the same types describe alike: built once
+        key = (columns, None if first_row is None else tuple(map(type, first_row)))
+        found = _DESCRIBED.get(key)
+        if found is not None:
+            return found
+        width = len(columns)
         categories = [category_of_value(v) for v in first_row] if first_row is not None \
             else [None] * width
         codes = [_CODES[c] for c in categories]
@@ -175,8 +184,13 @@ class SQLiteBackend(DriverBackend):
                 codes = [code if category is not None or not typ else _declared_code(typ)
                          for code, category, typ in zip(codes, categories, declared,
                                                         strict=True)]
-        return tuple((col[0], code, None, None, None, None, None)
-                     for col, code in zip(cursor.description, codes, strict=True))
+        described = tuple((col[0], code, None, None, None, None, None)
+                          for col, code in zip(columns, codes, strict=True))
+        if None not in categories:  # (declared types depend on the statement and schema)
+            if len(_DESCRIBED) >= 4096:
+                _DESCRIBED.clear()
+            _DESCRIBED[key] = described
+        return described
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         code = getattr(exc, "sqlite_errorname", None)
