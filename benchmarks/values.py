@@ -30,12 +30,12 @@ SHAPES = [
     "delete from Journals where ID = :p0",
 ]
 FEDERATED = [
-    "select c.name, o.id from customers@lite c join orders@pg o on o.cust_id = c.id"
-    " where o.amount > %s and c.name <> 'x where y'",
-    "select s.region, count(*), sum(f.amount) from facts@pg f join stores@lite s"
-    " on s.id = f.store_id where f.amount > 10 group by s.region order by s.region",
-    "select name from customers@lite c where not exists (select 1 from orders@pg o"
-    " where o.cust_id = c.id) and c.id in (1, 2, 3)",
+    ("select c.name, o.id from customers@lite c join orders@pg o on o.cust_id = c.id"
+    " where o.amount > %s and c.name <> 'x where y'"),
+    ("select s.region, count(*), sum(f.amount) from facts@pg f join stores@lite s"
+    " on s.id = f.store_id where f.amount > 10 group by s.region order by s.region"),
+    ("select name from customers@lite c where not exists (select 1 from orders@pg o"
+    " where o.cust_id = c.id) and c.id in (1, 2, 3)"),
 ]
 
 

@@ -240,7 +240,7 @@ class Connection:
         if not getattr(self, "_closed", True) and self.transaction.borrowed:
             try:
                 self.close()
-            except Exception:  # noqa: S110 - nothing can be reported from a finaliser
+            except Exception:  # noqa: BLE001, S110 - nothing can be reported from a finaliser
                 pass
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Any
+from typing import Any, Self
 
 Date = datetime.date
 Time = datetime.time
@@ -34,7 +34,7 @@ class TypeCode(str):
 
     category: str | None
 
-    def __new__(cls, name: str, category: str | None) -> TypeCode:
+    def __new__(cls, name: str, category: str | None) -> Self:
         code = super().__new__(cls, name)
         code.category = category
         return code

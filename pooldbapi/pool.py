@@ -224,7 +224,7 @@ class Pool:
             try:
                 keep = self.backend.reset(phys.raw, phys.session_changed)
                 phys.session_changed = False
-            except Exception as exc:  # a connection that cannot be reset is never handed out
+            except Exception as exc:  # noqa: BLE001 - one that cannot be reset is never handed out
                 log.info("container %s: dropping a connection that failed its reset: %s",
                          self.spec.alias, type(exc).__name__)
                 keep = False

@@ -134,7 +134,7 @@ class Stream:
         with self._phys.lock:
             try:
                 self._cur.close()
-            except Exception:  # noqa: BLE001 - a broken connection is dropped below
+            except Exception:  # noqa: BLE001, S110 - a broken connection is dropped below
                 pass
         self._conn.transaction.streams.discard(self)
         self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
@@ -266,7 +266,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 out.done.extend(indices[lo:lo + step])
                 if progress is not None:
                     progress(phys.spec.alias, len(part))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any driver error: the batch is replayed
                 if len(part) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
                     # The batch was undone: replay its rows one by one to stop at the bad row.
                     _replay(phys, bound, indices[lo:lo + step], part, out)
@@ -290,7 +290,7 @@ def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Seque
             with phys.lock:
                 out.rowcount += _call(phys, bound, [value])
             out.done.append(index)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any driver error names its row
             out.row, out.cause = index, exc
             return
 

@@ -1,6 +1,7 @@
 """Connection strings and settings files -> ContainerSpec (own keys, forwarded keys)."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -61,7 +62,7 @@ def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
         if "None" in kind and text.lower() in ("", "none"):
             return None
         value: float | int = int(text) if kind == "int" else float(text)
-        if value < 0 or value != value:
+        if value < 0 or math.isnan(value):
             raise ValueError(text)
         return value
     except ValueError:

@@ -264,7 +264,7 @@ class Transaction:
                 with phys.lock:
                     step(phys.raw)
                 (done if doing == action else rolled_back).append(alias)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every container's outcome is collected
                 lost = phys.backend.is_connection_error(exc, phys.raw) or \
                     phys.backend.is_broken(phys.raw)
                 if lost:

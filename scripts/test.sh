@@ -78,4 +78,7 @@ if [ ! -f "$marker" ]; then
 fi
 
 scripts/setup.sh test
+# the code stays clean: ruff over everything, mypy strict over the package
+.venv/bin/ruff check --quiet pooldbapi tests benchmarks scripts
+.venv/bin/mypy pooldbapi
 exec .venv/bin/python -m pytest tests README.md "$@"

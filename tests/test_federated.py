@@ -154,7 +154,7 @@ def test_only_needed_columns_and_own_conjuncts_are_pushed_down(mixed, pg):
 
 
 def test_parameters_bind_locally_and_remotely(mixed):
-    conn, single = mixed
+    conn, _single = mixed
     query = ("select c.name, o.id from customers@lite c join orders@pg o on o.cust_id = c.id"
              " where c.id = :cid and o.amount >= :low")
     got = conn.execute(query, {"cid": 1, "low": 2.5}).fetchall()

@@ -67,16 +67,16 @@ def test_a_placeholder_inside_a_nested_comment_is_no_placeholder():
 @pytest.mark.parametrize("text, params, message", [
     ("select ?", [1, 2], "the statement takes 1 parameters, 2 given"),
     ("select :2", [1], "the statement takes 2 parameters, 1 given"),
-    ("select ?", {"a": 1}, "the statement uses qmark placeholders: parameters must be a"
-                           " sequence, not dict"),
-    ("select %s", "x", "the statement uses format placeholders: parameters must be a"
-                       " sequence, not str"),
-    ("select ?", 5, "the statement uses qmark placeholders: parameters must be a sequence,"
-                    " not int"),
-    ("select :a", (1,), "the statement uses named placeholders: parameters must be a mapping,"
-                        " not tuple"),
-    ("select %(a)s", [1], "the statement uses pyformat placeholders: parameters must be a"
-                          " mapping, not list"),
+    ("select ?", {"a": 1}, ("the statement uses qmark placeholders: parameters must be a"
+                           " sequence, not dict")),
+    ("select %s", "x", ("the statement uses format placeholders: parameters must be a"
+                       " sequence, not str")),
+    ("select ?", 5, ("the statement uses qmark placeholders: parameters must be a sequence,"
+                    " not int")),
+    ("select :a", (1,), ("the statement uses named placeholders: parameters must be a mapping,"
+                        " not tuple")),
+    ("select %(a)s", [1], ("the statement uses pyformat placeholders: parameters must be a"
+                          " mapping, not list")),
     ("select :a, :b, :c", {"b": 1}, "no value for parameter(s) a, c"),
     ("select 1", (1,), "the statement has no placeholders but 1 parameters were given"),
     ("select 1", "ab", "the statement has no placeholders but 2 parameters were given"),

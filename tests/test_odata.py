@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import decimal
 import email.utils
+import itertools
 import time
 
 import pytest
@@ -72,7 +73,7 @@ def test_rate_limit_headers_hold_the_container(gateways):
     times = [float(line.split()[-1]) for line in gateway.calls() if "POST" in line]
     assert len(times) == 3
     # each answer said "none left, reset in 1 s": the next call waited for it
-    assert all(later - earlier >= 0.9 for earlier, later in zip(times, times[1:]))
+    assert all(later - earlier >= 0.9 for earlier, later in itertools.pairwise(times))
     conn.close()
 
 
@@ -227,7 +228,7 @@ def test_update_and_delete_by_predicate_go_row_by_row_over_the_list(gateways):
                 ("bulk-done", "bulk-upd"))
     assert cur.rowcount == 6 and cur.containers == {"eol1": 3, "eol2": 3}
     patches = [c for c in gateway.calls() if "PATCH" in c]
-    assert len(patches) == 6 and all(c.startswith("200 ") or c.startswith("204 ")
+    assert len(patches) == 6 and all(c.startswith(("200 ", "204 "))
                                      for c in patches)
     assert conn.execute("select count(*) from Journals@eol1 where description = 'bulk-done'"
                         ).fetchone() == (6,)

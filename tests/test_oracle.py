@@ -178,7 +178,7 @@ def test_probe_and_page_savepoints_send_oracle_sql():
     assert raw.commits == 1 and raw.autocommit is True  # autocommit: the page commits whole
     raw.log.clear()
     with pytest.raises(ZeroDivisionError), BACKEND.atomic(raw):
-        1 / 0
+        _ = 1 / 0
     name = raw.log[0].split()[-1]
     assert raw.log == [f"savepoint {name}", f"rollback to savepoint {name}"]
 

@@ -253,8 +253,8 @@ def test_very_long_statements_are_not_cached():
 
 
 SYNC_CLAUSES = [
-    ('synchronize s@a to t@b with insert or update identified by id, "Other Key"'
-     " ignore changes to a, b;", ({"insert", "update"}, ["id", '"Other Key"'], ["a", "b"])),
+    (('synchronize s@a to t@b with insert or update identified by id, "Other Key"'
+     " ignore changes to a, b;"), ({"insert", "update"}, ["id", '"Other Key"'], ["a", "b"])),
     ("synchronize s@a to t@b with delete identified by k", ({"delete"}, ["k"], [])),
     ("synchronize s@a to t@b with update or insert identified by key -- a comment",
      ({"insert", "update"}, ["key"], [])),

@@ -59,16 +59,16 @@ TRICKY = "'x where y),(; @{a} ?'"
 
 
 @pytest.mark.parametrize(("sql", "conjuncts"), [
-    (f"select t.v from t@a t, u@b u where t.note = {TRICKY} /* and where ? */ and u.k = t.k"
-     " and u.v = ?",
+    ((f"select t.v from t@a t, u@b u where t.note = {TRICKY} /* and where ? */ and u.k = t.k"
+     " and u.v = ?"),
      [(0, f"t.note = {TRICKY}", (("t", "note"),)),
       (0, "u.k = t.k", (("u", "k"), ("t", "k"))),
       (0, "u.v = :pooldbapi_p0", (("u", "v"),))]),
     ("select * from t@a t, u@b u where t.a = 1 or t.b = 2 and u.c = %s",
      [(0, "t.a = 1 OR t.b = 2 AND u.c = :pooldbapi_p0",
        (("t", "a"), ("t", "b"), ("u", "c")))]),
-    ("select * from t@a t, u@b u where (t.a between %(lo)s and 3) and exists"
-     " (select 1 from v@c where v.k = t.k); -- trailing ; where",
+    (("select * from t@a t, u@b u where (t.a between %(lo)s and 3) and exists"
+     " (select 1 from v@c where v.k = t.k); -- trailing ; where"),
      [(0, "t.a BETWEEN :pooldbapi_p0 AND 3", (("t", "a"),)),
       (0, "EXISTS(SELECT 1 FROM pooldbapi_t2 WHERE v.k = t.k)", None)]),
     ("select a from t@x where a > :1 union select a from u@y where a < :2 and b = ';'",

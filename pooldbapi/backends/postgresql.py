@@ -45,7 +45,7 @@ _UNREACHABLE = re.compile(
     r"connection refused|could not connect|timeout expired|timed out|server closed the"
     r" connection|could not translate host name|no route to host|network is unreachable|"
     r"connection reset|the database system is (starting up|shutting down|in recovery)|"
-    r"too many clients|could not receive data|could not send data|SSL SYSCALL", re.I)
+    r"too many clients|could not receive data|could not send data|SSL SYSCALL", re.IGNORECASE)
 
 
 def type_code(oid: int) -> TypeCode:

@@ -79,10 +79,10 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
     if type(params) is tuple and style in ("qmark", "format") and len(params) == len(keys):
         return params  # the common case, before the checks of abstract types
     if style is None:
-        if isinstance(params, Mapping) or (isinstance(params, Sequence) and not
-                                           isinstance(params, str | bytes)):
-            if len(params) == 0 or isinstance(params, Mapping):
-                return ()
+        if isinstance(params, Mapping) or (isinstance(params, Sequence) and
+                                           not isinstance(params, str | bytes) and
+                                           len(params) == 0):
+            return ()
         raise ProgrammingError(f"the statement has no placeholders but {_count(params)}"
                                " parameters were given")
     if style in ("named", "pyformat"):
@@ -93,8 +93,7 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
         if missing:
             raise ProgrammingError(f"no value for parameter(s) {', '.join(map(str, missing))}")
         return tuple(params[k] for k in keys)
-    if isinstance(params, Mapping) or isinstance(params, str | bytes) or \
-            not isinstance(params, Sequence):
+    if isinstance(params, Mapping | str | bytes) or not isinstance(params, Sequence):
         raise ProgrammingError(f"the statement uses {style} placeholders: parameters must be"
                                f" a sequence, not {type(params).__name__}")
     wanted = max(keys) + 1 if style == "numeric" else len(keys)  # type: ignore[operator]

@@ -225,9 +225,9 @@ def _cte_names(sig: list[Token], match: dict[int, int]) -> set[str]:
         if sig[j].is_punct("(") and j in match:
             j = match[j] + 1
         if (j + 1 < len(sig) and sig[j].is_keyword and sig[j].upper == "AS"
-                and sig[j + 1].is_punct("(")):
-            if i > 0 and (sig[i - 1].is_punct(",") or sig[i - 1].upper in ("WITH", "RECURSIVE")):
-                names.add(_folded(tok.value))
+                and sig[j + 1].is_punct("(") and i > 0
+                and (sig[i - 1].is_punct(",") or sig[i - 1].upper in ("WITH", "RECURSIVE"))):
+            names.add(_folded(tok.value))
     return names
 
 

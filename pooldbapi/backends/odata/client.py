@@ -98,7 +98,7 @@ def convert(value: Any, edm: str) -> Any:
     if edm == "Edm.Date":
         return datetime.date.fromisoformat(value)
     if edm == "Edm.DateTimeOffset":
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.datetime.fromisoformat(value)  # a final Z reads as UTC (3.11+)
     if edm == "Edm.TimeOfDay":
         return datetime.time.fromisoformat(value)
     return value
