@@ -4,6 +4,9 @@ select (execute + fetchall) and a one-row insert.
 
 Interleaved blocks (raw, pooldbapi, raw, ...); prints the median microseconds per execute of
 each side, the added microseconds and the ratio, and writes benchmarks/results/overhead.json.
+Then where the microseconds go: the SQLite select called at each layer (best of repeats;
+each figure the whole call at that layer, the layers below included), written to
+benchmarks/results/overhead_layers.json.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,6 +127,39 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
         factory.close()
 
 
+def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
+    """The SQLite `select ?` in a transaction, called at each layer of pooldbapi."""
+    from pooldbapi.ops import select as select_op
+    from pooldbapi.runner import _text, execute_on, execute_routed
+    from pooldbapi.sql.parse import parse
+    database = str(tmp / "layers.db")
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"})
+    cur = conn.cursor()
+    cur.execute("select ?", (1,)).fetchall()
+    stmt, params = parse("select ?"), (1,)
+    spec, phys = conn.specs["s"], conn.transaction.borrowed["s"]
+    raw_cur = phys.cursor()
+    steps = [
+        ("driver: execute + fetchall", lambda: raw_cur.execute("select ?", params).fetchall()),
+        ("parse (cache hit)", lambda: parse("select ?")),
+        ("render + bind", lambda: _text(stmt, phys.backend, params)),
+        ("borrow() (session held)", lambda: conn.transaction.borrow(spec).__exit__(
+            None, None, None)),
+        ("routing", lambda: conn.route(stmt)),
+        ("runner.execute_on", lambda: execute_on(conn, "s", stmt, params)),
+        ("runner.execute_routed", lambda: execute_routed(conn, stmt, params, True, "s")),
+        ("ops.select.execute", lambda: select_op.execute(conn, stmt, params)),
+        ("cursor.execute + fetchall", lambda: cur.execute("select ?", params).fetchall()),
+    ]
+    out = []
+    for name, call in steps:
+        best = min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+        out.append({"layer": name, "us": round(best, 2)})
+    conn.rollback()
+    conn.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
@@ -133,6 +170,9 @@ def main() -> None:
         rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + \
             postgresql_cases(args.rounds, args.pg_n)
     report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+    print()
+    with tempfile.TemporaryDirectory() as tmp:
+        report("overhead_layers", layers(Path(tmp)), ["layer", "us"])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 from .backends.base import Description
 
 
-@dataclass
+@dataclass(slots=True)
 class Part:
     """What one container returned for its share of a call."""
 
@@ -20,7 +20,7 @@ class Part:
     units: int = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """The merged result of one call over one or more containers."""
 
