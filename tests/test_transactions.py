@@ -359,3 +359,43 @@ def test_borrow_gives_back_in_autocommit_wraps_driver_errors_and_keeps_for_strea
         assert tx.borrowed == {}
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_work_on_one_container_runs_on_the_callers_thread(backend, autocommit, tmp_path,
+                                                          request, monkeypatch):
+    """Selects, single-row and multi-row writes, executemany and streams on one container
+    hand nothing to the worker pool and start no thread."""
+    import threading
+
+    from pooldbapi import local, runner
+    dsn = f"driver=sqlite;database={tmp_path / 'one.db'}" if backend == "sqlite" else \
+        request.getfixturevalue("pg").conninfo()
+    conn = pooldbapi.connect({"one": dsn}, autocommit=True)
+    conn.execute("drop table if exists solo")
+    conn.execute("create table solo (id int, v text)")
+    conn.autocommit = autocommit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work on one container was handed to the worker pool")
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(runner, "_executor", refuse)
+    monkeypatch.setattr(local, "executor", refuse)
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: (started.append(self.name), real_start(self))[1])
+    try:
+        cur = conn.cursor()
+        cur.execute("insert into solo@one values (?, ?)", (1, "a"))
+        cur.execute("insert into solo@{one,one} values (2, 'b'), (3, 'c')")
+        cur.executemany("insert into solo values (?, ?)", [(i, "m") for i in range(4, 40)])
+        assert cur.execute("select count(*) from solo").fetchone() == (39,)
+        streamed = conn.cursor(stream=True)
+        streamed.execute("select id from solo order by id")
+        assert [r[0] for r in streamed.fetchall()] == list(range(1, 40))
+        conn.commit()
+    finally:
+        conn.close()
+    assert started == []
