@@ -29,7 +29,7 @@ from .runner import Stream, execute_on, executor
 from .sql.paramstyle import bind, source_style
 from .sql.parse import Occurrence, Statement, parse, unquote
 from .sql.render import render
-from .sql.structure import PARAM, TABLE, Shape, marked, of_select, span
+from .sql.structure import TABLE, Shape, marked, marker_values, of_select, span, values_for
 
 if TYPE_CHECKING:
     from .backends.base import Description
@@ -119,14 +119,6 @@ def _plain(row: Sequence[Any]) -> tuple[Any, ...]:
                  bytes(v) if isinstance(v, memoryview | bytearray) else str(v) for v in row)
 
 
-def _own(values: dict[str, Any] | None, stmt: Statement) -> dict[str, Any] | None:
-    """The values of a statement whose markers are :pooldbapi_p<j> (None: it has none)."""
-    if values is None or not stmt.placeholders:
-        return None
-    return {str(p.key): values[str(p.key)] for p in stmt.placeholders}
-
-
-
 def pushdown_sql(table: str, alias: str, columns: Sequence[str], conjuncts: Sequence[str],
                  tail: str = "") -> str:
     """Return what an occurrence's container is asked: its columns, its own conjuncts.
@@ -182,10 +174,7 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
     statement's structure comes from sqlglot's tree of its marked text; every statement made
     from it (what each container is asked, what runs locally) carries the markers
     :pooldbapi_p<j>, whose values are the caller's j-th."""
-    values: dict[str, Any] | None = None
-    if params is not None:  # bad parameters: before any fetch
-        bound = bind(stmt, render(stmt, "qmark").keys, params)
-        values = {f"{PARAM}{j}": v for j, v in enumerate(bound)}
+    values = marker_values(stmt, params)  # bad parameters: before any fetch
     read = conn.dialect or of_drivers(conn.specs[choice[conn.router.resolve(o.aliases, stmt)]].driver
                                       for o in stmt.occurrences) or "sqlite"
     sources, found = _sources(conn, stmt, choice, read)
@@ -233,9 +222,9 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
         else:
             pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
                                         src.conditions(), tail))
-        pushed_all.append((pushed, _own(values, pushed)))
+        pushed_all.append((pushed, values_for(values, pushed)))
     local = parse(local_text)
-    return LocalPlan(sources, pushed_all, local, _own(values, local) if values is not None
+    return LocalPlan(sources, pushed_all, local, values_for(values, local) if values is not None
                      else None, None if eager is None else eager[0])
 
 
@@ -372,7 +361,7 @@ def _eager(conn: Session, values: dict[str, Any] | None, sources: list[_Source],
         src = sources[n]
         pushed = parse(pushdown_sql(src.occ.name, src.alias_text, src.columns,
                                     src.conditions()))
-        got = estimate(conn, src.alias, pushed, _own(values, pushed))
+        got = estimate(conn, src.alias, pushed, values_for(values, pushed))
         return -1 if got is None else got
 
     return max(found, key=lambda item: rows(item[0]))

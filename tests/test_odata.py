@@ -274,6 +274,32 @@ def test_an_update_whose_literal_holds_where_sets_exactly_that_literal(gateways)
     conn.close()
 
 
+@pytest.mark.parametrize(("update", "params", "delete", "key"), [
+    ("update Journals@{eol1,eol2} set description = :d where description = :old",
+     {"d": "styled", "old": "style-upd"}, "delete from Journals@{eol1,eol2} where ID >= :lo",
+     {"lo": 60000}),
+    ("update Journals@{eol1,eol2} set description = :1 where description = :2",
+     ["styled", "style-upd"], "delete from Journals@{eol1,eol2} where ID >= :1", [60000]),
+    ("update Journals@{eol1,eol2} set description = %(d)s where description = %(old)s",
+     {"d": "styled", "old": "style-upd"},
+     "delete from Journals@{eol1,eol2} where ID >= %(lo)s", {"lo": 60000}),
+])
+def test_updates_and_deletes_by_predicate_take_every_placeholder_style(gateways, update, params,
+                                                                        delete, key):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, ("eol1", "eol2")), autocommit=True)
+    cur = conn.cursor()
+    cur.executemany("insert into Journals@{eol1,eol2} (ID, amount, description) values"
+                    " (?, ?, ?)", [(60000 + i, 1.0, "style-upd") for i in range(4)])
+    assert cur.execute(update, params).rowcount == 4
+    assert conn.execute("select count(*) from Journals@{eol1,eol2} where description ="
+                        " 'styled'").fetchone() == (4,)
+    assert cur.execute(delete, key).rowcount == 4
+    assert conn.execute("select count(*) from Journals@eol1 where ID >= 60000").fetchone() \
+        == (0,)
+    conn.close()
+
+
 MULTI = """
 import json, sys, pooldbapi
 conn = pooldbapi.connect(json.loads(sys.argv[1]), default="{eol1,eol2}", autocommit=True)

@@ -8,23 +8,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotSupportedError
 from ..result import Result
 from ..runner import run_items
-from ..sql.paramstyle import source_style
 from ..sql.parse import DELETE, Statement, parse, unquote
+from ..sql.structure import marked, marker_values, values_for
 from . import select
 from .dml import spread
 
 if TYPE_CHECKING:
     from ..session import Session
 
-
-
-def _params_in(stmt: Statement, params: Any, lo: int, hi: int) -> Any:
-    if params is None or source_style(stmt) in ("named", "pyformat"):
-        return params
-    if source_style(stmt) == "numeric":
-        raise NotSupportedError("updates and deletes on REST containers take ?, %s or named"
-                                " placeholders, not :1")
-    return [params[j] for j, p in enumerate(stmt.placeholders) if lo <= p.start < hi]
+_KEY = "pooldbapi_k"
+"""The markers of the key columns in the per-row writes: :pooldbapi_k0, :pooldbapi_k1, ..."""
 
 
 def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> Result:
@@ -47,22 +40,22 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
         keys = raw.keys(unquote(occ.name.split(".")[-1]))
     if not keys:
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
-    where = stmt.text[slice(*where_span)].strip() if where_span else None
+    # every statement made from this one carries the caller's values by marker: any style
+    values = marker_values(stmt, params)
+    where = marked(stmt, (), *where_span).strip() if where_span else None
     read = parse(f"select {', '.join(keys)} from {target}" + (f" where {where}" if where else ""))
     conn.router.check(read)
-    where_at = where_span[0] if where_span else len(stmt.text)
-    found = select.execute(conn, read, _params_in(stmt, params, where_at, len(stmt.text)))
-    by_key = " and ".join(f"{k} = ?" for k in keys)
+    found = select.execute(conn, read, values_for(values, read))
+    by_key = " and ".join(f"{k} = :{_KEY}{n}" for n, k in enumerate(keys))
     if stmt.kind == DELETE:
         write = parse(f"delete from {target} where {by_key}")
-        rows = [tuple(row) for row in found.rows]
+        sets: dict[str, Any] = {}
     else:
         assert sets_span is not None
-        write = parse(f"update {target} set {stmt.text[slice(*sets_span)].strip()}"
+        write = parse(f"update {target} set {marked(stmt, (), *sets_span).strip()}"
                       f" where {by_key}")
-        sets = _params_in(stmt, params, *sets_span)
-        if isinstance(sets, dict):
-            raise NotSupportedError("updates on REST containers take positional placeholders")
-        rows = [(*(sets or ()), *row) for row in found.rows]
+        sets = {str(p.key): values[str(p.key)] for p in write.placeholders
+                if values is not None and str(p.key) in values}
+    rows = [{**sets, **{f"{_KEY}{n}": v for n, v in enumerate(row)}} for row in found.rows]
     conn.router.check(write)
     return run_items(conn, spread(conn, write, rows))

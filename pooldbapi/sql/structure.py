@@ -12,13 +12,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from ..errors import ProgrammingError
+from .paramstyle import bind
 from .parse import Occurrence, Statement
+from .render import render
 
 TABLE = "pooldbapi_t"
 """How an occurrence is written in a marked text: pooldbapi_t0, pooldbapi_t1, ..."""
@@ -26,18 +29,37 @@ PARAM = "pooldbapi_p"
 """How a marker is written in a marked text: :pooldbapi_p0, :pooldbapi_p1, ..."""
 
 
-def marked(stmt: Statement, tables: Sequence[tuple[int, int, str]] = ()) -> str:
-    """The statement's text with each marker as :pooldbapi_p<j> (j: its number in the scan)
-    and each (start, end, text) of `tables` replaced by its text; a final ';' and what
-    follows it left out."""
+def marked(stmt: Statement, tables: Sequence[tuple[int, int, str]] = (), start: int = 0,
+           end: int | None = None) -> str:
+    """The statement's text (or its span start:end) with each marker as :pooldbapi_p<j> (j:
+    its number in the scan) and each (start, end, text) of `tables` replaced by its text; a
+    final ';' and what follows it left out."""
+    end = stmt.end if end is None else end
     cuts = sorted([*tables, *((p.start, p.end, f":{PARAM}{j}")
                               for j, p in enumerate(stmt.placeholders))])
-    pieces, pos = [], 0
+    pieces, pos = [], start
     for lo, hi, text in cuts:
-        pieces += [stmt.text[pos:lo], text]
-        pos = hi
-    pieces.append(stmt.text[pos:stmt.end])
+        if lo >= start and (end is None or hi <= end):
+            pieces += [stmt.text[pos:lo], text]
+            pos = hi
+    pieces.append(stmt.text[pos:end])
     return "".join(pieces)
+
+
+def marker_values(stmt: Statement, params: Any) -> dict[str, Any] | None:
+    """The caller's values by marker name (pooldbapi_p<j>), checked against the statement;
+    None without parameters."""
+    if params is None:
+        return None
+    bound = bind(stmt, render(stmt, "qmark").keys, params)
+    return {f"{PARAM}{j}": v for j, v in enumerate(bound)}
+
+
+def values_for(values: dict[str, Any] | None, stmt: Statement) -> dict[str, Any] | None:
+    """The values a statement made of marked text takes (None: it has no markers)."""
+    if values is None or not stmt.placeholders:
+        return None
+    return {str(p.key): values[str(p.key)] for p in stmt.placeholders}
 
 
 def span(stmt: Statement, occ: Occurrence) -> tuple[int, int]:
