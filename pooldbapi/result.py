@@ -41,12 +41,16 @@ class Result:
             self.written.setdefault(alias, []).extend(rows)
 
     @classmethod
+    def of(cls, part: Part) -> Result:
+        """The result of a call that ran on one container."""
+        return cls(part.description, part.rows or [], part.rowcount, part.lastrowid,
+                   {part.alias: part.units})
+
+    @classmethod
     def merge(cls, parts: Sequence[Part]) -> Result:
         """Merge parts: rows concatenated, rowcount summed (-1 if any is unknown)."""
         if len(parts) == 1:
-            part = parts[0]
-            return cls(part.description, part.rows or [], part.rowcount, part.lastrowid,
-                       {part.alias: part.units})
+            return cls.of(parts[0])
         result = cls()
         known = True
         written = [p for p in parts if p.rowcount and p.rowcount > 0]

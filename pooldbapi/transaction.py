@@ -60,9 +60,14 @@ class Borrow:
     def __init__(self, tx: Transaction, spec: ContainerSpec, lost_kind: str | None,
                  keep: bool) -> None:
         self._tx, self.alias = tx, spec.alias
-        self._touched = tx.holds(spec.alias)
         self._lost_kind, self._keep = lost_kind, keep
-        self._phys = tx.physical(spec, tx.autocommit)
+        phys = tx.borrowed.get(spec.alias)  # (held already: the common case in a transaction)
+        if phys is None:
+            self._touched = False
+            phys = tx.physical(spec, tx.autocommit)
+        else:
+            self._touched = phys.backend.transactional
+        self._phys = phys
 
     def __enter__(self) -> Physical:
         return self._phys

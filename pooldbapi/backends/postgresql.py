@@ -160,8 +160,8 @@ class PostgreSQLBackend(DriverBackend):
             return None
         # Building psycopg's Column objects costs more than the query on loopback: describe
         # once per distinct result shape.
-        key = tuple((res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i))
-                    for i in range(res.nfields))
+        key = tuple([(res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i))
+                     for i in range(res.nfields)])
         found = _DESCRIPTIONS.get(key)
         if found is None:
             found = tuple((col.name, type_code(col.type_code), col.display_size,

@@ -86,7 +86,7 @@ def execute(conn: Session, stmt: Statement, params: Any) -> Result:
                 pass  # a condition $count cannot say: count locally
         if not local_:
             first = next(iter(choice.values()))
-            return Result.merge([execute_routed(conn, stmt, params, read=True, first=first)])
+            return Result.of(execute_routed(conn, stmt, params, read=True, first=first))
         touched = conn.transaction.touched()
         try:
             return local.evaluate(conn, stmt, params, choice)
