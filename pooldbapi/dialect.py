@@ -14,7 +14,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from .errors import InterfaceError, ProgrammingError
 
-_OF_DRIVER = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
+OF_DRIVER = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
 """sqlglot's name of each SQL back-end's dialect (REST back-ends have none)."""
 
 
@@ -32,7 +32,7 @@ def checked(name: str | None) -> str | None:
 
 def of_drivers(drivers: Iterable[str]) -> str | None:
     """The dialect of the containers when those that run SQL agree, else None."""
-    found = {_OF_DRIVER[d] for d in drivers if d in _OF_DRIVER}
+    found = {OF_DRIVER[d] for d in drivers if d in OF_DRIVER}
     return found.pop() if len(found) == 1 else None
 
 
@@ -110,7 +110,7 @@ def keep_names(tree: exp.Select, text: str, read: str = "sqlite",
     in `text` (or as `names` gives them; SQLite names such a column by its text, which
     regenerating would change). False (nothing changed) where the items of the text and of
     the tree do not pair up."""
-    written = item_texts(text, read) if names is None else list(names)
+    written = item_texts(text, read) if names is None else names
     if len(written) != len(tree.expressions):
         return False
     for item, name in zip(list(tree.expressions), written, strict=True):
@@ -119,8 +119,10 @@ def keep_names(tree: exp.Select, text: str, read: str = "sqlite",
     return True
 
 
-def item_texts(text: str, read: str = "sqlite") -> list[str]:
-    """The text of each item of the outermost select list, as written."""
+@lru_cache(maxsize=256)
+def item_texts(text: str, read: str = "sqlite") -> tuple[str, ...]:
+    """The text of each item of the outermost select list, as written (tokenized once per
+    text)."""
     items: list[str] = []
     depth, start = 0, None
     for tok in sqlglot.Dialect.get_or_raise(read).tokenize(text):
@@ -139,4 +141,4 @@ def item_texts(text: str, read: str = "sqlite") -> list[str]:
             start = tok.end + 1
             if kind == sqlglot.TokenType.FROM:
                 break
-    return items
+    return tuple(items)

@@ -20,7 +20,7 @@ from sqlglot import exp
 from .backends import backend as load_backend
 from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
 from .dbapi import TypeCode, category_of_value
-from .dialect import item_texts, of_drivers, regexp, to_sqlite
+from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
 from .errors import Error, ProgrammingError, wrap
@@ -46,8 +46,6 @@ estimates at up to this many rows is read in one plain query instead."""
 _NATIVE = (int, float, str, bytes, decimal.Decimal, type(None))  # no conversion needed
 _SQLITE_TYPES = (int, float, str, bytes, decimal.Decimal, datetime.date, datetime.time,
                  type(None))
-_DIALECT = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
-"""sqlglot's name of each SQL back-end's dialect (a REST back-end reads sqlglot's own)."""
 
 
 @dataclass
@@ -71,14 +69,13 @@ class _Source:
         return [c.sql(dialect=self.dialect, comments=False) for c in self.conjuncts]
 
 
-def _sources(conn: Session, stmt: Statement, choice: dict[tuple[str, ...], str],
+def _sources(conn: Session, stmt: Statement, landed: list[str],
              read: str) -> tuple[list[_Source], Shape]:
     spans = [span(stmt, occ) for occ in stmt.occurrences]
     found = of_select(stmt, read)
     out = []
-    for n, occ in enumerate(stmt.occurrences):
-        alias = choice[conn.router.resolve(occ.aliases, stmt)]
-        dialect = _DIALECT.get(conn.specs[alias].driver)
+    for n, (occ, alias) in enumerate(zip(stmt.occurrences, landed, strict=True)):
+        dialect = OF_DRIVER.get(conn.specs[alias].driver)  # None: a REST container
         written = found.sources[n]
         ref = written.alias.name if written.alias is not None else \
             unquote(occ.name.split(".")[-1])
@@ -175,15 +172,15 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
     from it (what each container is asked, what runs locally) carries the markers
     :pooldbapi_p<j>, whose values are the caller's j-th."""
     values = marker_values(stmt, params)  # bad parameters: before any fetch
-    read = conn.dialect or of_drivers(conn.specs[choice[conn.router.resolve(o.aliases, stmt)]].driver
-                                      for o in stmt.occurrences) or "sqlite"
-    sources, found = _sources(conn, stmt, choice, read)
+    landed = [choice[conn.router.resolve(o.aliases, stmt)] for o in stmt.occurrences]
+    read = conn.dialect or of_drivers(conn.specs[a].driver for a in landed) or "sqlite"
+    sources, found = _sources(conn, stmt, landed, read)
     # the statement over local tables, in SQLite's dialect (translated from the statement's
     # own): what SQLite cannot run fails here, before anything runs
     local_text = to_sqlite(marked(stmt, [
         (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
          f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
-        tuple(item_texts(render(stmt, None).text, read)))
+        item_texts(render(stmt, None).text, read))
     # 1. the columns of each occurrence, from its container
     for src in sources:
         probe = parse(f"select * from {src.occ.name} where 1 = 0")

@@ -49,13 +49,12 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
     by_key = " and ".join(f"{k} = :{_KEY}{n}" for n, k in enumerate(keys))
     if stmt.kind == DELETE:
         write = parse(f"delete from {target} where {by_key}")
-        sets: dict[str, Any] = {}
     else:
         assert sets_span is not None
         write = parse(f"update {target} set {marked(stmt, (), *sets_span).strip()}"
                       f" where {by_key}")
-        sets = {str(p.key): values[str(p.key)] for p in write.placeholders
-                if values is not None and str(p.key) in values}
-    rows = [{**sets, **{f"{_KEY}{n}": v for n, v in enumerate(row)}} for row in found.rows]
+    # (a named set takes the values its markers name: the where's are left unused)
+    rows = [{**(values or {}), **{f"{_KEY}{n}": v for n, v in enumerate(row)}}
+            for row in found.rows]
     conn.router.check(write)
     return run_items(conn, spread(conn, write, rows))
