@@ -69,6 +69,9 @@ class Connection:
         self.affinity = affinity
         self._autocommit = bool(autocommit)
         self._closed = False
+        # set by close() before it waits for the lock: a call that takes the lock after a
+        # close() began (another thread's) raises instead of working on a rolled-back session
+        self._closing = False
         self.transaction = Transaction(two_phase)
         self.transaction.autocommit = self._autocommit
         # threadsafety 2: threads may share a connection; its calls are serialised
@@ -118,9 +121,14 @@ class Connection:
         self.transaction.after_statement(alias, broken)
 
     # -- DB-API ---------------------------------------------------------------------------
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise if closed, or closing (another thread's close() waits for the lock). Called
+        with the lock held: a check before taking it would let a close() slip in between."""
         if self._closed:
             raise InterfaceError("the connection is closed")
+        if self._closing:
+            raise InterfaceError("the connection is being closed (close() was called in"
+                                 " another thread): its transaction is rolled back")
 
     @property
     def closed(self) -> bool:
@@ -134,8 +142,8 @@ class Connection:
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
-        self._check_open()
         with self.lock:
+            self.check_open()
             if self.transaction.inherited:
                 self.transaction.adopt()
             if self.transaction.borrowed and bool(value) != self._autocommit:
@@ -147,8 +155,9 @@ class Connection:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read
         (a server-side cursor on PostgreSQL), so memory stays flat however large the result."""
         from .cursor import Cursor
-        self._check_open()
-        return Cursor(self, stream=stream)
+        with self.lock:
+            self.check_open()
+            return Cursor(self, stream=stream)
 
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Create a cursor, execute the statement on it and return it (as psycopg 3 does)."""
@@ -156,20 +165,21 @@ class Connection:
 
     def commit(self) -> None:
         """Commit every container the transaction touched."""
-        self._check_open()
         with self.lock:
+            self.check_open()
             self.transaction.commit()
 
     def rollback(self) -> None:
         """Roll back every container the transaction touched."""
-        self._check_open()
         with self.lock:
+            self.check_open()
             self.transaction.rollback()
 
     def close(self) -> None:
         """Roll back what is open and give every physical connection back; idempotent."""
         if self._closed:
             return
+        self._closing = True
         with self.lock:
             if self._closed:
                 return
@@ -185,44 +195,46 @@ class Connection:
 
     def tpc_begin(self, xid: Xid | tuple[int, str, str]) -> None:
         """Begin a two-phase transaction over every container it will touch."""
-        self._check_open()
-        if self._autocommit:
-            raise ProgrammingError("tpc_begin() needs autocommit off")
         with self.lock:
+            self.check_open()
+            if self._autocommit:
+                raise ProgrammingError("tpc_begin() needs autocommit off")
             self.transaction.tpc_begin(Xid(*xid))
 
     def tpc_prepare(self) -> None:
         """Prepare every container the transaction touched (the first phase)."""
-        self._check_open()
         with self.lock:
+            self.check_open()
             self.transaction.tpc_prepare()
 
     def tpc_commit(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Commit the two-phase transaction, or (with xid) a prepared one being recovered."""
-        self._check_open()
-        if xid is None:
-            with self.lock:
+        with self.lock:
+            self.check_open()
+            if xid is None:
                 self.transaction.tpc_commit()
-        else:
-            finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
+            else:
+                finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
 
     def tpc_rollback(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
-        self._check_open()
-        if xid is None:
-            with self.lock:
+        with self.lock:
+            self.check_open()
+            if xid is None:
                 self.transaction.tpc_rollback()
-        else:
-            finish_recovered(dict(self.specs), Xid(*xid), "tpc_rollback")
+            else:
+                finish_recovered(dict(self.specs), Xid(*xid), "tpc_rollback")
 
     def tpc_recover(self) -> list[Xid]:
         """Return the xids of prepared pooldbapi transactions on the configured containers."""
-        self._check_open()
-        found = recover(dict(self.specs))
+        with self.lock:
+            self.check_open()
+            found = recover(dict(self.specs))
         return list(dict.fromkeys(ours for branches in found.values() for ours, _ in branches))
 
     def __enter__(self) -> Self:
-        self._check_open()
+        with self.lock:
+            self.check_open()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -94,8 +94,7 @@ class Cursor:
     def _check_open(self) -> None:
         if self._closed:
             raise InterfaceError("the cursor is closed")
-        if self.connection.closed:
-            raise InterfaceError("the cursor's connection is closed")
+        self.connection.check_open()
 
     @property
     def closed(self) -> bool:
@@ -263,11 +262,15 @@ class Cursor:
             raise ProgrammingError("the last statement produced no result set")
 
     def _take(self, size: int | None) -> list[Sequence[Any]]:
-        self._check_result()
         if self._source is not None:
             with self.connection.lock:  # a streamed result reads from a shared session
+                self._check_result()
+                assert self._streamed is not None
+                # commit, rollback or close ended it: not one more row of the batch in hand
+                self._streamed.check()
                 rows = list(itertools.islice(self._source, size))
         else:
+            self._check_result()
             end = len(self._rows) if size is None else self._pos + size
             rows = self._rows[self._pos:end]
         self._pos += len(rows)

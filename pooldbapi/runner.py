@@ -100,14 +100,19 @@ class Stream:
         """Mark the result closed without a word to its session (a child after fork)."""
         self._closed = True
 
+    def check(self) -> None:
+        """Raise InterfaceError if the result was ended (commit, rollback, close) before its
+        last row was read."""
+        if self._closed and not self.finished:
+            raise InterfaceError(f"container {self.alias!r}: the streamed result was"
+                                 " closed (commit, rollback or close end it) before its"
+                                 f" last row; {self.rows_read} rows had been read")
+
     def batches(self) -> Generator[list[Sequence[Any]], None, None]:
         """Yield the rows in batches; the container's connection is given back at the end."""
         try:
             while True:
-                if self._closed:
-                    raise InterfaceError(f"container {self.alias!r}: the streamed result was"
-                                         " closed (commit, rollback or close end it) before its"
-                                         f" last row; {self.rows_read} rows had been read")
+                self.check()
                 with self._phys.lock:
                     rows = self._cur.fetchmany(self._batch)
                 if not rows:

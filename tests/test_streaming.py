@@ -89,6 +89,27 @@ def test_commit_ends_a_streamed_result_loudly(pg, tmp_path):
     conn.close()
 
 
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+@pytest.mark.parametrize("fetch", [lambda c: c.fetchone(), lambda c: c.fetchmany(5),
+                                   lambda c: c.fetchall(), lambda c: next(c)],
+                         ids=["fetchone", "fetchmany", "fetchall", "next"])
+def test_the_first_fetch_after_commit_or_rollback_raises_though_rows_were_buffered(
+        tmp_path, end, fetch):
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 's.db'}"})
+    conn.execute("create table t (x int)")
+    conn.cursor().executemany("insert into t values (?)", [(i,) for i in range(5000)])
+    conn.commit()
+    cur = conn.cursor(stream=True)
+    cur.execute("select x from t order by x")
+    assert cur.fetchmany(500) == [(i,) for i in range(500)]  # 1,500 more of the batch in hand
+    getattr(conn, end)()
+    with pytest.raises(pooldbapi.InterfaceError, match="before its last row; 2000 rows had"):
+        fetch(cur)
+    with pytest.raises(pooldbapi.InterfaceError):
+        fetch(cur)
+    conn.close()
+
+
 def test_streaming_on_sqlite(tmp_path):
     conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 's.db'}"})
     conn.execute("create table t (x int)")
