@@ -47,6 +47,37 @@ _OPTION_FIELDS = {own_key(name): name for name in Options.__dataclass_fields__}
 _OWN_KEYS = {"driver", *_OPTION_FIELDS}
 
 
+MAX_SECONDS = 1e9
+"""The longest time an own key may give (about 31 years): beyond it the waits it sets
+overflow the clock's arithmetic ("timestamp too large")."""
+
+# (least, most, why) of the numeric own keys whose zero or extremes mean nothing sensible; a
+# value outside is refused when the container is defined, not when a call first waits on it.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "maximum_number_of_pooled_connections": (1, math.inf, "a pool holds one at least"),
+    "page_size": (1, math.inf, "a page holds at least one row"),
+    "max_tries": (1, math.inf, "a call is tried at least once"),
+    "max_calls_per_second": (1 / 86400, math.inf, "one call a day; fewer: max-calls-per-day"),
+    "max_calls_per_minute": (1, math.inf, "at least one call a minute"),
+    "max_calls_per_day": (1, math.inf, "at least one call a day"),
+    "connection_lifetime": (0, MAX_SECONDS, "seconds"),
+    "idle_timeout": (0, MAX_SECONDS, "seconds"),
+    "pool_timeout": (0, MAX_SECONDS, "seconds"),
+    "rate_limit_wait": (0, MAX_SECONDS, "seconds"),
+}
+
+
+def _in_range(alias: str, key: str, name: str, value: Any) -> None:
+    bounds = _RANGES.get(name)
+    if bounds is None or value is None:
+        return
+    least, most, why = bounds
+    if not least <= value <= most:
+        span = f"at least {least:g}" if most == math.inf else f"from {least:g} to {most:g}"
+        raise InterfaceError(f"container {alias!r}: key {key!r} is {value!r}; it must be"
+                             f" {span} ({why})")
+
+
 def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
     text = raw.strip()
     try:
@@ -205,12 +236,19 @@ def make_spec(alias: str, definition: str | Mapping[str, Any]) -> ContainerSpec:
             name = _OPTION_FIELDS[norm]
             kind = str(Options.__dataclass_fields__[name].type)
             options[name] = _convert(alias, key, value, kind)
+            _in_range(alias, key, name, options[name])
         else:
             params.append((key, value))
     if not driver:
         raise InterfaceError(f"container {alias!r}: the key 'driver' is required"
                              " (postgresql, oracle, sqlite, odata)")
-    return ContainerSpec(alias, driver, Options(**options), tuple(params))
+    opts = Options(**options)
+    if opts.minimum_number_of_pooled_connections > opts.maximum_number_of_pooled_connections:
+        raise InterfaceError(
+            f"container {alias!r}: minimum-number-of-pooled-connections"
+            f" ({opts.minimum_number_of_pooled_connections}) is more than"
+            f" maximum-number-of-pooled-connections ({opts.maximum_number_of_pooled_connections})")
+    return ContainerSpec(alias, driver, opts, tuple(params))
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,45 @@ def test_a_bad_own_key_value_names_the_container_key_value_and_type(key, raw, ki
                                f" (expected {kind})")
 
 
+@pytest.mark.parametrize("key, raw, bound", [
+    ("max-calls-per-second", "1e-300", "at least 1.15741e-05 (one call a day; fewer: max-calls-per-day)"),
+    ("max-calls-per-second", "0", "at least 1.15741e-05"),
+    ("MaxCallsPerSecond", "1e-300", "at least 1.15741e-05"),
+    ("maximum-number-of-pooled-connections", "0", "at least 1 (a pool holds one at least)"),
+    ("page-size", "0", "at least 1 (a page holds at least one row)"),
+    ("max-tries", "0", "at least 1"),
+    ("max-calls-per-minute", "0", "at least 1"),
+    ("max-calls-per-day", "0.5", "at least 1"),
+    ("pool-timeout", "1e300", "from 0 to 1e+09 (seconds)"),
+    ("pool-timeout", "inf", "from 0 to 1e+09 (seconds)"),
+    ("idle-timeout", "1e10", "from 0 to 1e+09"),
+    ("connection-lifetime", "1e10", "from 0 to 1e+09"),
+    ("rate-limit-wait", "1e10", "from 0 to 1e+09"),
+])
+def test_an_own_key_out_of_range_names_the_container_key_and_range(key, raw, bound):
+    with pytest.raises(pooldbapi.InterfaceError) as info:
+        make_spec("c7", {"driver": "sqlite", key: raw})
+    assert str(info.value).startswith(f"container 'c7': key {key!r} is ")
+    assert f"; it must be {bound}" in str(info.value)
+
+
+def test_a_minimum_above_the_maximum_of_pooled_connections_is_refused():
+    with pytest.raises(pooldbapi.InterfaceError, match="container 'c7': minimum-number-of"
+                       r"-pooled-connections \(3\) is more than maximum-number-of-pooled"
+                       r"-connections \(2\)"):
+        make_spec("c7", {"driver": "sqlite", "minimum-number-of-pooled-connections": "3",
+                         "maximum-number-of-pooled-connections": "2"})
+
+
+def test_a_tiny_rate_is_refused_at_connect_not_by_every_later_call(tmp_path):
+    with pytest.raises(pooldbapi.InterfaceError, match="'max-calls-per-second' is 1e-300"):
+        pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 's.db'};"
+                                "max-calls-per-second=1e-300"})
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 's.db'};"
+                                   "max-calls-per-second=0.00002"})  # the least is allowed
+    conn.close()
+
+
 @pytest.mark.parametrize("text, pairs", [
     ("a=1", [("a", "1")]),
     (";;a=1;;b=2;", [("a", "1"), ("b", "2")]),
