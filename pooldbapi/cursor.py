@@ -157,10 +157,14 @@ class Cursor:
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
         with self.connection.lock:
-            if self._default is None:  # the common case: no context manager on the hot path
-                return self._execute(operation, parameters)
-            with self._own_default():
-                return self._execute(operation, parameters)
+            try:
+                if self._default is None:  # the common case: no context manager on the hot path
+                    return self._execute(operation, parameters)
+                with self._own_default():
+                    return self._execute(operation, parameters)
+            finally:
+                # every unit the call chose ends with it (a stream took its own along)
+                self.connection.router.settle()
 
     def _execute(self, operation: str, parameters: Any) -> Cursor:
         self._reset()
@@ -187,16 +191,22 @@ class Cursor:
             if stmt.kind != sqlparse_.SELECT:
                 raise NotSupportedError(f"explain takes a select, not {stmt.kind}")
             with self._own_default():
-                self._set(select.explain(self.connection, stmt, parameters))
+                try:
+                    self._set(select.explain(self.connection, stmt, parameters))
+                finally:
+                    self.connection.router.settle()
             return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
         with self.connection.lock:
-            if self._default is None:
-                return self._executemany(operation, seq_of_parameters)
-            with self._own_default():
-                return self._executemany(operation, seq_of_parameters)
+            try:
+                if self._default is None:
+                    return self._executemany(operation, seq_of_parameters)
+                with self._own_default():
+                    return self._executemany(operation, seq_of_parameters)
+            finally:
+                self.connection.router.settle()
 
     def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         self._reset()
@@ -236,8 +246,11 @@ class Cursor:
             if text is None:
                 raise NotSupportedError(f"callproc: container {alias!r} ({spec.driver}) has no"
                                         " procedures")
-            self._set(Result.merge([execute_on(self.connection, alias, parse(text),
-                                               params if params else None)]))
+            try:
+                self._set(Result.merge([execute_on(self.connection, alias, parse(text),
+                                                   params if params else None)]))
+            finally:
+                self.connection.router.settle()
             return params
 
     def nextset(self) -> bool | None:

@@ -3,7 +3,8 @@ on. One strategy per (statement, list), kept per connection (LRU); the health fi
 containers pinned by a transaction's affinity, handed in by the caller."""
 from __future__ import annotations
 
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 
 from .backends import backend as load_backend
@@ -11,7 +12,7 @@ from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .health import HEALTH
 from .settings import ContainerSpec
 from .sql.parse import Statement
-from .strategy import STRATEGIES, RoundRobin, Strategy, seeded_random
+from .strategy import STRATEGIES, Strategy, seeded_random
 
 STRATEGY_CACHE_SIZE = 1024
 """Strategies kept per connection (statement text, list); an evicted one restarts at random."""
@@ -35,7 +36,9 @@ class Router:
         self.strategy_class = STRATEGIES[strategy]
         self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
         self._checked: set[str] = set()
-        self._pending: list[tuple[Strategy, str]] = []
+        # units chosen by strategies that hear back, not yet ended: (strategy, alias, units)
+        self._pending: list[tuple[Strategy, str, int]] = []
+        self._since = 0.0  # when the first of them was chosen
         self._runs_sql: dict[str, bool] = {}
 
     @property
@@ -87,7 +90,8 @@ class Router:
         key = (text, aliases)
         found = self._strategies.get(key)
         if found is None:
-            found = self.strategy_class(aliases, seeded_random(self.seed, text, aliases))
+            found = self.strategy_class(aliases, seeded_random(self.seed, text, aliases),
+                                        tuple(self.specs[a].key for a in aliases))
             self._strategies[key] = found
             if len(self._strategies) > STRATEGY_CACHE_SIZE:
                 self._strategies.popitem(last=False)
@@ -117,8 +121,8 @@ class Router:
                 strategy = self.strategy(stmt.text, aliases)
                 alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
                     HEALTH.shared else strategy.choose()
-                if self.strategy_class is not RoundRobin:
-                    self._pending.append((strategy, alias))
+                if strategy.feedback:
+                    self._started(strategy, alias, 1)
                 if pins is not None:
                     pins[aliases] = alias
             choice[aliases] = alias
@@ -147,9 +151,13 @@ class Router:
         aliases = self.resolve(lists[0], stmt)
         if len(set(aliases)) == 1:
             return aliases[0]
-        if HEALTH.any_unhealthy or HEALTH.shared:
-            return self.strategy(stmt.text, aliases).choose_many(n, self.healthy)
-        return self.strategy(stmt.text, aliases).choose_many(n)
+        strategy = self.strategy(stmt.text, aliases)
+        picks = strategy.choose_many(n, self.healthy) if HEALTH.any_unhealthy or \
+            HEALTH.shared else strategy.choose_many(n)
+        if strategy.feedback:
+            for alias, units in Counter(picks).items():
+                self._started(strategy, alias, units)
+        return picks
 
     def runs_sql(self, alias: str) -> bool:
         """Tell whether a container's back-end runs SQL (REST ones are read locally)."""
@@ -163,8 +171,40 @@ class Router:
         """Tell whether a container may be chosen now (process-wide health)."""
         return HEALTH.is_healthy(self.specs[alias])
 
-    def settle(self, seconds: float) -> None:
-        """Tell the strategies how long the units chosen since the last call took."""
+    def _started(self, strategy: Strategy, alias: str, units: int) -> None:
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending.append((strategy, alias, units))
+
+    def detach(self) -> Units:
+        """Hand the units chosen so far to what outlives the call (a streamed result): they
+        end when it does, not with the call."""
+        units = Units(self._pending, self._since)
+        self._pending = []
+        return units
+
+    def settle(self, seconds: float | None = None) -> None:
+        """End every unit chosen since the last call (the call that chose them ended, however:
+        rows, error, interruption); seconds: how long their work took (None: since chosen)."""
+        if self._pending:
+            units = self.detach()
+            units.settle(seconds)
+
+
+class Units:
+    """Units of work chosen and not yet ended; settle() ends them (once)."""
+
+    __slots__ = ("_pending", "_since")
+
+    def __init__(self, pending: list[tuple[Strategy, str, int]], since: float) -> None:
+        self._pending, self._since = pending, since
+
+    def settle(self, seconds: float | None = None) -> None:
+        """Tell each strategy its units ended and how long they took; idempotent."""
         pending, self._pending = self._pending, []
-        for strategy, alias in pending:
-            strategy.done(alias, seconds / max(len(pending), 1))
+        if not pending:
+            return
+        if seconds is None:
+            seconds = time.monotonic() - self._since
+        for strategy, alias, units in pending:
+            strategy.done(alias, seconds, units)

@@ -95,10 +95,13 @@ class Stream:
                 self._cur = self._phys.backend.open_stream(self._phys.raw, text, values, batch)
                 self.description = self._phys.backend.describe(self._cur, None, text)
             conn.transaction.streams.add(self)
+        # the units chosen for this select are in flight until the stream ends
+        self._units = conn.router.detach()
 
     def abandon(self) -> None:
         """Mark the result closed without a word to its session (a child after fork)."""
         self._closed = True
+        self._units.settle()
 
     def check(self) -> None:
         """Raise InterfaceError if the result was ended (commit, rollback, close) before its
@@ -125,6 +128,7 @@ class Stream:
                 raise
             err = wrap_error(exc, self._phys)
             self._closed = True
+            self._units.settle()
             self._conn.transaction.streams.discard(self)
             self._conn.transaction.failed_on(self.alias, self._phys, err, touched=True)
             raise err from exc
@@ -136,6 +140,7 @@ class Stream:
         if self._closed:
             return
         self._closed = True
+        self._units.settle()
         with self._phys.lock:
             try:
                 self._cur.close()

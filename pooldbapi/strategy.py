@@ -1,11 +1,13 @@
 """Strategies choose the next container of a list: RoundRobin (default), WeightedRandom,
-LeastBusy, Adaptive. One strategy object per distinct list of a statement, per connection."""
+LeastBusy, Adaptive. One strategy object per distinct list of a statement, per connection;
+LeastBusy reads the units in flight per container definition, process-wide (InFlight)."""
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 Healthy = Callable[[str], bool]
 
@@ -21,10 +23,49 @@ def seeded_random(seed: object, statement: str, aliases: tuple[str, ...]) -> ran
     return random.Random(f"{seed}\0{statement}\0{','.join(aliases)}")
 
 
+class InFlight:
+    """Units of work in flight per container definition (ContainerSpec.key), process-wide:
+    every connection and thread that chose a container counts there until its unit ends."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def count(self, key: str) -> int:
+        """The units in flight on a container definition."""
+        return self.counts.get(key, 0)
+
+    def end(self, key: str, units: int = 1) -> None:
+        """Units on a container ended; a key with none left is dropped (nothing grows)."""
+        with self.lock:
+            left = self.counts.get(key, 0) - units
+            if left > 0:
+                self.counts[key] = left
+            else:
+                # never below 0: a child after fork starts from nothing, and its units
+                # chosen before the fork still end
+                self.counts.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every count (a child process after fork: the parent's units are not ours)."""
+        self.lock = threading.Lock()
+        self.counts = {}
+
+
+IN_FLIGHT = InFlight()
+"""The process's units in flight, per container definition (what least-busy compares)."""
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=IN_FLIGHT.clear)
+
+
 class Strategy(Protocol):
-    """Picks the container for the next unit of work (execution, row or page) of one list."""
+    """Picks the container for the next unit of work (execution, row or page) of one list.
+    Made as cls(aliases, rng, keys), keys naming each alias's container definition; a
+    strategy with `feedback` is told (done) when each unit it chose ended."""
 
     aliases: tuple[str, ...]
+    feedback: ClassVar[bool]
 
     def choose(self, healthy: Healthy = _always) -> str:
         """Return the alias of the container for the next unit of work."""
@@ -39,6 +80,8 @@ class Strategy(Protocol):
 class _OneByOne:
     """choose_many as n calls of choose."""
 
+    feedback: ClassVar[bool] = False
+
     def choose(self, healthy: Healthy = _always) -> str:
         raise NotImplementedError
 
@@ -49,7 +92,8 @@ class _OneByOne:
 class RoundRobin(_OneByOne):
     """The list as written, in turn, from a random (or seeded) start; duplicates are weights."""
 
-    def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
+    def __init__(self, aliases: tuple[str, ...], rng: random.Random,
+                 keys: tuple[str, ...] | None = None) -> None:
         self.aliases = aliases
         self._next = rng.randrange(len(aliases))
         self._lock = threading.Lock()
@@ -83,7 +127,8 @@ class RoundRobin(_OneByOne):
 class WeightedRandom(_OneByOne):
     """Independent random picks, each listed container weighted by how often it is listed."""
 
-    def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
+    def __init__(self, aliases: tuple[str, ...], rng: random.Random,
+                 keys: tuple[str, ...] | None = None) -> None:
         self.aliases = aliases
         self._rng = rng
         self._lock = threading.Lock()
@@ -98,32 +143,64 @@ class WeightedRandom(_OneByOne):
 
 
 class LeastBusy(_OneByOne):
-    """The healthy container with the fewest units in flight; ties in round-robin order."""
+    """The healthy container with the fewest units in flight (process-wide, per container
+    definition; a container listed twice may carry twice the load); ties in turn, so that
+    work one at a time goes round the list."""
 
-    def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
+    feedback = True
+
+    def __init__(self, aliases: tuple[str, ...], rng: random.Random,
+                 keys: tuple[str, ...] | None = None, in_flight: InFlight | None = None
+                 ) -> None:
         self.aliases = aliases
-        self._turn = RoundRobin(aliases, rng)
-        self._busy = {alias: 0 for alias in aliases}
-        self._lock = threading.Lock()
+        # keys: the containers' definitions (as pools and health are keyed), one per alias,
+        # counted process-wide; without them (aliases are only names) it counts on its own
+        self._key = dict(zip(aliases, keys if keys is not None else aliases, strict=True))
+        self._weight = {alias: aliases.count(alias) for alias in aliases}
+        if in_flight is None:
+            in_flight = IN_FLIGHT if keys is not None else InFlight()
+        self._in_flight = in_flight
+        self._next = rng.randrange(len(aliases))
 
     def choose(self, healthy: Healthy = _always) -> str:
-        with self._lock:
-            order = [self._turn.choose() for _ in self.aliases]
-            candidates = [a for a in order if healthy(a)] or order
-            weight = {a: self.aliases.count(a) for a in candidates}
-            alias = min(candidates, key=lambda a: self._busy[a] / weight[a])
-            self._busy[alias] += 1
-            return alias
+        n = len(self.aliases)
+        in_flight = self._in_flight
+        # health is asked outside the process-wide lock (it may ask a shared store)
+        ok = [healthy(alias) for alias in self.aliases] if healthy is not _always else None
+        with in_flight.lock:  # read and count at once: two threads never both take the idle one
+            start = self._next
+            best, best_load, best_pos = "", 0.0, -1
+            for step in range(n):
+                pos = (start + step) % n
+                if ok is not None and not ok[pos]:
+                    continue
+                alias = self.aliases[pos]
+                load = in_flight.counts.get(self._key[alias], 0) / self._weight[alias]
+                if best_pos < 0 or load < best_load:
+                    best, best_load, best_pos = alias, load, pos
+            if best_pos < 0:  # none is healthy: go on in turn, the error will say why
+                best_pos = start
+                best = self.aliases[start]
+            self._next = (best_pos + 1) % n
+            key = self._key[best]
+            in_flight.counts[key] = in_flight.counts.get(key, 0) + 1
+            return best
+
+    def busy(self, alias: str) -> int:
+        """The units in flight on the alias's container definition."""
+        return self._in_flight.count(self._key[alias])
 
     def done(self, alias: str, seconds: float, units: int = 1) -> None:
-        with self._lock:
-            self._busy[alias] = max(0, self._busy[alias] - 1)
+        self._in_flight.end(self._key[alias], units)
 
 
 class Adaptive(_OneByOne):
     """Picks containers in proportion to their measured throughput (units per second)."""
 
-    def __init__(self, aliases: tuple[str, ...], rng: random.Random) -> None:
+    feedback = True
+
+    def __init__(self, aliases: tuple[str, ...], rng: random.Random,
+                 keys: tuple[str, ...] | None = None) -> None:
         self.aliases = aliases
         self._rng = rng
         self._rate = {alias: 0.0 for alias in aliases}
