@@ -12,6 +12,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from .cache import cached
 from .errors import InterfaceError, ProgrammingError
 
 OF_DRIVER = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
@@ -62,7 +63,7 @@ _SYNTAX = (exp.Cast, exp.TryCast, exp.Case, exp.Exists, exp.CurrentTimestamp, ex
            exp.CurrentTime)
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def to_sqlite(text: str, read: str, names: tuple[str, ...] | None = None) -> str:
     """Translate a statement from a dialect to SQLite's. A function SQLite does not have is a
     ProgrammingError naming it as written. Unaliased select items keep their names as
@@ -119,7 +120,7 @@ def keep_names(tree: exp.Select, text: str, read: str = "sqlite",
     return True
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def item_texts(text: str, read: str = "sqlite") -> tuple[str, ...]:
     """The text of each item of the outermost select list, as written (tokenized once per
     text)."""

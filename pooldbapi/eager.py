@@ -13,11 +13,11 @@ and the statement runs as before."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
 
+from .cache import cached
 from .dialect import keep_names
 from .sql.structure import conjuncts
 
@@ -40,7 +40,7 @@ def _key(node: exp.Expr) -> str:
     return node.sql(dialect="sqlite", normalize=True)
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def plan(local: str, ref: str, own: frozenset[str], others: frozenset[str],
          pushed: tuple[str, ...], read: str = "sqlite") -> Partial | None:
     """Return the eager-aggregation plan of a local statement for the occurrence referred to

@@ -3,11 +3,13 @@ on. One strategy per (statement, list), kept per connection (LRU); the health fi
 containers pinned by a transaction's affinity, handed in by the caller."""
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Mapping
 
 from .backends import backend as load_backend
+from .cache import LARGEST, BoundedCache, text_size
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .health import HEALTH
 from .settings import ContainerSpec
@@ -15,7 +17,25 @@ from .sql.parse import Statement
 from .strategy import STRATEGIES, Strategy, seeded_random
 
 STRATEGY_CACHE_SIZE = 1024
-"""Strategies kept per connection (statement text, list); an evicted one restarts at random."""
+"""Strategies kept per connection (statement text, list); an evicted one restarts at random.
+Also bounded in bytes (cache.BYTES of statement text); a text longer than cache.LARGEST is
+kept by its digest, so that a long statement keeps its turn without its text being held."""
+
+
+def _digest(text: str) -> str:
+    """A long text's stand-in as a key (no two texts of a process share one in practice)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"blake2b:{digest.hexdigest()}"
+
+
+def text_key(stmt: Statement) -> str:
+    """What the router keeps a statement's choices by: its text, or a digest of a long one."""
+    if len(stmt.text) <= LARGEST:
+        return stmt.text
+    found = stmt.cache.get("router-key")
+    if found is None:
+        found = stmt.cache["router-key"] = _digest(stmt.text)
+    return str(found)
 
 Pins = dict[tuple[str, ...], str]
 """A transaction's affinity: the container each list landed on first (list -> alias)."""
@@ -31,11 +51,14 @@ class Router:
                                  f" (known: {', '.join(STRATEGIES)})")
         self.specs = specs
         self._default = default
-        self._fixed: dict[str, dict[tuple[str, ...], str]] = {}
+        # per statement (text_key): the choice of a statement whose lists have one container
+        self._fixed: BoundedCache[str, dict[tuple[str, ...], str]] = \
+            BoundedCache(STRATEGY_CACHE_SIZE)
         self.seed = seed
         self.strategy_class = STRATEGIES[strategy]
-        self._strategies: OrderedDict[tuple[str, tuple[str, ...]], Strategy] = OrderedDict()
-        self._checked: set[str] = set()
+        self._strategies: BoundedCache[tuple[str, tuple[str, ...]], Strategy] = \
+            BoundedCache(STRATEGY_CACHE_SIZE)
+        self._checked: BoundedCache[str, bool] = BoundedCache(STRATEGY_CACHE_SIZE)
         # units chosen by strategies that hear back, not yet ended: (strategy, alias, units)
         self._pending: list[tuple[Strategy, str, int]] = []
         self._since = 0.0  # when the first of them was chosen
@@ -54,7 +77,8 @@ class Router:
 
     def check(self, stmt: Statement) -> None:
         """Raise ProgrammingError for an occurrence naming a container that is not configured."""
-        if stmt.text in self._checked:
+        key = text_key(stmt)
+        if key in self._checked:
             return
         for occ in stmt.occurrences:
             for alias, at in zip(occ.aliases or (), occ.alias_positions):
@@ -64,9 +88,7 @@ class Router:
                         f" is not configured (configured: {', '.join(sorted(self.specs))})")
         if any(occ.aliases is None for occ in stmt.occurrences) or not stmt.occurrences:
             self.resolve(None, stmt)
-        if len(self._checked) > STRATEGY_CACHE_SIZE:
-            self._checked.clear()
-        self._checked.add(stmt.text)
+        self._checked.put(key, True, len(key))
 
     def resolve(self, aliases: tuple[str, ...] | None, stmt: Statement | None = None
                 ) -> tuple[str, ...]:
@@ -85,25 +107,25 @@ class Router:
                                    " command's --default)")
         return self.default
 
-    def strategy(self, text: str, aliases: tuple[str, ...]) -> Strategy:
-        """Return the strategy of one list of one statement (kept, LRU)."""
-        key = (text, aliases)
+    def strategy(self, text: str, aliases: tuple[str, ...], text_key: str | None = None
+                 ) -> Strategy:
+        """Return the strategy of one list of one statement (kept, LRU); text_key: the
+        statement's (see text_key), where the caller has it."""
+        if text_key is None:
+            text_key = text if len(text) <= LARGEST else _digest(text)
+        key = (text_key, aliases)
         found = self._strategies.get(key)
         if found is None:
             found = self.strategy_class(aliases, seeded_random(self.seed, text, aliases),
                                         tuple(self.specs[a].key for a in aliases))
-            self._strategies[key] = found
-            if len(self._strategies) > STRATEGY_CACHE_SIZE:
-                self._strategies.popitem(last=False)
-        else:
-            self._strategies.move_to_end(key)
+            self._strategies.put(key, found, text_size(key))
         return found
 
     def route(self, stmt: Statement, pins: Pins | None = None) -> dict[tuple[str, ...], str]:
         """Choose a container for each distinct list of the statement, for one unit of work;
         with pins (transaction affinity) a list goes where it went before, and is pinned.
         The choice is the caller's to read, not to change."""
-        fixed = self._fixed.get(stmt.text)
+        fixed = self._fixed.get(text_key(stmt))
         if fixed is not None:
             return fixed
         choice: dict[tuple[str, ...], str] = {}
@@ -118,7 +140,7 @@ class Router:
                 continue
             alias = pins.get(aliases) if pins is not None else None
             if alias is None:
-                strategy = self.strategy(stmt.text, aliases)
+                strategy = self.strategy(stmt.text, aliases, text_key(stmt))
                 alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
                     HEALTH.shared else strategy.choose()
                 if strategy.feedback:
@@ -127,9 +149,8 @@ class Router:
                     pins[aliases] = alias
             choice[aliases] = alias
         if not chosen:  # every list has one container: the same choice every time
-            if len(self._fixed) >= STRATEGY_CACHE_SIZE:
-                self._fixed.clear()
-            self._fixed[stmt.text] = choice
+            key = text_key(stmt)
+            self._fixed.put(key, choice, len(key))
         return choice
 
     def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None,
@@ -151,7 +172,7 @@ class Router:
         aliases = self.resolve(lists[0], stmt)
         if len(set(aliases)) == 1:
             return aliases[0]
-        strategy = self.strategy(stmt.text, aliases)
+        strategy = self.strategy(stmt.text, aliases, text_key(stmt))
         picks = strategy.choose_many(n, self.healthy) if HEALTH.any_unhealthy or \
             HEALTH.shared else strategy.choose_many(n)
         if strategy.feedback:

@@ -3,19 +3,15 @@ plain table columns are found in the statement's syntax tree (sqlglot, once per 
 types read from `pragma table_info`. Used where the rows cannot tell: no row, or a NULL."""
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
+from ..cache import cached
 from ..dbapi import BINARY_NAME, DATETIME_NAME, NUMBER_NAME, STRING_NAME
 
 Source = tuple[str, str] | None  # (table, column) a result column reads as it is, or None
-
-_SOURCES: dict[str, tuple[Source | str, ...] | None] = {}  # by statement text; '*' = table
-_LOCK = threading.Lock()
-_KEEP = 1024
 
 
 def category(declared: str) -> str | None:
@@ -33,6 +29,7 @@ def category(declared: str) -> str | None:
     return NUMBER_NAME if name else None  # REAL, FLOAT, DOUBLE, NUMERIC, DECIMAL, BOOLEAN
 
 
+@cached(1024)
 def _sources(text: str) -> tuple[Source | str, ...] | None:
     """Per projection: (table, column) for a plain column, a table name for `t.*` / `*` (one
     table), None for anything else; None overall where the statement is not a plain select."""
@@ -68,13 +65,7 @@ def _sources(text: str) -> tuple[Source | str, ...] | None:
 def declared(raw: Any, text: str, width: int) -> list[str | None] | None:
     """The declared type of each of the result's `width` columns (None where unknown), or None
     where the statement's columns cannot be matched to tables."""
-    if text not in _SOURCES:
-        found = _sources(text)
-        with _LOCK:
-            if len(_SOURCES) >= _KEEP:
-                _SOURCES.clear()
-            _SOURCES[text] = found
-    sources = _SOURCES[text]
+    sources = _sources(text)  # once per text, under the cache policy
     if sources is None:
         return None
     columns: dict[str, list[tuple[str, str]]] = {}

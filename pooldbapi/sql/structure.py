@@ -8,16 +8,15 @@ the scan found as :pooldbapi_p<j> (a '?' inside a literal or a comment is none),
 dialect reads the same markers and a conjunct carries its own values wherever it goes."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from ..cache import cached
 from ..errors import ProgrammingError
 from .paramstyle import bind
 from .parse import Occurrence, Statement
@@ -88,21 +87,12 @@ def marker_number(node: exp.Expr) -> int | None:
     return None
 
 
-_TREES: dict[tuple[str, str | None], exp.Expr] = {}
-_TREES_LOCK = threading.Lock()
-
-
+@cached(1024)
 def tree(text: str, read: str | None = None) -> exp.Expr:
     """The syntax tree of a (marked) text in a dialect (None: sqlglot's own), parsed once per
-    (text, dialect); callers read it and never change it. SqlglotError where it cannot."""
-    found = _TREES.get((text, read))
-    if found is None:
-        found = sqlglot.parse_one(text, read=read)
-        with _TREES_LOCK:
-            if len(_TREES) >= 1024:
-                _TREES.clear()
-            _TREES[(text, read)] = found
-    return found
+    (text, dialect) under the cache policy; callers read it and never change it. SqlglotError
+    where it cannot."""
+    return sqlglot.parse_one(text, read=read)
 
 
 @dataclass(frozen=True)
@@ -177,7 +167,7 @@ def _columns(node: exp.Expr) -> tuple[tuple[str | None, str], ...] | None:
                  for col in node.find_all(exp.Column))
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def shape(text: str, count: int, read: str | None) -> Shape:
     """The shape of a marked federated select whose occurrences are pooldbapi_t0 ..
     pooldbapi_t<count-1>, read in a dialect. ProgrammingError where sqlglot cannot read it."""

@@ -1,0 +1,117 @@
+"""The one cache policy: entries kept by key, bounded by their number and by their bytes
+(least recently used out first); an entry larger than LARGEST is never kept. An entry's
+bytes are the characters of the text it is kept for (its text arguments and a text result):
+what is built from a text (a syntax tree, a shape, a translation) grows with it, and a
+generated statement of megabytes would push out everything else (as psycopg also reasons)."""
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, ParamSpec, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BYTES = 4 << 20
+"""Characters of text one cache keeps for its entries, at most."""
+LARGEST = 16 << 10
+"""An entry for a longer text is never kept: it is rebuilt when asked for again."""
+
+
+class BoundedCache(Generic[K, V]):
+    """A cache bounded by entries and bytes; thread-safe (a lookup takes no lock)."""
+
+    def __init__(self, entries: int, nbytes: int = BYTES, largest: int = LARGEST) -> None:
+        self.entries, self.nbytes, self.largest = entries, nbytes, largest
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.bytes = 0  # the sum of the kept entries' sizes
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[K]:
+        """The keys kept, least recently used first (a copy: safe while others put)."""
+        return iter(list(self._data))
+
+    def lookup(self, key: K) -> tuple[V] | None:
+        """(value,) if kept (now the most recently used), else None."""
+        found = self._data.get(key)
+        if found is None:
+            return None
+        try:
+            self._data.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile: the value is still good
+            pass
+        return (found[0],)
+
+    def get(self, key: K) -> V | None:
+        """The value kept for key, or None."""
+        found = self.lookup(key)
+        return None if found is None else found[0]
+
+    def put(self, key: K, value: V, size: int) -> V:
+        """Keep value for key (unless size is over `largest`), evicting the least recently
+        used entries until both bounds hold; return value."""
+        if size > self.largest:
+            return value
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            while self._data and (len(self._data) >= self.entries or
+                                  self.bytes + size > self.nbytes):
+                self.bytes -= self._data.popitem(last=False)[1][1]
+            self._data[key] = (value, size)
+            self.bytes += size
+        return value
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._data.clear()
+            self.bytes = 0
+
+
+def text_size(*values: object) -> int:
+    """An entry's size: the characters of the texts among values (and inside tuples or
+    frozensets of them), as the cache measures it."""
+    size = 0
+    for value in values:
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, tuple | frozenset):
+            size += text_size(*value)
+    return size
+
+
+_KEYWORDS = object()  # parts a key: f(a, b=1) and f(a, ("b", 1)) are kept apart
+
+
+def cached(entries: int, nbytes: int = BYTES, largest: int = LARGEST
+           ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """functools.lru_cache under this policy: a function of hashable positional arguments
+    whose result is kept per arguments, sized by text_size(arguments, result). Exceptions
+    are not kept. The cache is the wrapper's `cache` attribute."""
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        store: BoundedCache[tuple[object, ...], R] = BoundedCache(entries, nbytes, largest)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            key = (*args, _KEYWORDS, *sorted(kwargs.items())) if kwargs else args
+            found = store.lookup(key)
+            if found is not None:
+                return found[0]
+            result = fn(*args, **kwargs)
+            return store.put(key, result, text_size(*args, *kwargs.values(), result))
+
+        wrapper.cache = store  # type: ignore[attr-defined]
+        return wrapper
+    return decorate
