@@ -1,9 +1,11 @@
 """Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
 at random (seedable), each trial checked against the clusters themselves; then a load of many
-threads with their own connections over few pooled sessions: calls, pool timeouts, hangs.
+threads with their own connections over few pooled sessions, once per strategy: calls, pool
+timeouts, hangs, rows the clusters hold against the rows committed, units left in flight.
 
     python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--seed 1]
                                 [--load-seconds 60] [--threads 16]
+                                [--strategies round-robin,least-busy]
 """
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ import random
 import threading
 import time
 
+import psycopg
 from common import report
 from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
 from pgcluster import ClusterFactory
 
 import pooldbapi
+from pooldbapi.settings import make_spec
+from pooldbapi.strategy import IN_FLIGHT
 
 
 def trials(lab: Lab, scenarios: dict, count: int, seed: str) -> list[dict]:
@@ -42,9 +47,10 @@ def trials(lab: Lab, scenarios: dict, count: int, seed: str) -> list[dict]:
     return rows
 
 
-def load(factory: ClusterFactory, seconds: float, threads: int) -> dict:
+def load(factory: ClusterFactory, seconds: float, threads: int, strategy: str) -> dict:
     """Threads with their own connections over 3 containers, pool maximum 4 each: executemany
-    over the list and commit, as fast as they can."""
+    over the list and commit, as fast as they can; then the rows the clusters hold are counted
+    against the rows of the commits that returned (a commit that raised keeps none)."""
     clusters = [factory.new() for _ in range(3)]
     extra = {"maximum-number-of-pooled-connections": "4", "pool-timeout": "10"}
     specs = {f"p{i + 1}": c.conninfo(**extra) for i, c in enumerate(clusters)}
@@ -57,7 +63,7 @@ def load(factory: ClusterFactory, seconds: float, threads: int) -> dict:
     stop = time.monotonic() + seconds
 
     def worker(t: int) -> None:
-        conn = pooldbapi.connect(specs, default="{p1,p2,p3}", seed=t)
+        conn = pooldbapi.connect(specs, default="{p1,p2,p3}", seed=t, strategy=strategy)
         cur = conn.cursor()
         n = 0
         while time.monotonic() < stop:
@@ -84,12 +90,22 @@ def load(factory: ClusterFactory, seconds: float, threads: int) -> dict:
     elapsed = time.perf_counter() - started
     hung = sum(thread.is_alive() for thread in pool)
     in_use = sum(s.in_use for s in pooldbapi.pool_stats())
+    in_flight = sum(IN_FLIGHT.count(spec) for spec in _keys(specs))
+    held = 0
     for cluster in clusters:
+        with psycopg.connect(cluster.dsn) as raw:
+            held += raw.execute("select count(*) from load").fetchone()[0]
         cluster.stop("immediate")
-    return {"threads": threads, "containers": 3, "pool_maximum": 4, "seconds": elapsed,
-            "commits": sum(calls), "commits_per_s": sum(calls) / elapsed,
+    return {"strategy": strategy, "threads": threads, "containers": 3, "pool_maximum": 4,
+            "seconds": elapsed, "commits": sum(calls), "commits_per_s": sum(calls) / elapsed,
             "pool_timeouts": sum(timeouts), "other_errors": len(other), "hung_threads": hung,
-            "in_use_after": in_use}
+            "in_use_after": in_use, "rows_off": held - 6 * sum(calls),
+            "in_flight_after": in_flight}
+
+
+def _keys(specs: dict[str, str]) -> list[str]:
+    """The container definitions' keys, as the process-wide counts are kept."""
+    return [make_spec(alias, text).key for alias, text in specs.items()]
 
 
 def main() -> None:
@@ -99,6 +115,8 @@ def main() -> None:
     parser.add_argument("--seed", default="1")
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--strategies", default="round-robin,least-busy",
+                        help="the load runs once per strategy (comma-separated)")
     args = parser.parse_args()
     for name in ("pooldbapi", "psycopg"):  # faults are the point here: no warnings for them
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -116,8 +134,9 @@ def main() -> None:
                ["scenario", "trials", "violations", "errors", "ms_per_trial", "example"])
         if args.load_seconds > 0:
             print()
-            result = load(factory, args.load_seconds, args.threads)
-            report("faults_load", [result], list(result))
+            results = [load(factory, args.load_seconds, args.threads, strategy)
+                       for strategy in args.strategies.split(",")]
+            report("faults_load", results, list(results[0]))
     finally:
         factory.close()
 
