@@ -279,9 +279,60 @@ def _kind(sig: list[Token], match: dict[int, int]) -> str:
     return OTHER
 
 
+_UNITS = {"PROCEDURE", "FUNCTION", "PACKAGE", "TRIGGER", "TYPE BODY"}
+_LOOP_ENDS = {"IF", "LOOP", "WHILE", "FOR", "REPEAT"}  # their openers are not counted
+_NOT_BLOCK = {";", "TRANSACTION", "WORK", "ISOLATION", "READ", "NOT", "DEFERRABLE"}
+
+
+def _second_statement(sig: list[Token]) -> Token | None:
+    """The first token after the end of the statement, where one follows (None: one
+    statement). A ';' inside a block (PL/SQL's begin ... end, declare ..., a routine's body,
+    PostgreSQL's begin atomic ... end) ends an inner statement, not this one."""
+    words = [t.upper if t.is_keyword else "" for t in sig]
+    lead = " ".join(words[:5]).replace("CREATE OR REPLACE", "CREATE").split()
+    lead = [w for w in lead if w not in ("EDITIONABLE", "NONEDITIONABLE")]
+    unit = lead[:1] == ["CREATE"] and (lead[1:2] and lead[1] in _UNITS
+                                        or lead[1:3] == ["TYPE", "BODY"])
+    trigger = unit and lead[1] == "TRIGGER"
+    depth, declared = 0, False
+    for n, tok in enumerate(sig):
+        word = words[n]
+        after = sig[n + 1] if n + 1 < len(sig) else None
+        if unit and not trigger and depth == 0 and word in ("IS", "AS") and after is not None \
+                and after.ttype not in tokens.Literal and not after.is_punct("("):
+            return None  # an Oracle unit's body: Oracle compiles the rest as one unit
+        if word == "DECLARE" and depth == 0 and (n == 0 or trigger) and \
+                any(w == "BEGIN" for w in words[n + 1:]):
+            depth, declared = 1, True
+        elif word == "BEGIN" and (depth > 0 or n == 0 and after is not None and (
+                after.upper if after.is_keyword or after.ttype in tokens.Punctuation
+                else "") not in _NOT_BLOCK or after is not None and after.upper == "ATOMIC"
+                or trigger and n > 0 and (words[n - 1] in ("ROW", "STATEMENT")
+                                          or sig[n - 1].is_punct(")"))):
+            if declared:
+                declared = False
+            else:
+                depth += 1
+        elif depth and word == "CASE" and words[n - 1] != "END":
+            depth += 1
+        elif depth and word.split()[:1] == ["END"]:
+            follows = word.split()[1:] or ([after.upper] if after is not None and
+                                           after.is_keyword else [])
+            if not follows or follows[0] not in _LOOP_ENDS:
+                depth -= 1
+        elif depth == 0 and tok.is_punct(";") and after is not None:
+            return after
+    return None
+
+
 def _scan(text: str) -> Statement:
     toks = lex(text)
     sig = [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
+    second = _second_statement(sig)
+    if second is not None:
+        raise ProgrammingError(
+            f"one execute runs one statement: another begins at {where(text, second.start)}"
+            " (run each statement on its own)")
     stack, match = [], {}
     for i, tok in enumerate(sig):
         if tok.is_punct("("):
