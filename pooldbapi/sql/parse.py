@@ -79,6 +79,7 @@ class Statement:
     # top-level clauses: (keyword, keyword's start, body start, body end), in order
     clauses: tuple[tuple[str, int, int, int], ...] = ()
     end: int | None = None   # where the statement ends: before a final ';' and what follows
+    dollar_markers: tuple[int, ...] = ()   # where PostgreSQL's own $1, $2 stand (refused)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def clause(self, keyword: str) -> tuple[int, int] | None:
@@ -344,6 +345,7 @@ def _scan(text: str) -> Statement:
     occurrences: list[Occurrence] = []
     removed: list[tuple[int, int]] = []
     placeholders: list[Placeholder] = []
+    dollar_markers: list[int] = []
     values_rows: list[tuple[int, int]] = []
 
     # Where a suffix is written, that name is an occurrence whatever the context.
@@ -404,6 +406,8 @@ def _scan(text: str) -> Statement:
             break  # the rest names columns, not tables
         if tok.ttype in tokens.Name.Placeholder:
             found = _placeholder(tok)
+            if found is None and tok.value[:1] == "$" and tok.value[1:].isdigit():
+                dollar_markers.append(tok.start)
             if found is not None and bracket and found.style in ("named", "numeric"):
                 found = None  # a[1:n] is a slice; ARRAY[?, %s] holds placeholders
             if found is not None:
@@ -505,7 +509,8 @@ def _scan(text: str) -> Statement:
                     for n, (name, at, body) in enumerate(marks))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
                      tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
-                     columns=columns, clauses=clauses, end=end)
+                     columns=columns, clauses=clauses, end=end,
+                     dollar_markers=tuple(dollar_markers))
 
 
 # keywords after which a value, not an operator, comes: a '?' there is a placeholder
