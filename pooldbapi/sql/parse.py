@@ -713,6 +713,9 @@ def _scan(text: str) -> Statement:
                 expect = "table"
                 # truncate and drop table name a list of tables
                 from_list[depth] = sig[0].upper in ("TRUNCATE", "DROP")
+            elif up == "TABLE" and kind == SELECT and (i == 0 or prev_upper in (
+                    "UNION", "UNION ALL", "INTERSECT", "EXCEPT") or sig[i - 1].is_punct("(")):
+                expect = "table"  # 'table t' selects the table t
             elif up == "USING" and kind in (DELETE, OTHER):
                 expect = "from"
             elif up == "TO" and kind == SYNC:
