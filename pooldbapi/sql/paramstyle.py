@@ -63,10 +63,20 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
             return text.replace("%", "%%")
         return text
 
+    fixed = style == "format" or source in PERCENT_STYLES  # else no '%' changes
+    sign = {"qmark": "?", "format": "%s"}.get(style)
     for offset, text in pieces:
         pos = 0
         while marker is not None and marker.start < offset + len(text):
-            out.append(literal(text[pos:marker.start - offset]))
+            between = text[pos:marker.start - offset]
+            out.append(literal(between) if fixed and "%" in between else between)
+            if marker.key is None and sign is not None:  # the common case, kept short
+                keys.append(sequential)
+                sequential += 1
+                out.append(sign)
+                pos = marker.end - offset
+                marker = next(markers, None)
+                continue
             if marker.key is None:
                 keys.append(sequential)
                 sequential += 1
