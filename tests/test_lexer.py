@@ -200,3 +200,17 @@ def test_the_shortcut_is_taken_for_generated_rows_and_not_where_rows_differ():
     assert module._repeated_rows("insert into t values " + subquery) is None
     stmt = parse("insert into t values " + subquery)
     assert len(stmt.occurrences) == 501 and len(stmt.values_rows) == 500
+
+
+def test_the_shortcut_is_dropped_where_its_rows_do_not_follow_a_first_values_row():
+    from pooldbapi.sql import parse as module
+    toks = module.lex("select (1)") + [module.Token(module.REPEATED, ", (1)", 10)]
+    assert module._read("select (1), (1)", toks, 5, 1) is None
+    text = "insert into t values (1)"
+    toks = module.lex(text) + [module.Token(module.REPEATED, ", (1)", len(text))]
+    stmt = module._read(text + ", (1)", toks, 5, 1)
+    assert stmt is not None and stmt.values_rows == ((21, 24), (26, 29))
+    # a statement that only holds 'insert' further on is never read by the shortcut
+    tail = ", ".join(["(?, ?)"] * 2000)
+    assert module._repeated_rows("explain insert into t values " + tail) is None
+    assert len(parse("explain insert into t values " + tail).values_rows) == 0

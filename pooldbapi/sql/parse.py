@@ -499,9 +499,8 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
     head: list[Token] = []
     _lex(text[:size], 0, head)
     sig = [(k, t) for k, t in enumerate(head) if t.ttype not in GAP]
-    words = [t.upper for _, t in sig[:3] if t.is_keyword]
-    if words[:1] != ["INSERT"] and words[:2] != ["BULK", "INSERT"] and \
-            not (sig and sig[0][1].upper == "BULK" and words[:1] == ["INSERT"]):
+    words = [t.upper for _, t in sig[:2]]
+    if words[:1] != ["INSERT"] and words != ["BULK", "INSERT"]:
         return None
     depth, n = 0, 0
     while n < len(sig) and not (depth == 0 and sig[n][1].upper == "VALUES"):
@@ -550,7 +549,19 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
 
 def _scan(text: str) -> Statement:
     repeated = _repeated_rows(text)
-    toks = repeated[0] if repeated else lex(text)
+    if repeated is not None:
+        stmt = _read(text, *repeated)
+        if stmt is not None:
+            return stmt
+    found = _read(text, lex(text))
+    assert found is not None
+    return found
+
+
+def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0) -> Statement | None:
+    """The statement the tokens of a text say; None where the REPEATED token of the shortcut
+    stands where the scan is not just after a VALUES list's first row (then every row is
+    lexed: the shortcut reads rows only there)."""
     sig = [t for t in toks if t.ttype not in GAP]
     second = _second_statement(sig)
     if second is not None:
@@ -616,9 +627,11 @@ def _scan(text: str) -> Statement:
     i = 0
     while i < len(sig):
         tok = sig[i]
-        if tok.ttype is REPEATED and repeated:
-            _repeat(repeated[1], repeated[2], placeholders, values_rows, dollar_markers,
-                    operator_like)
+        if tok.ttype is REPEATED:
+            if not (kind in (INSERT, BULK) and values_depth == 0 == depth and values_rows
+                    and values_rows[-1][1] == tok.start):
+                return None
+            _repeat(unit, count, placeholders, values_rows, dollar_markers, operator_like)
             i += 1
             continue
         up = tok.upper if tok.is_keyword else ""
