@@ -1,10 +1,13 @@
 """Does a multi-row VALUES list over several containers grow linearly with its rows? Literal
 rows of 1k, 4k and 16k rows over three SQLite containers, one transaction each, against
-executemany of the same rows (interleaved rounds, medians); then sqlglot's parse cost per
-statement shape of the OData translation, and of the structure of federated selects (parsed
-and read, then the cached lookup every later execution makes).
+executemany of the same rows (interleaved rounds, medians); then what the scan of an uncached
+statement costs per row (rows of five placeholders, as generated, and distinct literal rows;
+client CPU, best of the rounds), and what the lexers alone cost on the same texts (sqlparse's,
+which the scan read before, and sqlglot's tokenizer, pure or compiled as installed); then
+sqlglot's parse cost per statement shape of the OData translation, and of the structure of
+federated selects (parsed and read, then the cached lookup every later execution makes).
 
-    python benchmarks/values.py [--rounds 3]
+    python benchmarks/values.py [--rounds 3] [--scan-only]
 """
 from __future__ import annotations
 
@@ -16,10 +19,14 @@ from pathlib import Path
 
 import sqlglot
 from common import report
+from sqlglot.tokens import SQLGLOTC_INSTALLED
+from sqlparse.lexer import Lexer
 
 import pooldbapi
+from pooldbapi.sql import parse as scan
 from pooldbapi.sql import structure
 from pooldbapi.sql.parse import parse
+from pooldbapi.sql.render import render
 
 SIZES = (1000, 4000, 16000)
 SHAPES = [
@@ -63,10 +70,64 @@ def one_round(folder: Path, n: int) -> tuple[float, float]:
     return literal, many
 
 
+SCAN_SIZES = (100, 1000, 4000, 16000)
+
+
+def _best(function, rounds: int) -> float:
+    """The least client CPU (seconds) of `rounds` calls: the machine is shared."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.thread_time()
+        function()
+        best = min(best, time.thread_time() - started)
+    return best
+
+
+def _row_costs(text: str, n: int, rounds: int, sqlparse_lexer: Lexer) -> dict[str, float]:
+    stmt = scan._scan(text)
+    assert len(stmt.values_rows) == n
+
+    def rendered() -> None:
+        stmt.cache.clear()
+        render(stmt, "format")
+
+    return {"scan_us_per_row": _best(lambda: scan._scan(text), rounds) / n * 1e6,
+            "render_us_per_row": _best(rendered, rounds) / n * 1e6,
+            "sqlglot_tokenizer_us_per_row":
+                _best(lambda: scan._Tokenizer().tokenize(text), rounds) / n * 1e6,
+            "sqlparse_lexer_us_per_row":
+                _best(lambda: list(sqlparse_lexer.get_tokens(text)), rounds) / n * 1e6}
+
+
+def scan_costs(rounds: int) -> None:
+    """Per row: the scan of an uncached statement (parse() of a text over the cache's bound:
+    every execution scans it), its rendering for psycopg, and the lexers alone."""
+    sqlparse_lexer = Lexer.get_default_instance()
+    out = []
+    for shape in ("five placeholders", "literal"):
+        for n in SCAN_SIZES:
+            if shape == "literal":
+                rows = ", ".join(f"({i}, 'row ''{i}'' (x),(y)', {i}.5, null, {i % 7})"
+                                 for i in range(n))
+            else:
+                rows = ", ".join(["(?, ?, ?, ?, ?)"] * n)
+            text = "insert into t@{a,b} (a, b, c, d, e) values " + rows
+            out.append({"rows": n, "shape": shape, "bytes": len(text),
+                        **_row_costs(text, n, rounds, sqlparse_lexer)})
+    build = "compiled (sqlglotc)" if SQLGLOTC_INSTALLED else "pure"
+    print(f"sqlglot {sqlglot.__version__}, {build}")
+    report("values_scan", out, list(out[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scan-only", action="store_true")
     args = parser.parse_args()
+    scan_costs(max(args.rounds, 5))
+    print()
+    if args.scan_only:
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         samples: dict[int, list[tuple[float, float]]] = {n: [] for n in SIZES}

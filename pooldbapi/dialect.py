@@ -14,6 +14,7 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from .cache import cached
 from .errors import InterfaceError, ProgrammingError
+from .sql.structure import read_tree
 
 OF_DRIVER = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
 """sqlglot's name of each SQL back-end's dialect (REST back-ends have none)."""
@@ -69,7 +70,7 @@ def to_sqlite(text: str, read: str, names: tuple[str, ...] | None = None) -> str
     ProgrammingError naming it as written. Unaliased select items keep their names as
     written in the text, or as `names` gives them (SQLite names such a column by its text)."""
     try:
-        tree = sqlglot.parse_one(text, read=read)
+        tree = read_tree(text, read)
     except SqlglotError as exc:
         raise ProgrammingError(f"the statement cannot be read as {read}: {exc}") from None
     for node in tree.walk():

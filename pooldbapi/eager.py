@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from .cache import cached
 from .dialect import keep_names
-from .sql.structure import conjuncts
+from .sql.structure import conjuncts, read_tree
 
 _AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 PREFIX = "pooldbapi_a"
@@ -49,8 +49,8 @@ def plan(local: str, ref: str, own: frozenset[str], others: frozenset[str],
     statement is SQLite's). None where the statement has not the shape that makes it exact.
     Cached: the same statement over the same tables plans once."""
     try:
-        tree = sqlglot.parse_one(local, read="sqlite")
-        wanted = [_key(sqlglot.parse_one(text, read=read)) for text in pushed]
+        tree = read_tree(local, "sqlite")
+        wanted = [_key(read_tree(text, read)) for text in pushed]
     except sqlglot.errors.SqlglotError:
         return None
     if not isinstance(tree, exp.Select) or tree.args.get("distinct") or \

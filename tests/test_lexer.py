@@ -1,15 +1,24 @@
-"""The lexer under the one scan: every character lands in exactly one token at its offset,
-PostgreSQL's nested block comments are one comment, and binding names what is wrong."""
+"""The lexer under the one scan (sqlglot's tokenizer): every character lands in exactly one
+token at its offset, PostgreSQL's nested block comments are one comment, and binding names what
+is wrong."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlparse import tokens
 
 import pooldbapi
 from pooldbapi.sql.paramstyle import bind, bind_many
-from pooldbapi.sql.parse import lex, parse
+from pooldbapi.sql.parse import (
+    BLOCK_COMMENT,
+    GAP,
+    NAME,
+    PLACEHOLDER,
+    STRING,
+    WHITESPACE,
+    lex,
+    parse,
+)
 from pooldbapi.sql.render import render
 
 FRAGMENTS = ("select", " ", "\n", "t@{a,b}", "x", ",", "(", ")", "?", ":n", "%s", "'a''b'",
@@ -39,25 +48,34 @@ def test_every_character_is_in_one_token_at_its_offset(parts):
 ])
 def test_block_comments_nest_as_postgresql_reads_them(text, comments, after):
     toks = lex(text)
-    found = [t.value for t in toks if t.ttype in tokens.Comment.Multiline]
+    found = [t.value for t in toks if t.ttype == BLOCK_COMMENT]
     assert found == comments
-    rest = [t.value for t in toks if t.ttype not in tokens.Comment
-            and t.ttype not in tokens.Whitespace]
+    rest = [t.value for t in toks if t.ttype not in GAP]
     assert (rest[-1] if rest else None) == after
     assert "".join(t.value for t in toks) == text
 
 
 def test_what_follows_a_nested_comment_that_ends_inside_a_token_is_read_again():
-    """sqlparse ends the comment at the first '*/' and reads on: here a string starting in the
-    comment. What follows the comment's real end is read again, in its own context."""
+    """A lexer that ended the comment at the first '*/' would read on into a string starting
+    in the comment. What follows the comment's real end is read in its own context."""
     text = "/* a /* b */ 'c */ x 'y' z ?"
     toks = lex(text)
     assert [(t.ttype, t.value, t.start) for t in toks] == [
-        (tokens.Comment.Multiline, "/* a /* b */ 'c */", 0), (tokens.Whitespace, " ", 18),
-        (tokens.Name, "x", 19), (tokens.Whitespace, " ", 20),
-        (tokens.String.Single, "'y'", 21), (tokens.Whitespace, " ", 24),
-        (tokens.Name, "z", 25), (tokens.Whitespace, " ", 26), (tokens.Name.Placeholder, "?", 27)]
+        (BLOCK_COMMENT, "/* a /* b */ 'c */", 0), (WHITESPACE, " ", 18),
+        (NAME, "x", 19), (WHITESPACE, " ", 20),
+        (STRING, "'y'", 21), (WHITESPACE, " ", 24),
+        (NAME, "z", 25), (WHITESPACE, " ", 26), (PLACEHOLDER, "?", 27)]
     assert [p.start for p in parse(text).placeholders] == [27]
+
+
+@pytest.mark.parametrize("text, starts", [
+    ("select ?::int, (?::text)", [7, 16]),          # sqlglot reads '?::' as one operator
+    ("select ??", [7, 8]),
+    ("select x ?| :a, y ?& :b", [12, 21]),  # jsonb operators beside :a, :b
+    ("select a[?:?], ?", [9, 11, 15]),
+])
+def test_a_question_mark_joined_to_an_operator_is_still_read_as_itself(text, starts):
+    assert [p.start for p in parse(text).placeholders] == starts
 
 
 def test_a_placeholder_inside_a_nested_comment_is_no_placeholder():
@@ -118,3 +136,81 @@ def test_bind_many_names_the_bad_set_by_the_callers_index():
     assert list(bind_many(named, render(named, "qmark").keys, [{"a": 1, "b": 2}])) == [(1, 2)]
     numeric = parse("insert into t values (:2, :1)")
     assert list(bind_many(numeric, render(numeric, "qmark").keys, [(1, 2)])) == [(2, 1)]
+
+
+HEADS = ("insert into t@{a,b} (a, b) values ", "bulk insert into t@a values ",
+         "INSERT INTO s.t VALUES", "/* c */ insert into cat..t@{a} (x) values\n")
+ROW_PARTS = ("?", "%s", ":1", ":a", "%(a)s", "'a,b)'", "'it''s'", "$$x), ($$", "E'\\')'", "1",
+             "-1.5", "null", "default", "(?)", "? + 1", "$1", "'?'", "q'[?)]'")
+TAILS = ("", " on conflict do nothing", " returning *", ";", "; -- done", ", (1, 2)",
+         " on conflict (id) do update set x = ?", " /* ) */", ", (?, ?), ((select 1), 2)")
+
+
+def _fields(stmt):
+    return (stmt.kind, stmt.occurrences, stmt.placeholders, stmt.removed, stmt.values_rows,
+            stmt.words, stmt.select_start, stmt.columns, stmt.clauses, stmt.end,
+            stmt.dollar_markers)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(HEADS), st.lists(st.sampled_from(ROW_PARTS), min_size=1, max_size=6),
+       st.sampled_from((", ", ",", ",\n  ", " , ")), st.integers(2, 600),
+       st.sampled_from(TAILS))
+def test_repeated_rows_read_without_lexing_each_read_as_lexing_each(head, parts, sep, count,
+                                                                     tail):
+    """A long VALUES list of identical rows is lexed once per row shape: the scan reads the
+    same statement from it as from lexing every row."""
+    from pooldbapi.sql import parse as module
+    text = head + sep.join(["(" + ", ".join(parts) + ")"] * count) + tail
+    try:
+        plain = module.Statement  # the scan with every row lexed, for comparison
+        full = _scan_without_shortcut(module, text)
+    except pooldbapi.ProgrammingError as exc:
+        with pytest.raises(pooldbapi.ProgrammingError) as info:
+            module._scan(text)
+        assert str(info.value) == str(exc)
+        return
+    fast = module._scan(text)
+    assert isinstance(fast, plain)
+    assert _fields(fast) == _fields(full)
+
+
+def _scan_without_shortcut(module, text):
+    saved = module._repeated_rows
+    module._repeated_rows = lambda text: None
+    try:
+        return module._scan(text)
+    finally:
+        module._repeated_rows = saved
+
+
+def test_the_shortcut_is_taken_for_generated_rows_and_not_where_rows_differ():
+    from pooldbapi.sql import parse as module
+    rows = ", ".join(["(?, ?, ?, ?, ?)"] * 2000)
+    found = module._repeated_rows("insert into t@{a,b} (a, b, c, d, e) values " + rows)
+    assert found is not None and found[2] == 1999 and found[1] == len(", (?, ?, ?, ?, ?)")
+    assert "".join(t.value for t in found[0]) == \
+        "insert into t@{a,b} (a, b, c, d, e) values " + rows
+    literal = ", ".join(f"({i}, 'x')" for i in range(2000))
+    assert module._repeated_rows("insert into t values " + literal) is None
+    commented = " /* c */, ".join(["(?, ?)"] * 2000)
+    assert module._repeated_rows("insert into t values " + commented) is None
+    assert module._repeated_rows("select " + ", ".join(["(?, ?)"] * 2000)) is None
+    subquery = ", ".join(["((select 1 from u@b), ?)"] * 500)
+    assert module._repeated_rows("insert into t values " + subquery) is None
+    stmt = parse("insert into t values " + subquery)
+    assert len(stmt.occurrences) == 501 and len(stmt.values_rows) == 500
+
+
+def test_the_shortcut_is_dropped_where_its_rows_do_not_follow_a_first_values_row():
+    from pooldbapi.sql import parse as module
+    toks = module.lex("select (1)") + [module.Token(module.REPEATED, ", (1)", 10)]
+    assert module._read("select (1), (1)", toks, 5, 1) is None
+    text = "insert into t values (1)"
+    toks = module.lex(text) + [module.Token(module.REPEATED, ", (1)", len(text))]
+    stmt = module._read(text + ", (1)", toks, 5, 1)
+    assert stmt is not None and stmt.values_rows == ((21, 24), (26, 29))
+    # a statement that only holds 'insert' further on is never read by the shortcut
+    tail = ", ".join(["(?, ?)"] * 2000)
+    assert module._repeated_rows("explain insert into t values " + tail) is None
+    assert len(parse("explain insert into t values " + tail).values_rows) == 0

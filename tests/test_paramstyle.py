@@ -25,6 +25,17 @@ RENDER = [
      "select '?', \"?\", x::int, a[1:n], $$ ? :x $$, ? -- ?\n/* :y */", (0,)),
     ("select q'[it's ? :a]', ?", "format", "select q'[it's ? :a]', %s", (0,)),
     ("select q'{:x}', :y from t@a", "qmark", "select q'{:x}', ? from t", ("y",)),
+    # in a format / pyformat statement, %s inside a literal or comment is text, and %% is a
+    # literal % (inside literals too, as psycopg reads it); psycopg gets every % doubled
+    ("select '%s', %s", "format", "select '%%s', %s", (0,)),
+    ("select E'%s\\n', $$%s$$, $t$%s$t$, /* %s */ %s", "format",
+     "select E'%%s\\n', $$%%s$$, $t$%%s$t$, /* %%s */ %s", (0,)),
+    ("select %(id)s, 'ref %(id)s'", "format", "select %s, 'ref %%(id)s'", ("id",)),
+    ("select %(id)s, 'ref %(id)s'", "qmark", "select ?, 'ref %(id)s'", ("id",)),
+    ("select '%', '%%', 5 %% 2, %s", "format", "select '%%', '%%', 5 %% 2, %s", (0,)),
+    ("select '%', '%%', 5 %% 2, %s", "qmark", "select '%', '%', 5 % 2, ?", (0,)),
+    ('select "a%s", %s', "format", 'select "a%%s", %s', (0,)),
+    ("select '%s %%', ?", "format", "select '%%s %%%%', %s", (0,)),  # qmark: % is literal
 ]
 
 
@@ -114,3 +125,51 @@ def test_render_is_cached_per_style_and_each_style_has_its_own():
     assert numeric is not qmark and numeric.text == "select * from t where x = :1 and y = :2"
     assert render(stmt, None).text == "select * from t where x = ? and y = ?"
     assert render(stmt, None).keys == ()
+
+
+@pytest.mark.parametrize("text, params", [
+    ("select ?, $1", (1,)), ("select $1", (1,)), ("select :1 + $2", (1, 2)),
+    ("select %s, $1", (1,)), ("select $1, :a", {"a": 1}),
+])
+def test_postgresqls_numbered_markers_are_refused_where_parameters_are_passed(text, params):
+    """$1 is not one of pooldbapi's styles: psycopg would bind it to whatever the first
+    rendered marker is, so it is refused, naming where it stands."""
+    stmt = parse(text)
+    at = text.index("$")
+    with pytest.raises(pooldbapi.ProgrammingError,
+                       match=rf"'\$\d' at position {at} \(line 1, column {at + 1}\)"):
+        render(stmt, "format")
+    # without parameters the text is sent as written; inside literals it is only text
+    assert render(stmt, None).text == text
+    assert render(parse("select '$1', $$ $1 $$, ? -- $1"), "format").text == \
+        "select '$1', $$ $1 $$, %s -- $1"
+
+
+# the same rows through raw psycopg (its own format style, % doubled where it is text) and
+# through pooldbapi (a literal is never a placeholder; %% is % in format/pyformat statements)
+DIFFERENTIAL = [
+    ("select '%s', %s", (1,), "select '%%s', %s", (1,)),
+    ("select E'%s\\n', %s", (1,), "select E'%%s\\n', %s", (1,)),
+    ("select $$%s$$, $q$%(x)s$q$, %s", (1,), "select $$%%s$$, $q$%%(x)s$q$, %s", (1,)),
+    ("select /* %s */ %s", (1,), "select /* %%s */ %s", (1,)),
+    ("select /* %s /* %s */ */ %s", (1,), "select /* %%s /* %%s */ */ %s", (1,)),
+    ("select %(id)s, 'ref %(id)s'", {"id": 5}, "select %(id)s, 'ref %%(id)s'", {"id": 5}),
+    ("select '100%%', 7 %% 4, %s", (1,), "select '100%%', 7 %% 4, %s", (1,)),
+    ("select '100%', %s", (1,), "select '100%%', %s", (1,)),
+    ("select '50%' || ?, 7 % 4", ("x",), "select '50%%' || %s, 7 %% 4", ("x",)),
+    ("select ':1 %' || :1", ("y",), "select ':1 %%' || %s", ("y",)),
+    ("select x.\"a%s\" from (select %s as \"a%s\") x", (3,),
+     "select x.\"a%%s\" from (select %s as \"a%%s\") x", (3,)),
+]
+
+
+@pytest.mark.parametrize("text, params, raw, raw_params", DIFFERENTIAL)
+def test_postgresql_rows_match_raw_psycopg(pg, text, params, raw, raw_params):
+    import psycopg
+    with psycopg.connect(pg.dsn) as native:
+        expected = native.execute(raw, raw_params).fetchall()
+    conn = pooldbapi.connect({"pg1": pg.conninfo()})
+    try:
+        assert [tuple(r) for r in conn.execute(text, params).fetchall()] == expected
+    finally:
+        conn.close()

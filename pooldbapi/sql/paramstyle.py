@@ -38,6 +38,15 @@ def source_style(stmt: Statement) -> str | None:
 def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -> Rendered:
     """Replace each placeholder by the target style's marker and fix up literal '%'."""
     source = source_style(stmt)
+    if stmt.dollar_markers:
+        # psycopg sends its markers as $1, $2, ...: one written by hand would bind whatever
+        # value the first rendered marker has
+        at = end = stmt.dollar_markers[0]
+        while end + 1 < len(stmt.text) and stmt.text[end + 1].isdigit():
+            end += 1
+        raise ProgrammingError(
+            f"'{stmt.text[at:end + 1]}' at {stmt.where(at)}: PostgreSQL's numbered markers are"
+            " not a placeholder style of pooldbapi; write ? or :1 (or pass no parameters)")
     out: list[str] = []
     keys: list[int | str] = []
     markers = iter(stmt.placeholders)
@@ -45,16 +54,29 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
     sequential = 0
 
     def literal(text: str) -> str:
-        if source in PERCENT_STYLES and style != "format":
-            return text.replace("%%", "%")
-        if source not in PERCENT_STYLES and style == "format":
+        # the text between markers, literals and comments included: what the user meant is
+        # one '%' for each '%%' of a format/pyformat statement (as psycopg reads it) and each
+        # other '%' as written; psycopg reads every '%' of its query, so each goes doubled
+        if source in PERCENT_STYLES and "%" in text:
+            text = text.replace("%%", "%")
+        if style == "format":
             return text.replace("%", "%%")
         return text
 
+    fixed = style == "format" or source in PERCENT_STYLES  # else no '%' changes
+    sign = {"qmark": "?", "format": "%s"}.get(style)
     for offset, text in pieces:
         pos = 0
         while marker is not None and marker.start < offset + len(text):
-            out.append(literal(text[pos:marker.start - offset]))
+            between = text[pos:marker.start - offset]
+            out.append(literal(between) if fixed and "%" in between else between)
+            if marker.key is None and sign is not None:  # the common case, kept short
+                keys.append(sequential)
+                sequential += 1
+                out.append(sign)
+                pos = marker.end - offset
+                marker = next(markers, None)
+                continue
             if marker.key is None:
                 keys.append(sequential)
                 sequential += 1

@@ -1,30 +1,76 @@
-"""Token scan (sqlparse) -> Statement(kind, occurrences, placeholders); cached by text."""
+"""Token scan (sqlglot's tokenizer) -> Statement(kind, occurrences, placeholders); cached by
+text."""
 from __future__ import annotations
 
+import string
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
-from sqlparse import keywords, tokens
-from sqlparse.lexer import Lexer
+from sqlglot import TokenType
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import TokenError
 
 from ..errors import ProgrammingError
 
-# A private lexer: sqlparse's rules plus Oracle q-quotes and the @alias / @{a,b} suffix.
-# sqlparse's shared default lexer is never changed.
-_LEXER = Lexer()
-_LEXER.default_initialization()  # type: ignore[no-untyped-call]
-_LEXER.set_SQL_REGEX([  # type: ignore[no-untyped-call]
-    (r"[nN]?[qQ]'(?s:\[.*?\]|\(.*?\)|\{.*?\}|<.*?>|([^\s\[({<]).*?\1)'",
-     tokens.Literal.String.Single),
-    (r"@(?:\w+|\{[^{}]*\}?)", tokens.Name),
-    # Standard SQL strings: a backslash is an ordinary character (PostgreSQL's default,
-    # SQLite, Oracle); only PostgreSQL's E'...' strings escape with it. Quoted names likewise.
-    (r"[eE]'(?:''|\\.|[^'\\])*'", tokens.Literal.String.Single),
-    (r"'(?:''|[^'])*'", tokens.Literal.String.Single),
-    (r'"(?:""|[^"])*"', tokens.Literal.String.Symbol),
-    *keywords.SQL_REGEX,
-])
+# Token kinds of the scan (Token.ttype)
+KEYWORD, NAME, QUOTED, STRING, NUMBER = "keyword", "name", "quoted-name", "string", "number"
+PLACEHOLDER, SUFFIX, PUNCT, OPERATOR = "placeholder", "suffix", "punctuation", "operator"
+WHITESPACE, COMMENT, BLOCK_COMMENT = "whitespace", "comment", "block-comment"
+REPEATED = "repeated-rows"
+"""Rows of a VALUES list, each the same text as the row before them (see _repeated_rows)."""
+GAP = frozenset((WHITESPACE, COMMENT, BLOCK_COMMENT))
+"""Kinds that separate tokens and mean nothing to the scan."""
+LITERAL = frozenset((STRING, NUMBER))
+
+_Q_DELIMITERS = [("[", "]"), ("(", ")"), ("{", "}"), ("<", ">")] + [
+    (c, c) for c in string.punctuation if c not in "'[](){}<>"]
+
+
+class _Tokenizer(Postgres.Tokenizer):
+    """PostgreSQL's lexical rules, a superset of the others' here: standard strings (a
+    backslash is an ordinary character; only E'...' escapes with it), dollar quotes, nested
+    block comments; plus Oracle's q'[...]' quotes (any punctuation as the delimiter). No
+    word makes the rest of the text one token (sqlglot's commands: call, declare, ...)."""
+
+    COMMANDS: ClassVar[set[TokenType]] = set()
+
+    QUOTES: ClassVar[list[str | tuple[str, str]]] = [
+        *Postgres.Tokenizer.QUOTES,
+        *[(f"{q}'{o}", f"{c}'") for q in ("q", "Q", "nq", "nQ", "Nq", "NQ")
+          for o, c in _Q_DELIMITERS]]
+
+
+_KIND = {
+    **{t: STRING for t in (TokenType.STRING, TokenType.BYTE_STRING, TokenType.HEREDOC_STRING,
+                           TokenType.NATIONAL_STRING, TokenType.UNICODE_STRING,
+                           TokenType.BIT_STRING, TokenType.HEX_STRING, TokenType.RAW_STRING)},
+    TokenType.NUMBER: NUMBER, TokenType.IDENTIFIER: QUOTED,
+    **{t: PUNCT for t in (TokenType.L_PAREN, TokenType.R_PAREN, TokenType.COMMA,
+                          TokenType.SEMICOLON, TokenType.L_BRACKET, TokenType.R_BRACKET,
+                          TokenType.DOT, TokenType.DCOLON, TokenType.COLON, TokenType.L_BRACE,
+                          TokenType.R_BRACE)},
+}
+# words the scan reads as keywords (as sqlparse, its lexer before, read them) that sqlglot's
+# tokenizer calls names
+_WORDS = frozenset((
+    "ABORT", "BEGIN", "COMMENT", "DECLARE", "DEFAULT", "DO", "END", "FETCH", "GLOBAL",
+    "IDENTIFIED", "IF", "IGNORE", "ISOLATION", "KEY", "LATERAL", "LEVEL", "LOCAL", "MERGE", "NO",
+    "OFFSET", "ONLY", "RELEASE", "RETURNING", "SAVEPOINT", "START", "TEMP", "TEMPORARY", "TO",
+    "TRANSACTION", "TRUNCATE", "UNLOGGED", "USING", "WINDOW", "WORK", "ATOMIC", "RECURSIVE",
+    "PROCEDURE", "FUNCTION", "PACKAGE", "TRIGGER", "BODY", "LOOP", "WHILE", "CALL", "SET"))
+_PAREN_KEYWORDS = frozenset(("CASE", "IN", "VALUES", "USING", "FROM", "AS"))
+"""Keywords that stay keywords right before '(' (other words there are names: calls)."""
+_WORD = frozenset(string.ascii_letters + string.digits + "_")
+
+
+def _word_end(text: str, pos: int) -> int:
+    """Where the run of word characters starting at pos ends."""
+    n = len(text)
+    while pos < n and (text[pos] in _WORD or text[pos].isalnum()):
+        pos += 1
+    return pos
+
 
 SELECT, INSERT, UPDATE, DELETE, DDL, TCL, BULK, SYNC, OTHER = (
     "select", "insert", "update", "delete", "ddl", "transaction-control", "bulk-insert",
@@ -39,7 +85,7 @@ _SKIP = {"LATERAL", "ONLY", "IF EXISTS", "IF NOT EXISTS", "TABLE", "TEMPORARY", 
 _CLAUSE_END = _STOP - {"ON", "USING"}
 _TOP_CLAUSES = {"UPDATE", "DELETE", "INSERT", "INTO", "FROM", "SET", "WHERE", "VALUES",
                 "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "OFFSET", "RETURNING"}
-_NAMEISH = (tokens.Name, tokens.Keyword, tokens.Literal.String.Symbol)
+_NAMEISH = frozenset((NAME, KEYWORD, QUOTED))
 
 
 @dataclass(frozen=True)
@@ -53,9 +99,9 @@ class Occurrence:
     alias_positions: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Placeholder:
-    """One parameter marker: its style, its key (position or name) and its span."""
+class Placeholder(NamedTuple):
+    """One parameter marker: its style, its key (position or name) and its span. (A named
+    tuple: a generated statement holds thousands, made at a tuple's cost.)"""
 
     style: str   # qmark, numeric, named, format, pyformat
     key: int | str | None
@@ -79,6 +125,7 @@ class Statement:
     # top-level clauses: (keyword, keyword's start, body start, body end), in order
     clauses: tuple[tuple[str, int, int, int], ...] = ()
     end: int | None = None   # where the statement ends: before a final ';' and what follows
+    dollar_markers: tuple[int, ...] = ()   # where PostgreSQL's own $1, $2 stand (refused)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def clause(self, keyword: str) -> tuple[int, int] | None:
@@ -107,7 +154,7 @@ class Statement:
         if found is None:
             out, depth = [], 0
             for tok in lex(self.text):
-                if tok.ttype in tokens.Whitespace or tok.ttype in tokens.Comment:
+                if tok.ttype in GAP:
                     continue
                 if tok.is_punct(")"):
                     depth = max(0, depth - 1)
@@ -126,11 +173,11 @@ def where(text: str, position: int) -> str:
     return f"position {position} (line {line}, column {column})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
-    """One lexed token: its sqlparse type, text and offset (and its depth in parentheses,
-    where Statement.significant() gave it)."""
-    ttype: Any
+    """One lexed token: its kind (KEYWORD, NAME, ...), its text and offset (and its depth in
+    parentheses, where Statement.significant() gave it)."""
+    ttype: str
     value: str
     start: int
     depth: int = 0
@@ -140,54 +187,152 @@ class Token:
         return " ".join(self.value.upper().split())
 
     def is_punct(self, char: str) -> bool:
-        return self.ttype in tokens.Punctuation and self.value == char
+        return self.ttype is PUNCT and self.value == char
 
     @property
     def is_keyword(self) -> bool:
-        return self.ttype in tokens.Keyword
+        return self.ttype is KEYWORD
 
 
 def lex(text: str) -> list[Token]:
-    """Return the tokens of a statement with their offsets (a private sqlparse lexer)."""
-    out, pos = [], 0
-    for ttype, value in _LEXER.get_tokens(text):  # type: ignore[no-untyped-call]
-        out.append(Token(ttype, value, pos))
-        pos += len(value)
-    if any(t.ttype in tokens.Comment.Multiline and t.value.count("/*") > 1 for t in out):
-        out = _nest_comments(text, out)
-    return out
-
-
-def _nest_comments(text: str, toks: list[Token]) -> list[Token]:
-    """Block comments nest, as PostgreSQL reads them: '/* a /* b */ c */' is one comment.
-    (Elsewhere such text is an error, so reading it PostgreSQL's way costs nothing.)"""
+    """Return the tokens of a statement with their offsets: sqlglot's tokens (a private
+    tokenizer), with the whitespace and comments between them, pooldbapi's markers (?, :name,
+    :1, %s, %(name)s) and suffixes (@alias, @{a,b}) each one token."""
     out: list[Token] = []
-    k = 0
-    while k < len(toks):
-        tok = toks[k]
-        k += 1
-        if tok.ttype not in tokens.Comment.Multiline or tok.value.count("/*") < 2:
-            out.append(tok)
-            continue
-        depth, pos = 0, tok.start
-        while pos < len(text):
-            if text.startswith("/*", pos):
-                depth, pos = depth + 1, pos + 2
-            elif text.startswith("*/", pos):
-                depth, pos = depth - 1, pos + 2
-                if depth == 0:
-                    break
-            else:
-                pos += 1
-        out.append(Token(tokens.Comment.Multiline, text[tok.start:pos], tok.start))
-        while k < len(toks) and toks[k].start < pos:
-            k += 1
-        if pos < (toks[k].start if k < len(toks) else len(text)):
-            # a token cut by the comment's real end: what follows was read in the wrong
-            # context (inside a string, say), so all of it is read again
-            out.extend(Token(t.ttype, t.value, t.start + pos) for t in lex(text[pos:]))
-            break
+    _lex(text, 0, out)
     return out
+
+
+def _lex(text: str, base: int, out: list[Token]) -> None:
+    tokenizer = _Tokenizer()
+    try:
+        found = tokenizer.tokenize(text[base:] if base else text)
+        opaque = None
+    except TokenError:
+        # an unclosed quote or comment: the tokens before it, then the rest as one literal
+        # (the back-end names the error)
+        found = tokenizer.tokens
+        opaque = found[-1].end + 1 + base if found else base
+    n, pos = len(text), base
+    k, count = 0, len(found)
+    while k < count:
+        raw = found[k]
+        start, end = raw.start + base, raw.end + base + 1
+        kind = raw.token_type
+        if start > pos:
+            _gap(text, pos, start, out)
+        nxt = text[end] if end < n else ""
+        value = None
+        if text[start] == "?" and end - start > 1:
+            # sqlglot's ?::, ??, ?| and ?&: the '?' is a token of its own (a marker, or where
+            # an operator stands PostgreSQL's jsonb operator: the scan tells which)
+            rest = text[start + 1:end]
+            out.append(Token(PLACEHOLDER, "?", start))
+            out.append(Token(PUNCT if rest == "::" else PLACEHOLDER if rest == "?" else
+                             OPERATOR, rest, start + 1))
+            pos = end
+            k += 1
+            continue
+        if kind is TokenType.PARAMETER:   # '@' or '$'
+            if text[start] == "@" and nxt == "{":
+                close = start + 2
+                while close < n and text[close] not in "{}":
+                    close += 1
+                value, ttype = text[start:close + (close < n and text[close] == "}")], SUFFIX
+            elif nxt in _WORD or nxt.isalnum():
+                value = text[start:_word_end(text, end)]
+                ttype = SUFFIX if text[start] == "@" else PLACEHOLDER
+            else:
+                value, ttype = text[start], OPERATOR
+        elif kind is TokenType.PLACEHOLDER:
+            value, ttype = "?", PLACEHOLDER
+        elif kind is TokenType.COLON and (nxt in _WORD or nxt.isalnum()) and not (
+                start and (text[start - 1] in _WORD or text[start - 1] in ":")):
+            value, ttype = text[start:_word_end(text, end)], PLACEHOLDER
+        elif kind is TokenType.MOD:
+            if nxt == "%":
+                value, ttype = "%%", OPERATOR
+            elif nxt == "s":
+                value, ttype = "%s", PLACEHOLDER
+            elif nxt == "(":
+                close = _word_end(text, end + 1)
+                if text.startswith(")s", close) and close > end + 1:
+                    value, ttype = text[start:close + 2], PLACEHOLDER
+        if value is None:
+            ttype = _KIND.get(kind) or (
+                OPERATOR if not (text[start] in _WORD or text[start].isalpha()) else
+                NAME if (kind is TokenType.VAR and text[start:end].upper() not in _WORDS)
+                or nxt and nxt in ".(" and text[start:end].upper() not in _PAREN_KEYWORDS
+                or start and text[start - 1] == "." else KEYWORD)
+            value = text[start:end]
+        stop = start + len(value)
+        k += 1
+        if stop != end:  # a token of pooldbapi's made of several of sqlglot's, or of part of one
+            while k < count and found[k].start + base < stop:
+                k += 1
+            if stop < found[k - 1].end + base + 1:
+                out.append(Token(ttype, value, start))
+                _lex(text, stop, out)  # it ended inside one of sqlglot's: read the rest again
+                return
+        if ttype is KEYWORD and out:
+            _merge(text, out, Token(ttype, value, start))
+        else:
+            out.append(Token(ttype, value, start))
+        pos = stop
+    if opaque is not None:
+        if opaque > pos:
+            _gap(text, pos, opaque, out)
+            pos = opaque
+        _gap(text, pos, n, out, STRING)
+    elif pos < n:
+        _gap(text, pos, n, out)
+
+
+_MERGED = frozenset((("IF", "EXISTS"), ("IF", "NOT"), ("IF NOT", "EXISTS"), ("CREATE", "OR"),
+                     ("CREATE OR", "REPLACE"), ("UNION", "ALL"), ("END", "IF"), ("END", "LOOP"),
+                     ("END", "WHILE"), ("END", "FOR"), ("END", "CASE")))
+"""Keywords read as one where only whitespace separates them (as the scan's rules name them:
+'if not exists', 'create or replace', 'end loop', ...)."""
+
+
+def _merge(text: str, out: list[Token], tok: Token) -> None:
+    if len(out) > 1 and out[-1].ttype is WHITESPACE and out[-2].ttype is KEYWORD and \
+            (out[-2].upper, tok.value.upper()) in _MERGED:
+        del out[-1]
+        first = out[-1]
+        out[-1] = Token(KEYWORD, text[first.start:tok.start + len(tok.value)], first.start)
+    else:
+        out.append(tok)
+
+
+def _gap(text: str, pos: int, stop: int, out: list[Token], rest: str = OPERATOR) -> None:
+    """The whitespace and comments between two of sqlglot's tokens, each a token; anything
+    else (the rest of a text sqlglot could not read) one token of the kind `rest`."""
+    while pos < stop:
+        if text.startswith("--", pos):
+            end = text.find("\n", pos, stop)
+            end = stop if end < 0 else end + 1
+            out.append(Token(COMMENT, text[pos:end], pos))
+        elif text.startswith("/*", pos):
+            depth, end = 1, pos + 2  # block comments nest, as PostgreSQL reads them
+            while depth and end < stop:
+                if text.startswith("/*", end):
+                    depth, end = depth + 1, end + 2
+                elif text.startswith("*/", end):
+                    depth, end = depth - 1, end + 2
+                else:
+                    end += 1
+            end = min(end, stop)
+            out.append(Token(BLOCK_COMMENT, text[pos:end], pos))
+        elif text[pos].isspace():
+            end = pos + 1
+            while end < stop and text[end].isspace():
+                end += 1
+            out.append(Token(WHITESPACE, text[pos:end], pos))
+        else:
+            out.append(Token(rest, text[pos:stop], pos))
+            return
+        pos = end
 
 
 def _suffix(text: str, tok: Token) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -213,7 +358,7 @@ def _suffix(text: str, tok: Token) -> tuple[tuple[str, ...], tuple[int, ...]]:
 
 
 def _is_suffix(tok: Token) -> bool:
-    return tok.ttype in tokens.Name and tok.value.startswith("@") and len(tok.value) > 1
+    return tok.ttype is SUFFIX
 
 
 def _cte_names(sig: list[Token], match: dict[int, int]) -> set[str]:
@@ -244,7 +389,7 @@ def _folded(name: str) -> str:
 def _before(toks: list[Token], i: int) -> int:
     """The index of the last token before toks[i] that is not whitespace (-1: none)."""
     i -= 1
-    while i >= 0 and toks[i].ttype in tokens.Whitespace:
+    while i >= 0 and toks[i].ttype is WHITESPACE:
         i -= 1
     return i
 
@@ -279,9 +424,150 @@ def _kind(sig: list[Token], match: dict[int, int]) -> str:
     return OTHER
 
 
+_UNITS = {"PROCEDURE", "FUNCTION", "PACKAGE", "TRIGGER", "TYPE BODY"}
+_LOOP_ENDS = {"IF", "LOOP", "WHILE", "FOR", "REPEAT"}  # their openers are not counted
+_NOT_BLOCK = {";", "TRANSACTION", "WORK", "ISOLATION", "READ", "NOT", "DEFERRABLE"}
+
+
+def _second_statement(sig: list[Token]) -> Token | None:
+    """The first token after the end of the statement, where one follows (None: one
+    statement). A ';' inside a block (PL/SQL's begin ... end, declare ..., a routine's body,
+    PostgreSQL's begin atomic ... end) ends an inner statement, not this one."""
+    words = [t.upper if t.is_keyword else "" for t in sig]
+    lead = " ".join(words[:5]).replace("CREATE OR REPLACE", "CREATE").split()
+    lead = [w for w in lead if w not in ("EDITIONABLE", "NONEDITIONABLE")]
+    unit = lead[:1] == ["CREATE"] and (lead[1:2] and lead[1] in _UNITS
+                                        or lead[1:3] == ["TYPE", "BODY"])
+    trigger = unit and lead[1] == "TRIGGER"
+    depth, declared = 0, False
+    for n, tok in enumerate(sig):
+        word = words[n]
+        after = sig[n + 1] if n + 1 < len(sig) else None
+        if unit and not trigger and depth == 0 and word in ("IS", "AS") and after is not None \
+                and after.ttype not in LITERAL and not after.is_punct("("):
+            return None  # an Oracle unit's body: Oracle compiles the rest as one unit
+        if word == "DECLARE" and depth == 0 and (n == 0 or trigger) and \
+                any(w == "BEGIN" for w in words[n + 1:]):
+            depth, declared = 1, True
+        elif word == "BEGIN" and (depth > 0 or n == 0 and after is not None and (
+                after.upper if after.is_keyword or after.ttype is PUNCT
+                else "") not in _NOT_BLOCK or after is not None and after.upper == "ATOMIC"
+                or trigger and n > 0 and (words[n - 1] in ("ROW", "STATEMENT")
+                                          or sig[n - 1].is_punct(")"))):
+            if declared:
+                declared = False
+            else:
+                depth += 1
+        elif depth and word == "CASE" and words[n - 1] != "END":
+            depth += 1
+        elif depth and word.split()[:1] == ["END"]:
+            follows = word.split()[1:] or ([after.upper] if after is not None and
+                                           after.is_keyword else [])
+            if not follows or follows[0] not in _LOOP_ENDS:
+                depth -= 1
+        elif depth == 0 and tok.is_punct(";") and after is not None:
+            return after
+    return None
+
+
+ROWS_HEAD = 4096
+"""Characters lexed first where a long statement may be a VALUES list of repeated rows."""
+_ROW_WORDS = frozenset(("NULL", "TRUE", "FALSE", "DEFAULT"))
+
+
+def _repeated_rows(text: str) -> tuple[list[Token], int, int] | None:
+    """The tokens of a long 'insert ... values (row), (row), ...' whose rows after the first
+    repeat its text exactly (as generated statements write them: '(?, ?, ?), (?, ?, ?), ...'),
+    with one REPEATED token standing for the repeats; and the length of one repeat (', ' and
+    the row) and their number. None where the text has not that shape.
+
+    Only the head and what follows the repeats are lexed: the same text in the same lexical
+    context (after a row's ')', outside any literal or comment) gives the same tokens, so the
+    repeats' tokens, and what the scan reads from them, are the first row's, moved."""
+    if len(text) <= ROWS_HEAD:
+        return None
+    for size in (512, ROWS_HEAD):  # most first rows are short: a short head first
+        found = _rows_in_head(text, size)
+        if found != size:
+            return found if isinstance(found, tuple) else None
+    return None
+
+
+def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | None:
+    """_repeated_rows from a head of `size` characters; `size` where the first row does not
+    end inside it."""
+    head: list[Token] = []
+    _lex(text[:size], 0, head)
+    sig = [(k, t) for k, t in enumerate(head) if t.ttype not in GAP]
+    words = [t.upper for _, t in sig[:2]]
+    if words[:1] != ["INSERT"] and words != ["BULK", "INSERT"]:
+        return None
+    depth, n = 0, 0
+    while n < len(sig) and not (depth == 0 and sig[n][1].upper == "VALUES"):
+        tok = sig[n][1]
+        depth += tok.is_punct("(") - tok.is_punct(")")
+        n += 1
+    n += 1
+    if n >= len(sig):
+        return size
+    if not sig[n][1].is_punct("("):
+        return None
+    depth, m = 0, n
+    for m in range(n, len(sig)):
+        tok = sig[m][1]
+        if tok.ttype is PUNCT and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+            if depth == 0:
+                break
+        elif not (tok.ttype in (PLACEHOLDER, STRING, NUMBER, OPERATOR) or tok.is_punct(",")
+                  or tok.is_keyword and tok.upper in _ROW_WORDS):
+            return None  # a row that names something (a subquery, a call) is read whole
+    else:
+        return size
+    last = sig[m][0]
+    row_start, row_end = sig[n][1].start, head[last].start + 1
+    if row_end > size - 64:
+        return size  # the row is not wholly inside the head, clear of where it was cut
+    gap = last + 1
+    while gap < len(head) and (head[gap].ttype is WHITESPACE or head[gap].is_punct(",")):
+        gap += 1
+    if gap >= len(head) or not head[gap].is_punct("(") or \
+            sum(head[k].is_punct(",") for k in range(last + 1, gap)) != 1:
+        return None
+    unit = text[row_end:head[gap].start] + text[row_start:row_end]
+    pos, count = row_end, 0
+    while text.startswith(unit, pos):
+        pos += len(unit)
+        count += 1
+    if count < 2:
+        return None
+    toks = head[:last + 1]
+    toks.append(Token(REPEATED, text[row_end:pos], row_end))
+    _lex(text, pos, toks)
+    return toks, len(unit), count
+
+
 def _scan(text: str) -> Statement:
-    toks = lex(text)
-    sig = [t for t in toks if t.ttype not in tokens.Whitespace and t.ttype not in tokens.Comment]
+    repeated = _repeated_rows(text)
+    if repeated is not None:
+        stmt = _read(text, *repeated)
+        if stmt is not None:
+            return stmt
+    found = _read(text, lex(text))
+    assert found is not None
+    return found
+
+
+def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0) -> Statement | None:
+    """The statement the tokens of a text say; None where the REPEATED token of the shortcut
+    stands where the scan is not just after a VALUES list's first row (then every row is
+    lexed: the shortcut reads rows only there)."""
+    sig = [t for t in toks if t.ttype not in GAP]
+    second = _second_statement(sig)
+    if second is not None:
+        raise ProgrammingError(
+            f"one execute runs one statement: another begins at {where(text, second.start)}"
+            " (run each statement on its own)")
     stack, match = [], {}
     for i, tok in enumerate(sig):
         if tok.is_punct("("):
@@ -293,15 +579,16 @@ def _scan(text: str) -> Statement:
     occurrences: list[Occurrence] = []
     removed: list[tuple[int, int]] = []
     placeholders: list[Placeholder] = []
+    dollar_markers: list[int] = []
     values_rows: list[tuple[int, int]] = []
 
     # Where a suffix is written, that name is an occurrence whatever the context.
     index = {id(t): k for k, t in enumerate(toks)}
     claimed: set[int] = set()
     for k, tok in enumerate(toks):
-        if tok.ttype in tokens.Operator and tok.value == "@" and k > 0:
+        if tok.ttype is OPERATOR and tok.value == "@" and k > 0:
             prev, nxt = toks[k - 1], toks[k + 1] if k + 1 < len(toks) else None
-            if prev.ttype in _NAMEISH and (nxt is None or nxt.ttype in tokens.Whitespace
+            if prev.ttype in _NAMEISH and (nxt is None or nxt.ttype is WHITESPACE
                                            or nxt.value in (",", ";", ")", "}")):
                 raise ProgrammingError(f"stray '@' without a container alias or list at"
                                        f" {where(text, tok.start)}")
@@ -340,6 +627,13 @@ def _scan(text: str) -> Statement:
     i = 0
     while i < len(sig):
         tok = sig[i]
+        if tok.ttype is REPEATED:
+            if not (kind in (INSERT, BULK) and values_depth == 0 == depth and values_rows
+                    and values_rows[-1][1] == tok.start):
+                return None
+            _repeat(unit, count, placeholders, values_rows, dollar_markers, operator_like)
+            i += 1
+            continue
         up = tok.upper if tok.is_keyword else ""
         if values_depth == 0 and depth == 0 and up != "VALUES" and \
                 not (tok.is_punct("(") or tok.is_punct(",")):
@@ -351,8 +645,10 @@ def _scan(text: str) -> Statement:
             continue
         if kind == SYNC and up == "WITH" and depth == 0:
             break  # the rest names columns, not tables
-        if tok.ttype in tokens.Name.Placeholder:
+        if tok.ttype is PLACEHOLDER:
             found = _placeholder(tok)
+            if found is None and tok.value[:1] == "$" and tok.value[1:].isdigit():
+                dollar_markers.append(tok.start)
             if found is not None and bracket and found.style in ("named", "numeric"):
                 found = None  # a[1:n] is a slice; ARRAY[?, %s] holds placeholders
             if found is not None:
@@ -430,6 +726,9 @@ def _scan(text: str) -> Statement:
                 expect = "table"
                 # truncate and drop table name a list of tables
                 from_list[depth] = sig[0].upper in ("TRUNCATE", "DROP")
+            elif up == "TABLE" and kind == SELECT and (i == 0 or prev_upper in (
+                    "UNION", "UNION ALL", "INTERSECT", "EXCEPT") or sig[i - 1].is_punct("(")):
+                expect = "table"  # 'table t' selects the table t
             elif up == "USING" and kind in (DELETE, OTHER):
                 expect = "from"
             elif up == "TO" and kind == SYNC:
@@ -447,14 +746,38 @@ def _scan(text: str) -> Statement:
     if kind == BULK:  # 'bulk' is pooldbapi's word: the back-end gets a plain insert
         after = next(t for t in toks if t.start > sig[0].start)
         removed.insert(0, (sig[0].start, after.start + (len(after.value)
-                                                        if after.ttype in tokens.Whitespace
+                                                        if after.ttype is WHITESPACE
                                                         else 0)))
     end = sig[-1].start if sig and sig[-1].is_punct(";") else len(text.rstrip())
     clauses = tuple((name, at, body, marks[n + 1][1] if n + 1 < len(marks) else end)
                     for n, (name, at, body) in enumerate(marks))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
                      tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
-                     columns=columns, clauses=clauses, end=end)
+                     columns=columns, clauses=clauses, end=end,
+                     dollar_markers=tuple(dollar_markers))
+
+
+def _repeat(unit: int, count: int, placeholders: list[Placeholder],
+            values_rows: list[tuple[int, int]], dollar_markers: list[int],
+            operator_like: set[int]) -> None:
+    """What the scan read from the row before the repeats, once for each repeat, moved by
+    the repeat's length: its placeholders, its span, its markers."""
+    lo, hi = values_rows[-1]
+    first = len(placeholders)
+    while first and placeholders[first - 1].start >= lo:
+        first -= 1
+    row = placeholders[first:]
+    dollars = [d for d in dollar_markers if d >= lo]
+    operators = [d for d in operator_like if d >= lo]
+    make, shifts = tuple.__new__, range(unit, unit * count + 1, unit)
+    values_rows.extend([(lo + shift, hi + shift) for shift in shifts])
+    for shift in shifts:
+        placeholders.extend([make(Placeholder, (style, key, start + shift, end + shift))
+                             for style, key, start, end in row])
+    if dollars or operators:
+        for shift in shifts:
+            dollar_markers.extend(d + shift for d in dollars)
+            operator_like.update(d + shift for d in operators)
 
 
 # keywords after which a value, not an operator, comes: a '?' there is a placeholder
@@ -464,13 +787,16 @@ _BEFORE_VALUE = {"SELECT", "VALUES", "WHERE", "AND", "OR", "NOT", "LIMIT", "OFFS
                  "DISTINCT", "FETCH", "FIRST", "NEXT", "TOP", "RETURN", "EXISTS", "USING"}
 
 
+_OPERAND = frozenset((NAME, QUOTED, STRING, NUMBER, PLACEHOLDER, SUFFIX))
+
+
 def _operand(tok: Token) -> bool:
     """Tell whether a token ends an operand (so that an operator may follow it)."""
-    if tok.ttype in tokens.Punctuation:
+    if tok.ttype is PUNCT:
         return tok.value in (")", "]")
     if tok.is_keyword:
         return tok.upper not in _BEFORE_VALUE
-    return tok.ttype in tokens.Name or tok.ttype in tokens.Literal
+    return tok.ttype in _OPERAND
 
 
 def _occurrence(text: str, toks: list[Token], first: int, last: int,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot import TokenType, exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, SqlglotError
 
 from ..cache import cached
 from ..errors import ProgrammingError
@@ -87,12 +87,54 @@ def marker_number(node: exp.Expr) -> int | None:
     return None
 
 
+NESTING = 32
+"""Levels of parentheses (function calls, subqueries) and `not` a statement read into a tree
+may nest, at most: sqlglot's parser descends recursively, some 20 Python frames a level, and
+past the recursion limit it fails with a bare RecursionError."""
+
+
+def read_tree(text: str, read: str | None = None) -> exp.Expr:
+    """Parse a text in a dialect (None: sqlglot's own), uncached. A text nested deeper than
+    NESTING is a ProgrammingError saying so, before the parser is asked; SqlglotError where
+    sqlglot cannot read it."""
+    dialect = Dialect.get_or_raise(read)
+    toks = dialect.tokenize(text)
+    enclosing: list[int] = []  # per open parenthesis, the 'not's in a row before it
+    nots = deepest = 0
+    for tok in toks:
+        kind = tok.token_type
+        if kind is TokenType.L_PAREN:
+            enclosing.append(nots)
+            nots = 0
+        elif kind is TokenType.R_PAREN and enclosing:
+            nots = enclosing.pop()
+        nots = nots + 1 if kind is TokenType.NOT else 0 if kind is not TokenType.L_PAREN \
+            else nots
+        deepest = max(deepest, len(enclosing) + sum(enclosing) + nots)
+    if deepest > NESTING:
+        raise ProgrammingError(_too_deep(f"{deepest} levels of parentheses, function calls,"
+                                         " subqueries and 'not'"))
+    try:
+        for found in dialect.parser().parse(toks, text):
+            if found is not None:
+                return found
+    except RecursionError:
+        raise ProgrammingError(_too_deep("more than the Python stack holds")) from None
+    raise ParseError(f"No expression was parsed from '{text}'")
+
+
+def _too_deep(what: str) -> str:
+    return (f"the statement nests too deeply to be read into a syntax tree ({what}; at most"
+            f" {NESTING} levels are read where a statement is evaluated locally or translated,"
+            " as for OData)")
+
+
 @cached(1024)
 def tree(text: str, read: str | None = None) -> exp.Expr:
     """The syntax tree of a (marked) text in a dialect (None: sqlglot's own), parsed once per
     (text, dialect) under the cache policy; callers read it and never change it. SqlglotError
     where it cannot."""
-    return sqlglot.parse_one(text, read=read)
+    return read_tree(text, read)
 
 
 @dataclass(frozen=True)
