@@ -29,7 +29,16 @@ from .runner import Stream, execute_on, executor
 from .sql.paramstyle import bind, source_style
 from .sql.parse import Occurrence, Statement, parse, unquote
 from .sql.render import render
-from .sql.structure import TABLE, Shape, marked, marker_values, of_select, span, values_for
+from .sql.structure import (
+    TABLE,
+    Shape,
+    marked,
+    marker_values,
+    of_select,
+    span,
+    unresolved,
+    values_for,
+)
 
 if TYPE_CHECKING:
     from .backends.base import Description
@@ -144,6 +153,12 @@ class LocalEngine:
                        f"cache_size=-{CACHE_MIB * 1024}"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.create_function("regexp", 2, regexp, deterministic=True)
+        # a double-quoted name that resolves to nothing is an error, not a string (Python
+        # 3.12+; before, unresolved() checks the names before anything runs)
+        setconfig = getattr(self.db, "setconfig", None)
+        if setconfig is not None:
+            for option in ("SQLITE_DBCONFIG_DQS_DML", "SQLITE_DBCONFIG_DQS_DDL"):
+                setconfig(getattr(sqlite3, option), False)
 
     def close(self) -> None:
         """Close the database and remove its file."""
@@ -182,15 +197,21 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
          f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
         item_texts(render(stmt, None).text, read))
     # 1. the columns of each occurrence, from its container
+    every: list[list[str]] = []
     for src in sources:
         probe = parse(f"select * from {src.occ.name} where 1 = 0")
         table_cols = [str(d[0]) for d in _describe(conn, src.alias, probe)]
+        every.append(table_cols)
         ref = src.ref.lower()
         if found.star or ref in found.stars:
             src.columns = table_cols
         else:
             src.columns = [c for c in table_cols if c.lower() in found.bare or
                            (ref, c.lower()) in found.qualified] or table_cols[:1]
+    name = unresolved(stmt, read, every)
+    if name is not None:  # before any row is read: a string here would select (or delete) rows
+        raise ProgrammingError(f'no such column: "{name}" (not a column of ' + ", ".join(
+            f"{unquote(s.occ.name)} on {s.alias}" for s in sources) + ")")
     cols = [{c.lower() for c in s.columns} for s in sources]
     # 2. where-conjuncts that touch one pushable occurrence alone
     refs = [s.ref.lower() for s in sources]
