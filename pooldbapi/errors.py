@@ -29,7 +29,7 @@ class Error(Exception):
     # unknown because the connection was lost while it ran
     rolled_back: tuple[str, ...] | None = None  # a commit that kept nothing: the containers
     # rolled back besides this one
-    evaluated_locally: bool = False    # raised by the local engine of a federated select
+    evaluated_locally: str | None = None  # raised by the local engine: why it ran there
 
     @property
     def reason(self) -> str:
@@ -46,8 +46,8 @@ class Error(Exception):
         if self.rolled_back is not None:
             text += f" (nothing was committed; rolled back: {', '.join(self.rolled_back)})"
         if self.evaluated_locally:
-            text += (" (the statement is evaluated locally, in SQLite's dialect, because its"
-                     " occurrences landed on different containers)")
+            text += (" (the statement is evaluated locally, in SQLite's dialect, because"
+                     f" {self.evaluated_locally})")
         return text
 
     def _kept(self) -> str:

@@ -180,6 +180,15 @@ class LocalPlan:
     eager: int | None                     # the source that sends partial aggregates
 
 
+def why_local(conn: Session, landed: Sequence[str]) -> str:
+    """Why a select is evaluated locally, for its error messages."""
+    distinct = list(dict.fromkeys(landed))
+    if len(distinct) > 1:
+        return f"its occurrences landed on different containers ({', '.join(distinct)})"
+    driver = conn.specs[distinct[0]].driver
+    return f"its container {distinct[0]} runs no SQL ({driver})"
+
+
 def _prepare(conn: Session, stmt: Statement, params: Any,
              choice: dict[tuple[str, ...], str]) -> LocalPlan:
     """Plan a federated select (each occurrence's columns are asked of its container). The
@@ -192,10 +201,20 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
     sources, found = _sources(conn, stmt, landed, read)
     # the statement over local tables, in SQLite's dialect (translated from the statement's
     # own): what SQLite cannot run fails here, before anything runs
-    local_text = to_sqlite(marked(stmt, [
-        (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
-         f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
-        item_texts(render(stmt, None).text, read))
+    try:
+        local_text = to_sqlite(marked(stmt, [
+            (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
+             f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
+            item_texts(render(stmt, None).text, read))
+    except Error as err:
+        err.evaluated_locally = why_local(conn, landed)
+        raise
+    if "\x00" in local_text:  # sqlite3 reads no statement text holding one
+        nul = ProgrammingError(f"a NUL character at {stmt.where(stmt.text.index(chr(0)))}:"
+                               " SQLite cannot read it in a statement's text; pass the value"
+                               " as a parameter")
+        nul.evaluated_locally = why_local(conn, landed)
+        raise nul
     # 1. the columns of each occurrence, from its container
     every: list[list[str]] = []
     for src in sources:
@@ -263,7 +282,7 @@ def evaluate(conn: Session, stmt: Statement, params: Any,
         except sqlite3.Error as exc:
             err = wrap(exc, "local", (), getattr(exc, "sqlite_errorname", None),
                        ProgrammingError)
-            err.evaluated_locally = True
+            err.evaluated_locally = why_local(conn, [s.alias for s in plan_.sources])
             raise err from exc
         description = _description(cur, rows, codes)
         ran: dict[str, int] = {}

@@ -109,3 +109,31 @@ def test_a_quoted_name_that_is_no_property_never_reaches_the_filter(gateways):
     assert conn.execute('select count(*) from Journals@o1 where "ID" = 2').fetchone() == (1,)
     assert gateway.wait_for("/Journals/$count?$filter=ID eq 2")
     conn.close()
+
+
+def test_a_nul_in_a_select_on_one_odata_container_names_the_real_cause(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect({"o1": f"driver=odata;url={gateway.url};token=tok-o1"})
+    with pytest.raises(pooldbapi.ProgrammingError) as info:
+        conn.execute("select ID from Journals@o1 where description = 'a\x00b'")
+    message = str(info.value)
+    assert "different containers" not in message
+    assert "NUL character at position 49" in message and "as a parameter" in message
+    assert "o1 runs no SQL (odata)" in message
+    # as a parameter it is a value like any other
+    assert conn.execute("select ID from Journals@o1 where description = ?", ("a\x00b",)
+                        ).fetchall() == []
+    conn.close()
+
+
+def test_an_update_by_a_guid_key_goes_to_its_row(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect({"o1": f"driver=odata;url={gateway.url};token=tok-o1"},
+                             autocommit=True)
+    conn.execute("insert into Tasks@o1 (description) values ('guid-key')")
+    assert conn.execute("update Tasks@o1 set description = 'guid-done' where description ="
+                        " 'guid-key'").rowcount == 1
+    assert conn.execute("delete from Tasks@o1 where description = 'guid-done'").rowcount == 1
+    patch = next(line for line in gateway.calls() if " PATCH " in line).split()
+    assert patch[0] in ("200", "204") and "'" not in unquote(patch[2])  # v4: Tasks(<guid>)
+    conn.close()

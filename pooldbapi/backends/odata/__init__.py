@@ -2,6 +2,7 @@
 are evaluated locally from what the service returns; writes are one call per row."""
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -109,7 +110,8 @@ class ODataBackend:
         return not raw.closed
 
     def probe(self, raw: Any) -> None:
-        raw.request("GET", "")
+        # the service's own answer: a wrong path or another server answers no $metadata
+        ET.fromstring(raw.request("GET", "$metadata").content)
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:
