@@ -1,8 +1,11 @@
 """The PEP 249 exception hierarchy, and wrapping of driver errors into it."""
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 
 class Warning(Exception):
@@ -126,10 +129,17 @@ for _cls in (Warning, *PEP249_CLASSES, PartialCommitError):
 _BY_NAME: dict[str, type[Error]] = {cls.__name__: cls for cls in PEP249_CLASSES}
 
 SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.IGNORECASE)
-SECRET_QUERY_KEY = re.compile(
-    r"^(access_token|id_token|refresh_token|token|auth|key|apikey|api[-_]key|sig|signature|"
-    r"secret|client_secret|code|password|passwd|pwd|sas|x-amz-signature|x-amz-credential)$",
-    re.IGNORECASE)
+HARMLESS_HEADERS = frozenset({
+    "accept", "accept-charset", "accept-encoding", "accept-language", "cache-control",
+    "content-type", "dataserviceversion", "maxdataserviceversion", "odata-maxversion",
+    "odata-version", "prefer", "user-agent", "x-requested-with"})
+"""Header names whose values are no secret; every other header.NAME value is one."""
+_QUERY_SECRET_WORDS = frozenset({
+    "access", "apikey", "auth", "authorization", "code", "cookie", "credential", "credentials",
+    "jwt", "key", "pass", "passwd", "password", "pwd", "sas", "secret", "session", "sessionid",
+    "sig", "signature", "token"})
+"""A URL query parameter is a secret where a word of its name (split at - _ .) is one of
+these: access_token, subscription-key, x-api-key, client_secret, sig, X-Amz-Signature..."""
 _URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]+)@")  # redis://:pw@ too
 _URL_QUERY_SECRET = re.compile(r"([?&;][\w.-]+=)([^&#\s'\"]*)")
 # key=value pairs only: "token: X" is how SQLite names an unrecognised token, not a secret
@@ -139,20 +149,81 @@ _KEYWORD_SECRET = re.compile(
 )
 
 
+def secret_key(key: str) -> bool:
+    """Tell whether a connection key's value is a secret: a password, token or key by its
+    name, or the value of a header that is not known to be harmless."""
+    if key.lower().startswith("header."):
+        return key[len("header."):].lower() not in HARMLESS_HEADERS
+    return bool(SECRET_KEY.search(key))
+
+
+def secret_query_key(name: str) -> bool:
+    """Tell whether a URL query parameter's value is a secret, by the words of its name."""
+    words = re.split(r"[-_.]", name.lower())
+    return name.lower() in _QUERY_SECRET_WORDS or any(w in _QUERY_SECRET_WORDS for w in words)
+
+
 def _query_secret(match: re.Match[str]) -> str:
     name = match.group(1)[1:-1]
-    return match.group(1) + "***" if SECRET_QUERY_KEY.match(name) else match.group(0)
+    return match.group(1) + "***" if secret_query_key(name) else match.group(0)
+
+
+_KNOWN: tuple[str, ...] = ()
+_KNOWN_LOCK = threading.Lock()
+
+
+def remember_secrets(secrets: Iterable[str]) -> None:
+    """Keep secret values for the redaction of log records (pooldbapi's and its drivers',
+    whose messages may quote a URL or a header); longest first, so a secret that holds
+    another is masked whole."""
+    global _KNOWN
+    new = {s for s in secrets if s} - set(_KNOWN)
+    if new:
+        with _KNOWN_LOCK:
+            _KNOWN = tuple(sorted(set(_KNOWN) | new, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return text with the given secret values, key=secret pairs, URL credentials and secret
-    URL query parameters masked; nothing else of the text is touched."""
+    """Return text with the given secret values (also as repr() escapes them: a line break
+    shown as \\n), key=secret pairs, URL credentials and secret URL query parameters masked;
+    nothing else of the text is touched."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
+        escaped = repr(secret)[1:-1]
+        if escaped != secret:
+            text = text.replace(escaped, "***")
     text = _URL_CREDENTIALS.sub(r"\1:***@", text)
-    if "://" in text:
+    if "://" in text or "?" in text:
         text = _URL_QUERY_SECRET.sub(_query_secret, text)
     return _KEYWORD_SECRET.sub(r"\1\2***", text)
+
+
+_LOGGERS = ("pooldbapi", "urllib3", "requests", "psycopg", "oracledb")
+"""The loggers whose records are redacted: pooldbapi's and its drivers' (and their
+children's, such as urllib3.connectionpool, whose DEBUG line quotes each URL)."""
+
+
+def _redacting_factory(previous: Callable[..., logging.LogRecord]
+                       ) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.split(".", 1)[0] in _LOGGERS:
+            message = record.getMessage()
+            masked = redact(message, _KNOWN)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return record
+    factory.pooldbapi_redacts = True  # type: ignore[attr-defined]
+    return factory
+
+
+def install_log_redaction() -> None:
+    """Mask secrets in every record of pooldbapi's and its drivers' loggers when it is made
+    (only records a logger is enabled for are made: nothing is spent otherwise). The record
+    factory already in place is kept and called first."""
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "pooldbapi_redacts", False):
+        logging.setLogRecordFactory(_redacting_factory(current))
 
 
 def pep249_class(exc: BaseException) -> type[Error]:
@@ -190,3 +261,6 @@ def wrap(exc: BaseException, container: str, secrets: Iterable[str] = (),
     err.container = container
     err.sqlstate = sqlstate
     return err
+
+
+install_log_redaction()

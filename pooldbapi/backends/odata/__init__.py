@@ -31,6 +31,9 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
     url = params.get("url")
     if not url:
         raise InterfaceError(f"container {spec.alias!r}: the odata driver needs the key 'url'")
+    for key, value in params.items():
+        if key in ("token", "user", "password") or key.startswith("header."):
+            _check_header_value(spec.alias, key, value)
     session = requests.Session()
     parts = urlsplit(url)
     if parts.query:
@@ -53,6 +56,21 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
                              f" {params['timeout']!r}") from None
     verify = params.get("verify", "true").lower() not in ("false", "0", "no", "off")
     return url, session, timeout, verify
+
+
+def _check_header_value(alias: str, key: str, value: str) -> None:
+    """A value that goes into an HTTP header must be one requests can send: never a line
+    break or another control character (a header of its own), always Latin-1. Otherwise an
+    InterfaceError naming the key, never the value: a configuration error, raised at
+    connect, that marks no container unhealthy."""
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+        raise InterfaceError(f"container {alias!r}: key {key!r} holds a line break or another"
+                             " control character, which no HTTP header can carry")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise InterfaceError(f"container {alias!r}: key {key!r} holds a character outside"
+                             " Latin-1, which no HTTP header can carry") from None
 
 
 class ODataBackend:

@@ -234,14 +234,19 @@ class ODataConnection:
             paced = self.adaptive.before_call()
             if attempt:  # waiting for the learnt rate after a 429 counts as waiting for it
                 waited += paced
+            failure = None
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 verify=self.verify, **kwargs)
             except requests.RequestException as exc:
-                err = OperationalError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
+                failure = redact(f"{type(exc).__name__}: {exc}", self.secrets)
+            if failure is not None:
+                # raised outside the handler: requests' exception (its .request with the
+                # headers and URL, urllib3's MaxRetryError with .url) is no __context__
+                err = OperationalError(failure)
                 err.connection_failure = True
-                raise err from None
+                raise err
             held = self.hold.heard(response.headers)
             if held and self.limiter is not None:  # every process holds, where state is shared
                 self.limiter.hold_until(time.monotonic() + held)
