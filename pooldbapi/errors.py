@@ -135,7 +135,7 @@ HARMLESS_HEADERS = frozenset({
     "odata-version", "prefer", "user-agent", "x-requested-with"})
 """Header names whose values are no secret; every other header.NAME value is one."""
 _QUERY_SECRET_WORDS = frozenset({
-    "access", "apikey", "auth", "authorization", "code", "cookie", "credential", "credentials",
+    "apikey", "auth", "authorization", "code", "cookie", "credential", "credentials",
     "jwt", "key", "pass", "passwd", "password", "pwd", "sas", "secret", "session", "sessionid",
     "sig", "signature", "token"})
 """A URL query parameter is a secret where a word of its name (split at - _ .) is one of
@@ -208,7 +208,10 @@ def _redacting_factory(previous: Callable[..., logging.LogRecord]
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         if record.name.split(".", 1)[0] in _LOGGERS:
-            message = record.getMessage()
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad call: logging reports it when emitted
+                return record
             masked = redact(message, _KNOWN)
             if masked != message:
                 record.msg, record.args = masked, None
