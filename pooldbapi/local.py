@@ -229,8 +229,10 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
                            (ref, c.lower()) in found.qualified] or table_cols[:1]
     name = unresolved(stmt, read, every)
     if name is not None:  # before any row is read: a string here would select (or delete) rows
-        raise ProgrammingError(f'no such column: "{name}" (not a column of ' + ", ".join(
+        unknown = ProgrammingError(f'no such column: "{name}" (not a column of ' + ", ".join(
             f"{unquote(s.occ.name)} on {s.alias}" for s in sources) + ")")
+        unknown.evaluated_locally = why_local(conn, landed)
+        raise unknown
     cols = [{c.lower() for c in s.columns} for s in sources]
     # 2. where-conjuncts that touch one pushable occurrence alone
     refs = [s.ref.lower() for s in sources]

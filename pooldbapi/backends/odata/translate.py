@@ -235,8 +235,9 @@ def _key(where: Any, values: _Values) -> dict[str, Any]:
 
 def translate(text: str, params: Sequence[Any] | None) -> Request:
     """Turn one statement that pooldbapi sends into an OData request."""
-    request = _translate(_tree(text), _Values(params), text)
-    request.names = frozenset(c.name for c in _tree(text).find_all(exp.Column)
+    tree = _tree(text)
+    request = _translate(tree, _Values(params), text)
+    request.names = frozenset(c.name for c in tree.find_all(exp.Column)
                               if not isinstance(c.this, exp.Star)) | request.body.keys()
     return request
 
