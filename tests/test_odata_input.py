@@ -137,3 +137,15 @@ def test_an_update_by_a_guid_key_goes_to_its_row(gateways):
     patch = next(line for line in gateway.calls() if " PATCH " in line).split()
     assert patch[0] in ("200", "204") and "'" not in unquote(patch[2])  # v4: Tasks(<guid>)
     conn.close()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/odata/?access_token=Bad9ort",
+                                 "htp://127.0.0.1/odata/?access_token=Bad9ort",
+                                 "http:///odata/?access_token=Bad9ort"])
+def test_a_malformed_url_is_a_configuration_error_marking_nothing_unhealthy(url):
+    conn = pooldbapi.connect({"o1": f"driver=odata;url={url}"})
+    with pytest.raises(pooldbapi.InterfaceError, match="'url'") as info:
+        conn.execute("select * from Journals@o1").fetchall()
+    assert "Bad9ort" not in str(info.value) and "access_token=***" in str(info.value)
+    assert "o1" not in pooldbapi.health()
+    conn.close()

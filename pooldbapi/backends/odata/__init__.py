@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
-from ...errors import Error, InterfaceError, pep249_class
+from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec
 from ...throttle import throttle_for
 from ..base import Backend, Description
@@ -36,6 +36,14 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
             _check_header_value(spec.alias, key, value)
     session = requests.Session()
     parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # out of range, or no number
+        port_ok = False
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        # a configuration error, raised at connect: no call, no health failure
+        raise InterfaceError(f"container {spec.alias!r}: key 'url' is no http(s) URL with a"
+                             f" host and a valid port: {redact(url, spec.secrets)!r}")
     if parts.query:
         # a query in the service URL (an access_token, an API version) goes with every call,
         # after whatever path a call adds to the service URL

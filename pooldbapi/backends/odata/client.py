@@ -234,18 +234,20 @@ class ODataConnection:
             paced = self.adaptive.before_call()
             if attempt:  # waiting for the learnt rate after a 429 counts as waiting for it
                 waited += paced
-            failure = None
+            failure, lost = None, False
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 verify=self.verify, **kwargs)
             except requests.RequestException as exc:
                 failure = redact(f"{type(exc).__name__}: {exc}", self.secrets)
+                # an invalid URL or header (requests' ValueErrors) is no lost connection
+                lost = not isinstance(exc, ValueError)
             if failure is not None:
                 # raised outside the handler: requests' exception (its .request with the
                 # headers and URL, urllib3's MaxRetryError with .url) is no __context__
                 err = OperationalError(failure)
-                err.connection_failure = True
+                err.connection_failure = lost
                 raise err
             held = self.hold.heard(response.headers)
             if held and self.limiter is not None:  # every process holds, where state is shared
