@@ -274,6 +274,7 @@ def test_containers_reaches_an_odata_service_only_through_its_metadata(tmp_path,
     # an answer, but not the service's metadata: not reachable, and no health failure
     assert rows["wrongpath"]["reachable"].startswith("no") and "404" in \
         rows["wrongpath"]["reachable"]
+    assert rows["wrongpath"]["healthy"] == "yes"
     assert rows["pgup"]["reachable"].startswith("yes") and rows["pgup"]["healthy"] == "yes"
     assert rows["pgdown"]["reachable"].startswith("no") and rows["pgdown"]["healthy"] == "no"
 

@@ -10,6 +10,8 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pooldbapi
 from pooldbapi.backends.odata.client import ProgrammingError as ODataProgrammingError
@@ -80,6 +82,17 @@ def test_keys_are_formatted_by_their_edm_type():
     assert key_segment("T", types, {"b": True}) == "T(true)"
     assert key_segment("T", types, {"t": datetime.datetime(2026, 1, 2, 3, 4, 5)}) == \
         "T(2026-01-02T03%3A04%3A05Z)"
+
+
+@given(st.text())
+def test_any_string_key_is_one_segment_that_reads_back_as_its_literal(key):
+    segment = key_segment("Notes", {"name": "Edm.String"}, {"name": key})
+    assert not set(segment) & set("/?#")  # no second segment, no query, no fragment
+    assert all(segment[i + 1:i + 3].isalnum() and len(segment[i + 1:i + 3]) == 2
+               for i, c in enumerate(segment) if c == "%")  # a '%' only as an escape
+    assert segment.startswith("Notes(") and segment.endswith(")")
+    inside = unquote(segment[len("Notes("):-1])
+    assert inside == "'" + key.replace("'", "''") + "'"
 
 
 @pytest.mark.parametrize(("name", "value"), [
