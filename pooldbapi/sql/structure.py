@@ -91,8 +91,14 @@ def unresolved(stmt: Statement, read: str | None, columns: Sequence[Sequence[str
     statement defines (an alias, a CTE's or derived table's column), else None. SQLite would
     read such a name as a string (its double-quoted-string fallback); a database raises.
     None also where a table function or a table other than an occurrence or a CTE is read:
-    its columns are not known here."""
-    root = tree(_marked_select(stmt), read)
+    its columns are not known here. Once per (text, dialect, columns)."""
+    return _unresolved(_marked_select(stmt), read, tuple(tuple(c) for c in columns))
+
+
+@lru_cache(maxsize=256)
+def _unresolved(text: str, read: str | None, columns: tuple[tuple[str, ...], ...]
+                ) -> str | None:
+    root = tree(text, read)
     ctes = {cte.alias.lower() for cte in root.find_all(exp.CTE)}
     for table in root.find_all(exp.Table):
         name = table.name.lower()

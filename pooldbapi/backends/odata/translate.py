@@ -7,6 +7,7 @@ import datetime
 import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -235,11 +236,17 @@ def _key(where: Any, values: _Values) -> dict[str, Any]:
 
 def translate(text: str, params: Sequence[Any] | None) -> Request:
     """Turn one statement that pooldbapi sends into an OData request."""
-    tree = _tree(text)
-    request = _translate(tree, _Values(params), text)
-    request.names = frozenset(c.name for c in tree.find_all(exp.Column)
-                              if not isinstance(c.this, exp.Star)) | request.body.keys()
+    request = _translate(_tree(text), _Values(params), text)
+    request.names = _names(text) | request.body.keys()
     return request
+
+
+@lru_cache(maxsize=256)
+def _names(text: str) -> frozenset[str]:
+    """The names a statement uses as columns (once per text: a row-by-row load sends one
+    text many times)."""
+    return frozenset(c.name for c in _tree(text).find_all(exp.Column)
+                     if not isinstance(c.this, exp.Star))
 
 
 def _translate(tree: Any, values: _Values, text: str) -> Request:
