@@ -168,19 +168,32 @@ def _query_secret(match: re.Match[str]) -> str:
     return match.group(1) + "***" if secret_query_key(name) else match.group(0)
 
 
-_KNOWN: tuple[str, ...] = ()
+_KNOWN: tuple[str, ...] = ()        # longest first
+_REMEMBERED: dict[str, None] = {}    # in the order they came, the newest last
 _KNOWN_LOCK = threading.Lock()
+REMEMBERED_SECRETS = 256
+"""Secret values kept for log redaction: the newest this many (a process that refreshes
+tokens makes new ones all the time)."""
+SHORTEST_REMEMBERED = 4
+"""Shorter secret values are not masked in log records by value: a 't' would mask every 't'
+of every record of the process (key=value pairs and URL secrets are masked by their form)."""
 
 
 def remember_secrets(secrets: Iterable[str]) -> None:
     """Keep secret values for the redaction of log records (pooldbapi's and its drivers',
-    whose messages may quote a URL or a header); longest first, so a secret that holds
-    another is masked whole."""
+    whose messages may quote a URL or a header)."""
     global _KNOWN
-    new = {s for s in secrets if s} - set(_KNOWN)
-    if new:
-        with _KNOWN_LOCK:
-            _KNOWN = tuple(sorted(set(_KNOWN) | new, key=len, reverse=True))
+    new = [s for s in secrets if len(s) >= SHORTEST_REMEMBERED and s not in _REMEMBERED]
+    if not new:
+        return
+    with _KNOWN_LOCK:
+        for secret in new:
+            _REMEMBERED.pop(secret, None)
+            _REMEMBERED[secret] = None
+        while len(_REMEMBERED) > REMEMBERED_SECRETS:
+            del _REMEMBERED[next(iter(_REMEMBERED))]
+        # longest first, so that a secret holding another is masked whole
+        _KNOWN = tuple(sorted(_REMEMBERED, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

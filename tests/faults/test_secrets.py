@@ -246,3 +246,12 @@ def test_no_postgresql_password_is_reachable_from_errors_or_logs(pg, everything,
     assert not _leaks("PgPassw0rdVal", info.value, everything, conn)
     conn.close()
     HEALTH.reset()
+
+
+def test_a_short_secret_elsewhere_leaves_log_records_readable(tmp_path, caplog):
+    make_spec("short", "driver=postgresql;host=x;password=t")  # a one-letter password
+    conn = pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'a.db'}"})
+    with caplog.at_level(logging.WARNING, logger="pooldbapi"):
+        logging.getLogger("pooldbapi").warning("the store at %s cannot be reached", "host")
+    assert caplog.records[-1].getMessage() == "the store at host cannot be reached"
+    conn.close()
