@@ -86,8 +86,7 @@ def to_sqlite(text: str, read: str, names: tuple[str, ...] | None = None) -> str
             continue
         raise ProgrammingError(
             f"{node.sql(dialect=read)!r} cannot be evaluated locally: SQLite has no such"
-            " function (the statement runs in SQLite because its occurrences landed on"
-            " different containers)")
+            " function")
     for cast in list(tree.find_all(exp.Cast)):
         if read in _ROUNDING and cast.to.is_type(*exp.DataType.INTEGER_TYPES):
             # a fraction cast to an integer rounds there, truncates in SQLite

@@ -1,8 +1,11 @@
 """The PEP 249 exception hierarchy, and wrapping of driver errors into it."""
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 
 class Warning(Exception):
@@ -29,7 +32,7 @@ class Error(Exception):
     # unknown because the connection was lost while it ran
     rolled_back: tuple[str, ...] | None = None  # a commit that kept nothing: the containers
     # rolled back besides this one
-    evaluated_locally: bool = False    # raised by the local engine of a federated select
+    evaluated_locally: str | None = None  # raised by the local engine: why it ran there
 
     @property
     def reason(self) -> str:
@@ -46,8 +49,8 @@ class Error(Exception):
         if self.rolled_back is not None:
             text += f" (nothing was committed; rolled back: {', '.join(self.rolled_back)})"
         if self.evaluated_locally:
-            text += (" (the statement is evaluated locally, in SQLite's dialect, because its"
-                     " occurrences landed on different containers)")
+            text += (" (the statement is evaluated locally, in SQLite's dialect, because"
+                     f" {self.evaluated_locally})")
         return text
 
     def _kept(self) -> str:
@@ -126,10 +129,17 @@ for _cls in (Warning, *PEP249_CLASSES, PartialCommitError):
 _BY_NAME: dict[str, type[Error]] = {cls.__name__: cls for cls in PEP249_CLASSES}
 
 SECRET_KEY = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[-_]?key|credential)", re.IGNORECASE)
-SECRET_QUERY_KEY = re.compile(
-    r"^(access_token|id_token|refresh_token|token|auth|key|apikey|api[-_]key|sig|signature|"
-    r"secret|client_secret|code|password|passwd|pwd|sas|x-amz-signature|x-amz-credential)$",
-    re.IGNORECASE)
+HARMLESS_HEADERS = frozenset({
+    "accept", "accept-charset", "accept-encoding", "accept-language", "cache-control",
+    "content-type", "dataserviceversion", "maxdataserviceversion", "odata-maxversion",
+    "odata-version", "prefer", "user-agent", "x-requested-with"})
+"""Header names whose values are no secret; every other header.NAME value is one."""
+_QUERY_SECRET_WORDS = frozenset({
+    "apikey", "auth", "authorization", "code", "cookie", "credential", "credentials",
+    "jwt", "key", "pass", "passwd", "password", "pwd", "sas", "secret", "session", "sessionid",
+    "sig", "signature", "token"})
+"""A URL query parameter is a secret where a word of its name (split at - _ .) is one of
+these: access_token, subscription-key, x-api-key, client_secret, sig, X-Amz-Signature..."""
 _URL_CREDENTIALS = re.compile(r"(?<=://)([^/@\s:]*):([^/@\s]+)@")  # redis://:pw@ too
 _URL_QUERY_SECRET = re.compile(r"([?&;][\w.-]+=)([^&#\s'\"]*)")
 # key=value pairs only: "token: X" is how SQLite names an unrecognised token, not a secret
@@ -139,20 +149,97 @@ _KEYWORD_SECRET = re.compile(
 )
 
 
+def secret_key(key: str) -> bool:
+    """Tell whether a connection key's value is a secret: a password, token or key by its
+    name, or the value of a header that is not known to be harmless."""
+    if key.lower().startswith("header."):
+        return key[len("header."):].lower() not in HARMLESS_HEADERS
+    return bool(SECRET_KEY.search(key))
+
+
+def secret_query_key(name: str) -> bool:
+    """Tell whether a URL query parameter's value is a secret, by the words of its name."""
+    words = re.split(r"[-_.]", name.lower())
+    return name.lower() in _QUERY_SECRET_WORDS or any(w in _QUERY_SECRET_WORDS for w in words)
+
+
 def _query_secret(match: re.Match[str]) -> str:
     name = match.group(1)[1:-1]
-    return match.group(1) + "***" if SECRET_QUERY_KEY.match(name) else match.group(0)
+    return match.group(1) + "***" if secret_query_key(name) else match.group(0)
+
+
+_KNOWN: tuple[str, ...] = ()        # longest first
+_REMEMBERED: dict[str, None] = {}    # in the order they came, the newest last
+_KNOWN_LOCK = threading.Lock()
+REMEMBERED_SECRETS = 256
+"""Secret values kept for log redaction: the newest this many (a process that refreshes
+tokens makes new ones all the time)."""
+SHORTEST_REMEMBERED = 4
+"""Shorter secret values are not masked in log records by value: a 't' would mask every 't'
+of every record of the process (key=value pairs and URL secrets are masked by their form)."""
+
+
+def remember_secrets(secrets: Iterable[str]) -> None:
+    """Keep secret values for the redaction of log records (pooldbapi's and its drivers',
+    whose messages may quote a URL or a header)."""
+    global _KNOWN
+    new = [s for s in secrets if len(s) >= SHORTEST_REMEMBERED and s not in _REMEMBERED]
+    if not new:
+        return
+    with _KNOWN_LOCK:
+        for secret in new:
+            _REMEMBERED.pop(secret, None)
+            _REMEMBERED[secret] = None
+        while len(_REMEMBERED) > REMEMBERED_SECRETS:
+            del _REMEMBERED[next(iter(_REMEMBERED))]
+        # longest first, so that a secret holding another is masked whole
+        _KNOWN = tuple(sorted(_REMEMBERED, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return text with the given secret values, key=secret pairs, URL credentials and secret
-    URL query parameters masked; nothing else of the text is touched."""
+    """Return text with the given secret values (also as repr() escapes them: a line break
+    shown as \\n), key=secret pairs, URL credentials and secret URL query parameters masked;
+    nothing else of the text is touched."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
+        escaped = repr(secret)[1:-1]
+        if escaped != secret:
+            text = text.replace(escaped, "***")
     text = _URL_CREDENTIALS.sub(r"\1:***@", text)
-    if "://" in text:
+    if "://" in text or "?" in text:
         text = _URL_QUERY_SECRET.sub(_query_secret, text)
     return _KEYWORD_SECRET.sub(r"\1\2***", text)
+
+
+_LOGGERS = ("pooldbapi", "urllib3", "requests", "psycopg", "oracledb")
+"""The loggers whose records are redacted: pooldbapi's and its drivers' (and their
+children's, such as urllib3.connectionpool, whose DEBUG line quotes each URL)."""
+
+
+def _redacting_factory(previous: Callable[..., logging.LogRecord]
+                       ) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.split(".", 1)[0] in _LOGGERS:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad call: logging reports it when emitted
+                return record
+            masked = redact(message, _KNOWN)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return record
+    factory.pooldbapi_redacts = True  # type: ignore[attr-defined]
+    return factory
+
+
+def install_log_redaction() -> None:
+    """Mask secrets in every record of pooldbapi's and its drivers' loggers when it is made
+    (only records a logger is enabled for are made: nothing is spent otherwise). The record
+    factory already in place is kept and called first."""
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "pooldbapi_redacts", False):
+        logging.setLogRecordFactory(_redacting_factory(current))
 
 
 def pep249_class(exc: BaseException) -> type[Error]:
@@ -190,3 +277,6 @@ def wrap(exc: BaseException, container: str, secrets: Iterable[str] = (),
     err.container = container
     err.sqlstate = sqlstate
     return err
+
+
+install_log_redaction()

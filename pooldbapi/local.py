@@ -29,7 +29,16 @@ from .runner import Stream, execute_on, executor
 from .sql.paramstyle import bind, source_style
 from .sql.parse import Occurrence, Statement, parse, unquote
 from .sql.render import render
-from .sql.structure import TABLE, Shape, marked, marker_values, of_select, span, values_for
+from .sql.structure import (
+    TABLE,
+    Shape,
+    marked,
+    marker_values,
+    of_select,
+    span,
+    unresolved,
+    values_for,
+)
 
 if TYPE_CHECKING:
     from .backends.base import Description
@@ -144,6 +153,12 @@ class LocalEngine:
                        f"cache_size=-{CACHE_MIB * 1024}"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.create_function("regexp", 2, regexp, deterministic=True)
+        # a double-quoted name that resolves to nothing is an error, not a string (Python
+        # 3.12+; before, unresolved() checks the names before anything runs)
+        setconfig = getattr(self.db, "setconfig", None)
+        if setconfig is not None:
+            for option in ("SQLITE_DBCONFIG_DQS_DML", "SQLITE_DBCONFIG_DQS_DDL"):
+                setconfig(getattr(sqlite3, option), False)
 
     def close(self) -> None:
         """Close the database and remove its file."""
@@ -165,6 +180,15 @@ class LocalPlan:
     eager: int | None                     # the source that sends partial aggregates
 
 
+def why_local(conn: Session, landed: Sequence[str]) -> str:
+    """Why a select is evaluated locally, for its error messages."""
+    distinct = list(dict.fromkeys(landed))
+    if len(distinct) > 1:
+        return f"its occurrences landed on different containers ({', '.join(distinct)})"
+    driver = conn.specs[distinct[0]].driver
+    return f"its container {distinct[0]} runs no SQL ({driver})"
+
+
 def _prepare(conn: Session, stmt: Statement, params: Any,
              choice: dict[tuple[str, ...], str]) -> LocalPlan:
     """Plan a federated select (each occurrence's columns are asked of its container). The
@@ -177,20 +201,38 @@ def _prepare(conn: Session, stmt: Statement, params: Any,
     sources, found = _sources(conn, stmt, landed, read)
     # the statement over local tables, in SQLite's dialect (translated from the statement's
     # own): what SQLite cannot run fails here, before anything runs
-    local_text = to_sqlite(marked(stmt, [
-        (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
-         f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
-        item_texts(render(stmt, None).text, read))
+    try:
+        local_text = to_sqlite(marked(stmt, [
+            (src.start, src.end, f"{TABLE}{n}" if found.sources[n].alias is not None else
+             f'{TABLE}{n} AS "{src.ref}"') for n, src in enumerate(sources)]), read,
+            item_texts(render(stmt, None).text, read))
+    except Error as err:
+        err.evaluated_locally = why_local(conn, landed)
+        raise
+    if "\x00" in local_text:  # sqlite3 reads no statement text holding one
+        nul = ProgrammingError(f"a NUL character at {stmt.where(stmt.text.index(chr(0)))}:"
+                               " SQLite cannot read it in a statement's text; pass the value"
+                               " as a parameter")
+        nul.evaluated_locally = why_local(conn, landed)
+        raise nul
     # 1. the columns of each occurrence, from its container
+    every: list[list[str]] = []
     for src in sources:
         probe = parse(f"select * from {src.occ.name} where 1 = 0")
         table_cols = [str(d[0]) for d in _describe(conn, src.alias, probe)]
+        every.append(table_cols)
         ref = src.ref.lower()
         if found.star or ref in found.stars:
             src.columns = table_cols
         else:
             src.columns = [c for c in table_cols if c.lower() in found.bare or
                            (ref, c.lower()) in found.qualified] or table_cols[:1]
+    name = unresolved(stmt, read, every)
+    if name is not None:  # before any row is read: a string here would select (or delete) rows
+        unknown = ProgrammingError(f'no such column: "{name}" (not a column of ' + ", ".join(
+            f"{unquote(s.occ.name)} on {s.alias}" for s in sources) + ")")
+        unknown.evaluated_locally = why_local(conn, landed)
+        raise unknown
     cols = [{c.lower() for c in s.columns} for s in sources]
     # 2. where-conjuncts that touch one pushable occurrence alone
     refs = [s.ref.lower() for s in sources]
@@ -242,7 +284,7 @@ def evaluate(conn: Session, stmt: Statement, params: Any,
         except sqlite3.Error as exc:
             err = wrap(exc, "local", (), getattr(exc, "sqlite_errorname", None),
                        ProgrammingError)
-            err.evaluated_locally = True
+            err.evaluated_locally = why_local(conn, [s.alias for s in plan_.sources])
             raise err from exc
         description = _description(cur, rows, codes)
         ran: dict[str, int] = {}

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import SECRET_KEY, SECRET_QUERY_KEY, InterfaceError, ProgrammingError, redact
+from .errors import (
+    InterfaceError,
+    ProgrammingError,
+    redact,
+    remember_secrets,
+    secret_key,
+    secret_query_key,
+)
 
 ALIAS = re.compile(r"[A-Za-z0-9_]+")
 SETTINGS_ENV = "POOLDBAPI_SETTINGS"
@@ -118,6 +125,7 @@ class ContainerSpec:
         # the options would be hashed anew on every lookup (more than a microsecond each).
         object.__setattr__(self, "key", repr((self.driver, self.options, self.params)))
         object.__setattr__(self, "order", self.key)
+        remember_secrets(self.secrets)  # for the log records that quote one
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Return the value of a forwarded key (exact spelling), or default."""
@@ -128,19 +136,30 @@ class ContainerSpec:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The values that must never be shown: passwords, tokens, URL credentials."""
-        found = [v for k, v in self.params if SECRET_KEY.search(k)]
+        """The values that must never be shown: passwords, tokens, header values (but the
+        harmless ones), URL credentials and secret query parameters."""
+        found: list[str] = []
+        for key, value in self.params:
+            if not secret_key(key):
+                continue
+            found.append(value)
+            header = key.lower()
+            if header in ("header.authorization", "header.proxy-authorization"):
+                found += value.split(None, 1)[1:]  # 'Bearer X': a service may echo X alone
+            elif header == "header.cookie":  # 'a=1; b=2': each pair, and each value
+                pairs = [p.strip() for p in value.split(";") if p.strip()]
+                found += pairs + [p.split("=", 1)[1] for p in pairs if "=" in p]
         for _, value in self.params:
             if "://" not in value:
                 continue
             url = urlsplit(value)
             if url.password:
                 found.append(url.password)
-            found += [v for k, v in parse_qsl(url.query) if SECRET_QUERY_KEY.match(k) and v]
-        return tuple(found)
+            found += [v for k, v in parse_qsl(url.query) if secret_query_key(k) and v]
+        return tuple(v for v in found if v)
 
     def __repr__(self) -> str:
-        shown = ";".join(f"{k}={'***' if SECRET_KEY.search(k) else redact(v)}"
+        shown = ";".join(f"{k}={'***' if secret_key(k) else redact(v)}"
                          for k, v in self.params)
         return f"ContainerSpec({self.alias!r}, driver={self.driver!r}, {shown!r})"
 
@@ -161,8 +180,9 @@ def split_connection_string(alias: str, text: str) -> list[tuple[str, str]]:
         if eq < 0 or (0 <= semi < eq):
             end = semi if semi >= 0 else n
             found = text[pos:end].strip()
-            if SECRET_KEY.search(found):  # 'password Sup3rSecret': show the key, not the value
-                found = f"{found.split(None, 1)[0][:40]} ***"
+            if secret_key(found):  # 'password Sup3rSecret', 'client_secret:X': the key alone
+                name = re.match(r"[\w.-]*", found)
+                found = f"{name.group(0)[:40] if name else ''} ***"
             raise InterfaceError(f"container {alias!r}: expected key=value at position {pos},"
                                  f" found {found!r}")
         key = text[pos:eq].strip()

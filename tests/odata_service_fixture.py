@@ -58,7 +58,8 @@ class CapService:
 
 class Gateway:
     """nginx in front of the service: 401 without a 'Bearer tok...' token, 403 for the token
-    'tok-forbidden' (known, but not allowed), and a rate limit of `rate` calls per second per
+    'tok-forbidden' (known, but not allowed), /echo/... a 401 whose body echoes the call's
+    path, query, Authorization and Cookie, and a rate limit of `rate` calls per second per
     token (429, with Retry-After where given: seconds or an HTTP date); unavailable: every
     authorised call answered 503, as a gateway in maintenance does."""
 
@@ -95,6 +96,8 @@ http {{
   limit_req_status 429;
   server {{
     listen 127.0.0.1:{self.port};
+    # a service that echoes what it was sent in its 401 (as some do): for the secrets tests
+    location /echo/ {{ return 401 "denied $request_uri $http_authorization $http_cookie"; }}
     location / {{
       if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
       if ($http_authorization = "Bearer tok-forbidden") {{ return 403; }}

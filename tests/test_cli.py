@@ -246,3 +246,50 @@ def test_every_connect_option_is_a_flag(tmp_path, capsys, monkeypatch):
     assert main(["sql", "--settings", settings, "--shared-state", "redis://127.0.0.1:9/0",
                  "select 1"]) == 0  # an unreachable store costs a warning, not the statement
     assert seen["shared_state"] == "redis://127.0.0.1:9/0"
+
+
+def test_containers_reaches_an_odata_service_only_through_its_metadata(tmp_path, gateways, pg):
+    from pgcluster import free_port
+    gateway = gateways()
+    closed = free_port()  # nothing listens there
+    path = tmp_path / "o.toml"
+    path.write_text(
+        f'[containers.up]\ndriver = "odata"\nurl = "{gateway.url}"\ntoken = "tok-up"\n'
+        f'[containers.refused]\ndriver = "odata"\nurl = "http://127.0.0.1:{closed}/odata/"\n'
+        'timeout = 2\n'
+        f'[containers.wrongpath]\ndriver = "odata"\n'
+        f'url = "http://127.0.0.1:{gateway.port}/no/such/service/"\ntoken = "tok-wp"\n'
+        f'[containers.pgup]\ndriver = "postgresql"\nhost = "127.0.0.1"\nport = {pg.port}\n'
+        'user = "postgres"\ndbname = "postgres"\n'
+        f'[containers.pgdown]\ndriver = "postgresql"\nhost = "127.0.0.1"\nport = {closed}\n'
+        'user = "postgres"\nconnect_timeout = 2\n')
+    done = _command("containers", "--settings", str(path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["container"]: r for r in json.loads(done.stdout)}
+    assert rows["up"]["reachable"].startswith("yes") and rows["up"]["healthy"] == "yes"
+    assert gateway.wait_for("GET /odata/v4/eol/$metadata")
+    assert rows["refused"]["reachable"].startswith("no") and rows["refused"]["healthy"] == "no"
+    assert "refused" in rows["refused"]["reachable"].lower() or \
+        "ConnectionError" in rows["refused"]["reachable"]
+    # an answer, but not the service's metadata: not reachable, and no health failure
+    assert rows["wrongpath"]["reachable"].startswith("no") and "404" in \
+        rows["wrongpath"]["reachable"]
+    assert rows["wrongpath"]["healthy"] == "yes"
+    assert rows["pgup"]["reachable"].startswith("yes") and rows["pgup"]["healthy"] == "yes"
+    assert rows["pgdown"]["reachable"].startswith("no") and rows["pgdown"]["healthy"] == "no"
+
+
+def test_verbose_is_taken_before_and_after_the_subcommand(tmp_path):
+    settings = _settings(tmp_path, 'default = "a"')
+    for args in (["-v", "sql"], ["sql", "-v"], ["sql", "--verbose"], ["containers", "-v"]):
+        tail = ["select 1"] if "sql" in args else []
+        done = _command(*args, "--settings", settings, *tail)
+        assert done.returncode == 0, (args, done.stderr)
+    # -v shows pooldbapi's log lines: a container marked unhealthy says so on stderr
+    path = tmp_path / "pg.toml"
+    path.write_text('[containers.p]\ndriver = "postgresql"\nhost = "127.0.0.1"\nport = 9\n'
+                    'user = "x"\n')
+    quiet = _command("sql", "--settings", str(path), "select 1")
+    loud = _command("sql", "-v", "--settings", str(path), "select 1")
+    assert loud.returncode == quiet.returncode == 1
+    assert len(loud.stderr.splitlines()) > len(quiet.stderr.splitlines())

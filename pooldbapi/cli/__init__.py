@@ -15,7 +15,8 @@ from typing import Any
 
 from .. import Error, connect, health, pool_stats
 from ..pool import pool_for
-from ..settings import SETTINGS_ENV, load_settings
+from ..settings import SETTINGS_ENV, ContainerSpec, load_settings
+from ..transaction import wrap_error
 from .demo import demo
 from .output import FORMATS, table
 from .sql import Session, split
@@ -50,17 +51,18 @@ def _version() -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pooldbapi", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pooldbapi {_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log pooldbapi's warnings (health changes, retries) to stderr")
+    _verbose_flag(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
     raw = argparse.RawDescriptionHelpFormatter
     p_demo = sub.add_parser("demo", help="run the scenarios on embedded SQLite containers",
                             epilog=DEMO_EXAMPLES, formatter_class=raw)
     p_demo.add_argument("--dir", type=Path, help="keep the SQLite files here")
+    _verbose_flag(p_demo)
 
     p_sql = sub.add_parser("sql", help="run statements against a settings file",
                            epilog=SQL_EXAMPLES, formatter_class=raw)
     _connect_flags(p_sql)
+    _verbose_flag(p_sql)
     p_sql.add_argument("-f", "--file", type=Path, action="append", default=[],
                        help="read statements from this file (repeatable; '-' is stdin)")
     p_sql.add_argument("--format", choices=FORMATS, default="table",
@@ -73,8 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     p_cont = sub.add_parser("containers", help="list the containers: reachable, health, pool",
                             epilog=CONTAINERS_EXAMPLES, formatter_class=raw)
     _connect_flags(p_cont, options=False)
+    _verbose_flag(p_cont)
     p_cont.add_argument("--format", choices=("table", "json"), default="table")
     return parser
+
+
+def _verbose_flag(parser: argparse.ArgumentParser, sub: bool = True) -> None:
+    # where users type it: before the subcommand or after it (a subcommand's own default
+    # would undo a -v given before it, hence SUPPRESS there)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        default=argparse.SUPPRESS if sub else False,
+                        help="log pooldbapi's warnings (health changes, retries) to stderr")
 
 
 def _connect_flags(parser: argparse.ArgumentParser, options: bool = True) -> None:
@@ -155,13 +166,7 @@ def _containers(args: argparse.Namespace) -> int:
     specs = load_settings(settings=args.settings).containers
     rows = []
     for alias, spec in specs.items():
-        started = time.perf_counter()
-        try:  # borrow and give back one physical connection: is it reachable?
-            pool = pool_for(spec)
-            pool.release(pool.acquire())
-            reached = f"yes, {(time.perf_counter() - started) * 1000:.0f} ms"
-        except Error as exc:
-            reached = f"no: {exc}"
+        reached = _reach(spec)
         state = health().get(alias)
         stats = next((s for s in pool_stats() if s.alias == alias), None)
         rows.append({"container": alias, "driver": spec.driver, "reachable": reached,
@@ -176,6 +181,28 @@ def _containers(args: argparse.Namespace) -> int:
         header = list(rows[0]) if rows else ["container"]
         table([[r[h] for h in header] for r in rows], header, sys.stdout)
     return 0
+
+
+def _reach(spec: ContainerSpec) -> str:
+    """'yes, N ms' where the container answered a round trip on a borrowed connection (an
+    OData service its $metadata, a database its probe statement; opening a session alone
+    proves nothing for a REST service), else 'no: why'. A lost connection is told to health,
+    as a statement's would be."""
+    pool = pool_for(spec)
+    started = time.perf_counter()
+    try:
+        phys = pool.acquire()
+    except Error as exc:
+        return f"no: {exc}"
+    broken = False
+    try:
+        phys.backend.probe(phys.raw)
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises is the answer
+        broken = True
+        return f"no: {wrap_error(exc, phys)}"
+    finally:
+        pool.release(phys, broken=broken)
+    return f"yes, {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

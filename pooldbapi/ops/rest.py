@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotSupportedError
+from ..errors import NotSupportedError, ProgrammingError
 from ..result import Result
 from ..runner import run_items
 from ..sql.parse import DELETE, Statement, parse, unquote
@@ -35,9 +35,10 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
                                 f"{stmt.kind} t@{{...}} ... [where ...]")
     occ = stmt.occurrences[0]
     target = stmt.text[slice(*target_span)].strip()
+    entity = unquote(occ.name.split(".")[-1])
     with conn.transaction.borrow(conn.specs[entity_alias]) as phys:
         raw: Any = phys.raw  # a REST connection knows its entity sets' keys ($metadata)
-        keys = raw.keys(unquote(occ.name.split(".")[-1]))
+        keys = raw.keys(entity)
     if not keys:
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
     # every statement made from this one carries the caller's values by marker: any style
@@ -46,6 +47,13 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
     read = parse(f"select {', '.join(keys)} from {target}" + (f" where {where}" if where else ""))
     conn.router.check(read)
     found = select.execute(conn, read, values_for(values, read))
+    # every key is checked before the first row is written: one that cannot be sent as one
+    # path segment stops the statement, rather than its row half-way through
+    with conn.transaction.borrow(conn.specs[entity_alias]) as phys:
+        for row in found.rows:
+            why = phys.raw.unsafe_key(entity, dict(zip(keys, row, strict=True)))
+            if why is not None:
+                raise ProgrammingError(f"{entity_alias}: {why}; nothing was written")
     by_key = " and ".join(f"{k} = :{_KEY}{n}" for n, k in enumerate(keys))
     if stmt.kind == DELETE:
         write = parse(f"delete from {target} where {by_key}")

@@ -75,9 +75,46 @@ def span(stmt: Statement, occ: Occurrence) -> tuple[int, int]:
 def of_select(stmt: Statement, read: str | None) -> Shape:
     """The shape of a select whose occurrences are evaluated apart (pooldbapi_t<n>: the n-th
     occurrence of the scan)."""
-    text = marked(stmt, [(*span(stmt, occ), f"{TABLE}{n}")
+    return shape(_marked_select(stmt), len(stmt.occurrences), read)
+
+
+def _marked_select(stmt: Statement) -> str:
+    return marked(stmt, [(*span(stmt, occ), f"{TABLE}{n}")
                          for n, occ in enumerate(stmt.occurrences)])
-    return shape(text, len(stmt.occurrences), read)
+
+
+def unresolved(stmt: Statement, read: str | None, columns: Sequence[Sequence[str]]
+               ) -> str | None:
+    """The first double-quoted, unqualified name of a federated select that is neither a
+    column of an occurrence (`columns`: each one's, from its container) nor a name the
+    statement defines (an alias, a CTE's or derived table's column), else None. SQLite would
+    read such a name as a string (its double-quoted-string fallback); a database raises.
+    None also where a table function or a table other than an occurrence or a CTE is read:
+    its columns are not known here. Once per (text, dialect, columns)."""
+    return _unresolved(_marked_select(stmt), read, tuple(tuple(c) for c in columns))
+
+
+@lru_cache(maxsize=256)
+def _unresolved(text: str, read: str | None, columns: tuple[tuple[str, ...], ...]
+                ) -> str | None:
+    root = tree(text, read)
+    ctes = {cte.alias.lower() for cte in root.find_all(exp.CTE)}
+    for table in root.find_all(exp.Table):
+        name = table.name.lower()
+        if not isinstance(table.this, exp.Identifier) or not (
+                name in ctes or name.startswith(TABLE) and name[len(TABLE):].isdigit()):
+            return None
+    if any(isinstance(n, exp.UDTF | exp.Values) for n in root.walk()):
+        return None
+    known = {c.lower() for cols in columns for c in cols} | {"rowid", "oid", "_rowid_"}
+    known |= {a.alias.lower() for a in root.find_all(exp.Alias)}
+    known |= {c.name.lower() for t in root.find_all(exp.TableAlias) for c in t.columns}
+    for col in root.find_all(exp.Column):
+        ident = col.this
+        if isinstance(ident, exp.Identifier) and ident.quoted and not col.table and \
+                ident.name.lower() not in known:
+            return ident.name
+    return None
 
 
 def marker_number(node: exp.Expr) -> int | None:

@@ -2,6 +2,7 @@
 are evaluated locally from what the service returns; writes are one call per row."""
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
-from ...errors import Error, InterfaceError, pep249_class
+from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec
 from ...throttle import throttle_for
 from ..base import Backend, Description
@@ -30,8 +31,19 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
     url = params.get("url")
     if not url:
         raise InterfaceError(f"container {spec.alias!r}: the odata driver needs the key 'url'")
+    for key, value in params.items():
+        if key in ("token", "user", "password") or key.startswith("header."):
+            _check_header_value(spec.alias, key, value)
     session = requests.Session()
     parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # out of range, or no number
+        port_ok = False
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        # a configuration error, raised at connect: no call, no health failure
+        raise InterfaceError(f"container {spec.alias!r}: key 'url' is no http(s) URL with a"
+                             f" host and a valid port: {redact(url, spec.secrets)!r}")
     if parts.query:
         # a query in the service URL (an access_token, an API version) goes with every call,
         # after whatever path a call adds to the service URL
@@ -52,6 +64,21 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
                              f" {params['timeout']!r}") from None
     verify = params.get("verify", "true").lower() not in ("false", "0", "no", "off")
     return url, session, timeout, verify
+
+
+def _check_header_value(alias: str, key: str, value: str) -> None:
+    """A value that goes into an HTTP header must be one requests can send: never a line
+    break or another control character (a header of its own), always Latin-1. Otherwise an
+    InterfaceError naming the key, never the value: a configuration error, raised at
+    connect, that marks no container unhealthy."""
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+        raise InterfaceError(f"container {alias!r}: key {key!r} holds a line break or another"
+                             " control character, which no HTTP header can carry")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise InterfaceError(f"container {alias!r}: key {key!r} holds a character outside"
+                             " Latin-1, which no HTTP header can carry") from None
 
 
 class ODataBackend:
@@ -109,7 +136,8 @@ class ODataBackend:
         return not raw.closed
 
     def probe(self, raw: Any) -> None:
-        raw.request("GET", "")
+        # the service's own answer: a wrong path or another server answers no $metadata
+        ET.fromstring(raw.request("GET", "$metadata").content)
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:

@@ -9,6 +9,7 @@ import email.utils
 import random
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -233,14 +234,21 @@ class ODataConnection:
             paced = self.adaptive.before_call()
             if attempt:  # waiting for the learnt rate after a 429 counts as waiting for it
                 waited += paced
+            failure, lost = None, False
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 verify=self.verify, **kwargs)
             except requests.RequestException as exc:
-                err = OperationalError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
-                err.connection_failure = True
-                raise err from None
+                failure = redact(f"{type(exc).__name__}: {exc}", self.secrets)
+                # an invalid URL or header (requests' ValueErrors) is no lost connection
+                lost = not isinstance(exc, ValueError)
+            if failure is not None:
+                # raised outside the handler: requests' exception (its .request with the
+                # headers and URL, urllib3's MaxRetryError with .url) is no __context__
+                err = OperationalError(failure)
+                err.connection_failure = lost
+                raise err
             held = self.hold.heard(response.headers)
             if held and self.limiter is not None:  # every process holds, where state is shared
                 self.limiter.hold_until(time.monotonic() + held)
@@ -292,6 +300,14 @@ class ODataConnection:
         self.types(entity)
         return self._keys.get(entity, [])
 
+    def unsafe_key(self, entity: str, key: dict[str, Any]) -> str | None:
+        """Why a key cannot be sent as one path segment (None: it can), from $metadata."""
+        try:
+            key_segment(entity, self.types(entity), key)
+        except ProgrammingError as exc:
+            return str(exc)
+        return None
+
     def cursor(self) -> ODataCursor:
         return ODataCursor(self)
 
@@ -320,6 +336,10 @@ class ODataCursor:
     def execute(self, text: str, params: Sequence[Any] | None = None) -> None:
         request = translate(text, params)
         types = self.conn.types(request.entity)
+        unknown = sorted(request.names - types.keys())
+        if unknown:
+            raise ProgrammingError(f"entity set {request.entity!r} has no property"
+                                   f" {unknown[0]!r}")
         self.description, self._rows, self.rowcount = None, iter(()), -1
         if request.method == "COUNT":
             query = urlencode({"$filter": request.filter}, quote_via=quote, safe="$,'()") \
@@ -332,19 +352,13 @@ class ODataCursor:
             return
         if request.method == "GET":
             columns = request.columns or list(types)
-            for c in columns:
-                if c not in types:
-                    raise ProgrammingError(f"entity set {request.entity!r} has no property"
-                                           f" {c!r}")
             self.description = tuple(
                 (c, TypeCode(types[c], _BY_TYPE.get(types[c])), None, None, None, None, None)
                 for c in columns)
             self._rows = iter(()) if request.empty else self._read(request, columns, types)
             return
-        path = quote(request.entity)
-        if request.key:
-            path += "(" + ",".join(f"{k}={literal(v)}" if len(request.key) > 1 else literal(v)
-                                   for k, v in request.key.items()) + ")"
+        path = key_segment(request.entity, types, request.key) if request.key else \
+            quote(request.entity, safe="")
         if request.method == "POST":
             self.conn.request("POST", path, json=_body(request))
             self.rowcount = 1
@@ -403,6 +417,66 @@ class ODataCursor:
 
     def close(self) -> None:
         self._rows = iter(())
+
+
+_INTEGERS = {"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Byte", "Edm.SByte"}
+_NUMBERS = {"Edm.Decimal", "Edm.Double", "Edm.Single"}
+
+
+def key_literal(entity: str, name: str, edm: str | None, value: Any) -> str:
+    """Return a key value as the OData literal of its Edm type, percent-encoded as part of one
+    path segment: nothing in it can end the segment, start a query or climb the path ('..'
+    without a '/' is no segment of its own). A value that is no literal of its type is a
+    ProgrammingError naming the key, never a different URL."""
+    def refused(why: str) -> ProgrammingError:
+        return ProgrammingError(f"key {name!r} of {entity!r} cannot be sent: {value!r} {why}")
+    if edm == "Edm.String":
+        if not isinstance(value, str):
+            raise refused("is no string")
+        text = literal(value)  # quotes doubled inside '...'
+    elif edm in _INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refused(f"is no integer ({edm})")
+        text = str(value)
+    elif edm in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal) or \
+                not decimal.Decimal(value).is_finite():
+            raise refused(f"is no finite number ({edm})")
+        text = str(value)
+    elif edm == "Edm.Guid":
+        try:
+            text = str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            raise refused("is no GUID") from None
+        if not isinstance(value, uuid.UUID) and text != str(value).lower():
+            raise refused("is no GUID")  # uuid.UUID also reads braces and 'urn:uuid:'
+    elif edm == "Edm.Boolean":
+        if not isinstance(value, bool):
+            raise refused("is no boolean")
+        text = literal(value)
+    elif edm == "Edm.Date":
+        if isinstance(value, datetime.datetime) or not isinstance(value, datetime.date):
+            raise refused("is no date")
+        text = value.isoformat()
+    elif edm == "Edm.DateTimeOffset":
+        if not isinstance(value, datetime.datetime):
+            raise refused("is no timestamp")
+        text = literal(value)
+    else:
+        raise refused(f"(a key of type {edm or 'unknown'} is not sent by pooldbapi)")
+    return quote(text, safe="'")
+
+
+def key_segment(entity: str, types: dict[str, str], key: dict[str, Any]) -> str:
+    """Return the path segment of one entity, Entity(key) or Entity(a=1,b='x'), every
+    value formatted by its Edm type from $metadata and percent-encoded."""
+    values = [(name, key_literal(entity, name, types.get(name), value))
+              for name, value in key.items()]
+    if len(values) == 1:
+        inside = values[0][1]
+    else:
+        inside = ",".join(f"{quote(name, safe='')}={text}" for name, text in values)
+    return f"{quote(entity, safe='')}({inside})"
 
 
 def _body(request: Request) -> dict[str, Any]:

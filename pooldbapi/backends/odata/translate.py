@@ -7,6 +7,7 @@ import datetime
 import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -64,6 +65,9 @@ class Request:
     body: dict[str, Any] = field(default_factory=dict)
     key: dict[str, Any] = field(default_factory=dict)
     empty: bool = False               # a select known to return nothing (where 1 = 0)
+    # every name the statement uses as a property: checked against $metadata before the
+    # call, so that no other text (a quoted "a eq 1 or b") reaches $filter, $orderby or a path
+    names: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 class _Values:
@@ -232,8 +236,20 @@ def _key(where: Any, values: _Values) -> dict[str, Any]:
 
 def translate(text: str, params: Sequence[Any] | None) -> Request:
     """Turn one statement that pooldbapi sends into an OData request."""
-    values = _Values(params)
-    tree = _tree(text)
+    request = _translate(_tree(text), _Values(params), text)
+    request.names = _names(text) | request.body.keys()
+    return request
+
+
+@lru_cache(maxsize=256)
+def _names(text: str) -> frozenset[str]:
+    """The names a statement uses as columns (once per text: a row-by-row load sends one
+    text many times)."""
+    return frozenset(c.name for c in _tree(text).find_all(exp.Column)
+                     if not isinstance(c.this, exp.Star))
+
+
+def _translate(tree: Any, values: _Values, text: str) -> Request:
     try:
         if isinstance(tree, exp.Select):
             return _select(tree, values)

@@ -9,3 +9,7 @@ entity Tasks {
   key ID : UUID;
   description : String(100);
 }
+entity Notes {
+  key name : String(200);
+  body : String(100);
+}
