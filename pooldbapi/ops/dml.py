@@ -45,7 +45,8 @@ def spread(conn: Session, stmt: Statement, seq: Sequence[Any], first: int = 0,
 
 def _check_params(stmt: Statement, params: Any) -> None:
     if params is not None:
-        bind(stmt, render(stmt, "qmark").keys, params)
+        # a list as a tuple: the same checks, on bind's path for tuples (no copy per value)
+        bind(stmt, render(stmt, "qmark").keys, tuple(params) if type(params) is list else params)
 
 
 def execute(conn: Session, stmt: Statement, params: Any) -> Result:
@@ -72,9 +73,13 @@ def _regrouped(conn: Session, stmt: Statement, params: Any) -> Result:
     containers, throttled ones (a call per row) and those without transactions get a
     statement per row."""
     _check_params(stmt, params)
+    picks = conn.assign(stmt, len(stmt.values_rows))  # the turns one choice per row takes
     rows: dict[str, list[int]] = {}
-    for index in range(len(stmt.values_rows)):
-        rows.setdefault(conn.one(stmt), []).append(index)
+    if isinstance(picks, str):
+        rows[picks] = list(range(len(stmt.values_rows)))
+    else:
+        for index, alias in enumerate(picks):
+            rows.setdefault(alias, []).append(index)
     single: list[tuple[Statement, Any]] | None = None
     plan: dict[str, list[Item]] = {}
     for alias, indices in rows.items():

@@ -4,6 +4,7 @@ rows that land on one container (in their order). Each Statement is derived from
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -124,8 +125,19 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
             groups[key] = made
     style = source_style(stmt) if params is not None else None
     if style in ("qmark", "format"):
-        return made, [params[j] for j in made.cache["kept"]]
+        pick: Callable[[Any], Any] = made.cache["pick"]
+        return made, pick(params)
     return made, _row_params(style, params, (), made)
+
+
+def _picker(kept: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values at the kept positions of the caller's sequence, as a tuple, at C speed."""
+    if not kept:
+        return lambda params: ()
+    if len(kept) == 1:
+        only = kept[0]
+        return lambda params: (params[only],)
+    return operator.itemgetter(*kept)
 
 
 def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
@@ -165,5 +177,5 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
         select_start=None,
         clauses=tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
         end=None if stmt.end is None else move(stmt.end), cache={})
-    made.cache["kept"] = ordered
+    made.cache["pick"] = _picker(ordered)
     return made
