@@ -5,9 +5,12 @@ real SQLite files (every statement each container ran, recorded by sqlite3's own
 on two PostgreSQL clusters (the server's statement log)."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -247,6 +250,22 @@ def test_rest_or_throttled_containers_keep_a_statement_per_row(files, traced):
     conn.close()
 
 
+@contextlib.contextmanager
+def logged(*clusters) -> Iterator[list]:
+    """The clusters' statement logs, read by sessions opened once each server logs every
+    statement (a reload reaches running sessions at no fixed moment)."""
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(c.statement_log()) for c in clusters]
+        for cluster in clusters:
+            for _ in range(200):
+                with psycopg.connect(cluster.dsn) as raw:
+                    if raw.execute("show log_statement").fetchone()[0] == "all":
+                        break
+                time.sleep(0.05)
+        pooldbapi.close_all()  # pooled sessions may have missed the reload
+        yield logs
+
+
 @pytest.fixture
 def two_servers(pg, pg2):
     conn = pooldbapi.connect({"p1": pg.conninfo(), "p2": pg2.conninfo()}, default="{p1,p2}",
@@ -270,7 +289,7 @@ def test_postgresql_gets_one_statement_per_server_and_returning_in_row_order(
     flat = [x for i in range(n) for x in (i, f"it's {i}%")]
     params = {f"p{k + 1}": x for k, x in enumerate(flat)} if style in ("named", "pyformat") \
         else flat
-    with pg.statement_log() as log1, pg2.statement_log() as log2:
+    with logged(pg, pg2) as (log1, log2):
         cur = two_servers.execute(text, params)
         returned = [tuple(r) for r in cur.fetchall()]
         two_servers.commit()
@@ -295,7 +314,7 @@ def test_postgresql_parameter_limit_splits_a_container_s_rows(two_servers, pg, p
     two_servers.commit()
     try:
         text = f"insert into wide ({columns}) values {', '.join(row for _ in range(n))}"
-        with pg.statement_log() as log1, pg2.statement_log() as log2:
+        with logged(pg, pg2) as (log1, log2):
             cur = two_servers.execute(text, [r for r in range(n) for _ in range(width)])
             assert cur.rowcount == n
             two_servers.commit()
