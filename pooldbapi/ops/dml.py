@@ -103,6 +103,9 @@ def _within_limits(stmt: Statement, indices: list[int], max_parameters: int | No
     """Cut a container's rows (in order) into runs whose statements stay within the limits:
     a row's placeholders and text counted, and those outside the rows once per statement
     (4 bytes a character: the longest UTF-8 encoding)."""
+    if (max_parameters is None or len(stmt.placeholders) <= max_parameters) and \
+            (max_bytes is None or len(stmt.text) <= max_bytes // 4):
+        return [indices]  # the common case: even the whole statement fits
     spans, starts = stmt.values_rows, [p.start for p in stmt.placeholders]
     first, last = spans[0][0], spans[-1][1]
     fixed_params = len(starts) - (bisect.bisect_left(starts, last) -
@@ -110,9 +113,6 @@ def _within_limits(stmt: Statement, indices: list[int], max_parameters: int | No
     fixed_chars = len(stmt.text) - (last - first)
     params_left = None if max_parameters is None else max_parameters - fixed_params
     chars_left = None if max_bytes is None else max_bytes // 4 - fixed_chars
-    if (params_left is None or len(starts) - fixed_params <= params_left) and \
-            (chars_left is None or last - first <= chars_left):
-        return [indices]  # the common case: everything fits in one statement
     out: list[list[int]] = []
     run: list[int] = []
     used_params = used_chars = 0
