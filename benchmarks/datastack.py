@@ -10,7 +10,8 @@ median of the rounds' ratios. The client is pinned to core 0 and every server pr
 time.process_time: pooldbapi writes several containers from worker threads, which
 time.thread_time of the caller would not count.
 
-    python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm,core]
+    python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm]
+    (values = params,literals: the multi-row VALUES cases with parameters, with literals)
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def with_list(texts: list[str], aliases: list[str]) -> list[str]:
     return [t.replace("into t ", "into t@{" + ",".join(aliases) + "} ", 1) for t in texts]
 
 
-def values_cases(rounds: int, factory, tmp: Path) -> list[dict]:
+def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> list[dict]:
     import psycopg
     out = []
     clusters = [factory.new(), factory.new()]
@@ -147,7 +148,7 @@ def values_cases(rounds: int, factory, tmp: Path) -> list[dict]:
             c.commit()
             c.close()
 
-    for literal in (False, True):
+    for literal in kinds:
         kind = "multi-row VALUES, literals" if literal else "multi-row VALUES, parameters"
         for backend in ("postgresql", "sqlite"):
             native_texts, native_params = values_texts("%s" if backend == "postgresql"
@@ -187,6 +188,8 @@ def values_cases(rounds: int, factory, tmp: Path) -> list[dict]:
                 print(out[-1], flush=True)
     raw.close()
     lite.close()
+    if True not in kinds:
+        return out
     # the README's literal case: literal VALUES over three SQLite containers against
     # executemany of the same rows over the same containers, both through pooldbapi
     texts, _ = values_texts("?", True)
@@ -341,8 +344,10 @@ def main() -> None:
     factory = ClusterFactory()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            if "values" in only:
-                rows += values_cases(args.rounds, factory, Path(tmp))
+            kinds = tuple(k for k, name in ((False, "params"), (True, "literals"))
+                          if name in only or "values" in only)
+            if kinds:
+                rows += values_cases(args.rounds, factory, Path(tmp), kinds)
             if "pandas" in only:
                 rows += pandas_cases(args.rounds, Path(tmp))
             if "orm" in only:
