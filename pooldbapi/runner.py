@@ -307,8 +307,8 @@ def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Seque
                 call, value = one, one.values[0]
             else:
                 call, value = bound, values[n]
-            with phys.lock:
-                out.rowcount += _call(phys, call, [value])
+            with phys.lock:  # RETURNING rows kept: a row set's rows may all pass one by one
+                out.rowcount += _call(phys, call, [value], out, (index,))
             out.done.append(index)
         except Exception as exc:  # noqa: BLE001 - any driver error names its row
             out.row, out.cause = index, exc

@@ -328,3 +328,26 @@ def test_postgresql_parameter_limit_splits_a_container_s_rows(two_servers, pg, p
         two_servers.rollback()
         two_servers.execute("drop table wide")
         two_servers.commit()
+
+
+def test_a_row_set_that_fails_whole_is_written_row_by_row(two_servers):
+    """PostgreSQL refuses one statement whose `on conflict do update` touches a key twice; the
+    replay writes the rows one by one, as single-row statements would, RETURNING rows kept."""
+    two_servers.execute("create table up (k int primary key, v text)")
+    two_servers.commit()
+    try:
+        keys = [1, 2, 1, 2, 1, 2, 3, 3]  # every server gets some key twice
+        text = ("insert into up (k, v) values " + ", ".join("(?, ?)" for _ in keys)
+                + " on conflict (k) do update set v = excluded.v returning k, v")
+        cur = two_servers.execute(text, [x for i, k in enumerate(keys) for x in (k, f"v{i}")])
+        assert [tuple(r) for r in cur.fetchall()] == [(k, f"v{i}") for i, k in enumerate(keys)]
+        assert cur.rowcount == len(keys)
+        two_servers.commit()
+        turns = expected_turns(4, text, ("p1", "p2"), len(keys))
+        for alias in ("p1", "p2"):
+            last = {k: f"v{i}" for i, k in enumerate(keys) if turns[i] == alias}
+            assert dict(two_servers.execute(f"select k, v from up@{alias}").fetchall()) == last
+    finally:
+        two_servers.rollback()
+        two_servers.execute("drop table up")
+        two_servers.commit()
