@@ -169,6 +169,29 @@ def test_a_row_set_over_the_parameter_limit_is_split_and_stays_right(files, trac
     conn.close()
 
 
+def test_a_row_set_over_the_statement_size_limit_is_split(files, traced, monkeypatch):
+    """Literal rows: the text limit (bytes, counted as 4 a character) cuts a container's rows."""
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={p}" for a, p in files.items()},
+                             seed=6)
+    for alias in ALIASES:
+        conn.execute(f"delete from t@{alias}")
+    conn.commit()
+    n = 12
+    text = "insert into t@{a,b} (c0) values " + ", ".join(f"({1000 + i})" for i in range(n))
+    head = len("insert into t@{a,b} (c0) values ")
+    # the fixed text and three rows of '(1000), ' a statement
+    monkeypatch.setattr(sqlite_backend.SQLiteBackend, "max_statement_bytes", 4 * (head + 24))
+    traced.sent.clear()
+    assert conn.execute(text).rowcount == n
+    conn.commit()
+    turns = expected_turns(6, text, ("a", "b"), n)
+    for alias in ("a", "b"):
+        mine = [1000 + i for i, t in enumerate(turns) if t == alias]
+        assert [h[0] for h in conn.execute(f"select c0 from t@{alias} order by id")] == mine
+        assert len(traced.of(files[alias])) == -(-len(mine) // 3)
+    conn.close()
+
+
 def test_sqlite_limit_is_read_from_the_running_library():
     probe = sqlite3.connect(":memory:")
     assert sqlite_backend.SQLiteBackend.max_parameters == \
