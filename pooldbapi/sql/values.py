@@ -103,7 +103,8 @@ class _Segments:
 
 
 GROUP_CACHE = 8
-"""Row groups kept per statement: a round-robin over a list gives the same few groups again."""
+"""Row sets kept per statement (at most; also bounded by text): a round-robin over a list gives
+the same few row sets again."""
 
 
 def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = True
@@ -120,7 +121,10 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
     if made is None:
         made = _group(stmt, rows)
         if keep:
-            if len(groups) >= GROUP_CACHE:
+            # bounded by entries and by text (twice the statement's: the row sets of two
+            # executions), so that the parse cache's bound in bytes stays within three times
+            if len(groups) >= GROUP_CACHE or len(made.text) + sum(
+                    len(g.text) for g in list(groups.values())) > 2 * len(stmt.text):
                 groups.clear()  # a plain dict: safe where threads share the statement
             groups[key] = made
     style = source_style(stmt) if params is not None else None
