@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,8 @@ class Health:
         self.any_unhealthy = False
         self.shared = False   # some container's health lives in a shared store
         self._seen: dict[str, tuple[float, bool]] = {}  # store answers, cached
+        # this prober's name for probe leases (a pid is reused; a child gets a new name)
+        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
 
     def watch(self, spec: ContainerSpec) -> None:
         """Note a container whose health other processes share (shared-state)."""
@@ -88,7 +91,10 @@ class Health:
             self.any_unhealthy = True
             self._start_prober()
         self._wake.set()
-        self._share(spec, lambda store, key: store.mark_unhealthy(key, backoff, error))
+        # Other processes skip it until a probe re-admits it: the mark outlives the back-off
+        # by the probe lease, so that it lapses by itself only where its prober died.
+        self._share(spec, lambda store, key: store.mark_unhealthy(key, backoff + MAX_BACKOFF,
+                                                                  error))
 
     def succeeded(self, spec: ContainerSpec) -> None:
         """Hear that the container answered: re-admit it."""
@@ -109,7 +115,7 @@ class Health:
         if found is None:
             return True
         store, key = found
-        taken = store.lease(key, MAX_BACKOFF)
+        taken = store.lease(key, MAX_BACKOFF, self._owner)
         if taken is None or taken:
             return True  # the lease is ours, or the store is away: probe here
         if store.unhealthy(key) is None:

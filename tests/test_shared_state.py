@@ -141,6 +141,8 @@ def test_health_is_shared_a_container_down_for_one_process_is_skipped_by_all(
     with pytest.raises(pooldbapi.OperationalError):
         conn.execute("select 1")
     conn.close()
+    # past the first back-offs (0.25 s, 0.5 s): the mark stays while this process's probes fail
+    time.sleep(1.0)
     script = """
 import json, sys, pooldbapi
 conn = pooldbapi.connect(json.loads(sys.argv[1]), default="{dead,good}", autocommit=True)
@@ -252,3 +254,14 @@ def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
     store_for(redis_server.url).mark_healthy(store_key(spec.key))  # the holder re-admits it
     two._probe(spec)
     assert connects == ["dead"] and two.snapshot()["dead"].healthy
+
+
+def test_the_probe_lease_is_renewed_by_its_holder_and_refused_to_others(redis_server):
+    from pooldbapi.state.redis import RedisStore
+    redis_server.flush()
+    store = RedisStore(redis_server.url)
+    assert store.lease("c", 5.0, "holder") is True
+    assert store.lease("c", 5.0, "holder") is True   # its next probe: still its own
+    assert store.lease("c", 5.0, "other") is False
+    store.release("c")
+    assert store.lease("c", 5.0, "other") is True

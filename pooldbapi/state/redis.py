@@ -56,6 +56,14 @@ local untl = tonumber(redis.call('GET', KEYS[1]) or '0')
 return tostring(math.max(untl - now, 0))
 """
 
+# The probe lease: taken where free, renewed by its holder; anyone else is refused.
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 
 class RedisStore:
     """One store URL: a redis-py client (its connection pool shared by the process) and the
@@ -72,6 +80,7 @@ class RedisStore:
         self._window = self.client.register_script(_WINDOW)
         self._hold = self.client.register_script(_HOLD)
         self._held = self.client.register_script(_HELD)
+        self._lease = self.client.register_script(_LEASE)
         self._down_until = 0.0
         self._lock = threading.Lock()
 
@@ -124,11 +133,12 @@ class RedisStore:
     def mark_healthy(self, key: str) -> None:
         self._call(lambda: self.client.delete(key + ":down"))
 
-    def lease(self, key: str, seconds: float) -> bool | None:
-        """Take the probe lease of a container for `seconds`: True for one taker at a time,
-        False for the others, None while the store cannot be reached."""
-        found = self._call(lambda: self.client.set(key + ":probe", os.getpid(), nx=True,
-                                                   px=max(1, int(seconds * 1000))))
+    def lease(self, key: str, seconds: float, owner: str) -> bool | None:
+        """Take (or, for its holder `owner`, renew) the probe lease of a container for
+        `seconds`: True for one owner at a time, False for the others, None while the store
+        cannot be reached."""
+        found = self._call(lambda: self._lease(keys=[key + ":probe"],
+                                               args=[owner, max(1, int(seconds * 1000))]))
         return None if found is None and self._down_until else bool(found)
 
     def release(self, key: str) -> None:
