@@ -178,13 +178,17 @@ def execute_routed(conn: Session, stmt: Statement, params: Any, read: bool,
 @dataclass
 class Item:
     """Rows for one container, all of one statement: single rows (sent in batches, each row
-    on its own), or a page that is written whole and atomically."""
+    on its own), a page that is written whole and atomically, or rows of a multi-row VALUES
+    as one statement of them (row set)."""
 
     stmt: Statement
     indices: Sequence[int]
     params: Sequence[Any]          # one parameter set per row
     page: bool = False
     copy: tuple[str, tuple[str, ...] | None] | None = None  # (table, columns) for COPY pages
+    # rows of a multi-row VALUES sent as one statement (params: its one parameter set): each
+    # caller's row index -> its single-row statement and parameters, to replay a failed group
+    row: Callable[[int], tuple[Statement, Any]] | None = None
 
 
 @dataclass
@@ -216,7 +220,7 @@ def _bind(phys: Physical, item: Item) -> _Bound:
 
 
 def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | None = None,
-          index: int = 0) -> int:
+          indices: Sequence[int] = (0,)) -> int:
     """Send rows to the driver, all or nothing: in a transaction under a savepoint (so that an
     error undoes these rows and nothing before them), outside one in a transaction of their own
     (a single row needs none). The rows a RETURNING row gives are read before the savepoint
@@ -230,25 +234,30 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
         if bound.returning and out is not None:
-            _returned(phys, cur, out, index)
+            _returned(phys, cur, out, indices)
         return int(max(cur.rowcount, 0))
     with backend.atomic(phys.raw):
         if len(values) == 1:
             cur.execute(bound.text, values[0])
             if bound.returning and out is not None:
-                _returned(phys, cur, out, index)
+                _returned(phys, cur, out, indices)
         else:
             cur.executemany(bound.text, values)
         return int(max(cur.rowcount, 0))
 
 
-def _returned(phys: Physical, cur: Any, out: _Outcome, index: int) -> None:
-    """Keep the rows one RETURNING row gave (and the description, from the first)."""
+def _returned(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> None:
+    """Keep the rows a RETURNING statement gave (and the description, from the first): one
+    per row of a row set where each row gave one (the back-ends return them in the order of
+    VALUES), else all at the place of its first row."""
     rows = cur.fetchall() if cur.description is not None else []
     if out.description is None:
         out.description = phys.backend.describe(cur, rows[0] if rows else None) \
             if phys.backend.describes_from_values else phys.backend.describe(cur)
-    out.returned.append((index, rows))
+    if len(indices) > 1 and len(rows) == len(indices):
+        out.returned.extend((index, [row]) for index, row in zip(indices, rows, strict=True))
+    else:
+        out.returned.append((indices[0], rows))
 
 
 Progress = Callable[[str, int], None]
@@ -263,31 +272,35 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
         chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
     for bound in bounds:
         indices, values = bound.item.indices, bound.values
-        step = len(values) if bound.item.page else 1 if bound.returning else chunk
-        for lo in range(0, len(values), step):
+        if bound.item.row is not None:  # a row set: one call for all its rows
+            calls: Iterable[tuple[Sequence[Any], Sequence[int]]] = ((values, indices),)
+        else:
+            step = len(values) if bound.item.page else 1 if bound.returning else chunk
+            calls = ((values[lo:lo + step], indices[lo:lo + step])
+                     for lo in range(0, len(values), step))
+        for part, rows in calls:
             if stop.is_set():
                 return out
-            part = values[lo:lo + step]
             if throttle is not None:
                 throttle.take()
             try:
                 with phys.lock:
-                    out.rowcount += _call(phys, bound, part, out, indices[lo])
-                out.done.extend(indices[lo:lo + step])
+                    out.rowcount += _call(phys, bound, part, out, rows)
+                out.done.extend(rows)
                 if progress is not None:
-                    progress(phys.spec.alias, len(part))
+                    progress(phys.spec.alias, len(rows))
             except Exception as exc:  # noqa: BLE001 - any driver error: the batch is replayed
-                if len(part) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
+                if len(rows) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
                     # The batch was undone: replay its rows one by one to stop at the bad row.
-                    _replay(phys, bound, indices[lo:lo + step], part, out)
+                    _replay(phys, bound, rows, part, out)
                 else:
-                    out.row, out.cause = indices[lo], exc
+                    out.row, out.cause = rows[0], exc
                 if out.cause is not None:
                     out.error = wrap_error(out.cause, phys)
                     out.broken = phys.backend.is_broken(phys.raw)
                     if out.error.connection_failure and not phys.in_transaction:
                         # in autocommit the rows in flight may or may not have been committed
-                        out.unknown = [i for i in indices[lo:lo + step] if i not in out.done]
+                        out.unknown = [i for i in rows if i not in out.done]
                     stop.set()
                     return out
     return out
@@ -295,10 +308,17 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
 
 def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Sequence[Any],
             out: _Outcome) -> None:
-    for index, value in zip(indices, values, strict=True):
+    row = bound.item.row
+    for n, index in enumerate(indices):
         try:
-            with phys.lock:
-                out.rowcount += _call(phys, bound, [value])
+            if row is not None:  # a row set: each row as its own single-row statement
+                stmt, params = row(index)
+                one = _bind(phys, Item(stmt, (index,), (params,)))
+                call, value = one, one.values[0]
+            else:
+                call, value = bound, values[n]
+            with phys.lock:  # RETURNING rows kept: a row set's rows may all pass one by one
+                out.rowcount += _call(phys, call, [value], out, (index,))
             out.done.append(index)
         except Exception as exc:  # noqa: BLE001 - any driver error names its row
             out.row, out.cause = index, exc
@@ -400,7 +420,8 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
         err.row = outcome.row
         raise err from outcome.cause
     parts = [Part(a, None, None, o.rowcount, None,
-                  units=sum(1 if b.item.page else len(b.values) for b in bounds[a]))
+                  units=sum(1 if b.item.page else len(b.item.indices) if b.item.row else
+                            len(b.values) for b in bounds[a]))
              for a, o in outcomes.items()]
     result = Result.merge(parts)
     result.written = {a: o.done for a, o in outcomes.items()}

@@ -27,6 +27,7 @@ from pgcluster import Cluster
 
 import pooldbapi
 from pooldbapi import runner
+from pooldbapi.backends.postgresql import PostgreSQLBackend
 
 SETUP = """
 create table if not exists ledger (id int primary key check (id >= 0), note text);
@@ -181,18 +182,37 @@ def _commit(conn: pooldbapi.Connection, report: Report, pending: dict[str, set[i
         report.ack(alias, ids)
 
 
+@contextlib.contextmanager
+def parameter_limit(n: int) -> Iterator[None]:
+    """PostgreSQL's limit on parameters per statement lowered, so that the rows of one container
+    in a multi-row VALUES go as several statements."""
+    was = PostgreSQLBackend.max_parameters
+    PostgreSQLBackend.max_parameters = n
+    try:
+        yield
+    finally:
+        PostgreSQLBackend.max_parameters = was
+
+
 def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement: str,
                       rows: list[tuple[int]], fault: type[pooldbapi.Error],
                       conninfo: dict[str, str] | None = None,
-                      bad_row: int | None = None) -> list[str]:
-    """Run one executemany that must meet the fault; in a transaction commit afterwards; then
-    compare the clusters with what the error (and the commit) reported."""
+                      bad_row: int | None = None, values: bool = False) -> list[str]:
+    """Run one executemany (values: one multi-row VALUES statement of the rows) that must meet
+    the fault; in a transaction commit afterwards; then compare the clusters with what the
+    error (and the commit) reported."""
     report = Report(ids={r[0] for r in rows if r[0] >= 0})
     conn = lab.connect(autocommit=autocommit, seed=rng.random(), conninfo=conninfo or {})
     try:
-        with batch_size(rng.choice([1, 3, 16, 5000])):
+        with batch_size(rng.choice([1, 3, 16, 5000])), \
+                parameter_limit(rng.choice([1, 3, 16, 65535])):
             try:
-                conn.cursor().executemany(statement, rows)
+                if values:
+                    markers = ", ".join("(?)" for _ in rows)
+                    conn.cursor().execute(f"{statement} values {markers}",
+                                          [r[0] for r in rows])
+                else:
+                    conn.cursor().executemany(statement, rows)
             except fault as err:
                 if bad_row is not None and err.row != bad_row:
                     return [f"the error names row {err.row}, the bad row is {bad_row}"]
@@ -227,6 +247,26 @@ def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -
     lab.arm(rng.randrange(n))
     return _write_with_fault(lab, rng, autocommit, "insert into ledger (id) values (?)",
                              [(i,) for i in range(n)], pooldbapi.OperationalError)
+
+
+def values_statement_error(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+    """One multi-row VALUES over the list (the rows of each container sent together), one row
+    violating a check constraint at a drawn position."""
+    lab.reset()
+    n = rng.randint(2, 150)
+    bad = rng.randrange(n)
+    rows = [(-1 if i == bad else i,) for i in range(n)]
+    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id)", rows,
+                             pooldbapi.IntegrityError, bad_row=bad, values=True)
+
+
+def values_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+    """One multi-row VALUES over the list; the session that inserts a drawn row is killed."""
+    lab.reset()
+    n = rng.randint(2, 150)
+    lab.arm(rng.randrange(n))
+    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id)",
+                             [(i,) for i in range(n)], pooldbapi.OperationalError, values=True)
 
 
 def bulk_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
@@ -373,6 +413,14 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: executemany_session_killed(lab, rng, autocommit=False),
     "executemany, session killed, autocommit":
         lambda lab, rng: executemany_session_killed(lab, rng, autocommit=True),
+    "multi-row values, statement error, transaction":
+        lambda lab, rng: values_statement_error(lab, rng, autocommit=False),
+    "multi-row values, statement error, autocommit":
+        lambda lab, rng: values_statement_error(lab, rng, autocommit=True),
+    "multi-row values, session killed, transaction":
+        lambda lab, rng: values_session_killed(lab, rng, autocommit=False),
+    "multi-row values, session killed, autocommit":
+        lambda lab, rng: values_session_killed(lab, rng, autocommit=True),
     "bulk insert, session killed, transaction":
         lambda lab, rng: bulk_session_killed(lab, rng, autocommit=False),
     "bulk insert, session killed, autocommit":

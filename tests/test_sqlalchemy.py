@@ -134,9 +134,9 @@ class Note(Base):
 
 
 def test_orm_objects_get_the_ids_their_container_gave_them(engine):
-    """The ORM inserts many objects with one INSERT ... VALUES ... RETURNING (insertmanyvalues);
-    pooldbapi spreads its rows over the list and returns each row's id in order, so every
-    object holds the id of its row in the container it went to."""
+    """The ORM inserts many objects in batches (insertmanyvalues; on PostgreSQL each batch
+    whole on the next container, on SQLite row by row, as the native dialects send them), so
+    every object holds the id of its row in the container it went to."""
     Note.__table__.create(engine)
     with engine.begin() as conn:  # c2 numbers from 1001: one identity per object in the ORM
         on_c2 = conn.execution_options(pooldbapi_containers="c2")
@@ -147,7 +147,8 @@ def test_orm_objects_get_the_ids_their_container_gave_them(engine):
     try:
         # not expired at commit: a reload would read one container of the list, not
         # necessarily the one the object went to
-        with orm.Session(engine, expire_on_commit=False) as session:
+        with orm.Session(engine.execution_options(insertmanyvalues_page_size=3),
+                         expire_on_commit=False) as session:
             notes = [Note(text=f"n{i}") for i in range(8)]
             session.add_all(notes)
             session.commit()

@@ -27,6 +27,8 @@ class Backend(Protocol):
     copies: bool             # has a bulk path (copy_rows) for pages of plain values
     throttles_calls: bool    # takes a limiter slot for each call it makes (REST: a statement
     #                          may need several calls), so the runner takes none for it
+    max_parameters: int | None   # parameters one statement may bind (None: no limit known)
+    max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
 
     def connect(self, spec: ContainerSpec) -> Any:
         """Open a physical connection with the spec's forwarded keys; reject unknown keys."""

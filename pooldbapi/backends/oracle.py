@@ -129,6 +129,8 @@ class OracleBackend(DriverBackend):
     cursor_reads_slower = False
     copies = False
     throttles_calls = False
+    max_parameters: int | None = 65535  # bind variables per statement
+    max_statement_bytes: int | None = None
 
     def connect(self, spec: ContainerSpec) -> Any:
         params, extra = connect_arguments(spec)

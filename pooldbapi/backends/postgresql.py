@@ -80,6 +80,8 @@ class PostgreSQLBackend(DriverBackend):
     cursor_reads_slower = True
     copies = True
     throttles_calls = False
+    max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
+    max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
 
     def connect(self, spec: ContainerSpec) -> Any:
         params = dict(spec.params)

@@ -71,6 +71,15 @@ PROBE_SQL = "select 1"
 _DESCRIBED: dict[tuple[Any, ...], Description] = {}
 """Descriptions by (sqlite3's column tuple, the first row's value types)."""
 
+def _limit(category: int, default: int) -> int:
+    """A limit of the SQLite library this process runs (Connection.getlimit: Python 3.11)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        return int(probe.getlimit(category)) if hasattr(probe, "getlimit") else default
+    finally:
+        probe.close()
+
+
 class SQLiteBackend(DriverBackend):
     """stdlib sqlite3; physical connections may move between threads, access serialised."""
 
@@ -85,6 +94,12 @@ class SQLiteBackend(DriverBackend):
     cursor_reads_slower = False
     copies = False
     throttles_calls = False
+    # the library's SQLITE_MAX_VARIABLE_NUMBER and SQLITE_MAX_SQL_LENGTH (32,766 and 10^9
+    # since 3.32 by default; a build may set others)
+    max_parameters: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9),
+                                        32766)
+    max_statement_bytes: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_SQL_LENGTH", 1),
+                                             1_000_000_000)
 
     def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}

@@ -1,10 +1,11 @@
-"""Multi-row VALUES split into single-row statements from the one scan: each row's Statement is
-derived from the parsed one (positions moved), never parsed again nor cached, so the work grows
-linearly with the rows."""
+"""Rows of multi-row VALUES, from the one scan: single-row statements, or one statement of the
+rows that land on one container (in their order). Each Statement is derived from the parsed one
+(positions moved), never parsed again, so the work grows linearly with the rows."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +31,7 @@ class _Shift:
         return pos - self.last + self.first + self.hi - self.lo
 
 
-def _occurrence(occ: Occurrence, move: _Shift) -> Occurrence:
+def _occurrence(occ: Occurrence, move: Callable[[int], int]) -> Occurrence:
     return replace(occ, position=move(occ.position),
                    suffix_position=None if occ.suffix_position is None
                    else move(occ.suffix_position),
@@ -74,3 +75,111 @@ def _row_params(style: str | None, params: Any, kept: Sequence[int], row: Statem
         return params[:max((p.key for p in row.placeholders if isinstance(p.key, int)),
                            default=0)]
     return [params[j] for j in kept]
+
+
+class _Segments:
+    """Maps positions of the whole statement to positions in a statement made of some of its
+    pieces (the prefix, chosen rows, the suffix), laid end to end with ', ' between rows."""
+
+    def __init__(self, pieces: Sequence[tuple[int, int, int]]) -> None:
+        self.pieces = pieces  # (source start, source end, target start), by source start
+        self.starts = [lo for lo, _, _ in pieces]
+
+    def _piece(self, pos: int) -> tuple[int, int, int] | None:
+        i = bisect.bisect_right(self.starts, pos) - 1
+        if i < 0:
+            return None
+        piece = self.pieces[i]
+        return piece if pos <= piece[1] else None
+
+    def keeps(self, pos: int) -> bool:
+        piece = self._piece(pos)
+        return piece is not None and (pos < piece[1] or piece is self.pieces[-1])
+
+    def __call__(self, pos: int) -> int:
+        piece = self._piece(pos)
+        assert piece is not None, pos
+        return pos - piece[0] + piece[2]
+
+
+GROUP_CACHE = 8
+"""Row sets kept per statement (at most; also bounded by text): a round-robin over a list gives
+the same few row sets again."""
+
+
+def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = True
+               ) -> tuple[Statement, Any]:
+    """Return one insert of the given rows of a multi-row VALUES list (their indices, in their
+    order), and its parameters: the rows' own values and those of placeholders outside the
+    rows. Derived from the one scan, never parsed again; kept on the statement by rows (not
+    with keep=False)."""
+    groups: dict[tuple[int, ...], Statement] | None = stmt.cache.get("groups")
+    if groups is None:
+        groups = stmt.cache.setdefault("groups", {})
+    key = tuple(rows)
+    made = groups.get(key)
+    if made is None:
+        made = _group(stmt, rows)
+        if keep:
+            # bounded by entries and by text (twice the statement's: the row sets of two
+            # executions), so that the parse cache's bound in bytes stays within three times
+            if len(groups) >= GROUP_CACHE or len(made.text) + sum(
+                    len(g.text) for g in list(groups.values())) > 2 * len(stmt.text):
+                groups.clear()  # a plain dict: safe where threads share the statement
+            groups[key] = made
+    style = source_style(stmt) if params is not None else None
+    if style in ("qmark", "format"):
+        pick: Callable[[Any], Any] = made.cache["pick"]
+        return made, pick(params)
+    return made, _row_params(style, params, (), made)
+
+
+def _picker(kept: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values at the kept positions of the caller's sequence, as a tuple, at C speed."""
+    if not kept:
+        return lambda params: ()
+    if len(kept) == 1:
+        only = kept[0]
+        return lambda params: (params[only],)
+    return operator.itemgetter(*kept)
+
+
+def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
+    text = stmt.text
+    spans = stmt.values_rows
+    first, last = spans[0][0], spans[-1][1]
+    pieces: list[tuple[int, int, int]] = [(0, first, 0)]
+    out = [text[:first]]
+    at = first
+    for n, index in enumerate(rows):
+        lo, hi = spans[index]
+        if n:
+            out.append(", ")
+            at += 2
+        pieces.append((lo, hi, at))
+        out.append(text[lo:hi])
+        at += hi - lo
+    pieces.append((last, len(text), at))
+    out.append(text[last:])
+    # a row later in the text may come first in the group: the mapper wants source order
+    move = _Segments(sorted(pieces))
+    starts = [p.start for p in stmt.placeholders]
+    kept = [j for j, p in enumerate(stmt.placeholders) if p.start < first or p.start >= last]
+    inside = [j for index in rows
+              for j in range(bisect.bisect_left(starts, spans[index][0]),
+                             bisect.bisect_left(starts, spans[index][1]))]
+    ordered = sorted(kept + inside, key=lambda j: move(stmt.placeholders[j].start))
+    made = replace(
+        stmt, text="".join(out),
+        occurrences=tuple(_occurrence(o, move) for o in stmt.occurrences
+                          if move.keeps(o.position)),
+        placeholders=tuple(Placeholder(p.style, p.key, move(p.start), move(p.end))
+                           for p in (stmt.placeholders[j] for j in ordered)),
+        removed=tuple(sorted((move(a), move(b)) for a, b in stmt.removed if move.keeps(a))),
+        values_rows=tuple((move(spans[i][0]), move(spans[i][0]) + spans[i][1] - spans[i][0])
+                          for i in rows),
+        select_start=None,
+        clauses=tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
+        end=None if stmt.end is None else move(stmt.end), cache={})
+    made.cache["pick"] = _picker(ordered)
+    return made

@@ -60,6 +60,12 @@ class PGDialect_pooldbapi(PooldbapiDialect, PGDialect_psycopg):
     url_driver = "postgresql"
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
     execution_ctx_cls = _ExecutionContext
+    # the native dialect's sentinel forms: a batch that needs its rows' keys in order (the
+    # ORM's flush) is INSERT ... SELECT ... FROM (VALUES ...) ORDER BY a counter, RETURNING
+    # the keys sorted by key. Its only occurrence is the target, so the whole batch lands on
+    # one container, whose sequence gave keys in the rows' order; the next batch goes to the
+    # next container of the list.
+    insertmanyvalues_implicit_sentinel = PGDialect_psycopg.insertmanyvalues_implicit_sentinel
     colspecs = {**PGDialect_psycopg.colspecs,  # noqa: RUF012
                 sqltypes.Numeric: NUMERIC, sqltypes.Float: FLOAT}
 

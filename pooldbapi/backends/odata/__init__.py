@@ -93,6 +93,8 @@ class ODataBackend:
     cursor_reads_slower = False
     copies = False
     throttles_calls = True
+    max_parameters: int | None = None  # one call per row: rows are never sent together
+    max_statement_bytes: int | None = None
 
     def connect(self, spec: ContainerSpec) -> Any:
         url, session, timeout, verify = session_for(spec)
