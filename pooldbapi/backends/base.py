@@ -117,6 +117,7 @@ class DriverBackend:
     differently."""
 
     driver_error: type[BaseException] = Exception  # the driver's base exception class
+    rowcount_after_close = False  # the driver's closed cursor still tells rowcount, lastrowid
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
