@@ -347,6 +347,27 @@ def test_a_literal_percent_without_parameters(loaded, stack, sql):
         same(plain_native, plain_pooled)
 
 
+@pytest.mark.parametrize("paramstyle", ["format", "pyformat"])
+def test_a_percent_paramstyle_reads_literal_percents_as_psycopg_does(pg, paramstyle):
+    """With a percent paramstyle chosen for the engine, SQLAlchemy writes a literal % of text()
+    as %%; with or without parameters, pooldbapi reads what psycopg reads."""
+    url = f"postgres@127.0.0.1:{pg.port}/postgres"
+    native = sa.create_engine(f"postgresql+psycopg://{url}")
+    pooled = sa.create_engine(f"postgresql+pooldbapi://{url}", paramstyle=paramstyle)
+    try:
+        for sql, params in [("select '100%' as v, '%%' as w", {}),
+                            ("select '100%' as v, '%%' as w, :x as x", {"x": 1}),
+                            ("select '%s' as v, '%(x)s' as w", {})]:
+            got = []
+            for engine in (native, pooled):
+                with engine.connect() as conn:
+                    got.append(tuple(conn.execute(sa.text(sql), params).one()))
+            assert got[1] == got[0]
+    finally:
+        native.dispose()
+        pooled.dispose()
+
+
 # -- Core and ORM ----------------------------------------------------------------------------
 
 class Base(orm.DeclarativeBase):

@@ -14,22 +14,36 @@ from sqlalchemy import orm
 import pooldbapi
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
+def _engine(kind, request, tmp_path):
+    if kind == "sqlite":
         containers = {a: f"driver=sqlite;database={tmp_path / a}.db" for a in ("s1", "s2")}
-        url = "sqlite+pooldbapi://"
     else:
         containers = {"s1": request.getfixturevalue("pg").conninfo(),
                       "s2": request.getfixturevalue("pg2").conninfo()}
-        url = "postgresql+pooldbapi://"
-    eng = sa.create_engine(url, connect_args={"containers": containers, "default": "{s1,s2}",
-                                              "broadcast_ddl": True})
+    eng = sa.create_engine(f"{kind}+pooldbapi://", connect_args={
+        "containers": containers, "default": "{s1,s2}", "broadcast_ddl": True})
     yield eng
     with eng.begin() as conn:
         for table in ("half", "whole", "things", "idents"):
             conn.exec_driver_sql(f"drop table if exists {table}")
     eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    yield from _engine(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def pg_engine(request, tmp_path):
+    """Two PostgreSQL clusters, s1 and s2."""
+    yield from _engine("postgresql", request, tmp_path)
+
+
+@pytest.fixture
+def sqlite_engine(request, tmp_path):
+    """Two SQLite files, s1 and s2."""
+    yield from _engine("sqlite", request, tmp_path)
 
 
 def _on(engine, alias, sql):
@@ -120,9 +134,8 @@ class Ident(Base):
     name: orm.Mapped[str] = orm.mapped_column(sa.String(20))
 
 
-def test_orm_keys_over_two_clusters_come_from_disjoint_residue_classes(engine):
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite's keys have no increment: see the next test for what happens")
+def test_orm_keys_over_two_clusters_come_from_disjoint_residue_classes(pg_engine):
+    engine = pg_engine
     Base.metadata.create_all(engine)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Identity map already had an identity" would raise
@@ -146,12 +159,11 @@ def test_orm_keys_over_two_clusters_come_from_disjoint_residue_classes(engine):
     Base.metadata.drop_all(engine)
 
 
-def test_sqlite_keys_over_a_list_number_from_one_on_each_container(engine):
+def test_sqlite_keys_over_a_list_number_from_one_on_each_container(sqlite_engine):
     """SQLite has no increment for its keys (rowid, AUTOINCREMENT): each container numbers
     1, 2, 3, ... so objects of two containers in one session may share a key (the README says
     to use client-side keys there)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's keys get residue classes: the test above")
+    engine = sqlite_engine
     Thing.__table__.create(engine)
     with engine.begin() as conn:
         conn.execute(sa.insert(Thing), [{"name": "a"}, {"name": "b"}])

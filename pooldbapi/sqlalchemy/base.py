@@ -114,6 +114,7 @@ class PooldbapiDialect:
     insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.NOT_SUPPORTED
 
     url_driver: str = ""
+    paramstyle: str
     url_keys: tuple[str, ...] = ()  # URL query keys that url_container consumes
     default_paramstyle = "qmark"
 
@@ -169,6 +170,11 @@ class PooldbapiDialect:
 
     def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None
                    ) -> None:
+        if not parameters and self.paramstyle in ("format", "pyformat"):
+            # a percent paramstyle chosen for the engine: SQLAlchemy writes a literal % as %%
+            # and, as psycopg does with an empty parameter set, %% means %; pooldbapi, given no
+            # placeholder to tell the style by, would send %% as written
+            statement, parameters = statement.replace("%%", "%"), None
         self._with_containers(cursor, context, lambda: cursor.execute(statement, parameters))
 
     def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
