@@ -223,7 +223,6 @@ class PostgreSQLBackend(DriverBackend):
     def call_text(self, name: str, markers: str) -> str | None:
         return f"select * from {name}({markers})"  # a function's rows
 
-
     def key_range_text(self, table: str, start: int, step: int) -> str | None:
         # the sequences the table's serial and identity columns own (pg_depend 'a' and 'i');
         # ALTER SEQUENCE works on both kinds, and its restart is the first key handed out

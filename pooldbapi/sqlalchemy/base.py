@@ -32,8 +32,8 @@ def dbapi_module(**extra: Any) -> types.ModuleType:
 
 SCHEMA_QUESTIONS = (
     "has_table", "has_multi_table", "has_index", "has_sequence", "has_schema", "get_schema_names",
-    "get_table_names", "get_temp_table_names", "get_view_names", "get_temp_view_names", "get_materialized_view_names",
-    "get_sequence_names", "get_view_definition", "get_columns", "get_pk_constraint",
+    "get_table_names", "get_temp_table_names", "get_view_names", "get_temp_view_names",
+    "get_materialized_view_names", "get_sequence_names", "get_view_definition", "get_columns", "get_pk_constraint",
     "get_foreign_keys", "get_indexes", "get_unique_constraints", "get_check_constraints",
     "get_table_comment", "get_table_options", "get_multi_columns", "get_multi_pk_constraint",
     "get_multi_foreign_keys", "get_multi_indexes", "get_multi_unique_constraints",
@@ -75,7 +75,7 @@ def _asking_each(name: str) -> Callable[..., Any]:
             return native(connection, *args, **kw)
         cache = kw.pop("info_cache", None)
         answers: dict[str, Any] = {}
-        saved = connection._execution_options.get(CONTAINERS_OPTION)
+        saved = connection.get_execution_options().get(CONTAINERS_OPTION)
         try:
             for alias in aliases:
                 connection.execution_options(**{CONTAINERS_OPTION: alias})
@@ -188,7 +188,7 @@ class PooldbapiDialect:
     def distinct_containers(self, connection: Any) -> tuple[str, ...]:
         """The distinct containers that a statement without '@' runs on over this SQLAlchemy
         connection: the execution option's list, else the pooldbapi connection's default."""
-        option = connection._execution_options.get(CONTAINERS_OPTION)
+        option = connection.get_execution_options().get(CONTAINERS_OPTION)
         if option is not None:
             aliases = parse_alias_list(option, CONTAINERS_OPTION)
         else:
