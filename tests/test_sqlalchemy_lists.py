@@ -14,12 +14,23 @@ from sqlalchemy import orm
 import pooldbapi
 
 
+@pytest.fixture(scope="module")
+def pg_lists(pg, pg2):
+    """A database of these tests' own on each cluster (others' tables would make the two
+    clusters' table lists differ)."""
+    import psycopg
+    for cluster in (pg, pg2):
+        with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+            raw.execute("drop database if exists lists")
+            raw.execute("create database lists")
+    return {"s1": pg.conninfo(dbname="lists"), "s2": pg2.conninfo(dbname="lists")}
+
+
 def _engine(kind, request, tmp_path):
     if kind == "sqlite":
         containers = {a: f"driver=sqlite;database={tmp_path / a}.db" for a in ("s1", "s2")}
     else:
-        containers = {"s1": request.getfixturevalue("pg").conninfo(),
-                      "s2": request.getfixturevalue("pg2").conninfo()}
+        containers = request.getfixturevalue("pg_lists")
     eng = sa.create_engine(f"{kind}+pooldbapi://", connect_args={
         "containers": containers, "default": "{s1,s2}", "broadcast_ddl": True})
     yield eng
