@@ -428,3 +428,46 @@ def test_orm_round_trip_and_core_reflection(stack, mode):
                 reflected.tables["sample"].c.id > 100)).all()
         return sorted(got), columns, core
     same(outcome(lambda: round_trip(native, None)), outcome(lambda: round_trip(pooled, aliases)))
+
+
+class Versioned(Base):
+    __tablename__ = "versioned"
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=False)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(30))
+    version: orm.Mapped[int] = orm.mapped_column(nullable=False)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping
+
+
+def test_orm_checks_the_rowcounts_of_batched_updates_and_deletes_as_natively(stack):
+    """With supports_sane_multi_rowcount, the ORM sends updates and deletes of several objects
+    as one executemany and checks that its rowcount is the number of objects (StaleDataError
+    otherwise): pooldbapi's summed rowcount passes that check where the native one does."""
+    def run(engine: Any) -> Any:
+        Versioned.__table__.drop(engine, checkfirst=True)
+        Versioned.__table__.create(engine)
+        with orm.Session(engine) as session:
+            session.add_all([Versioned(id=i, name=f"v{i}") for i in range(1, 6)])
+            session.commit()
+            for thing in session.scalars(sa.select(Versioned)):
+                thing.name += "!"
+            session.commit()
+            for thing in session.scalars(sa.select(Versioned).where(Versioned.id > 2)):
+                session.delete(thing)
+            session.commit()
+            got = [(v.id, v.name, v.version) for v in session.scalars(
+                sa.select(Versioned).order_by(Versioned.id))]
+        late = "committed"
+        try:
+            with orm.Session(engine, expire_on_commit=False) as session:
+                stale = session.get(Versioned, 1)
+                session.commit()  # the object keeps the version it read
+                with engine.begin() as conn:  # another writer moves the version on
+                    conn.exec_driver_sql("update versioned set version = version + 1")
+                stale.name = "late"
+                session.commit()
+        except orm.exc.StaleDataError:
+            late = "stale"
+        return got, late
+    native, pooled = outcome(lambda: run(stack.native)), outcome(lambda: run(stack.one))
+    assert native[0][1] == "stale"  # the check ran
+    same(native, pooled)
