@@ -312,10 +312,25 @@ class Cursor:
         return row
 
     def close(self) -> None:
-        """Close the cursor (and a streamed result still open); idempotent."""
+        """Close the cursor (and a streamed result still open); idempotent. rowcount and
+        lastrowid stay readable where every container's driver keeps them on a closed cursor
+        (sqlite3 does, psycopg resets them): SQLAlchemy reads an insert's rowcount after
+        closing the cursor, so pandas' to_sql reports what the native dialect reports."""
         with self.connection.lock:
+            kept = self._result if self._streamed is None and self._kept_after_close() \
+                else None
             self._reset()
+            if kept is not None:
+                self._result = Result(None, [], kept.rowcount, kept.lastrowid,
+                                      dict(kept.containers))
         self._closed = True
+
+    def _kept_after_close(self) -> bool:
+        if self._result is None or not self._result.containers:
+            return False
+        specs = self.connection.specs
+        return all(getattr(load_backend(specs[alias].driver, alias), "rowcount_after_close",
+                           False) for alias in self._result.containers)
 
     def __enter__(self) -> Self:
         return self

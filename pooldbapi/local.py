@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from .backends import backend as load_backend
-from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters and converters
+from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
 from .dbapi import TypeCode, category_of_value
 from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
@@ -92,6 +92,33 @@ def _sources(conn: Session, stmt: Statement, landed: list[str],
                            "" if written.alias is None else written.alias.sql(dialect=dialect),
                            dialect, written.scope is not None, written.filterable))
     return out, found
+
+
+def _date(raw: bytes) -> datetime.date | datetime.datetime:
+    text = raw.decode()
+    return datetime.date.fromisoformat(text) if len(text) == 10 else \
+        datetime.datetime.fromisoformat(text)
+
+
+# The local engine's columns convert back to the values the containers gave. sqlite3's
+# converters are process-wide: these go by names of the engine's own ('pooldbapi_date'), so
+# that the application's sqlite3 connections (and SQLite containers) keep the converters the
+# application chose for DATE, BOOLEAN, ... Each name has the affinity of the usual one (NUMERIC).
+_CONVERTERS: dict[str, Callable[[bytes], Any]] = {
+    "DATE": _date,
+    "TIMESTAMP": lambda raw: datetime.datetime.fromisoformat(raw.decode()),
+    "TIME": lambda raw: datetime.time.fromisoformat(raw.decode()),
+    "DECIMAL": lambda raw: decimal.Decimal(raw.decode()),
+    "BOOLEAN": lambda raw: raw not in (b"0", b""),
+}
+for _name, _convert in _CONVERTERS.items():
+    sqlite3.register_converter(f"pooldbapi_{_name}", _convert)
+
+
+def _declare(code: Any, value: Any) -> str:
+    """The column type a local table declares: _decl's, by the engine's converter names."""
+    name = _decl(code, value)
+    return f"pooldbapi_{name}" if name in _CONVERTERS else name
 
 
 def _decl(code: Any, value: Any) -> str:
@@ -447,7 +474,7 @@ def _load(conn: Session, engine: LocalEngine, n: int, src: _Source, pushed: Stat
                 # a column's type from its first non-null value in the first batch
                 first = first_row = [next((r[i] for r in rows if r[i] is not None), None)
                                      for i in range(len(description))]
-                decls = ", ".join(f'"{d[0]}" {_decl(d[1], first[i])}'
+                decls = ", ".join(f'"{d[0]}" {_declare(d[1], first[i])}'
                                   for i, d in enumerate(description))
                 with engine.lock:
                     engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
@@ -460,7 +487,7 @@ def _load(conn: Session, engine: LocalEngine, n: int, src: _Source, pushed: Stat
                 finally:
                     engine.db.execute("commit")
         if not created:
-            decls = ", ".join(f'"{d[0]}" {_decl(d[1], None)}' for d in description)
+            decls = ", ".join(f'"{d[0]}" {_declare(d[1], None)}' for d in description)
             with engine.lock:
                 engine.db.execute(f"create table pooldbapi_t{n} ({decls})")
         for i, d in enumerate(description):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import os
+import sqlite3
 import time
 
 import pytest
@@ -115,14 +116,26 @@ def test_insert_select_roundtrip_with_native_types(db):
     assert cur.containers == {"c1": 1}
     cur.execute("select id, title, price, published, cover from books@c1")
     got = cur.fetchone()
-    assert tuple(got[:4]) == row[:4]
-    assert bytes(got[4]) == row[4]
-    assert isinstance(got[2], decimal.Decimal) and isinstance(got[3], datetime.date)
     codes = [d[1] for d in cur.description]
+    if db.specs["c1"].driver == "sqlite":
+        # what sqlite3 itself returns (no detect_types, as sqlite3.connect): text and float
+        db.commit()
+        raw = sqlite3.connect(db.specs["c1"].param("database"))
+        try:
+            assert tuple(got) == raw.execute("select id, title, price, published, cover"
+                                             " from books").fetchone()
+        finally:
+            raw.close()
+        assert tuple(got[:4]) == (1, "Dune", 9.99, "1965-08-01")
+        assert codes[2] == pooldbapi.NUMBER and codes[3] == pooldbapi.STRING
+    else:
+        assert tuple(got[:4]) == row[:4]
+        assert isinstance(got[2], decimal.Decimal) and isinstance(got[3], datetime.date)
+        assert codes[2] == pooldbapi.NUMBER
+        assert codes[3] == pooldbapi.DATETIME
+    assert bytes(got[4]) == row[4]
     assert codes[0] == pooldbapi.NUMBER
     assert codes[1] == pooldbapi.STRING
-    assert codes[2] == pooldbapi.NUMBER
-    assert codes[3] == pooldbapi.DATETIME
     assert codes[4] == pooldbapi.BINARY
     assert [d[0] for d in cur.description] == ["id", "title", "price", "published", "cover"]
     assert all(len(d) == 7 for d in cur.description)
@@ -337,3 +350,69 @@ def test_an_errors_message_is_built_from_its_fields_when_shown():
     assert str(lost) == ("b: server closed the connection (the outcome of this insert is"
                          " unknown: the connection was lost while it ran)")
     assert lost.args == ("b: server closed the connection",)
+
+
+@pytest.fixture
+def app_converters():
+    """Converters an application registers with sqlite3 (process-wide), removed afterwards."""
+    added = {"NUMERIC": lambda raw: decimal.Decimal(raw.decode()),
+             "DATE": lambda raw: datetime.date.fromisoformat(raw.decode())}
+    saved = {name: sqlite3.converters.get(name) for name in added}
+    for name, convert in added.items():
+        sqlite3.register_converter(name, convert)
+    yield
+    for name, convert in saved.items():
+        if convert is None:
+            sqlite3.converters.pop(name, None)
+        else:
+            sqlite3.converters[name] = convert
+
+
+def test_pooldbapi_registers_no_sqlite_converters():
+    import pooldbapi.local  # noqa: F401 - the local engine's converters go by its own names
+    mine = {name for name, convert in sqlite3.converters.items()
+            if convert.__module__.startswith("pooldbapi")}
+    assert mine and all(name.startswith("POOLDBAPI_") for name in mine)
+    assert "BOOLEAN" not in sqlite3.converters and "DECIMAL" not in sqlite3.converters
+
+
+def test_sqlite_values_follow_detect_types_and_the_applications_converters(tmp_path,
+                                                                        app_converters):
+    path = tmp_path / "c.db"
+    raw = sqlite3.connect(path, detect_types=sqlite3.PARSE_DECLTYPES)
+    raw.execute("create table t (price numeric(10,2), published date, flag boolean)")
+    raw.execute("insert into t values ('9.99', '1965-08-01', 1)")
+    raw.commit()
+    expected = raw.execute("select price, published, flag from t").fetchone()
+    raw.close()
+    assert expected == (decimal.Decimal("9.99"), datetime.date(1965, 8, 1), 1)
+    conn = pooldbapi.connect({"c": f"driver=sqlite;database={path};detect_types=1"})
+    try:
+        cur = conn.execute("select price, published, flag from t")
+        assert cur.fetchone() == expected
+        assert [d[1] for d in cur.description] == [pooldbapi.NUMBER, pooldbapi.DATETIME,
+                                                    pooldbapi.NUMBER]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("shape", ["executemany", "values"])
+def test_rowcount_counts_rows_over_a_list_and_survives_close_as_the_driver_does(db, shape):
+    cur = db.cursor()
+    rows = [(i, f"t{i}") for i in range(1, 6)]
+    if shape == "executemany":
+        cur.executemany("insert into books (id, title) values (?, ?)", rows)
+    else:
+        cur.execute("insert into books (id, title) values " + ", ".join(["(?, ?)"] * 5),
+                    [v for r in rows for v in r])
+    # the rows written, summed over the containers, however the rows were sent to each
+    assert cur.rowcount == 5
+    assert set(cur.containers) == {"c1", "c2"}
+    assert sum(db.execute(f"select count(*) from books@{a}").fetchone()[0]
+               for a in ("c1", "c2")) == 5
+    cur.close()
+    # sqlite3's closed cursor keeps its rowcount; psycopg's resets it to -1
+    assert cur.rowcount == (5 if db.specs["c1"].driver == "sqlite" else -1)
+    cur = db.cursor()
+    cur.executemany("update books set title = ? where id = ?", [("x", 1), ("y", 2), ("z", 99)])
+    assert cur.rowcount == 2

@@ -119,6 +119,7 @@ class DriverBackend:
     differently."""
 
     driver_error: type[BaseException] = Exception  # the driver's base exception class
+    rowcount_after_close = False  # the driver's closed cursor still tells rowcount, lastrowid
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
@@ -148,6 +149,13 @@ class DriverBackend:
         return True
 
     def call_text(self, name: str, markers: str) -> str | None:
+        return None
+
+    # Optional capabilities, outside the protocol (REST back-ends have neither): looked up with
+    # getattr, absent meaning False / None.
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        """The statement that makes the generated keys (serial, identity) of a table just
+        created give start, start + step, ...; None where the back-end has no such step."""
         return None
 
     def estimate_text(self, text: str) -> str | None:

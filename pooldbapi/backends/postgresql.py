@@ -225,6 +225,16 @@ class PostgreSQLBackend(DriverBackend):
     def call_text(self, name: str, markers: str) -> str | None:
         return f"select * from {name}({markers})"  # a function's rows
 
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        # the sequences the table's serial and identity columns own (pg_depend 'a' and 'i');
+        # ALTER SEQUENCE works on both kinds, and its restart is the first key handed out
+        literal = "'" + table.replace("'", "''") + "'"
+        return ("do $pooldbapi$ declare s regclass; begin for s in select d.objid::regclass"
+                " from pg_depend d join pg_class q on q.oid = d.objid and q.relkind = 'S'"
+                f" where d.refobjid = {literal}::regclass and d.classid = 'pg_class'::regclass"
+                " and d.deptype in ('a', 'i') loop execute format('alter sequence %s"
+                f" increment by {step:d} start with {start:d} restart with {start:d}', s);"
+                " end loop; end $pooldbapi$")
 
     def estimate_text(self, text: str) -> str | None:
         return f"explain (format json) {text}"  # the planner's estimate: nothing runs

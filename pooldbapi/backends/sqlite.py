@@ -16,32 +16,14 @@ from .base import Backend, Description, DriverBackend
 from .sqlite_declared import category as declared_category
 from .sqlite_declared import declared as declared_types
 
-# Explicit adapters and converters, so that Python's deprecated default ones are never used.
-# sqlite3 only has a process-wide registry; these keep the ISO formats the defaults used.
+# Explicit adapters, so that Python's deprecated default ones are never used; they write the ISO
+# text the defaults wrote. No converters: what a container returns is what sqlite3 returns with
+# the detect_types the container gives (none by default, as sqlite3.connect) and the converters
+# the application registered (sqlite3's registry is process-wide, so pooldbapi adds none).
 sqlite3.register_adapter(datetime.date, lambda d: d.isoformat())
 sqlite3.register_adapter(datetime.datetime, lambda d: d.isoformat(" "))
 sqlite3.register_adapter(datetime.time, lambda t: t.isoformat())
 sqlite3.register_adapter(decimal.Decimal, str)
-
-
-def _timestamp(raw: bytes) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(raw.decode())
-
-
-def _date(raw: bytes) -> datetime.date | datetime.datetime:
-    text = raw.decode()
-    return datetime.date.fromisoformat(text) if len(text) == 10 else \
-        datetime.datetime.fromisoformat(text)
-
-
-for _name in ("DATE",):
-    sqlite3.register_converter(_name, _date)
-for _name in ("TIMESTAMP", "DATETIME"):
-    sqlite3.register_converter(_name, _timestamp)
-sqlite3.register_converter("TIME", lambda raw: datetime.time.fromisoformat(raw.decode()))
-for _name in ("DECIMAL", "NUMERIC"):
-    sqlite3.register_converter(_name, lambda raw: decimal.Decimal(raw.decode()))
-sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 
 _KEYS = {"database": str, "timeout": float, "uri": lambda v: v.lower() in ("1", "true", "yes"),
          "cached_statements": int, "detect_types": int}
@@ -101,8 +83,10 @@ class SQLiteBackend(DriverBackend):
     max_statement_bytes: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_SQL_LENGTH", 1),
                                              1_000_000_000)
 
+    rowcount_after_close = True
+
     def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"detect_types": sqlite3.PARSE_DECLTYPES}
+        kwargs: dict[str, Any] = {}
         for key, value in spec.params:
             convert = _KEYS.get(key)
             if convert is None:

@@ -15,8 +15,9 @@ Source = tuple[str, str] | None  # (table, column) a result column reads as it i
 
 
 def category(declared: str) -> str | None:
-    """The PEP 249 category of a declared type, by SQLite's affinity rules (dates first: the
-    back-end converts DATE, TIME and TIMESTAMP columns to datetime values)."""
+    """The PEP 249 category of a declared type, by SQLite's affinity rules (dates first: a
+    column declared DATE, TIME or TIMESTAMP holds dates, whether sqlite3 returns them as text or
+    through the application's converters)."""
     name = declared.upper()
     if any(word in name for word in ("DATE", "TIME")):
         return DATETIME_NAME

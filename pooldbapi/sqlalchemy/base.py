@@ -4,7 +4,7 @@ execution option, and ping and isolation level through pooldbapi."""
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, ItemsView, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 import pooldbapi
+from pooldbapi.settings import parse_alias_list
 
 CONTAINERS_OPTION = "pooldbapi_containers"
 """Execution option: the container list ('{a,b}') for statements without '@' suffixes."""
@@ -27,6 +28,75 @@ def dbapi_module(**extra: Any) -> types.ModuleType:
     module.__dict__.update({name: getattr(pooldbapi, name) for name in pooldbapi.__all__})
     module.__dict__.update(extra)
     return module
+
+
+SCHEMA_QUESTIONS = (
+    "has_table", "has_multi_table", "has_index", "has_sequence", "has_schema", "get_schema_names",
+    "get_table_names", "get_temp_table_names", "get_view_names", "get_temp_view_names",
+    "get_materialized_view_names", "get_sequence_names", "get_view_definition", "get_columns", "get_pk_constraint",
+    "get_foreign_keys", "get_indexes", "get_unique_constraints", "get_check_constraints",
+    "get_table_comment", "get_table_options", "get_multi_columns", "get_multi_pk_constraint",
+    "get_multi_foreign_keys", "get_multi_indexes", "get_multi_unique_constraints",
+    "get_multi_check_constraints", "get_multi_table_comment", "get_multi_table_options",
+)
+"""The dialect's schema questions (create_all's and drop_all's checks, pandas' if_exists, the
+Inspector): over a list, each is asked of every distinct container."""
+
+_KEY_RANGE = frozenset({"start", "increment"})  # pooldbapi gives each container its own
+
+
+def _comparable(value: Any) -> Any:
+    """A form of a reflection answer that compares by value (SQLAlchemy's types compare by
+    identity); an identity column's start and increment are left out, since broadcast DDL gives
+    each container of a list its own residue class of keys."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _comparable(v)) for k, v in value.items()
+                            if not (k in _KEY_RANGE and "always" in value)))
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def _short(name: str, value: Any) -> str:
+    if name == "has_multi_table":  # ((schema, table), bool) pairs: by table name
+        value = {table if schema is None else f"{schema}.{table}": there
+                 for (schema, table), there in value}
+    text = repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _asking_each(name: str) -> Callable[..., Any]:
+    def question(self: PooldbapiDialect, connection: Any, *args: Any, **kw: Any) -> Any:
+        native = getattr(super(PooldbapiDialect, self), name)
+        aliases = self.distinct_containers(connection)
+        if len(aliases) <= 1:
+            return native(connection, *args, **kw)
+        cache = kw.pop("info_cache", None)
+        answers: dict[str, Any] = {}
+        saved = connection.get_execution_options().get(CONTAINERS_OPTION)
+        try:
+            for alias in aliases:
+                connection.execution_options(**{CONTAINERS_OPTION: alias})
+                own = None if cache is None else cache.setdefault(("pooldbapi", alias), {})
+                answer = native(connection, *args, info_cache=own, **kw)
+                answers[alias] = list(answer) if isinstance(answer, Iterator | ItemsView) \
+                    else answer
+        finally:
+            connection.execution_options(**{CONTAINERS_OPTION: saved})
+        first, *others = aliases
+        if all(_comparable(answers[a]) == _comparable(answers[first]) for a in others):
+            return answers[first]
+        what = ", ".join(repr(a) for a in args)
+        raise pooldbapi.ProgrammingError(
+            f"{name}({what}) over {{{','.join(aliases)}}}: the containers disagree ("
+            + "; ".join(f"{a}: {_short(name, answers[a])}" for a in aliases)
+            + "): make their schemas agree, or name one container with the execution option"
+              f" {CONTAINERS_OPTION!r}")
+    question.__name__ = name
+    question.__doc__ = f"The native {name}, asked of every distinct container of the list."
+    return question
 
 
 class PooldbapiDialect:
@@ -44,6 +114,7 @@ class PooldbapiDialect:
     insertmanyvalues_implicit_sentinel = InsertmanyvaluesSentinelOpts.NOT_SUPPORTED
 
     url_driver: str = ""
+    paramstyle: str
     url_keys: tuple[str, ...] = ()  # URL query keys that url_container consumes
     default_paramstyle = "qmark"
 
@@ -99,6 +170,11 @@ class PooldbapiDialect:
 
     def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None
                    ) -> None:
+        if not parameters and self.paramstyle in ("format", "pyformat"):
+            # a percent paramstyle chosen for the engine: SQLAlchemy writes a literal % as %%
+            # and, as psycopg does with an empty parameter set, %% means %; pooldbapi, given no
+            # placeholder to tell the style by, would send %% as written
+            statement, parameters = statement.replace("%%", "%"), None
         self._with_containers(cursor, context, lambda: cursor.execute(statement, parameters))
 
     def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
@@ -108,6 +184,19 @@ class PooldbapiDialect:
                        context: Any = None) -> None:
         self._with_containers(cursor, context,
                               lambda: cursor.executemany(statement, parameters))
+
+    def distinct_containers(self, connection: Any) -> tuple[str, ...]:
+        """The distinct containers that a statement without '@' runs on over this SQLAlchemy
+        connection: the execution option's list, else the pooldbapi connection's default."""
+        option = connection.get_execution_options().get(CONTAINERS_OPTION)
+        if option is not None:
+            aliases = parse_alias_list(option, CONTAINERS_OPTION)
+        else:
+            dbapi_connection = connection.connection.dbapi_connection
+            default = dbapi_connection.default
+            aliases = default if default is not None else tuple(dbapi_connection.specs)[:1] \
+                if len(dbapi_connection.specs) == 1 else ()
+        return tuple(dict.fromkeys(aliases))
 
     def get_isolation_level_values(self, dbapi_conn: DBAPIConnection
                                    ) -> Sequence[IsolationLevel]:
@@ -123,3 +212,7 @@ class PooldbapiDialect:
 
     def detect_autocommit_setting(self, dbapi_conn: Any) -> bool:
         return bool(dbapi_conn.autocommit)
+
+
+for _name in SCHEMA_QUESTIONS:
+    setattr(PooldbapiDialect, _name, _asking_each(_name))
