@@ -94,7 +94,7 @@ def unresolved(stmt: Statement, read: str | None, columns: Sequence[Sequence[str
     return _unresolved(_marked_select(stmt), read, tuple(tuple(c) for c in columns))
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def _unresolved(text: str, read: str | None, columns: tuple[tuple[str, ...], ...]
                 ) -> str | None:
     root = tree(text, read)

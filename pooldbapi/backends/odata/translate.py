@@ -7,12 +7,12 @@ import datetime
 import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
+from ...cache import cached
 from ...errors import NotSupportedError
 from ...sql.parse import parse
 from ...sql.structure import conjuncts, marked, marker_number, tree
@@ -241,7 +241,7 @@ def translate(text: str, params: Sequence[Any] | None) -> Request:
     return request
 
 
-@lru_cache(maxsize=256)
+@cached(256)
 def _names(text: str) -> frozenset[str]:
     """The names a statement uses as columns (once per text: a row-by-row load sends one
     text many times)."""
