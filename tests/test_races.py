@@ -39,10 +39,18 @@ def test_a_commit_racing_another_threads_close_raises_and_the_database_agrees(tm
         outcome: dict[str, object] = {}
         started = threading.Event()
 
-        def writer(conn=conn, outcome=outcome, started=started):
+        def rows(conn=conn, started=started):
+            for i in range(ROWS):
+                if i == 1000:  # inside the executemany: let close() begin, then go on
+                    started.set()
+                    deadline = time.monotonic() + 10
+                    while not conn._closing and time.monotonic() < deadline:
+                        time.sleep(0.001)
+                yield (i,)
+
+        def writer(conn=conn, outcome=outcome, rows=rows):
             cur = conn.cursor()
-            started.set()
-            cur.executemany("insert into t values (?)", [(i,) for i in range(ROWS)])
+            cur.executemany("insert into t values (?)", rows())
             try:
                 conn.commit()
                 outcome["committed"] = True
@@ -51,9 +59,8 @@ def test_a_commit_racing_another_threads_close_raises_and_the_database_agrees(tm
 
         thread = threading.Thread(target=writer)
         thread.start()
-        started.wait()
-        time.sleep(0.02)  # into the executemany (sequencing only, nothing is timed)
-        conn.close()
+        started.wait(10)
+        conn.close()  # waits for the executemany's lock; commit() comes after it
         thread.join()
         assert isinstance(outcome.get("error"), pooldbapi.InterfaceError), (attempt, outcome)
         assert rows_in(path) == 0
