@@ -304,6 +304,8 @@ MULTI = """
 import json, sys, pooldbapi
 conn = pooldbapi.connect(json.loads(sys.argv[1]), default="{eol1,eol2}", autocommit=True)
 tag, n = sys.argv[2], int(sys.argv[3])
+print("ready", flush=True)
+sys.stdin.readline()  # every process starts its calls together (their start-up differs)
 try:
     conn.cursor().executemany("insert into Tasks (description) values (?)",
                               [(f"{tag} {i}",) for i in range(n)])
@@ -318,9 +320,11 @@ def _processes(containers, tag, processes=4, rows=20):
     import subprocess
     import sys
     procs = [subprocess.Popen([sys.executable, "-c", MULTI, json.dumps(containers),
-                               f"{tag}-{p}", str(rows)], stdout=subprocess.PIPE, text=True)
+                               f"{tag}-{p}", str(rows)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
              for p in range(processes)]
-    return [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * processes
+    return [p.communicate("go\n", timeout=300)[0].strip() for p in procs]
 
 
 def _stored(gateway, tag):
