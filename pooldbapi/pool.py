@@ -54,6 +54,19 @@ class Physical:
         return self._cursor
 
 
+class Waiter:
+    """A borrower waiting for a connection, in the pool's queue of arrival. Whoever frees a
+    connection hands it (or its place under the maximum: `granted` with no `phys`) straight to
+    the oldest waiter, so one that just gave a connection back cannot take it again first."""
+
+    __slots__ = ("cond", "granted", "phys")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)  # the pool's own lock: no hand-over is missed
+        self.granted = False
+        self.phys: Physical | None = None
+
+
 @dataclass
 class PoolStats:
     """Counters of one pool."""
@@ -84,8 +97,8 @@ class Pool:
         self._open = 0
         self._waits = 0
         self._errors = 0
-        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
-        self._waiters = 0  # threads waiting for a connection: only then is anyone notified
+        self._lock = threading.Lock()  # never taken twice by one thread
+        self._waiting: deque[Waiter] = deque()  # oldest first; only then is anyone woken
         self.closed = False
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
@@ -119,60 +132,88 @@ class Pool:
         return now - phys.returned > opts.idle_timeout and \
             self._open > opts.minimum_number_of_pooled_connections
 
-    def _notify(self) -> None:
-        """Wake one waiting borrower (held: the pool's lock)."""
-        if self._waiters:
-            self._cond.notify()
+    def _hand_over(self, phys: Physical | None) -> bool:
+        """Give a connection (None: a place under the maximum) to the oldest waiter; False when
+        nobody waits (held: the pool's lock)."""
+        if not self._waiting:
+            return False
+        waiter = self._waiting.popleft()
+        waiter.granted, waiter.phys = True, phys
+        waiter.cond.notify()
+        return True
+
+    def _free_place(self) -> None:
+        """A connection was closed: its place goes to the oldest waiter (held: the lock)."""
+        if not self._hand_over(None):
+            self._open -= 1
+
+    def _wait(self, deadline: float) -> Physical | None:
+        """Queue up and wait for a connection or a place (held: the lock); None: a place, to
+        open a connection in, or the pool was closed. Raises at the deadline."""
+        waiter = Waiter(self._lock)
+        self._waiting.append(waiter)
+        self._waits += 1
+        try:
+            while not waiter.granted:
+                remaining = deadline - time.monotonic()
+                if self.closed:
+                    return None
+                if remaining <= 0:
+                    raise OperationalError(
+                        f"container {self.spec.alias!r}: no free physical connection within"
+                        f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
+                        " maximum-number-of-pooled-connections are in use)")
+                waiter.cond.wait(remaining)
+            return waiter.phys
+        except BaseException:
+            if not waiter.granted:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+            elif waiter.phys is None:  # handed a place just as Ctrl-C struck: pass it on
+                self._free_place()
+            elif not self._hand_over(waiter.phys):
+                self._idle.append(waiter.phys)
+            raise
 
     def acquire(self) -> Physical:
-        """Borrow a physical connection, waiting up to pool-timeout for a free one."""
+        """Borrow a physical connection, waiting up to pool-timeout for a free one; waiters are
+        served in their order of arrival."""
         now = self.used = time.monotonic()
         deadline = now + self.spec.options.pool_timeout
-        while True:
-            candidate: Physical | None = None
-            with self._cond:
-                while True:
-                    if self.closed:
-                        break
-                    if self._idle:
-                        candidate = self._idle.pop()
-                        break
-                    if self._open < self.maximum:
-                        self._open += 1
-                        break
-                    now = time.monotonic()
-                    remaining = deadline - now
-                    if remaining <= 0:
-                        raise OperationalError(
-                            f"container {self.spec.alias!r}: no free physical connection within"
-                            f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
-                            " maximum-number-of-pooled-connections are in use)")
-                    self._waits += 1
-                    self._waiters += 1
-                    try:
-                        self._cond.wait(remaining)
-                    finally:
-                        self._waiters -= 1
-            if self.closed:  # evicted or closed by close_all() meanwhile: its successor serves
-                successor = pool_for(self.spec)
-                if successor is self:
-                    raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
-                return successor.acquire()
-            if candidate is None:
-                break
+        with self._lock:
+            if self.closed:
+                candidate = None
+            elif self._idle:  # (never while anyone waits: a freed connection goes to them)
+                candidate = self._idle.pop()
+            elif self._open < self.maximum:
+                self._open += 1
+                candidate = None
+            else:
+                candidate = self._wait(deadline)
+            closed = self.closed and candidate is None
+        if closed:  # evicted or closed by close_all() meanwhile: its successor serves
+            successor = pool_for(self.spec)
+            if successor is self:
+                raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
+            return successor.acquire()
+        # From here this borrower holds a place under the maximum: a connection that fails its
+        # check is replaced in that place, so nobody who came later overtakes.
+        while candidate is not None:
             # the check may need a round trip: never under the pool's lock
-            if not self._expired(candidate, now) and self.backend.check(candidate.raw):
+            if not self._expired(candidate, now) and \
+                    self.backend.check(candidate.raw):
                 return candidate
             self.backend.close(candidate.raw)
-            with self._cond:
-                self._open -= 1
-                self._notify()
+            with self._lock:
+                if not self._idle:
+                    break
+                self._open -= 1  # the closed one's place (nobody waits while any is idle)
+                candidate = self._idle.pop()
         try:
             phys = self._connect()
         except BaseException:
-            with self._cond:
-                self._open -= 1
-                self._notify()
+            with self._lock:
+                self._free_place()
             raise
         self._fill_minimum()
         return phys
@@ -180,7 +221,7 @@ class Pool:
     def reap(self, now: float) -> None:
         """Close idle connections past idle-timeout (beyond the minimum) or connection-lifetime,
         without waiting for traffic."""
-        with self._cond:
+        with self._lock:
             keep: deque[Physical] = deque()
             stale: list[Physical] = []
             for phys in self._idle:
@@ -195,13 +236,13 @@ class Pool:
 
     def unused(self, now: float) -> bool:
         """Tell whether the pool holds no connection and was not used for its idle timeout."""
-        with self._cond:
+        with self._lock:
             return self._open == 0 and now - self.used > self.spec.options.idle_timeout
 
     def _fill_minimum(self) -> None:
         """Open idle connections up to minimum-number-of-pooled-connections."""
         while self.pooling:
-            with self._cond:
+            with self._lock:
                 if self._open >= min(self.spec.options.minimum_number_of_pooled_connections,
                                      self.maximum):
                     return
@@ -209,12 +250,12 @@ class Pool:
             try:
                 phys = self._connect()
             except Error:
-                with self._cond:
+                with self._lock:
                     self._open -= 1
                 return
-            with self._cond:
-                self._idle.appendleft(phys)
-                self._notify()
+            with self._lock:
+                if not self._hand_over(phys):
+                    self._idle.appendleft(phys)
 
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
@@ -233,23 +274,24 @@ class Pool:
             keep = False
         if not keep:
             self.backend.close(phys.raw)
-        with self._cond:
-            if keep:
+        with self._lock:
+            if not keep:
+                self._free_place()
+            elif not self._hand_over(phys):
                 phys.returned = now
                 self._idle.append(phys)
-            else:
-                self._open -= 1
-            self._notify()
 
     def close(self) -> None:
         """Close every idle physical connection (those in use are closed when given back)."""
-        with self._cond:
+        with self._lock:
             self.closed = True
-            self._cond.notify_all()
+            waiting, self._waiting = self._waiting, deque()
+            for waiter in waiting:  # each goes to the successor pool
+                waiter.cond.notify()
         self._close_idle()
 
     def _close_idle(self) -> None:
-        with self._cond:
+        with self._lock:
             idle, self._idle = list(self._idle), deque()
             self._open -= len(idle)
         for phys in idle:
@@ -257,7 +299,7 @@ class Pool:
 
     def stats(self) -> PoolStats:
         """Return this pool's counters."""
-        with self._cond:
+        with self._lock:
             idle = len(self._idle)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
                              self._open - idle, self._waits, self._errors, self.maximum)

@@ -177,3 +177,56 @@ def test_bad_parameters_never_take_a_connection(tmp_path):
         conn.execute("select ?", (1, 2))
     assert pool.stats().open == 0 and not conn.transaction.holds("s")
     conn.close()
+
+
+def _contend(spec, seconds, autocommit, threads=2):
+    """Threads with their own connections loop executemany of 3 rows over {a,b} for a while;
+    return each one's count of calls and the errors they met."""
+    calls = [0] * threads
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker(i):
+        conn = pooldbapi.connect(spec, default="{a,b}", autocommit=autocommit)
+        try:
+            cur = conn.cursor()
+            while not stop.is_set():
+                cur.executemany("insert into t values (?)", [(i,), (i,), (i,)])
+                if not autocommit:
+                    conn.commit()
+                calls[i] += 1
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    return calls, errors
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_waiters_are_served_in_arrival_order(tmp_path, autocommit):
+    """Pools of one, two threads re-taking the same two connections in a tight loop: the one
+    that just gave a connection back never takes it again before the thread already waiting
+    for it, so neither meets a pool timeout and both progress about equally."""
+    spec = {alias: f"driver=sqlite;database={tmp_path / f'{alias}.db'};"
+                   "maximum-number-of-pooled-connections=1;pool-timeout=1"
+            for alias in "ab"}
+    setup = pooldbapi.connect(spec, default="{a,b}", broadcast_ddl=True, autocommit=True)
+    setup.execute("create table t (x int)")
+    setup.close()
+    calls, errors = _contend(spec, 3.0, autocommit)
+    assert errors == []
+    assert min(calls) > 0 and min(calls) * 3 >= max(calls), calls
+    check = pooldbapi.connect(spec, autocommit=True)
+    rows = sum(check.execute(f"select count(*) from t@{alias}").fetchone()[0] for alias in "ab")
+    assert rows == 3 * sum(calls)
+    check.close()
+    for stats in pooldbapi.pool_stats():
+        assert stats.in_use == 0 and stats.open <= 1
