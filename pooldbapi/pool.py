@@ -93,6 +93,9 @@ class Pool:
         if cap is not None:
             self.maximum = min(self.maximum, cap)
         self.pooling = opts.allow_connection_pooling or cap == 1
+        # Under the process-wide bound on idle connections, unless this pool was asked to keep
+        # some (a minimum), or its one connection is its data (a :memory: database).
+        self.bounded = cap != 1 and opts.minimum_number_of_pooled_connections == 0
         self._idle: deque[Physical] = deque()
         self._open = 0
         self._waits = 0
@@ -172,7 +175,7 @@ class Pool:
             elif waiter.phys is None:  # handed a place just as Ctrl-C struck: pass it on
                 self._free_place()
             elif not self._hand_over(waiter.phys):
-                self._idle.append(waiter.phys)
+                self._to_idle(waiter.phys)
             raise
 
     def acquire(self) -> Physical:
@@ -185,6 +188,8 @@ class Pool:
                 candidate = None
             elif self._idle:  # (never while anyone waits: a freed connection goes to them)
                 candidate = self._idle.pop()
+                if self.bounded:
+                    _untrack(candidate)
             elif self._open < self.maximum:
                 self._open += 1
                 candidate = None
@@ -209,6 +214,8 @@ class Pool:
                     break
                 self._open -= 1  # the closed one's place (nobody waits while any is idle)
                 candidate = self._idle.pop()
+                if self.bounded:
+                    _untrack(candidate)
         try:
             phys = self._connect()
         except BaseException:
@@ -228,6 +235,7 @@ class Pool:
                 if self._expired(phys, now):
                     self._open -= 1
                     stale.append(phys)
+                    _untrack(phys)
                 else:
                     keep.append(phys)
             self._idle = keep
@@ -257,6 +265,32 @@ class Pool:
                 if not self._hand_over(phys):
                     self._idle.appendleft(phys)
 
+    def _to_idle(self, phys: Physical) -> bool:
+        """Keep phys idle (held: the lock); True when that took the process over its bound."""
+        self._idle.append(phys)
+        if not self.bounded:
+            return False
+        with _IDLE_LOCK:
+            _IDLE[phys] = None
+            return len(_IDLE) > IDLE_LIMIT
+
+    def evict(self, phys: Physical) -> None:
+        """Close phys if it is still idle here (the process has too many idle connections);
+        a pool left with no connection is dropped (a later use makes a new one)."""
+        with self._lock:
+            _untrack(phys)
+            if phys not in self._idle:
+                return  # borrowed (or closed) meanwhile
+            self._idle.remove(phys)
+            self._open -= 1
+            empty = self._open == 0
+        self.backend.close(phys.raw)
+        if empty:
+            with _LOCK:
+                if _POOLS.get(self.spec.key) is self and self.stats().open == 0:
+                    del _POOLS[self.spec.key]
+                    self.close()
+
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
         keep = self.pooling and not broken and not self.closed and \
@@ -274,12 +308,15 @@ class Pool:
             keep = False
         if not keep:
             self.backend.close(phys.raw)
+        over = False
         with self._lock:
             if not keep:
                 self._free_place()
             elif not self._hand_over(phys):
                 phys.returned = now
-                self._idle.append(phys)
+                over = self._to_idle(phys)
+        if over:
+            _evict()
 
     def close(self) -> None:
         """Close every idle physical connection (those in use are closed when given back)."""
@@ -294,6 +331,8 @@ class Pool:
         with self._lock:
             idle, self._idle = list(self._idle), deque()
             self._open -= len(idle)
+            for phys in idle:
+                _untrack(phys)
         for phys in idle:
             self.backend.close(phys.raw)
 
@@ -303,6 +342,30 @@ class Pool:
             idle = len(self._idle)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
                              self._open - idle, self._waits, self._errors, self.maximum)
+
+
+IDLE_LIMIT = 64
+"""At most this many idle physical connections are kept across all the pools of a process
+(those of pools with a minimum, and :memory: databases' own, aside): past it the connection
+idle longest is closed, so that many distinct definitions used once each (a file per job) do
+not each keep a descriptor until their idle timeout."""
+_IDLE: dict[Physical, None] = {}  # the idle connections under IDLE_LIMIT, longest idle first
+_IDLE_LOCK = threading.Lock()  # taken inside a pool's lock, never the other way round
+
+
+def _untrack(phys: Physical) -> None:
+    with _IDLE_LOCK:
+        _IDLE.pop(phys, None)
+
+
+def _evict() -> None:
+    """Close the connections idle longest until the process is back within IDLE_LIMIT."""
+    while True:
+        with _IDLE_LOCK:
+            if len(_IDLE) <= IDLE_LIMIT:
+                return
+            victim = next(iter(_IDLE))
+        victim.pool.evict(victim)
 
 
 _POOLS: dict[str, Pool] = {}
@@ -384,10 +447,12 @@ def pool_stats() -> list[PoolStats]:
 def _forget_inherited() -> None:
     # A child must not use, close or even finalise the parent's connections (closing would send
     # a terminate, or roll back a SQLite journal): keep them referenced, never touched.
-    global _LOCK, _reaper
+    global _LOCK, _IDLE_LOCK, _reaper
     INHERITED.extend(_POOLS.values())
     _POOLS.clear()
+    _IDLE.clear()
     _LOCK = threading.Lock()
+    _IDLE_LOCK = threading.Lock()
     _reaper = None
 
 

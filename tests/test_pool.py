@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -230,3 +231,67 @@ def test_waiters_are_served_in_arrival_order(tmp_path, autocommit):
     check.close()
     for stats in pooldbapi.pool_stats():
         assert stats.in_use == 0 and stats.open <= 1
+
+
+def _cycles(directory, n):
+    for i in range(n):
+        conn = pooldbapi.connect({"s": f"driver=sqlite;database={directory / f'c{i}.db'}"},
+                                 autocommit=True)
+        conn.execute("select 1")  # opens the file: a descriptor while the connection is kept
+        conn.close()
+
+
+def _descriptors():
+    import os
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_idle_connections_are_bounded_across_pools(tmp_path):
+    """1,000 connect()/close() cycles over distinct SQLite files: what idle pools keep open is
+    bounded process-wide (IDLE_LIMIT idle connections; a pool left empty is dropped), not one
+    descriptor and one pool per file until their idle timeout."""
+    from pooldbapi.pool import IDLE_LIMIT
+    pooldbapi.close_all()
+    before = _descriptors()
+    _cycles(tmp_path, 1000)
+    assert _descriptors() - before <= IDLE_LIMIT
+    assert len(pooldbapi.pool_stats()) <= IDLE_LIMIT
+    assert sum(s.idle for s in pooldbapi.pool_stats()) == IDLE_LIMIT
+    # the connections kept are the ones used last
+    last = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'c999.db'}"})
+    assert pool_for(last.specs["s"]).stats().idle == 1
+    last.close()
+    pooldbapi.close_all()
+    assert _descriptors() <= before
+
+
+def test_a_pool_with_a_minimum_keeps_it_past_the_bound(tmp_path):
+    from pooldbapi.pool import IDLE_LIMIT
+    spec = {"m": f"driver=sqlite;database={tmp_path / 'm.db'};"
+                 "minimum-number-of-pooled-connections=2"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    conn.close()
+    _cycles(tmp_path, IDLE_LIMIT + 10)
+    assert pool_for(pooldbapi.connect(spec).specs["m"]).stats().idle == 2
+
+
+def test_distinct_file_cycles_complete_under_a_low_descriptor_limit(tmp_path):
+    """Under RLIMIT_NOFILE=256 (`ulimit -n 256`) 1,000 cycles complete, and an unrelated
+    open() afterwards still works."""
+    import subprocess
+    import sys
+    code = f"""
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_pool import _cycles
+_cycles(Path({str(tmp_path)!r}), 1000)
+open({str(tmp_path / 'unrelated.txt')!r}, "w").close()
+print("done")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "done"
