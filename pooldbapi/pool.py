@@ -28,6 +28,7 @@ class Physical:
         "created",
         "in_transaction",
         "lock",
+        "parked_by",
         "pool",
         "raw",
         "returned",
@@ -43,6 +44,7 @@ class Physical:
         self.created = self.returned = time.monotonic()
         self.session_changed = False
         self.in_transaction = False  # borrowed by a transaction that began on it
+        self.parked_by: Any = None  # kept by this borrower between autocommit statements
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
         self._cursor: Any = None
@@ -79,6 +81,7 @@ class PoolStats:
     waits: int
     errors: int
     maximum: int
+    parked: int = 0  # kept by their borrower between autocommit statements (not in in_use)
 
 
 class Pool:
@@ -102,6 +105,9 @@ class Pool:
         self._errors = 0
         self._lock = threading.Lock()  # never taken twice by one thread
         self._waiting: deque[Waiter] = deque()  # oldest first; only then is anyone woken
+        # Sessions kept by their last borrower between its autocommit statements, longest kept
+        # first; anyone who would otherwise wait takes one (see park()).
+        self._parked: dict[Physical, None] = {}
         self.closed = False
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
@@ -193,6 +199,8 @@ class Pool:
             elif self._open < self.maximum:
                 self._open += 1
                 candidate = None
+            elif self._parked:  # kept by a borrower between statements: it lets go now
+                candidate = self._unpark_oldest()
             else:
                 candidate = self._wait(deadline)
             closed = self.closed and candidate is None
@@ -225,6 +233,39 @@ class Pool:
         self._fill_minimum()
         return phys
 
+    def park(self, phys: Physical, owner: object) -> bool:
+        """Let the borrower `owner` keep phys between two autocommit statements: while nobody
+        waits for a connection of this pool (a borrower that would wait takes it instead, so
+        none waits for a kept session). False: someone waits, or the pool is closed; give it
+        back then."""
+        with self._lock:
+            if self._waiting or self.closed:
+                return False
+            phys.parked_by = owner
+            phys.returned = time.monotonic()
+            self._parked[phys] = None
+            return True
+
+    def unpark(self, phys: Physical, owner: object) -> bool:
+        """Take back a session `owner` kept; False when the pool gave it to another borrower
+        (or closed it) meanwhile. Under the pool's lock, so only one of them ever has it."""
+        with self._lock:
+            if phys.parked_by is not owner:
+                return False
+            phys.parked_by = None
+            del self._parked[phys]
+            return True
+
+    def _unpark_oldest(self) -> Physical:
+        """Take the session kept longest from its borrower (held: the lock)."""
+        return self._take_parked(next(iter(self._parked)))
+
+    def _take_parked(self, phys: Physical) -> Physical:
+        """Take a kept session from its borrower (held: the lock)."""
+        del self._parked[phys]
+        phys.parked_by = None
+        return phys
+
     def reap(self, now: float) -> None:
         """Close idle connections past idle-timeout (beyond the minimum) or connection-lifetime,
         without waiting for traffic."""
@@ -239,8 +280,17 @@ class Pool:
                 else:
                     keep.append(phys)
             self._idle = keep
+            orphans: list[Physical] = []
+            for phys in list(self._parked):
+                if self._expired(phys, now):  # kept past idle-timeout or connection-lifetime
+                    stale.append(self._take_parked(phys))
+                    self._open -= 1
+                elif phys.parked_by() is None:  # its connection went without closing
+                    orphans.append(self._take_parked(phys))
         for phys in stale:
             self.backend.close(phys.raw)
+        for phys in orphans:
+            self.release(phys)
 
     def unused(self, now: float) -> bool:
         """Tell whether the pool holds no connection and was not used for its idle timeout."""
@@ -328,8 +378,10 @@ class Pool:
         self._close_idle()
 
     def _close_idle(self) -> None:
+        """Close the idle connections and the kept ones (their borrowers borrow anew)."""
         with self._lock:
             idle, self._idle = list(self._idle), deque()
+            idle += [self._take_parked(phys) for phys in list(self._parked)]
             self._open -= len(idle)
             for phys in idle:
                 _untrack(phys)
@@ -339,9 +391,10 @@ class Pool:
     def stats(self) -> PoolStats:
         """Return this pool's counters."""
         with self._lock:
-            idle = len(self._idle)
+            idle, parked = len(self._idle), len(self._parked)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
-                             self._open - idle, self._waits, self._errors, self.maximum)
+                             self._open - idle - parked, self._waits, self._errors,
+                             self.maximum, parked)
 
 
 IDLE_LIMIT = 64

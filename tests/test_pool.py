@@ -295,3 +295,122 @@ print("done")
                           timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "done"
+
+
+def test_autocommit_keeps_its_session_until_another_borrower_needs_it(pg):
+    """Between autocommit statements a connection keeps its session (no checkout, no return);
+    a borrower that finds the pool at its maximum takes it at once, never waiting for it."""
+    spec = {"p": pg.conninfo(application_name="pool-park",
+                             maximum_number_of_pooled_connections="1", pool_timeout="1")}
+    one = pooldbapi.connect(spec, autocommit=True)
+    pid = one.execute("select pg_backend_pid()").fetchone()[0]
+    pool = pool_for(one.specs["p"])
+    stats = pool.stats()
+    assert (stats.parked, stats.idle, stats.in_use) == (1, 0, 0)
+    assert one.execute("select pg_backend_pid()").fetchone()[0] == pid
+    two = pooldbapi.connect(spec, autocommit=True)
+    # the only session is kept by `one`: `two` takes it (pool-timeout 1 s would raise)
+    assert two.execute("select pg_backend_pid()").fetchone()[0] == pid
+    assert pool.stats().parked == 1 and not one.transaction.holds("p")
+    assert one.execute("select pg_backend_pid()").fetchone()[0] == pid  # and back
+    one.autocommit = False  # nothing held in a transaction: allowed
+    one.execute("create temp table scratch (x int)")
+    one.rollback()
+    one.close()
+    two.close()
+    stats = pool.stats()
+    assert (stats.parked, stats.idle, stats.in_use, stats.open) == (0, 1, 0, 1)
+
+
+def test_a_kept_session_is_never_used_by_two_at_once(tmp_path):
+    """Threads, each with its own transaction in autocommit, borrow and keep sessions of a
+    pool of two: every session has one user at a time, and nobody times out."""
+    from pooldbapi.transaction import Transaction
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'k.db'};"
+                                   "maximum-number-of-pooled-connections=2;pool-timeout=5"})
+    spec = conn.specs["s"]
+    users: dict[int, int] = {}
+    guard = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(me):
+        tx = Transaction()
+        tx.autocommit = True
+        try:
+            for _ in range(2000):
+                phys = tx.physical(spec, True)
+                with guard:
+                    assert users.setdefault(id(phys), me) == me, "two users of one session"
+                phys.raw.execute("select 1")
+                with guard:
+                    del users[id(phys)]
+                tx.after_statement("s")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            tx.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stats = pool_for(spec).stats()
+    assert stats.open <= 2 and stats.in_use == 0 and stats.parked == 0
+    conn.close()
+
+
+def test_kept_sessions_are_reaped_and_given_back_when_their_connection_is_gone(tmp_path):
+    import gc
+
+    from pooldbapi import pool as pool_module
+    spec = {"s": f"driver=sqlite;database={tmp_path / 'r.db'};idle-timeout=0.05"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    pool = pool_for(conn.specs["s"])
+    assert pool.stats().parked == 1
+    time.sleep(0.1)
+    pool_module.reap()  # kept past idle-timeout: closed like an idle one
+    assert (pool.stats().parked, pool.stats().open) == (0, 0)
+    assert conn.execute("select 2").fetchone() == (2,)
+    conn.close()
+    spec = {"s": f"driver=sqlite;database={tmp_path / 'r.db'}"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    pool = pool_for(conn.specs["s"])
+    del conn
+    gc.collect()
+    pool_module.reap()  # its connection was dropped without close(): the session goes back
+    assert (pool.stats().parked, pool.stats().idle) == (0, 1)
+
+
+def test_close_all_closes_kept_sessions_and_their_connection_goes_on(pg):
+    spec = {"p": pg.conninfo(application_name="pool-park-close")}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    assert backends(pg, "pool-park-close") == 1
+    pooldbapi.close_all()
+    deadline = time.monotonic() + 5
+    while backends(pg, "pool-park-close") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backends(pg, "pool-park-close") == 0
+    assert conn.execute("select pg_backend_pid()").fetchone()[0] != pid
+    conn.close()
+
+
+def test_a_child_never_uses_a_session_its_parent_kept(pg):
+    import os
+    conn = pooldbapi.connect({"p": pg.conninfo()}, autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.write(write, str(conn.execute("select pg_backend_pid()").fetchone()[0]).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert int(os.read(read, 20)) != pid
+    assert conn.execute("select pg_backend_pid()").fetchone()[0] == pid  # still sound
+    conn.close()
