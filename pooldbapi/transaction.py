@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -224,12 +223,12 @@ class Transaction:
     def _unpark(self, alias: str) -> Physical | None:
         """The session kept since this connection's last autocommit statement there, if the
         pool did not give it to someone else meanwhile; checked as the pool checks a
-        connection it hands out (lifetime, liveness)."""
+        connection it hands out (liveness; its lifetime when it was kept, and by the reaper
+        while kept)."""
         phys = self.parked.pop(alias, None)
         if phys is None or not phys.pool.unpark(phys, self._owner):
             return None
-        if time.monotonic() - phys.created <= phys.spec.options.connection_lifetime and \
-                phys.backend.check(phys.raw):
+        if phys.backend.check(phys.raw):  # (its lifetime was checked when it was kept)
             return phys
         phys.pool.release(phys, broken=True)
         return None

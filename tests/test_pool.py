@@ -383,6 +383,11 @@ def test_kept_sessions_are_reaped_and_given_back_when_their_connection_is_gone(t
     gc.collect()
     pool_module.reap()  # its connection was dropped without close(): the session goes back
     assert (pool.stats().parked, pool.stats().idle) == (0, 1)
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'r.db'};"
+                                   "connection-lifetime=0"}, autocommit=True)
+    conn.execute("select 1")  # past its lifetime: neither kept nor pooled
+    assert pool_for(conn.specs["s"]).stats().open == 0
+    conn.close()
 
 
 def test_close_all_closes_kept_sessions_and_their_connection_goes_on(pg):
