@@ -236,12 +236,12 @@ class Pool:
     def park(self, phys: Physical, owner: object) -> bool:
         """Let the borrower `owner` keep phys between two autocommit statements: while nobody
         waits for a connection of this pool (a borrower that would wait takes it instead, so
-        none waits for a kept session). False: someone waits, the pool is closed or phys is
-        past connection-lifetime (the reaper closes one that passes it while kept); give it
-        back then."""
+        none waits for a kept session). False: someone waits, the pool is closed, pooling is
+        off, or phys is past connection-lifetime (the reaper closes one that passes it while
+        kept); give it back then."""
         now = time.monotonic()
-        if now - phys.created > self.spec.options.connection_lifetime:
-            return False  # too old to keep: given back, and closed there
+        if not self.pooling or now - phys.created > self.spec.options.connection_lifetime:
+            return False  # one per use, or too old to keep: given back, and closed there
         with self._lock:
             if self._waiting or self.closed:
                 return False

@@ -388,6 +388,11 @@ def test_kept_sessions_are_reaped_and_given_back_when_their_connection_is_gone(t
     conn.execute("select 1")  # past its lifetime: neither kept nor pooled
     assert pool_for(conn.specs["s"]).stats().open == 0
     conn.close()
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'r.db'};"
+                                   "allow-connection-pooling=false"}, autocommit=True)
+    conn.execute("select 1")  # pooling off: a physical connection per use, none kept
+    assert pool_for(conn.specs["s"]).stats().open == 0
+    conn.close()
 
 
 def test_close_all_closes_kept_sessions_and_their_connection_goes_on(pg):
