@@ -3,7 +3,10 @@ SQLite (a file) and PostgreSQL (loopback), in a transaction and in autocommit, f
 select (execute + fetchall) and a one-row insert.
 
 Interleaved blocks (raw, pooldbapi, raw, ...); prints the median microseconds per execute of
-each side, the added microseconds and the ratio, and writes benchmarks/results/overhead.json.
+each side, the added microseconds and the ratio, and the client's own CPU per execute
+(time.thread_time: what the scheduler does to a loopback round trip moves wall time far more
+than the driver does), and writes benchmarks/results/overhead.json. On a machine with two
+cores or more the client is pinned to core 0 and every PostgreSQL server process to core 1.
 Then where the microseconds go: the SQLite select called at each layer (best of repeats;
 each figure the whole call at that layer, the layers below included), written to
 benchmarks/results/overhead_layers.json.
@@ -11,6 +14,7 @@ benchmarks/results/overhead_layers.json.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -26,11 +30,44 @@ import pooldbapi
 MODES = (("transaction", False), ("autocommit", True))
 
 
-def per_call(fn: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
+def per_call(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """Microseconds per call: wall, and the calling thread's own CPU."""
+    start, cpu = time.perf_counter(), time.thread_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.perf_counter() - start) / n * 1e6, (time.thread_time() - cpu) / n * 1e6
+
+
+PIN = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+def pin_client() -> None:
+    """The client (this process) on core 0."""
+    if PIN:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def pin_server(data: Path) -> None:
+    """The postmaster and every process it started on core 1 (backends forked later inherit
+    it)."""
+    if not PIN:
+        return
+    core = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 2)))[1]
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(entry.name))
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, {core})
+        except OSError:
+            pass  # ended meanwhile
 
 
 def caller(cur, stmt: str, fetch: bool) -> Callable[[], None]:
@@ -42,8 +79,8 @@ def caller(cur, stmt: str, fetch: bool) -> Callable[[], None]:
     return call
 
 
-def pairs(raw_fn, pool_fn, raw_end, pool_end, rounds: int, n: int) -> tuple[list[float],
-                                                                             list[float]]:
+def pairs(raw_fn, pool_fn, raw_end, pool_end, rounds: int, n: int
+          ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """Blocks of n calls, raw then pooldbapi, rounds times; each block ends its transaction
     (outside the clock)."""
     raw_fn(), raw_end()  # warm up: connections open, statements cached
@@ -57,11 +94,18 @@ def pairs(raw_fn, pool_fn, raw_end, pool_end, rounds: int, n: int) -> tuple[list
     return raw, pooled
 
 
-def row(case: str, mode: str, raw: list[float], pooled: list[float]) -> dict:
-    r, p = statistics.median(raw), statistics.median(pooled)
-    ratios = statistics.median(b / a for a, b in zip(raw, pooled, strict=True))
+def row(case: str, mode: str, raw: list[tuple[float, float]],
+        pooled: list[tuple[float, float]]) -> dict:
+    r, p = statistics.median(w for w, _ in raw), statistics.median(w for w, _ in pooled)
+    ratios = statistics.median(b[0] / a[0] for a, b in zip(raw, pooled, strict=True))
+    rc, pc = statistics.median(c for _, c in raw), statistics.median(c for _, c in pooled)
+    # added: the median of each pair's difference (a block and the raw block next to it see
+    # the same load from the rest of the machine)
+    added_cpu = statistics.median(b[1] - a[1] for a, b in zip(raw, pooled, strict=True))
     return {"case": case, "mode": mode, "raw_us": round(r, 2), "pooldbapi_us": round(p, 2),
-            "added_us": round(p - r, 2), "ratio": round(ratios, 3)}
+            "added_us": round(p - r, 2), "ratio": round(ratios, 3),
+            "raw_cpu_us": round(rc, 2), "pooldbapi_cpu_us": round(pc, 2),
+            "added_cpu_us": round(added_cpu, 2)}
 
 
 def sqlite_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
@@ -96,6 +140,7 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
     factory = ClusterFactory()
     try:
         cluster = factory.new()
+        pin_server(cluster.data)
         with psycopg.connect(cluster.dsn, autocommit=True) as setup:
             setup.execute("create table b (x int)")
         out = []
@@ -165,11 +210,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=2000, help="SQLite executes per block")
     parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
+    pin_client()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + \
-            postgresql_cases(args.rounds, args.pg_n)
-    report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+        rows = (sqlite_cases(args.rounds, args.n, Path(tmp)) if args.only != "postgresql"
+                else []) + \
+            (postgresql_cases(args.rounds, args.pg_n) if args.only != "sqlite" else [])
+    report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio",
+                              "raw_cpu_us", "pooldbapi_cpu_us", "added_cpu_us"])
     print()
     with tempfile.TemporaryDirectory() as tmp:
         report("overhead_layers", layers(Path(tmp)), ["layer", "us"])

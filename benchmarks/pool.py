@@ -2,14 +2,21 @@
 for pooldbapi, raw psycopg (one reused connection), psycopg_pool, DBUtils PooledDB and
 SQLAlchemy QueuePool; interleaved rounds, medians. Then peak RSS while iterating a large select
 through pooldbapi's streaming cursor against raw psycopg's server-side cursor (each in a
-process of its own). Writes results/pool.json and results/memory.json."""
+process of its own). Then fairness under contention: threads with their own connections loop
+executemany of 3 rows over two SQLite containers whose pools hold 1 or 2 connections; per
+thread its calls, the pool timeouts it met and its longest wait for a connection. Writes
+results/pool.json, results/memory.json and results/pool_contention.json (--only contention
+runs that part alone, e.g. against another checkout with PYTHONPATH).""" 
 from __future__ import annotations
 
 import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 from common import HERE, report
 
@@ -125,12 +132,91 @@ def memory(cluster, rows: int) -> list[dict]:
              "ratio": round(out["pooldbapi"] / out["raw"], 3)}]
 
 
+def contention(maximum: int, threads: int, seconds: float, tmp: Path) -> dict:
+    """Threads with their own connections each loop executemany of 3 rows over {a,b} (pools of
+    `maximum`, pool-timeout 2 s) for `seconds`; a pool timeout is counted and the loop goes on.
+    Each thread's longest wait is the longest any one of its Pool.acquire() calls took."""
+    import pooldbapi
+    from pooldbapi import pool as pool_module
+    spec = {alias: f"driver=sqlite;database={tmp / f'{maximum}-{threads}-{alias}.db'};"
+                   f"maximum-number-of-pooled-connections={maximum};pool-timeout=2"
+            for alias in "ab"}
+    setup = pooldbapi.connect(spec, default="{a,b}", broadcast_ddl=True, autocommit=True)
+    setup.execute("create table t (x int)")
+    setup.close()
+    longest = [0.0] * threads
+    calls = [0] * threads
+    timeouts = [0] * threads
+    mine = threading.local()
+    acquire = pool_module.Pool.acquire
+
+    def timed(self):
+        start = time.perf_counter()
+        try:
+            return acquire(self)
+        finally:
+            index = getattr(mine, "index", None)
+            if index is not None:
+                longest[index] = max(longest[index], time.perf_counter() - start)
+
+    stop = threading.Event()
+
+    def worker(i: int) -> None:
+        mine.index = i
+        conn = pooldbapi.connect(spec, default="{a,b}", autocommit=True)
+        cur = conn.cursor()
+        while not stop.is_set():
+            try:
+                cur.executemany("insert into t values (?)", [(i,), (i,), (i,)])
+                calls[i] += 1
+            except pooldbapi.OperationalError as exc:
+                if "no free physical connection" not in str(exc):
+                    raise
+                timeouts[i] += 1
+        conn.close()
+
+    pool_module.Pool.acquire = timed
+    try:
+        workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        time.sleep(seconds)
+        stop.set()
+        for w in workers:
+            w.join()
+    finally:
+        pool_module.Pool.acquire = acquire
+        pooldbapi.close_all()
+    return {"pool": maximum, "threads": threads, "seconds": seconds,
+            "calls_per_thread": "/".join(str(c) for c in calls),
+            "fewest_vs_most": round(min(calls) / max(calls), 3) if max(calls) else 0.0,
+            "pool_timeouts": sum(timeouts),
+            "longest_wait_ms_per_thread": "/".join(f"{w * 1e3:.1f}" for w in longest)}
+
+
+CONTENTION = ["pool", "threads", "seconds", "calls_per_thread", "fewest_vs_most",
+              "pool_timeouts", "longest_wait_ms_per_thread"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per contention case")
+    parser.add_argument("--only", choices=["contention"])
     args = parser.parse_args()
+    if args.only != "contention":
+        checkouts(args)
+        print()
+    # on tmpfs where there is one: the question is the pool's order, not the disk's fsync
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
+        report("pool_contention", [contention(m, t, args.seconds, Path(tmp))
+                                   for m, t in ((1, 2), (1, 4), (2, 4), (2, 8))], CONTENTION)
+
+
+def checkouts(args: argparse.Namespace) -> None:
     from pgcluster import ClusterFactory
     factory = ClusterFactory()
     try:

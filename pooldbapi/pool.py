@@ -28,6 +28,7 @@ class Physical:
         "created",
         "in_transaction",
         "lock",
+        "parked_by",
         "pool",
         "raw",
         "returned",
@@ -43,6 +44,7 @@ class Physical:
         self.created = self.returned = time.monotonic()
         self.session_changed = False
         self.in_transaction = False  # borrowed by a transaction that began on it
+        self.parked_by: Any = None  # kept by this borrower between autocommit statements
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
         self._cursor: Any = None
@@ -52,6 +54,19 @@ class Physical:
         if self._cursor is None:
             self._cursor = self.raw.cursor()
         return self._cursor
+
+
+class Waiter:
+    """A borrower waiting for a connection, in the pool's queue of arrival. Whoever frees a
+    connection hands it (or its place under the maximum: `granted` with no `phys`) straight to
+    the oldest waiter, so one that just gave a connection back cannot take it again first."""
+
+    __slots__ = ("cond", "granted", "phys")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)  # the pool's own lock: no hand-over is missed
+        self.granted = False
+        self.phys: Physical | None = None
 
 
 @dataclass
@@ -66,6 +81,7 @@ class PoolStats:
     waits: int
     errors: int
     maximum: int
+    parked: int = 0  # kept by their borrower between autocommit statements (not in in_use)
 
 
 class Pool:
@@ -80,12 +96,18 @@ class Pool:
         if cap is not None:
             self.maximum = min(self.maximum, cap)
         self.pooling = opts.allow_connection_pooling or cap == 1
+        # Under the process-wide bound on idle connections, unless this pool was asked to keep
+        # some (a minimum), or its one connection is its data (a :memory: database).
+        self.bounded = cap != 1 and opts.minimum_number_of_pooled_connections == 0
         self._idle: deque[Physical] = deque()
         self._open = 0
         self._waits = 0
         self._errors = 0
-        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
-        self._waiters = 0  # threads waiting for a connection: only then is anyone notified
+        self._lock = threading.Lock()  # never taken twice by one thread
+        self._waiting: deque[Waiter] = deque()  # oldest first; only then is anyone woken
+        # Sessions kept by their last borrower between its autocommit statements, longest kept
+        # first; anyone who would otherwise wait takes one (see park()).
+        self._parked: dict[Physical, None] = {}
         self.closed = False
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
@@ -119,89 +141,170 @@ class Pool:
         return now - phys.returned > opts.idle_timeout and \
             self._open > opts.minimum_number_of_pooled_connections
 
-    def _notify(self) -> None:
-        """Wake one waiting borrower (held: the pool's lock)."""
-        if self._waiters:
-            self._cond.notify()
+    def _hand_over(self, phys: Physical | None) -> bool:
+        """Give a connection (None: a place under the maximum) to the oldest waiter; False when
+        nobody waits (held: the pool's lock)."""
+        if not self._waiting:
+            return False
+        waiter = self._waiting.popleft()
+        waiter.granted, waiter.phys = True, phys
+        waiter.cond.notify()
+        return True
+
+    def _free_place(self) -> None:
+        """A connection was closed: its place goes to the oldest waiter (held: the lock)."""
+        if not self._hand_over(None):
+            self._open -= 1
+
+    def _wait(self, deadline: float) -> Physical | None:
+        """Queue up and wait for a connection or a place (held: the lock); None: a place, to
+        open a connection in, or the pool was closed. Raises at the deadline."""
+        waiter = Waiter(self._lock)
+        self._waiting.append(waiter)
+        self._waits += 1
+        try:
+            while not waiter.granted:
+                remaining = deadline - time.monotonic()
+                if self.closed:
+                    return None
+                if remaining <= 0:
+                    raise OperationalError(
+                        f"container {self.spec.alias!r}: no free physical connection within"
+                        f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
+                        " maximum-number-of-pooled-connections are in use)")
+                waiter.cond.wait(remaining)
+            return waiter.phys
+        except BaseException:
+            if not waiter.granted:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+            elif waiter.phys is None:  # handed a place just as Ctrl-C struck: pass it on
+                self._free_place()
+            elif not self._hand_over(waiter.phys):
+                self._to_idle(waiter.phys)
+            raise
 
     def acquire(self) -> Physical:
-        """Borrow a physical connection, waiting up to pool-timeout for a free one."""
+        """Borrow a physical connection, waiting up to pool-timeout for a free one; waiters are
+        served in their order of arrival."""
         now = self.used = time.monotonic()
         deadline = now + self.spec.options.pool_timeout
-        while True:
-            candidate: Physical | None = None
-            with self._cond:
-                while True:
-                    if self.closed:
-                        break
-                    if self._idle:
-                        candidate = self._idle.pop()
-                        break
-                    if self._open < self.maximum:
-                        self._open += 1
-                        break
-                    now = time.monotonic()
-                    remaining = deadline - now
-                    if remaining <= 0:
-                        raise OperationalError(
-                            f"container {self.spec.alias!r}: no free physical connection within"
-                            f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
-                            " maximum-number-of-pooled-connections are in use)")
-                    self._waits += 1
-                    self._waiters += 1
-                    try:
-                        self._cond.wait(remaining)
-                    finally:
-                        self._waiters -= 1
-            if self.closed:  # evicted or closed by close_all() meanwhile: its successor serves
-                successor = pool_for(self.spec)
-                if successor is self:
-                    raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
-                return successor.acquire()
-            if candidate is None:
-                break
+        with self._lock:
+            if self.closed:
+                candidate = None
+            elif self._idle:  # (never while anyone waits: a freed connection goes to them)
+                candidate = self._idle.pop()
+                if self.bounded:
+                    _untrack(candidate)
+            elif self._open < self.maximum:
+                self._open += 1
+                candidate = None
+            elif self._parked:  # kept by a borrower between statements: it lets go now
+                candidate = self._unpark_oldest()
+            else:
+                candidate = self._wait(deadline)
+            closed = self.closed and candidate is None
+        if closed:  # evicted or closed by close_all() meanwhile: its successor serves
+            successor = pool_for(self.spec)
+            if successor is self:
+                raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
+            return successor.acquire()
+        # From here this borrower holds a place under the maximum: a connection that fails its
+        # check is replaced in that place, so nobody who came later overtakes.
+        while candidate is not None:
             # the check may need a round trip: never under the pool's lock
-            if not self._expired(candidate, now) and self.backend.check(candidate.raw):
+            if not self._expired(candidate, now) and \
+                    self.backend.check(candidate.raw):
                 return candidate
             self.backend.close(candidate.raw)
-            with self._cond:
-                self._open -= 1
-                self._notify()
+            with self._lock:
+                if not self._idle:
+                    break
+                self._open -= 1  # the closed one's place (nobody waits while any is idle)
+                candidate = self._idle.pop()
+                if self.bounded:
+                    _untrack(candidate)
         try:
             phys = self._connect()
         except BaseException:
-            with self._cond:
-                self._open -= 1
-                self._notify()
+            with self._lock:
+                self._free_place()
             raise
         self._fill_minimum()
+        return phys
+
+    def park(self, phys: Physical, owner: object) -> bool:
+        """Let the borrower `owner` keep phys between two autocommit statements: while nobody
+        waits for a connection of this pool (a borrower that would wait takes it instead, so
+        none waits for a kept session). False: someone waits, the pool is closed, pooling is
+        off, or phys is past connection-lifetime (the reaper closes one that passes it while
+        kept); give it back then."""
+        now = time.monotonic()
+        if not self.pooling or now - phys.created > self.spec.options.connection_lifetime:
+            return False  # one per use, or too old to keep: given back, and closed there
+        with self._lock:
+            if self._waiting or self.closed:
+                return False
+            phys.parked_by = owner
+            phys.returned = now
+            self._parked[phys] = None
+            return True
+
+    def unpark(self, phys: Physical, owner: object) -> bool:
+        """Take back a session `owner` kept; False when the pool gave it to another borrower
+        (or closed it) meanwhile. Under the pool's lock, so only one of them ever has it."""
+        with self._lock:
+            if phys.parked_by is not owner:
+                return False
+            phys.parked_by = None
+            del self._parked[phys]
+            return True
+
+    def _unpark_oldest(self) -> Physical:
+        """Take the session kept longest from its borrower (held: the lock)."""
+        return self._take_parked(next(iter(self._parked)))
+
+    def _take_parked(self, phys: Physical) -> Physical:
+        """Take a kept session from its borrower (held: the lock)."""
+        del self._parked[phys]
+        phys.parked_by = None
         return phys
 
     def reap(self, now: float) -> None:
         """Close idle connections past idle-timeout (beyond the minimum) or connection-lifetime,
         without waiting for traffic."""
-        with self._cond:
+        with self._lock:
             keep: deque[Physical] = deque()
             stale: list[Physical] = []
             for phys in self._idle:
                 if self._expired(phys, now):
                     self._open -= 1
                     stale.append(phys)
+                    _untrack(phys)
                 else:
                     keep.append(phys)
             self._idle = keep
+            orphans: list[Physical] = []
+            for phys in list(self._parked):
+                if self._expired(phys, now):  # kept past idle-timeout or connection-lifetime
+                    stale.append(self._take_parked(phys))
+                    self._open -= 1
+                elif phys.parked_by() is None:  # its connection went without closing
+                    orphans.append(self._take_parked(phys))
         for phys in stale:
             self.backend.close(phys.raw)
+        for phys in orphans:
+            self.release(phys)
 
     def unused(self, now: float) -> bool:
         """Tell whether the pool holds no connection and was not used for its idle timeout."""
-        with self._cond:
+        with self._lock:
             return self._open == 0 and now - self.used > self.spec.options.idle_timeout
 
     def _fill_minimum(self) -> None:
         """Open idle connections up to minimum-number-of-pooled-connections."""
         while self.pooling:
-            with self._cond:
+            with self._lock:
                 if self._open >= min(self.spec.options.minimum_number_of_pooled_connections,
                                      self.maximum):
                     return
@@ -209,12 +312,38 @@ class Pool:
             try:
                 phys = self._connect()
             except Error:
-                with self._cond:
+                with self._lock:
                     self._open -= 1
                 return
-            with self._cond:
-                self._idle.appendleft(phys)
-                self._notify()
+            with self._lock:
+                if not self._hand_over(phys):
+                    self._idle.appendleft(phys)
+
+    def _to_idle(self, phys: Physical) -> bool:
+        """Keep phys idle (held: the lock); True when that took the process over its bound."""
+        self._idle.append(phys)
+        if not self.bounded:
+            return False
+        with _IDLE_LOCK:
+            _IDLE[phys] = None
+            return len(_IDLE) > IDLE_LIMIT
+
+    def evict(self, phys: Physical) -> None:
+        """Close phys if it is still idle here (the process has too many idle connections);
+        a pool left with no connection is dropped (a later use makes a new one)."""
+        with self._lock:
+            _untrack(phys)
+            if phys not in self._idle:
+                return  # borrowed (or closed) meanwhile
+            self._idle.remove(phys)
+            self._open -= 1
+            empty = self._open == 0
+        self.backend.close(phys.raw)
+        if empty:
+            with _LOCK:
+                if _POOLS.get(self.spec.key) is self and self.stats().open == 0:
+                    del _POOLS[self.spec.key]
+                    self.close()
 
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
@@ -233,34 +362,67 @@ class Pool:
             keep = False
         if not keep:
             self.backend.close(phys.raw)
-        with self._cond:
-            if keep:
+        over = False
+        with self._lock:
+            if not keep:
+                self._free_place()
+            elif not self._hand_over(phys):
                 phys.returned = now
-                self._idle.append(phys)
-            else:
-                self._open -= 1
-            self._notify()
+                over = self._to_idle(phys)
+        if over:
+            _evict()
 
     def close(self) -> None:
         """Close every idle physical connection (those in use are closed when given back)."""
-        with self._cond:
+        with self._lock:
             self.closed = True
-            self._cond.notify_all()
+            waiting, self._waiting = self._waiting, deque()
+            for waiter in waiting:  # each goes to the successor pool
+                waiter.cond.notify()
         self._close_idle()
 
     def _close_idle(self) -> None:
-        with self._cond:
+        """Close the idle connections and the kept ones (their borrowers borrow anew)."""
+        with self._lock:
             idle, self._idle = list(self._idle), deque()
+            idle += [self._take_parked(phys) for phys in list(self._parked)]
             self._open -= len(idle)
+            for phys in idle:
+                _untrack(phys)
         for phys in idle:
             self.backend.close(phys.raw)
 
     def stats(self) -> PoolStats:
         """Return this pool's counters."""
-        with self._cond:
-            idle = len(self._idle)
+        with self._lock:
+            idle, parked = len(self._idle), len(self._parked)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
-                             self._open - idle, self._waits, self._errors, self.maximum)
+                             self._open - idle - parked, self._waits, self._errors,
+                             self.maximum, parked)
+
+
+IDLE_LIMIT = 64
+"""At most this many idle physical connections are kept across all the pools of a process
+(those of pools with a minimum, and :memory: databases' own, aside): past it the connection
+idle longest is closed, so that many distinct definitions used once each (a file per job) do
+not each keep a descriptor until their idle timeout."""
+_IDLE: dict[Physical, None] = {}  # the idle connections under IDLE_LIMIT, longest idle first
+_IDLE_LOCK = threading.Lock()  # taken inside a pool's lock, never the other way round
+
+
+def _untrack(phys: Physical) -> None:
+    with _IDLE_LOCK:
+        _IDLE.pop(phys, None)
+
+
+def _evict() -> None:
+    """Close the connections idle longest until the process is back within IDLE_LIMIT."""
+    while True:
+        with _IDLE_LOCK:
+            if len(_IDLE) <= IDLE_LIMIT:
+                return
+            victim = next(iter(_IDLE))
+        victim.pool.evict(victim)
 
 
 _POOLS: dict[str, Pool] = {}
@@ -342,10 +504,12 @@ def pool_stats() -> list[PoolStats]:
 def _forget_inherited() -> None:
     # A child must not use, close or even finalise the parent's connections (closing would send
     # a terminate, or roll back a SQLite journal): keep them referenced, never touched.
-    global _LOCK, _reaper
+    global _LOCK, _IDLE_LOCK, _reaper
     INHERITED.extend(_POOLS.values())
     _POOLS.clear()
+    _IDLE.clear()
     _LOCK = threading.Lock()
+    _IDLE_LOCK = threading.Lock()
     _reaper = None
 
 

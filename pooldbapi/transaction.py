@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends import backend as load_backend
@@ -114,11 +115,17 @@ class Transaction:
         self.streams: set[Any] = set()  # open streamed results (runner.Stream)
         self.inherited = False          # set in a child process after fork
         self.autocommit = False         # the connection's mode, kept here by the connection
+        # Sessions kept between autocommit statements while nobody else waits for them (the
+        # pool takes one back for a borrower that would wait); they hold no transaction.
+        self.parked: dict[str, Physical] = {}
+        self._owner = weakref.ref(self)  # what the pool knows a kept session's borrower by
 
     def adopt(self) -> None:
         """In a child process after fork: let go of the parent's sessions without sending
         anything on them; an open transaction of the parent's cannot go on here."""
         self.inherited = False
+        INHERITED.extend(self.parked.values())  # the parent's: never used nor given back here
+        self.parked.clear()
         if not self.borrowed and not self.streams:
             return
         INHERITED.extend(self.borrowed.values())
@@ -198,7 +205,7 @@ class Transaction:
                 if self.prepared:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
-            phys = pool_for(spec).acquire()
+            phys = self._unpark(spec.alias) or pool_for(spec).acquire()
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:
@@ -213,6 +220,26 @@ class Transaction:
             self.borrowed[spec.alias] = phys
         return phys
 
+    def _unpark(self, alias: str) -> Physical | None:
+        """The session kept since this connection's last autocommit statement there, if the
+        pool did not give it to someone else meanwhile; checked as the pool checks a
+        connection it hands out (liveness; its lifetime when it was kept, and by the reaper
+        while kept)."""
+        phys = self.parked.pop(alias, None)
+        if phys is None or not phys.pool.unpark(phys, self._owner):
+            return None
+        if phys.backend.check(phys.raw):  # (its lifetime was checked when it was kept)
+            return phys
+        phys.pool.release(phys, broken=True)
+        return None
+
+    def release_parked(self) -> None:
+        """Give the kept sessions back to their pools (close)."""
+        while self.parked:
+            _, phys = self.parked.popitem()
+            if phys.pool.unpark(phys, self._owner):
+                phys.pool.release(phys)
+
     def borrow(self, spec: ContainerSpec, lost_kind: str | None = None, keep: bool = False
                ) -> Borrow:
         """One statement's use of a container's connection (see Borrow); lost_kind: the kind
@@ -222,8 +249,18 @@ class Transaction:
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit (unless a
         stream still reads from it), or whenever it is broken."""
-        if broken or (self.autocommit and not any(s.alias == alias for s in self.streams)):
+        if broken:
             self.give_back(alias, broken)
+        elif self.autocommit and not (self.streams and
+                                      any(s.alias == alias for s in self.streams)):
+            # kept for the next statement, unless anyone waits for it (then given back)
+            phys = self.borrowed.pop(alias, None)
+            if phys is None:
+                return
+            if phys.session_changed or not phys.pool.park(phys, self._owner):
+                phys.pool.release(phys)
+            else:
+                self.parked[alias] = phys
 
     def failed_on(self, alias: str, phys: Physical, err: Error, touched: bool) -> None:
         """Give the connection back after an error. The open transaction fails where it lost
@@ -393,10 +430,17 @@ class Transaction:
         self._finish("tpc_rollback" if self.xid is not None else "rollback")
 
     def close(self) -> None:
-        """Roll back, except that a prepared two-phase transaction is left for recovery."""
+        """Roll back, except that a prepared two-phase transaction is left for recovery; give
+        every session back."""
         if self.inherited:
             self.adopt()
             self.failed = None
+        try:
+            self._close()
+        finally:
+            self.release_parked()
+
+    def _close(self) -> None:
         if self.prepared:
             # the sessions carry the driver's two-phase state: never hand them out again
             for alias in list(self.borrowed):

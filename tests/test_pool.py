@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -176,4 +177,250 @@ def test_bad_parameters_never_take_a_connection(tmp_path):
     with pytest.raises(pooldbapi.ProgrammingError, match="takes 1 parameters, 2 given"):
         conn.execute("select ?", (1, 2))
     assert pool.stats().open == 0 and not conn.transaction.holds("s")
+    conn.close()
+
+
+def _contend(spec, seconds, autocommit, threads=2):
+    """Threads with their own connections loop executemany of 3 rows over {a,b} for a while;
+    return each one's count of calls and the errors they met."""
+    calls = [0] * threads
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker(i):
+        conn = pooldbapi.connect(spec, default="{a,b}", autocommit=autocommit)
+        try:
+            cur = conn.cursor()
+            while not stop.is_set():
+                cur.executemany("insert into t values (?)", [(i,), (i,), (i,)])
+                if not autocommit:
+                    conn.commit()
+                calls[i] += 1
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    return calls, errors
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_waiters_are_served_in_arrival_order(tmp_path, autocommit):
+    """Pools of one, two threads re-taking the same two connections in a tight loop: the one
+    that just gave a connection back never takes it again before the thread already waiting
+    for it, so neither meets a pool timeout and both progress about equally."""
+    spec = {alias: f"driver=sqlite;database={tmp_path / f'{alias}.db'};"
+                   "maximum-number-of-pooled-connections=1;pool-timeout=1"
+            for alias in "ab"}
+    setup = pooldbapi.connect(spec, default="{a,b}", broadcast_ddl=True, autocommit=True)
+    setup.execute("create table t (x int)")
+    setup.close()
+    calls, errors = _contend(spec, 3.0, autocommit)
+    assert errors == []
+    assert min(calls) > 0 and min(calls) * 3 >= max(calls), calls
+    check = pooldbapi.connect(spec, autocommit=True)
+    rows = sum(check.execute(f"select count(*) from t@{alias}").fetchone()[0] for alias in "ab")
+    assert rows == 3 * sum(calls)
+    check.close()
+    for stats in pooldbapi.pool_stats():
+        assert stats.in_use == 0 and stats.open <= 1
+
+
+def _cycles(directory, n):
+    for i in range(n):
+        conn = pooldbapi.connect({"s": f"driver=sqlite;database={directory / f'c{i}.db'}"},
+                                 autocommit=True)
+        conn.execute("select 1")  # opens the file: a descriptor while the connection is kept
+        conn.close()
+
+
+def _descriptors():
+    import os
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_idle_connections_are_bounded_across_pools(tmp_path):
+    """1,000 connect()/close() cycles over distinct SQLite files: what idle pools keep open is
+    bounded process-wide (IDLE_LIMIT idle connections; a pool left empty is dropped), not one
+    descriptor and one pool per file until their idle timeout."""
+    from pooldbapi.pool import IDLE_LIMIT
+    pooldbapi.close_all()
+    before = _descriptors()
+    _cycles(tmp_path, 1000)
+    assert _descriptors() - before <= IDLE_LIMIT
+    assert len(pooldbapi.pool_stats()) <= IDLE_LIMIT
+    assert sum(s.idle for s in pooldbapi.pool_stats()) == IDLE_LIMIT
+    # the connections kept are the ones used last
+    last = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'c999.db'}"})
+    assert pool_for(last.specs["s"]).stats().idle == 1
+    last.close()
+    pooldbapi.close_all()
+    assert _descriptors() <= before
+
+
+def test_a_pool_with_a_minimum_keeps_it_past_the_bound(tmp_path):
+    from pooldbapi.pool import IDLE_LIMIT
+    spec = {"m": f"driver=sqlite;database={tmp_path / 'm.db'};"
+                 "minimum-number-of-pooled-connections=2"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    conn.close()
+    _cycles(tmp_path, IDLE_LIMIT + 10)
+    assert pool_for(pooldbapi.connect(spec).specs["m"]).stats().idle == 2
+
+
+def test_distinct_file_cycles_complete_under_a_low_descriptor_limit(tmp_path):
+    """Under RLIMIT_NOFILE=256 (`ulimit -n 256`) 1,000 cycles complete, and an unrelated
+    open() afterwards still works."""
+    import subprocess
+    import sys
+    code = f"""
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_pool import _cycles
+_cycles(Path({str(tmp_path)!r}), 1000)
+open({str(tmp_path / 'unrelated.txt')!r}, "w").close()
+print("done")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "done"
+
+
+def test_autocommit_keeps_its_session_until_another_borrower_needs_it(pg):
+    """Between autocommit statements a connection keeps its session (no checkout, no return);
+    a borrower that finds the pool at its maximum takes it at once, never waiting for it."""
+    spec = {"p": pg.conninfo(application_name="pool-park",
+                             maximum_number_of_pooled_connections="1", pool_timeout="1")}
+    one = pooldbapi.connect(spec, autocommit=True)
+    pid = one.execute("select pg_backend_pid()").fetchone()[0]
+    pool = pool_for(one.specs["p"])
+    stats = pool.stats()
+    assert (stats.parked, stats.idle, stats.in_use) == (1, 0, 0)
+    assert one.execute("select pg_backend_pid()").fetchone()[0] == pid
+    two = pooldbapi.connect(spec, autocommit=True)
+    # the only session is kept by `one`: `two` takes it (pool-timeout 1 s would raise)
+    assert two.execute("select pg_backend_pid()").fetchone()[0] == pid
+    assert pool.stats().parked == 1 and not one.transaction.holds("p")
+    assert one.execute("select pg_backend_pid()").fetchone()[0] == pid  # and back
+    one.autocommit = False  # nothing held in a transaction: allowed
+    one.execute("create temp table scratch (x int)")
+    one.rollback()
+    one.close()
+    two.close()
+    stats = pool.stats()
+    assert (stats.parked, stats.idle, stats.in_use, stats.open) == (0, 1, 0, 1)
+
+
+def test_a_kept_session_is_never_used_by_two_at_once(tmp_path):
+    """Threads, each with its own transaction in autocommit, borrow and keep sessions of a
+    pool of two: every session has one user at a time, and nobody times out."""
+    from pooldbapi.transaction import Transaction
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'k.db'};"
+                                   "maximum-number-of-pooled-connections=2;pool-timeout=5"})
+    spec = conn.specs["s"]
+    users: dict[int, int] = {}
+    guard = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(me):
+        tx = Transaction()
+        tx.autocommit = True
+        try:
+            for _ in range(2000):
+                phys = tx.physical(spec, True)
+                with guard:
+                    assert users.setdefault(id(phys), me) == me, "two users of one session"
+                phys.raw.execute("select 1")
+                with guard:
+                    del users[id(phys)]
+                tx.after_statement("s")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            tx.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stats = pool_for(spec).stats()
+    assert stats.open <= 2 and stats.in_use == 0 and stats.parked == 0
+    conn.close()
+
+
+def test_kept_sessions_are_reaped_and_given_back_when_their_connection_is_gone(tmp_path):
+    import gc
+
+    from pooldbapi import pool as pool_module
+    spec = {"s": f"driver=sqlite;database={tmp_path / 'r.db'};idle-timeout=0.05"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    pool = pool_for(conn.specs["s"])
+    assert pool.stats().parked == 1
+    time.sleep(0.1)
+    pool_module.reap()  # kept past idle-timeout: closed like an idle one
+    assert (pool.stats().parked, pool.stats().open) == (0, 0)
+    assert conn.execute("select 2").fetchone() == (2,)
+    conn.close()
+    spec = {"s": f"driver=sqlite;database={tmp_path / 'r.db'}"}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    conn.execute("select 1")
+    pool = pool_for(conn.specs["s"])
+    del conn
+    gc.collect()
+    pool_module.reap()  # its connection was dropped without close(): the session goes back
+    assert (pool.stats().parked, pool.stats().idle) == (0, 1)
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'r.db'};"
+                                   "connection-lifetime=0"}, autocommit=True)
+    conn.execute("select 1")  # past its lifetime: neither kept nor pooled
+    assert pool_for(conn.specs["s"]).stats().open == 0
+    conn.close()
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'r.db'};"
+                                   "allow-connection-pooling=false"}, autocommit=True)
+    conn.execute("select 1")  # pooling off: a physical connection per use, none kept
+    assert pool_for(conn.specs["s"]).stats().open == 0
+    conn.close()
+
+
+def test_close_all_closes_kept_sessions_and_their_connection_goes_on(pg):
+    spec = {"p": pg.conninfo(application_name="pool-park-close")}
+    conn = pooldbapi.connect(spec, autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    assert backends(pg, "pool-park-close") == 1
+    pooldbapi.close_all()
+    deadline = time.monotonic() + 5
+    while backends(pg, "pool-park-close") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backends(pg, "pool-park-close") == 0
+    assert conn.execute("select pg_backend_pid()").fetchone()[0] != pid
+    conn.close()
+
+
+def test_a_child_never_uses_a_session_its_parent_kept(pg):
+    import os
+    conn = pooldbapi.connect({"p": pg.conninfo()}, autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.write(write, str(conn.execute("select pg_backend_pid()").fetchone()[0]).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert int(os.read(read, 20)) != pid
+    assert conn.execute("select pg_backend_pid()").fetchone()[0] == pid  # still sound
     conn.close()

@@ -139,7 +139,10 @@ class PostgreSQLBackend(DriverBackend):
         # An idle session has nothing to say: a readable socket means the server ended it
         # (terminated, shut down) or left a message; only then ask with a round trip.
         try:
-            readable, _, _ = select.select([raw.pgconn.socket], [], [], 0)
+            # (poll() costs less than select() for one descriptor)
+            poller = select.poll()
+            poller.register(raw.pgconn.socket, select.POLLIN)
+            readable = poller.poll(0)
         except (OSError, ValueError, psycopg.Error):
             return False
         if not readable:
