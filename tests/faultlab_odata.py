@@ -72,6 +72,8 @@ class ODataLab:
                          timeout=30).raise_for_status()
             self.gateways[alias].posted()  # (waits for nginx's log to settle)
 
+    ensure_up = recover
+
     def _db(self, alias: str) -> contextlib.closing[sqlite3.Connection]:
         return contextlib.closing(sqlite3.connect(self.folder / f"{alias}.db", timeout=30,
                                                   isolation_level=None))

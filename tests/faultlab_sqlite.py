@@ -122,6 +122,9 @@ class SqliteLab:
                     out.truncate(0)
                     out.write(b"\0" * size)  # (written, not sparse: tmpfs counts pages used)
 
+    def ensure_up(self) -> None:
+        """(Files are always there: nothing to bring back.)"""
+
     def held(self) -> dict[str, list[int]]:
         found = {}
         for alias, path in self.files.items():
