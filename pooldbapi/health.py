@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ class Health:
         self.any_unhealthy = False
         self.shared = False   # some container's health lives in a shared store
         self._seen: dict[str, tuple[float, bool]] = {}  # store answers, cached
+        # who holds a probe lease: this process's health (also apart from another's, in a
+        # process made by fork, or in the tests' two views in one process)
+        self._owner = uuid.uuid4().hex
 
     def watch(self, spec: ContainerSpec) -> None:
         """Note a container whose health other processes share (shared-state)."""
@@ -109,7 +113,7 @@ class Health:
         if found is None:
             return True
         store, key = found
-        taken = store.lease(key, MAX_BACKOFF)
+        taken = store.lease(key, MAX_BACKOFF, self._owner)
         if taken is None or taken:
             return True  # the lease is ours, or the store is away: probe here
         if store.unhealthy(key) is None:

@@ -252,3 +252,33 @@ def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
     store_for(redis_server.url).mark_healthy(store_key(spec.key))  # the holder re-admits it
     two._probe(spec)
     assert connects == ["dead"] and two.snapshot()["dead"].healthy
+
+
+def test_the_lease_holder_probes_again_rather_than_readmit_an_expired_mark(redis_server,
+                                                                          monkeypatch):
+    """The process holding a container's probe lease probes it at its next turn, even when
+    the store's mark has expired meanwhile (its back-off ends as the next probe is due):
+    it is not another process re-admitting the container."""
+    from pooldbapi.backends.postgresql import PostgreSQLBackend
+    from pooldbapi.health import Health
+    from pooldbapi.settings import make_spec
+    from pooldbapi.state import store_key
+    from pooldbapi.state.redis import store_for
+    redis_server.flush()
+    spec = make_spec("dead", "driver=postgresql;host=127.0.0.1;port=9;user=x;"
+                             f"shared-state={redis_server.url}")
+    connects = []
+
+    def refuse(self, spec):
+        connects.append(spec.alias)
+        raise OSError("refused")
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect", refuse)
+    monkeypatch.setattr(Health, "_start_prober", lambda self: None)  # probes run by hand here
+    one = Health()
+    one.failed(spec, "refused")
+    one._probe(spec)  # takes the lease; refused again
+    store_for(redis_server.url).client.delete(store_key(spec.key) + ":down")  # (expired)
+    one._probe(spec)
+    assert connects == ["dead", "dead"]
+    assert not one.snapshot()["dead"].healthy

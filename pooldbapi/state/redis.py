@@ -124,12 +124,18 @@ class RedisStore:
     def mark_healthy(self, key: str) -> None:
         self._call(lambda: self.client.delete(key + ":down"))
 
-    def lease(self, key: str, seconds: float) -> bool | None:
-        """Take the probe lease of a container for `seconds`: True for one taker at a time,
-        False for the others, None while the store cannot be reached."""
-        found = self._call(lambda: self.client.set(key + ":probe", os.getpid(), nx=True,
+    def lease(self, key: str, seconds: float, owner: str) -> bool | None:
+        """Take the probe lease of a container for `seconds`: True for one owner at a time
+        (again for the owner holding it), False for the others, None while the store cannot
+        be reached."""
+        found = self._call(lambda: self.client.set(key + ":probe", owner, nx=True,
                                                    px=max(1, int(seconds * 1000))))
-        return None if found is None and self._down_until else bool(found)
+        if found is None and self._down_until:
+            return None
+        if not found:  # held: by this owner (its probe failed, the lease stays with it)?
+            found = self._call(lambda: self.client.get(key + ":probe")) in (owner,
+                                                                           owner.encode())
+        return bool(found)
 
     def release(self, key: str) -> None:
         """Give the probe lease back (the probe re-admitted the container)."""
