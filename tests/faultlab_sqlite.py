@@ -12,6 +12,7 @@ Faults:
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import shutil
@@ -107,6 +108,12 @@ class SqliteLab:
     def reset(self, free_pages: int | None = None) -> None:
         """New, empty ledgers; on the tmpfs, a filler leaving `free_pages` pages free."""
         pooldbapi.close_all()  # (no pooled connection keeps a removed file open)
+        # nor a closed one: sqlite3 keeps a connection's file open while a statement of it
+        # lives, and an error's traceback can hold its cursor in a cycle until the collector
+        # runs; on the small tmpfs those removed files would fill it
+        gc.collect()
+        if self.full_dir is not None:
+            (self.full_dir / "filler").unlink(missing_ok=True)
         for path in self.files.values():
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -114,7 +121,6 @@ class SqliteLab:
                 db.execute("create table ledger (id int primary key, note text)")
         if self.full_dir is not None:
             filler = self.full_dir / "filler"
-            filler.unlink(missing_ok=True)
             if free_pages is not None:
                 stat = os.statvfs(self.full_dir)
                 size = max(stat.f_bavail * stat.f_frsize - free_pages * PAGE, 0)
