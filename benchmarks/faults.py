@@ -1,23 +1,34 @@
 """Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
-at random (seedable), each trial checked against the clusters themselves; then a load of many
-threads with their own connections over few pooled sessions, once per strategy: calls, pool
-timeouts, hangs, rows the clusters hold against the rows committed, units left in flight.
+at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters,
+OData services (CAP on SQLite files behind nginx) and SQLite files; then a load of many threads
+with their own connections over few pooled sessions, once per strategy: calls, pool timeouts,
+hangs, rows the clusters hold against the rows committed, units left in flight.
 
-    python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--seed 1]
+    python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--odata-trials 50]
+                                [--sqlite-trials 100] [--seed 1]
                                 [--load-seconds 60] [--threads 16]
                                 [--strategies round-robin,least-busy]
+
+The full-file-system scenarios mount a small tmpfs (root only); elsewhere they are left out,
+with the reason printed.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import random
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 from common import report
 from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
+from faultlab_odata import SCENARIOS as ODATA_SCENARIOS
+from faultlab_odata import ODataLab
+from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab, mount_tmpfs
 from pgcluster import ClusterFactory
 
 import pooldbapi
@@ -25,7 +36,7 @@ from pooldbapi.settings import make_spec
 from pooldbapi.strategy import IN_FLIGHT
 
 
-def trials(lab: Lab, scenarios: dict, count: int, seed: str) -> list[dict]:
+def trials(lab: Lab | ODataLab | SqliteLab, scenarios: dict, count: int, seed: str) -> list[dict]:
     rows = []
     for name, scenario in scenarios.items():
         violations, errors, examples = 0, 0, []
@@ -108,10 +119,44 @@ def _keys(specs: dict[str, str]) -> list[str]:
     return [make_spec(alias, text).key for alias, text in specs.items()]
 
 
+def other_trials(args: argparse.Namespace) -> list[dict]:
+    """The OData and SQLite scenarios (tests/faultlab_odata.py, tests/faultlab_sqlite.py)."""
+    rows = []
+    if args.odata_trials:
+        odata = ODataLab()
+        try:
+            rows += trials(odata, ODATA_SCENARIOS, args.odata_trials, args.seed)
+        finally:
+            odata.close()
+    if args.sqlite_trials:
+        folder = Path(tempfile.mkdtemp(prefix="pooldbapi-faults-"))
+        locks = SqliteLab(folder / "locks")
+        (folder / "locks").mkdir()
+        try:
+            rows += trials(locks, LOCK_SCENARIOS, args.sqlite_trials, args.seed)
+        finally:
+            locks.close()
+        small = folder / "small"
+        small.mkdir()
+        why = mount_tmpfs(small)
+        if why is not None:
+            print(f"  left out: {', '.join(FULL_SCENARIOS)}: {why}")
+            return rows
+        full = SqliteLab(folder, full_dir=small)
+        try:
+            rows += trials(full, FULL_SCENARIOS, args.sqlite_trials, args.seed)
+        finally:
+            full.close()
+            subprocess.run(["umount", "--lazy", str(small)], check=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=150)
     parser.add_argument("--crash-trials", type=int, default=25)
+    parser.add_argument("--odata-trials", type=int, default=50)
+    parser.add_argument("--sqlite-trials", type=int, default=100)
     parser.add_argument("--seed", default="1")
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16)
@@ -125,6 +170,7 @@ def main() -> None:
         lab = Lab([factory.new(synchronous_commit="on"), factory.new(synchronous_commit="on")])
         rows = trials(lab, SCENARIOS, args.trials, args.seed)
         rows += trials(lab, CRASH_SCENARIOS, args.crash_trials, args.seed)
+        rows += other_trials(args)
         total = {"scenario": "all", "trials": sum(r["trials"] for r in rows),
                  "violations": sum(r["violations"] for r in rows),
                  "errors": sum(r["errors"] for r in rows),

@@ -46,7 +46,8 @@ class Error(Exception):
         elif self.lost_kind is not None:
             text += (f" (the outcome of this {self.lost_kind} is unknown: the connection was"
                      " lost while it ran)")
-        if self.rolled_back is not None:
+        if self.rolled_back is not None and not isinstance(self, PartialCommitError):
+            # (a partial commit's rolled_back are containers its own message names)
             text += f" (nothing was committed; rolled back: {', '.join(self.rolled_back)})"
         if self.evaluated_locally:
             text += (" (the statement is evaluated locally, in SQLite's dialect, because"

@@ -35,6 +35,12 @@ if [ "$(node_major)" -lt 20 ]; then
     fi
 fi
 
+# Node.js from the npm registry trusts only the CAs it was built with, the distribution's trusts
+# the system's: give it the system's too (a network whose proxy signs with a CA of its own)
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
+
 # node-gyp must build the native module against the running Node's own headers (not another
 # installed Node's, nor a download): those installed with it, whose major version matches
 node_headers() {

@@ -116,35 +116,40 @@ class Lab:
 
     def check(self, report: Report) -> list[str]:
         """Compare what the clusters hold with what pooldbapi reported."""
-        held = self.held()
-        problems = []
-        seen: dict[int, str] = {}
-        for alias, ids in held.items():
-            for i in ids:
-                if i in seen:
-                    problems.append(f"id {i} written twice ({seen[i]} and {alias})")
-                seen[i] = alias
-        if report.counted is not None:  # a call that succeeded: every row once, counts agree
-            if set(seen) != report.ids:
-                problems.append(f"success reported, but held {len(seen)} of {len(report.ids)}"
-                                f" rows (missing {sorted(report.ids - set(seen))[:5]},"
-                                f" extra {sorted(set(seen) - report.ids)[:5]})")
-            counts = {a: len(ids) for a, ids in held.items() if ids}
-            if counts != {a: n for a, n in report.counted.items() if n}:
-                problems.append(f"cursor.containers {report.counted} but held {counts}")
-            return problems
-        for alias, ids in held.items():
-            acked = report.acknowledged.get(alias, set())
-            maybe = report.unknown.get(alias, set())
-            lost = acked - set(ids)
-            if lost:
-                problems.append(f"{alias}: {len(lost)} acknowledged rows lost, e.g."
-                                f" {sorted(lost)[:5]}")
-            extra = set(ids) - acked - maybe
-            if extra:
-                problems.append(f"{alias}: {len(extra)} rows held that were reported unwritten,"
-                                f" e.g. {sorted(extra)[:5]}")
+        return compare(self.held(), report)
+
+
+def compare(held: dict[str, list[int]], report: Report) -> list[str]:
+    """The violations of the invariant: what the databases hold (ids per container, as read
+    from the databases themselves) against what pooldbapi reported."""
+    problems = []
+    seen: dict[int, str] = {}
+    for alias, ids in held.items():
+        for i in ids:
+            if i in seen:
+                problems.append(f"id {i} written twice ({seen[i]} and {alias})")
+            seen[i] = alias
+    if report.counted is not None:  # a call that succeeded: every row once, counts agree
+        if set(seen) != report.ids:
+            problems.append(f"success reported, but held {len(seen)} of {len(report.ids)}"
+                            f" rows (missing {sorted(report.ids - set(seen))[:5]},"
+                            f" extra {sorted(set(seen) - report.ids)[:5]})")
+        counts = {a: len(ids) for a, ids in held.items() if ids}
+        if counts != {a: n for a, n in report.counted.items() if n}:
+            problems.append(f"cursor.containers {report.counted} but held {counts}")
         return problems
+    for alias, ids in held.items():
+        acked = report.acknowledged.get(alias, set())
+        maybe = report.unknown.get(alias, set())
+        lost = acked - set(ids)
+        if lost:
+            problems.append(f"{alias}: {len(lost)} acknowledged rows lost, e.g."
+                            f" {sorted(lost)[:5]}")
+        extra = set(ids) - acked - maybe
+        if extra:
+            problems.append(f"{alias}: {len(extra)} rows held that were reported unwritten,"
+                            f" e.g. {sorted(extra)[:5]}")
+    return problems
 
 
 @contextlib.contextmanager
@@ -159,14 +164,14 @@ def batch_size(n: int) -> Iterator[None]:
         runner.CHUNK = was
 
 
-def _from_error(report: Report, err: pooldbapi.Error) -> None:
+def from_error(report: Report, err: pooldbapi.Error) -> None:
     for alias, rows in (err.written or {}).items():
         report.ack(alias, rows)
     for alias, rows in (getattr(err, "unknown", None) or {}).items():
         report.maybe(alias, rows)
 
 
-def _commit(conn: pooldbapi.Connection, report: Report, pending: dict[str, set[int]]) -> None:
+def commit_and_report(conn: pooldbapi.Connection, report: Report, pending: dict[str, set[int]]) -> None:
     """Commit; what a commit that returned keeps is acknowledged, per its report."""
     try:
         conn.commit()
@@ -216,7 +221,7 @@ def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement:
             except fault as err:
                 if bad_row is not None and err.row != bad_row:
                     return [f"the error names row {err.row}, the bad row is {bad_row}"]
-                _from_error(report, err)
+                from_error(report, err)
             else:
                 return [f"the fault went unnoticed ({fault.__name__} expected)"]
         if not autocommit:
@@ -224,7 +229,7 @@ def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement:
             # transaction failed): acknowledged only once the commit returns
             pending = {a: set(ids) for a, ids in report.acknowledged.items()}
             report.acknowledged = {}
-            _commit(conn, report, pending)
+            commit_and_report(conn, report, pending)
     finally:
         conn.close()
     return lab.check(report)
@@ -306,7 +311,7 @@ def statements_then_commit(lab: Lab, rng: random.Random, two_phase: bool) -> lis
             except pooldbapi.Error:
                 if i < bad:
                     problems.append(f"statement {i} failed before the drawn error")
-        _commit(conn, report, {})  # a failed transaction: commit must raise and keep nothing
+        commit_and_report(conn, report, {})  # a failed transaction: commit must raise and keep nothing
         held = lab.held()
         count = sum(len(v) for v in held.values())
         if count:
@@ -334,19 +339,19 @@ def kill_server_during(lab: Lab, rng: random.Random, what: str) -> list[str]:
             if what == "commit":
                 cur = conn.cursor()
                 cur.executemany("insert into ledger (id) values (?)", [(i,) for i in range(n)])
-                pending = _placement(cur)
+                pending = placement(cur)
                 killer.start()
                 time.sleep(delay * rng.random())
-                _commit(conn, report, pending)
+                commit_and_report(conn, report, pending)
             else:
                 killer.start()
                 try:
                     cur = conn.cursor()
                     cur.executemany("insert into ledger (id) values (?)",
                                     [(i,) for i in range(n)])
-                    pending = _placement(cur)
+                    pending = placement(cur)
                 except pooldbapi.Error as err:
-                    _from_error(report, err)
+                    from_error(report, err)
                     if not autocommit:
                         pending = {a: set(ids) for a, ids in report.acknowledged.items()}
                         report.acknowledged = {}
@@ -356,7 +361,7 @@ def kill_server_during(lab: Lab, rng: random.Random, what: str) -> list[str]:
                             report.ack(alias, ids)
                         pending = {}
                 if not autocommit:
-                    _commit(conn, report, pending)
+                    commit_and_report(conn, report, pending)
     finally:
         killer.join()
         conn.close()
@@ -364,7 +369,7 @@ def kill_server_during(lab: Lab, rng: random.Random, what: str) -> list[str]:
     return lab.check(report)
 
 
-def _placement(cur: pooldbapi.Cursor) -> dict[str, set[int]]:
+def placement(cur: pooldbapi.Cursor) -> dict[str, set[int]]:
     """Which ids a successful executemany wrote where (its result's per-container rows)."""
     result = cur._result
     assert result is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,17 +31,25 @@ def _wait(url: str, seconds: float, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 class CapService:
-    """SAP CAP serving the eol model on a free loopback port."""
+    """SAP CAP serving the eol model on a free loopback port; in memory, or on the SQLite file
+    `database` (kept across kill() and start(), for the fault tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: Path | None = None) -> None:
         if not (SERVICE / "node_modules").exists():
             raise RuntimeError("run the README's test command: it installs the service's"
                                " Node packages (npm ci in tests/odata_service)")
         self.port = free_port()
+        self.database = database
         self.log = Path(tempfile.mkstemp(prefix="pooldbapi-cap-", suffix=".log")[1])
         self._out = self.log.open("wb")
+        self.start()
+
+    def start(self) -> None:
+        env = {**os.environ, "PORT": str(self.port)}
+        if self.database is not None:
+            env["POOLDBAPI_CAP_DATABASE"] = str(self.database)
         self.proc = subprocess.Popen([str(SERVICE / "node_modules" / ".bin" / "cds-serve")],
-                                     cwd=SERVICE, env={**os.environ, "PORT": str(self.port)},
+                                     cwd=SERVICE, env=env,
                                      stdout=self._out, stderr=subprocess.STDOUT)
         try:
             _wait(f"http://127.0.0.1:{self.port}{PATH}", 60, self.proc, self.log)
@@ -48,8 +57,22 @@ class CapService:
             self.close()
             raise
 
+    def kill(self) -> None:
+        """End the service at once (SIGKILL): what it committed is in its file."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def pause(self) -> None:
+        """Stop the service's process (SIGSTOP): connections stay open, nothing is answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def close(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # (a paused process does not end on TERM)
             self.proc.terminate()
             self.proc.wait(10)
         self._out.close()
@@ -61,11 +84,14 @@ class Gateway:
     'tok-forbidden' (known, but not allowed), /echo/... a 401 whose body echoes the call's
     path, query, Authorization and Cookie, and a rate limit of `rate` calls per second per
     token (429, with Retry-After where given: seconds or an HTTP date); unavailable: every
-    authorised call answered 503, as a gateway in maintenance does."""
+    authorised call answered 503, as a gateway in maintenance does. `read_timeout`: seconds
+    nginx waits for the service's answer before it answers 504 itself (default 60). Every
+    call's method, status and body are logged too (bodies.log; see posted())."""
 
     def __init__(self, cap_port: int, rate: int, burst: int,
                  retry_after: int | str | None = None,
-                 headers: dict[str, str] | None = None, unavailable: bool = False) -> None:
+                 headers: dict[str, str] | None = None, unavailable: bool = False,
+                 read_timeout: float | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
         self.port = free_port()
         self.cap_port = cap_port
@@ -74,6 +100,9 @@ class Gateway:
             "error_page 429 @limited;\n"
             f'    location @limited {{ add_header Retry-After "{retry_after}" always;'
             " return 429; }")
+        waits = "" if read_timeout is None else \
+            f"proxy_read_timeout {max(int(read_timeout * 1000), 1)}ms;"
+        self.bodies_log = self.dir / "bodies.log"
         user = "user root;" if os.geteuid() == 0 else ""
         extra = "".join(f"add_header {k} {v} always;\n      " for k, v in
                         (headers or {}).items())
@@ -87,6 +116,8 @@ events {{ worker_connections 512; }}
 http {{
   log_format calls '$status $request_method $request_uri "$http_authorization" $msec';
   access_log {self.access_log} calls;
+  log_format bodies escape=json '$request_method $status $request_body';
+  access_log {self.bodies_log} bodies;
   client_body_temp_path {self.dir}/body;
   proxy_temp_path {self.dir}/proxy;
   fastcgi_temp_path {self.dir}/fastcgi;
@@ -103,6 +134,7 @@ http {{
       if ($http_authorization = "Bearer tok-forbidden") {{ return 403; }}
       {"return 503;" if unavailable else ""}
       limit_req zone=tokens burst={burst} nodelay;
+      {waits}
       {extra}proxy_pass http://127.0.0.1:{cap_port};
     }}
     {limited}
@@ -134,6 +166,27 @@ http {{
             size = self.access_log.stat().st_size
             time.sleep(0.2)
         return self.access_log.read_text().splitlines() if self.access_log.exists() else []
+
+    def posted(self) -> list[tuple[int, dict[str, object]]]:
+        """(status, JSON body) of every POST nginx saw, once the log has stopped growing."""
+        import json
+        size = -1
+        while self.bodies_log.exists() and self.bodies_log.stat().st_size != size:
+            size = self.bodies_log.stat().st_size
+            time.sleep(0.1)
+        out = []
+        for line in (self.bodies_log.read_text().splitlines() if self.bodies_log.exists()
+                     else []):
+            method, status, body = line.split(" ", 2)
+            if method == "POST":  # (escape=json: the body as the inside of a JSON string)
+                out.append((int(status), json.loads(json.loads(f'"{body}"') or "{}")))
+        return out
+
+    def forget_calls(self) -> None:
+        """Empty the logs (nginx appends: the next call starts them again)."""
+        for log in (self.access_log, self.bodies_log):
+            if log.exists():
+                log.write_bytes(b"")
 
     def wait_for(self, text: str, seconds: float = 5.0) -> list[str]:
         """Return the calls containing `text` (decoded), waiting for nginx to log them:

@@ -265,3 +265,33 @@ def test_the_probe_lease_is_renewed_by_its_holder_and_refused_to_others(redis_se
     assert store.lease("c", 5.0, "other") is False
     store.release("c")
     assert store.lease("c", 5.0, "other") is True
+
+
+def test_the_lease_holder_probes_again_rather_than_readmit_an_expired_mark(redis_server,
+                                                                          monkeypatch):
+    """The process holding a container's probe lease probes it at its next turn, even when
+    the store's mark has expired meanwhile (its back-off ends as the next probe is due):
+    it is not another process re-admitting the container."""
+    from pooldbapi.backends.postgresql import PostgreSQLBackend
+    from pooldbapi.health import Health
+    from pooldbapi.settings import make_spec
+    from pooldbapi.state import store_key
+    from pooldbapi.state.redis import store_for
+    redis_server.flush()
+    spec = make_spec("dead", "driver=postgresql;host=127.0.0.1;port=9;user=x;"
+                             f"shared-state={redis_server.url}")
+    connects = []
+
+    def refuse(self, spec):
+        connects.append(spec.alias)
+        raise OSError("refused")
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect", refuse)
+    monkeypatch.setattr(Health, "_start_prober", lambda self: None)  # probes run by hand here
+    one = Health()
+    one.failed(spec, "refused")
+    one._probe(spec)  # takes the lease; refused again
+    store_for(redis_server.url).client.delete(store_key(spec.key) + ":down")  # (expired)
+    one._probe(spec)
+    assert connects == ["dead", "dead"]
+    assert not one.snapshot()["dead"].healthy

@@ -144,6 +144,15 @@ class SQLiteBackend(DriverBackend):
         main = raw.execute("pragma database_list").fetchone()
         return bool(main is not None and not main[2])
 
+    def close(self, raw: Any) -> None:
+        # roll back first: a connection that a live cursor's statement keeps from closing
+        # (sqlite3 leaves it a zombie) would otherwise keep its transaction's locks
+        try:
+            self.rollback(raw)
+        except sqlite3.Error:
+            pass
+        super().close(raw)
+
     def is_broken(self, raw: Any) -> bool:
         try:
             raw.total_changes  # noqa: B018 - raises on a closed connection
@@ -212,14 +221,21 @@ class SQLiteBackend(DriverBackend):
     @contextmanager
     def atomic(self, raw: Any) -> Iterator[None]:
         # SAVEPOINT nests in a transaction and opens one of its own in autocommit
+        outermost = not raw.in_transaction
         raw.execute("SAVEPOINT pooldbapi_page")
         try:
             yield
-        except BaseException:
-            raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+            # outside a transaction this RELEASE is the commit, which can fail (SQLITE_BUSY,
+            # SQLITE_FULL) and leave the transaction open: undone too, nothing of it stays
             raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+        except BaseException:
+            if outermost:  # ROLLBACK: a RELEASE would be a commit again, and fail again
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            else:
+                raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+                raw.execute("RELEASE SAVEPOINT pooldbapi_page")
             raise
-        raw.execute("RELEASE SAVEPOINT pooldbapi_page")
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
                   rows: Sequence[Any]) -> int:

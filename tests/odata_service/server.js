@@ -1,8 +1,15 @@
-// The test service: SAP CAP serving an in-memory SQLite, bound to loopback only
-// (cds-serve would listen on every interface).
+// The test service: SAP CAP serving SQLite, bound to loopback only (cds-serve would listen on
+// every interface). In memory, unless POOLDBAPI_CAP_DATABASE names a file: then the data
+// outlives the process (the fault tests kill it), and the schema is deployed when the file is new.
 const cds = require('@sap/cds')
+const fs = require('fs')
 cds.on('bootstrap', (app) => {
   const listen = app.listen.bind(app)
   app.listen = (port, ...rest) => listen(port, '127.0.0.1', ...rest)
 })
-module.exports = cds.server
+const file = process.env.POOLDBAPI_CAP_DATABASE
+if (file) cds.env.requires.db.credentials = { url: file }
+module.exports = (o) => {
+  if (file) o.in_memory = !fs.existsSync(file)  // (cds.server deploys where in_memory is set)
+  return cds.server(o)
+}
