@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from . import telemetry
 from .backends import backend as load_backend
 from .backends.base import Backend
 from .errors import Error, OperationalError, wrap
@@ -66,6 +67,8 @@ class PoolStats:
     waits: int
     errors: int
     maximum: int
+    waiting: int = 0   # borrowers waiting for a connection now
+    minimum: int = 0
 
 
 class Pool:
@@ -90,6 +93,7 @@ class Pool:
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
     def _connect(self) -> Physical:
+        started = time.perf_counter()
         try:
             raw = self.backend.connect(self.spec)
         except Error:
@@ -105,6 +109,8 @@ class Pool:
                 HEALTH.failed(self.spec, str(err))
             raise err from exc
         HEALTH.succeeded(self.spec)
+        if telemetry.ON:
+            telemetry.created(self.spec, time.perf_counter() - started)
         return Physical(raw, self.spec, self.backend, self)
 
     def discard_idle(self) -> None:
@@ -143,6 +149,8 @@ class Pool:
                     now = time.monotonic()
                     remaining = deadline - now
                     if remaining <= 0:
+                        if telemetry.ON:
+                            telemetry.timed_out(self.spec.alias)
                         raise OperationalError(
                             f"container {self.spec.alias!r}: no free physical connection within"
                             f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
@@ -260,7 +268,9 @@ class Pool:
         with self._cond:
             idle = len(self._idle)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
-                             self._open - idle, self._waits, self._errors, self.maximum)
+                             self._open - idle, self._waits, self._errors, self.maximum,
+                             self._waiters,
+                             self.spec.options.minimum_number_of_pooled_connections)
 
 
 _POOLS: dict[str, Pool] = {}
