@@ -7,6 +7,10 @@ each side, the added microseconds and the ratio, and writes benchmarks/results/o
 Then where the microseconds go: the SQLite select called at each layer (best of repeats;
 each figure the whole call at that layer, the layers below included), written to
 benchmarks/results/overhead_layers.json.
+
+--otel sdk sets OpenTelemetry's SDK providers first (a MeterProvider with a reader, a
+TracerProvider whose spans are made and dropped): what pooldbapi's metrics and spans cost
+(results in overhead-otel*.json); without it no provider is set, as in most applications.
 """
 from __future__ import annotations
 
@@ -160,19 +164,44 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
     return out
 
 
+def set_providers() -> None:
+    """The SDK's global providers: every instrument recorded (a reader that is never asked),
+    every span made, ended and given to an exporter that drops it."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(Drop()))
+    trace.set_tracer_provider(tracers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=2000, help="SQLite executes per block")
     parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
+    parser.add_argument("--otel", choices=("none", "sdk"), default="none",
+                        help="sdk: set OpenTelemetry's SDK providers (pooldbapi[otel])")
     args = parser.parse_args()
+    suffix = ""
+    if args.otel == "sdk":
+        set_providers()
+        suffix = "-otel"
     with tempfile.TemporaryDirectory() as tmp:
         rows = sqlite_cases(args.rounds, args.n, Path(tmp)) + \
             postgresql_cases(args.rounds, args.pg_n)
-    report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+    report(f"overhead{suffix}", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
     print()
     with tempfile.TemporaryDirectory() as tmp:
-        report("overhead_layers", layers(Path(tmp)), ["layer", "us"])
+        report(f"overhead_layers{suffix}", layers(Path(tmp)), ["layer", "us"])
 
 
 if __name__ == "__main__":
