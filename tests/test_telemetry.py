@@ -226,14 +226,16 @@ def test_a_span_per_statement_and_a_child_per_container(otel, tmp_path):
 
 def test_a_failed_part_marks_its_span_and_counts_an_error(otel, pg):
     conn = pooldbapi.connect({"p": pg.conninfo()}, autocommit=True)
-    conn.execute("create table if not exists uniq (id int primary key)")
-    conn.execute("delete from uniq")
-    conn.execute("insert into uniq values (?)", (1,))
-    with pytest.raises(pooldbapi.IntegrityError):
-        conn.execute("insert into uniq values (?)", (1,))
-    conn.close()
+    conn.execute("create table tel_uniq (id int primary key)")
+    try:
+        conn.execute("insert into tel_uniq values (?)", (1,))
+        with pytest.raises(pooldbapi.IntegrityError):
+            conn.execute("insert into tel_uniq values (?)", (1,))
+    finally:
+        conn.execute("drop table tel_uniq")
+        conn.close()
     failed = [s for s in otel.spans() if s.status.status_code == StatusCode.ERROR]
-    assert len(failed) == 2  # the statement and its part on p
+    assert len(failed) == 2  # the statement and its part on p (the drop came after)
     for span in failed:
         assert span.attributes["error.type"] == "23505"
         assert span.attributes["db.response.status_code"] == "23505"
@@ -247,14 +249,14 @@ def test_no_parameter_value_and_no_secret_in_any_attribute(otel, pg):
                               "q": pg.conninfo(password=secret, application_name="tel")},
                              autocommit=True)
     cur = conn.cursor()
-    cur.execute("create table if not exists sec@p (id int primary key, v text)")  # p, q: one db
-    cur.execute("delete from sec@p")
-    cur.execute("insert into sec@p (id, v) values (?, ?)", (7, "value-one-7731"))
-    cur.executemany("insert into sec@{p,q} (id, v) values (:id, :v)",
+    cur.execute("create table tel_sec@p (id int primary key, v text)")  # p and q: one db
+    cur.execute("insert into tel_sec@p (id, v) values (?, ?)", (7, "value-one-7731"))
+    cur.executemany("insert into tel_sec@{p,q} (id, v) values (:id, :v)",
                     [{"id": 8, "v": "value-two-8842"}, {"id": 9, "v": "value-three-9953"}])
     with pytest.raises(pooldbapi.IntegrityError):  # the server's message quotes the key value
-        cur.execute("insert into sec@p (id, v) values (?, ?)", (7, "value-four-1064"))
-    cur.execute("select v from sec@p where v = %(v)s", {"v": "value-one-7731"})
+        cur.execute("insert into tel_sec@p (id, v) values (?, ?)", (7, "value-four-1064"))
+    cur.execute("select v from tel_sec@p where v = %(v)s", {"v": "value-one-7731"})
+    cur.execute("drop table tel_sec@p")
     conn.close()
     texts = otel.every_attribute()
     assert texts and any("db.query.text=" in t for t in texts)
