@@ -10,6 +10,14 @@ cores or more the client is pinned to core 0 and every PostgreSQL server process
 Then where the microseconds go: the SQLite select called at each layer (best of repeats;
 each figure the whole call at that layer, the layers below included), written to
 benchmarks/results/overhead_layers.json.
+
+--otel sdk sets OpenTelemetry's SDK providers first (a MeterProvider with a reader, a
+TracerProvider whose spans are made and dropped): what pooldbapi's metrics and spans cost
+(results in overhead-otel*.json); without it no provider is set, as in most applications.
+--otel compare measures the same in one process instead, where the machine's load moves
+less: SQLite calls in blocks interleaved without and with the SDK's providers, and the
+telemetry guards' own cost (execute_on and the cursor's _execute against the bodies they
+guard), written to benchmarks/results/overhead_telemetry.json.
 """
 from __future__ import annotations
 
@@ -205,23 +213,116 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
     return out
 
 
+def sdk_providers() -> tuple[object, object]:
+    """A MeterProvider with a reader that is never asked, a TracerProvider whose spans are
+    made, ended and given to an exporter that drops them."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(Drop()))
+    return MeterProvider(metric_readers=[InMemoryMetricReader()]), tracers
+
+
+def telemetry_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
+    """pooldbapi without a provider (raw_us) against pooldbapi with the SDK's (pooldbapi_us),
+    blocks interleaved in one process; then each guard against the body it guards."""
+    from pooldbapi import runner, telemetry
+    from pooldbapi.sql.parse import parse
+    otel = telemetry._Otel(*sdk_providers())
+
+    def switch(on: bool) -> None:
+        telemetry._OTEL, telemetry._EXPLICIT = (otel, True) if on else (None, False)
+        telemetry._set_on()
+
+    database = str(tmp / "t.db")
+    out = []
+    for mode, autocommit in MODES:
+        conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"},
+                                 autocommit=autocommit)
+        conn.execute("create table if not exists b (x int)")
+        conn.commit()
+        cur = conn.cursor()
+        for case, stmt, fetch in (("sqlite: select ? + fetchall", "select ?", True),
+                                  ("sqlite: insert one row", "insert into b values (?)", False)):
+            if autocommit and not fetch:
+                continue  # the file system's sync: microseconds are lost in its noise
+            call = caller(cur, stmt, fetch)
+
+            def off_then_on(conn: pooldbapi.Connection = conn) -> None:
+                conn.commit()
+                switch(True)
+
+            def on_then_off(conn: pooldbapi.Connection = conn) -> None:
+                conn.commit()
+                switch(False)
+            out.append(row(f"{case} (SDK providers)", mode,
+                           *pairs(call, call, off_then_on, on_then_off, rounds, n)))
+        conn.close()
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"})
+    cur = conn.cursor()
+    cur.execute("select ?", (1,)).fetchall()
+    stmt, params = parse("select ?"), (1,)
+    guarded = [("runner.execute_on", lambda: runner.execute_on(conn, "s", stmt, params),
+                lambda: runner._execute_on(conn, "s", stmt, params)),
+               ("cursor._execute", lambda: cur._execute("select ?", params),
+                lambda: cur._run("select ?", params))]
+    for name, with_guard, body in guarded:
+        a, b = [], []
+        for _ in range(rounds):
+            b.append(min(timeit.repeat(body, number=20000, repeat=3)) / 20000 * 1e6)
+            a.append(min(timeit.repeat(with_guard, number=20000, repeat=3)) / 20000 * 1e6)
+        out.append(row(f"{name}: body (raw_us) vs guard, no provider", "transaction", b, a))
+    conn.rollback()
+    conn.close()
+    return out
+
+
+def set_providers() -> None:
+    """The SDK's global providers: every instrument recorded (a reader that is never asked),
+    every span made, ended and given to an exporter that drops it."""
+    from opentelemetry import metrics, trace
+    meters, tracers = sdk_providers()
+    metrics.set_meter_provider(meters)  # type: ignore[arg-type]
+    trace.set_tracer_provider(tracers)  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=2000, help="SQLite executes per block")
     parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--otel", choices=("none", "sdk", "compare"), default="none",
+                        help="sdk: set OpenTelemetry's SDK providers (pooldbapi[otel]);"
+                             " compare: without and with them, interleaved, SQLite only")
     args = parser.parse_args()
     pin_client()
+    if args.otel == "compare":
+        with tempfile.TemporaryDirectory() as tmp:
+            report("overhead_telemetry", telemetry_cases(args.rounds, args.n, Path(tmp)),
+                   ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+        return
+    suffix = ""
+    if args.otel == "sdk":
+        set_providers()
+        suffix = "-otel"
     with tempfile.TemporaryDirectory() as tmp:
         rows = (sqlite_cases(args.rounds, args.n, Path(tmp)) if args.only != "postgresql"
                 else []) + \
             (postgresql_cases(args.rounds, args.pg_n) if args.only != "sqlite" else [])
-    report("overhead", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio",
-                              "raw_cpu_us", "pooldbapi_cpu_us", "added_cpu_us"])
+    report(f"overhead{suffix}", rows, ["case", "mode", "raw_us", "pooldbapi_us", "added_us",
+                                       "ratio", "raw_cpu_us", "pooldbapi_cpu_us",
+                                       "added_cpu_us"])
     print()
     with tempfile.TemporaryDirectory() as tmp:
-        report("overhead_layers", layers(Path(tmp)), ["layer", "us"])
+        report(f"overhead_layers{suffix}", layers(Path(tmp)), ["layer", "us"])
 
 
 if __name__ == "__main__":

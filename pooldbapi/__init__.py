@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from . import telemetry
 from .connection import Connection
 from .cursor import Cursor
 from .dbapi import (
@@ -58,6 +59,7 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
     a container does not name one of its own). dialect: the SQL dialect statements are written
     in (sqlglot's names: "postgres", "oracle", "sqlite", ...); the parts of a federated select
     that run locally are translated from it. None: the containers' own where they agree."""
+    telemetry.look()  # an OpenTelemetry provider the application set meanwhile
     resolved = load_settings(containers, settings, default)
     from_file = resolved.options.pop("shared_state", None)  # not a Connection argument
     store = shared_state or from_file

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from . import telemetry
 from .backends import backend as load_backend
 from .backends.base import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
@@ -167,6 +168,11 @@ class Cursor:
                 self.connection.router.settle()
 
     def _execute(self, operation: str, parameters: Any) -> Cursor:
+        if telemetry.ON:  # the statement's span (telemetry.py)
+            return telemetry.statement(self.connection, operation, parameters, self._run)
+        return self._run(operation, parameters)
+
+    def _run(self, operation: str, parameters: Any) -> Cursor:
         self._reset()
         stmt = self._prepare(operation)
         if self.stream and stmt.kind == sqlparse_.SELECT:
@@ -209,6 +215,12 @@ class Cursor:
                 self.connection.router.settle()
 
     def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
+        if telemetry.ON:  # the statement's span (telemetry.py)
+            return telemetry.statement(self.connection, operation, seq_of_parameters,
+                                       self._run_many, many=True)
+        return self._run_many(operation, seq_of_parameters)
+
+    def _run_many(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         self._reset()
         stmt = self._prepare(operation)
         run = _EXECUTEMANY.get(stmt.kind)

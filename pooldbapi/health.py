@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from . import telemetry
 from .settings import ContainerSpec
 from .state import store_key
 from .state.redis import RedisStore, store_for
@@ -87,6 +88,8 @@ class Health:
             state.last_error = error
             if state.healthy:
                 log.warning("container %s is unhealthy: %s", spec.alias, error)
+                if telemetry.ON:
+                    telemetry.health_changed(spec.alias, False)
             state.healthy = False
             self.any_unhealthy = True
             self._start_prober()
@@ -104,6 +107,8 @@ class Health:
         with self._lock:
             if not state.healthy:
                 log.warning("container %s is healthy again", spec.alias)
+                if telemetry.ON:
+                    telemetry.health_changed(spec.alias, True)
             state.healthy, state.failures, state.last_error = True, 0, None
             self.any_unhealthy = any(not s.healthy for s in self._states.values())
         self._share(spec, lambda store, key: store.mark_healthy(key))

@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from . import telemetry
 from .backends import backend as load_backend
 from .backends.base import Backend
 from .errors import Error, OperationalError, wrap
@@ -82,6 +83,8 @@ class PoolStats:
     errors: int
     maximum: int
     parked: int = 0  # kept by their borrower between autocommit statements (not in in_use)
+    waiting: int = 0   # borrowers waiting for a connection now
+    minimum: int = 0
 
 
 class Pool:
@@ -112,6 +115,7 @@ class Pool:
         self.used = time.monotonic()  # last acquire: a pool unused past idle-timeout is closed
 
     def _connect(self) -> Physical:
+        started = time.perf_counter()
         try:
             raw = self.backend.connect(self.spec)
         except Error:
@@ -127,6 +131,8 @@ class Pool:
                 HEALTH.failed(self.spec, str(err))
             raise err from exc
         HEALTH.succeeded(self.spec)
+        if telemetry.ON:
+            telemetry.created(self.spec, time.perf_counter() - started)
         return Physical(raw, self.spec, self.backend, self)
 
     def discard_idle(self) -> None:
@@ -168,6 +174,8 @@ class Pool:
                 if self.closed:
                     return None
                 if remaining <= 0:
+                    if telemetry.ON:
+                        telemetry.timed_out(self.spec.alias)
                     raise OperationalError(
                         f"container {self.spec.alias!r}: no free physical connection within"
                         f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
@@ -398,7 +406,8 @@ class Pool:
             idle, parked = len(self._idle), len(self._parked)
             return PoolStats(self.spec.alias, self.spec.driver, self._open, idle,
                              self._open - idle - parked, self._waits, self._errors,
-                             self.maximum, parked)
+                             self.maximum, parked, len(self._waiting),
+                             self.spec.options.minimum_number_of_pooled_connections)
 
 
 IDLE_LIMIT = 64

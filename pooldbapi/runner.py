@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import telemetry
 from .backends import backend as load_backend
 from .backends.base import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
@@ -48,6 +49,12 @@ def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any
 
 def execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part:
     """Run a statement once on one container and fetch its rows."""
+    if telemetry.ON:  # a child span of the statement's (telemetry.py)
+        return telemetry.part(_execute_on, conn, alias, stmt, params)
+    return _execute_on(conn, alias, stmt, params)
+
+
+def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part:
     spec = conn.specs[alias]
     # rendered and bound before anything is borrowed: bad parameters never take a connection
     text, values = _text(stmt, load_backend(spec.driver, alias), params)
@@ -147,6 +154,8 @@ class Stream:
             except Exception:  # noqa: BLE001, S110 - a broken connection is dropped below
                 pass
         self._conn.transaction.streams.discard(self)
+        if telemetry.ON:
+            telemetry.streamed(self.alias, self.rows_read)
         self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
 
 
@@ -171,6 +180,8 @@ def execute_routed(conn: Session, stmt: Statement, params: Any, read: bool,
             if len(tried) + 1 >= len(listed):
                 raise
             tried.append(alias)
+            if telemetry.ON:
+                telemetry.retried(alias)
             log.info("container %s failed (%s); trying the next container of the list",
                      alias, err)
 
@@ -226,6 +237,8 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
     (a single row needs none). The rows a RETURNING row gives are read before the savepoint
     ends (SQLite finishes such a statement only as its rows are read) and kept in out."""
     backend = phys.backend
+    if telemetry.ON:
+        telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
         with backend.atomic(phys.raw):
@@ -377,13 +390,14 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
     started = time.monotonic()
     # made before the work starts, so that an interruption still knows what was written
     outcomes: dict[str, _Outcome] = {alias: _Outcome() for alias in bounds}
+    work = _work if not telemetry.ON else telemetry.work(_work)  # a child span per container
     try:
         if len(bounds) == 1:
             alias, rows = next(iter(bounds.items()))
-            _work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
+            work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
         else:
             futures: dict[str, Future[_Outcome]] = {
-                alias: _executor().submit(_work, physicals[alias], rows, stop, chunk,
+                alias: _executor().submit(work, physicals[alias], rows, stop, chunk,
                                           conn.progress, outcomes[alias])
                 for alias, rows in bounds.items()}
             try:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import telemetry
 from .errors import InterfaceError, OperationalError
 from .settings import ContainerSpec
 from .state import store_key
@@ -87,6 +88,8 @@ class Limiter:
             if wait > 0:
                 time.sleep(wait)
                 waited += wait
+        if waited and telemetry.ON:
+            telemetry.throttled(self.alias, waited)
         return waited
 
     def hold_until(self, when: float) -> None:

@@ -6,6 +6,7 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import telemetry
 from .backends import backend as load_backend
 from .errors import (
     Error,
@@ -205,7 +206,8 @@ class Transaction:
                 if self.prepared:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
-            phys = self._unpark(spec.alias) or pool_for(spec).acquire()
+            phys = self._unpark(spec.alias) or (
+                pool_for(spec).acquire() if not telemetry.ON else telemetry.acquire(spec))
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:
@@ -282,6 +284,8 @@ class Transaction:
         phys = self.borrowed.pop(alias, None)
         if phys is not None:
             phys.in_transaction = False
+            if telemetry.ON:
+                telemetry.released(phys)
             phys.pool.release(phys, broken)
 
     def _finish(self, action: str) -> None:

@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     _connect_flags(p_cont, options=False)
     _verbose_flag(p_cont)
     p_cont.add_argument("--format", choices=("table", "json"), default="table")
+    p_cont.add_argument("--watch", action="store_true", help="a live table, refreshed every"
+                        " --interval seconds (1): health, pool, calls/s, rows/s, waits, errors")
+    p_cont.add_argument("--interval", type=float, default=1.0, help="with --watch: seconds")
+    p_cont.add_argument("--count", type=int, help="with --watch: stop after this many rounds")
     return parser
 
 
@@ -164,6 +168,9 @@ def _containers(args: argparse.Namespace) -> int:
         raise SystemExit(f"pooldbapi: no settings file: pass --settings FILE or set"
                          f" {SETTINGS_ENV}")
     specs = load_settings(settings=args.settings).containers
+    if args.watch:
+        from .watch import watch
+        return watch(specs, args.interval, args.count)
     rows = []
     for alias, spec in specs.items():
         reached = _reach(spec)

@@ -102,7 +102,7 @@ class ODataBackend:
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
                                spec.secrets, hold, throttle_for(spec), adaptive,
-                               spec.options.rate_limit_wait)
+                               spec.options.rate_limit_wait, spec.alias)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+from ... import telemetry
 from ...dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -205,7 +206,8 @@ class ODataConnection:
     def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
                  limiter: Any = None, adaptive: AdaptiveRate | None = None,
-                 rate_limit_wait: float = 60.0) -> None:
+                 rate_limit_wait: float = 60.0, alias: str = "") -> None:
+        self.alias = alias  # the container's, for its figures (telemetry)
         self.url = url.rstrip("/") + "/"
         self.session = session
         self.timeout = timeout
@@ -255,6 +257,8 @@ class ODataConnection:
             attempt += 1
             status = response.status_code
             if status == 429:
+                if telemetry.ON:
+                    telemetry.too_many(self.alias)
                 given = response.headers.get("Retry-After")
                 if not given:
                     self.adaptive.throttled()
@@ -269,6 +273,8 @@ class ODataConnection:
                 break
             if self.limiter is not None:
                 self.limiter.hold_until(time.monotonic() + delay)
+            if telemetry.ON:
+                telemetry.retried(self.alias)
             time.sleep(delay)
             waited += delay
         if response.status_code >= 400:
