@@ -276,8 +276,8 @@ def telemetry_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
     for name, with_guard, body in guarded:
         a, b = [], []
         for _ in range(rounds):
-            b.append(min(timeit.repeat(body, number=20000, repeat=3)) / 20000 * 1e6)
-            a.append(min(timeit.repeat(with_guard, number=20000, repeat=3)) / 20000 * 1e6)
+            b.append(min((per_call(body, 20000) for _ in range(3)), key=lambda t: t[0]))
+            a.append(min((per_call(with_guard, 20000) for _ in range(3)), key=lambda t: t[0]))
         out.append(row(f"{name}: body (raw_us) vs guard, no provider", "transaction", b, a))
     conn.rollback()
     conn.close()
@@ -307,7 +307,8 @@ def main() -> None:
     if args.otel == "compare":
         with tempfile.TemporaryDirectory() as tmp:
             report("overhead_telemetry", telemetry_cases(args.rounds, args.n, Path(tmp)),
-                   ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio"])
+                   ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio",
+                    "raw_cpu_us", "pooldbapi_cpu_us", "added_cpu_us"])
         return
     suffix = ""
     if args.otel == "sdk":
