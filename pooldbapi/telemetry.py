@@ -532,7 +532,9 @@ def _pools() -> dict[str, dict[str, int]]:
     for stats in pool_stats():
         found = out.setdefault(stats.alias, {"idle": 0, "used": 0, "maximum": 0,
                                              "minimum": 0, "waiting": 0})
-        found["idle"] += stats.idle
+        # a session kept between autocommit statements is idle: the pool takes it back for
+        # the next borrower
+        found["idle"] += stats.idle + stats.parked
         found["used"] += stats.in_use
         found["maximum"] += stats.maximum
         found["minimum"] += stats.minimum

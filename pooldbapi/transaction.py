@@ -215,7 +215,7 @@ class Transaction:
                 elif not autocommit:
                     phys.backend.begin(phys.raw)
             except Exception as exc:
-                phys.pool.release(phys, broken=True)
+                self._release(phys, broken=True)
                 cls, state = phys.backend.error_class(exc)
                 raise wrap(exc, spec.alias, spec.secrets, state, cls) from exc
             phys.in_transaction = not autocommit and phys.backend.transactional
@@ -232,15 +232,21 @@ class Transaction:
             return None
         if phys.backend.check(phys.raw):  # (its lifetime was checked when it was kept)
             return phys
-        phys.pool.release(phys, broken=True)
+        self._release(phys, broken=True)
         return None
+
+    @staticmethod
+    def _release(phys: Physical, broken: bool = False) -> None:
+        if telemetry.ON:
+            telemetry.released(phys)
+        phys.pool.release(phys, broken)
 
     def release_parked(self) -> None:
         """Give the kept sessions back to their pools (close)."""
         while self.parked:
             _, phys = self.parked.popitem()
             if phys.pool.unpark(phys, self._owner):
-                phys.pool.release(phys)
+                self._release(phys)
 
     def borrow(self, spec: ContainerSpec, lost_kind: str | None = None, keep: bool = False
                ) -> Borrow:
@@ -260,7 +266,7 @@ class Transaction:
             if phys is None:
                 return
             if phys.session_changed or not phys.pool.park(phys, self._owner):
-                phys.pool.release(phys)
+                self._release(phys)
             else:
                 self.parked[alias] = phys
 
@@ -284,9 +290,7 @@ class Transaction:
         phys = self.borrowed.pop(alias, None)
         if phys is not None:
             phys.in_transaction = False
-            if telemetry.ON:
-                telemetry.released(phys)
-            phys.pool.release(phys, broken)
+            self._release(phys, broken)
 
     def _finish(self, action: str) -> None:
         if self.inherited:

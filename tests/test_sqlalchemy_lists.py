@@ -151,13 +151,16 @@ def test_orm_keys_over_two_clusters_come_from_disjoint_residue_classes(pg_engine
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Identity map already had an identity" would raise
         with orm.Session(engine, expire_on_commit=False) as session:
-            objects = [Thing(name=f"t{i}") for i in range(8)] + \
-                      [Ident(name=f"i{i}") for i in range(8)]
-            session.add_all(objects)
-            session.flush()
+            objects = []
+            for flush in range(2):  # a flush's batch runs whole on one container: two of them
+                batch = [Thing(name=f"t{flush}{i}") for i in range(8)] + \
+                        [Ident(name=f"i{flush}{i}") for i in range(8)]
+                session.add_all(batch)
+                session.flush()
+                objects += batch
             for kind in (Thing, Ident):
                 keys = [o.id for o in objects if isinstance(o, kind)]
-                assert len(set(keys)) == 8
+                assert len(set(keys)) == 16
             session.commit()
     with engine.connect() as conn:
         for table in ("things", "idents"):
