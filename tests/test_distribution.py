@@ -360,7 +360,9 @@ def test_an_error_in_a_later_round_names_every_row_written_in_earlier_ones(three
             for a in ("a", "b")}
     assert {a: sorted(i + 1 for i in rows) for a, rows in err.written.items()} == \
         {a: ids for a, ids in held.items() if ids}
-    assert sum(len(r) for r in err.written.values()) == 3
+    # rounds 1 (rows 0, 1) whole; of round 2, row 2 runs on the other container at the same
+    # time as the failing row 3 and is written or stopped at its row boundary
+    assert sum(len(r) for r in err.written.values()) in (2, 3)
     summary = "; ".join(f"{a}: {len(ids)} rows" for a, ids in sorted(held.items()) if ids)
     assert f"(row 3 on container {err.container}; written before the error: {summary})" \
         in str(err)
