@@ -252,6 +252,27 @@ def test_very_long_statements_are_not_cached():
     assert module._cached_bytes <= module.CACHE_BYTES
 
 
+def test_the_last_few_long_statements_are_kept_apart_and_bounded():
+    """A flush's batches repeat one long text: read once; long texts push out only each
+    other (at most 4 of them, 1 MiB in all, none over 256 KiB), never ordinary statements."""
+    from pooldbapi.sql import parse as module
+    module.LONG.clear()
+    short = "select 1 from t@a where x = ?"
+    parse(short)
+    rows = ", ".join(["(?, ?, ?)"] * 2000)
+    texts = [f"insert into t{i}@a (a, b, c) values {rows}" for i in range(6)]
+    assert all(len(t) > module.CACHE_TEXT for t in texts)
+    first = parse(texts[0])
+    assert parse(texts[0]) is first and len(first.placeholders) == 6000
+    for text in texts[1:]:
+        parse(text)
+    assert list(module.LONG) == texts[2:]            # the 4 seen last
+    assert module.LONG.bytes <= 1 << 20 and short in module._CACHE
+    huge = "select 1" + " " * (256 << 10)
+    parse(huge)
+    assert huge not in module.LONG
+
+
 SYNC_CLAUSES = [
     (('synchronize s@a to t@b with insert or update identified by id, "Other Key"'
      " ignore changes to a, b;"), ({"insert", "update"}, ["id", '"Other Key"'], ["a", "b"])),

@@ -11,6 +11,7 @@ from sqlglot import TokenType
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 
+from ..cache import BoundedCache
 from ..errors import ProgrammingError
 
 # Token kinds of the scan (Token.ttype)
@@ -841,6 +842,10 @@ CACHE_BYTES = 4 << 20
 generated multi-row insert would push out everything else, as psycopg also reasons)."""
 CACHE_TEXT = 16 << 10
 _cached_bytes = 0
+LONG = BoundedCache[str, "Statement"](entries=4, nbytes=1 << 20, largest=256 << 10)
+"""The few statements longer than CACHE_TEXT seen last (up to 256 KiB each, 1 MiB in all):
+the batches of one ORM flush or to_sql call repeat one long text, and a one-off generated
+statement pushes out only these, never the cache of ordinary statements."""
 
 
 def parse(text: str) -> Statement:
@@ -851,9 +856,10 @@ def parse(text: str) -> Statement:
     stmt = _CACHE.get(text)
     if stmt is not None:
         return stmt
-    stmt = _scan(text)
     if len(text) > CACHE_TEXT:
-        return stmt
+        found = LONG.get(text)
+        return found if found is not None else LONG.put(text, _scan(text), len(text))
+    stmt = _scan(text)
     with _CACHE_LOCK:
         while _CACHE and (len(_CACHE) >= CACHE_SIZE or _cached_bytes + len(text) > CACHE_BYTES):
             _cached_bytes -= len(_CACHE.pop(next(iter(_CACHE))).text)
