@@ -30,6 +30,25 @@ def rows_in(path):
         raw.close()
 
 
+def close_while_waiting(conn, call):
+    """Run call in another thread while this one holds the connection's lock, then close
+    (the lock is reentrant: this thread closes while call waits for it); what call did."""
+    outcome: dict[str, object] = {}
+    with conn.lock:
+        def run():
+            try:
+                call()
+                outcome["returned"] = True
+            except pooldbapi.Error as err:
+                outcome["error"] = err
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.1)  # call is now past any check and waits for the lock
+        conn.close()
+    thread.join()
+    return outcome
+
+
 def test_a_commit_racing_another_threads_close_raises_and_the_database_agrees(tmp_path):
     """executemany of 100,000 rows then commit() in one thread; close() in another while
     the rows are written: commit must not return as if it had kept them."""
@@ -72,19 +91,7 @@ def test_a_commit_waiting_for_the_lock_raises_after_a_close_took_it_first(tmp_pa
     path = tmp_path / "race.db"
     conn = sqlite_conn(path)
     conn.execute("insert into t values (1)")
-    outcome: dict[str, object] = {}
-    with conn.lock:
-        def commit():
-            try:
-                conn.commit()
-                outcome["committed"] = True
-            except pooldbapi.Error as err:
-                outcome["error"] = err
-        thread = threading.Thread(target=commit)
-        thread.start()
-        time.sleep(0.1)  # commit() is now waiting for the lock
-        conn.close()     # the lock is reentrant: this thread closes while commit() waits
-    thread.join()
+    outcome = close_while_waiting(conn, conn.commit)
     assert isinstance(outcome.get("error"), pooldbapi.InterfaceError), outcome
     assert rows_in(path) == 0
 
@@ -99,19 +106,7 @@ def test_a_commit_waiting_for_the_lock_raises_after_a_close_took_it_first(tmp_pa
         "tpc_rollback", "tpc_recover", "autocommit", "enter"])
 def test_every_connection_method_waiting_for_the_lock_raises_after_a_close(tmp_path, call):
     conn = sqlite_conn(tmp_path / "m.db")
-    outcome: dict[str, object] = {}
-    with conn.lock:
-        def run():
-            try:
-                call(conn)
-                outcome["returned"] = True
-            except pooldbapi.Error as err:
-                outcome["error"] = err
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.05)
-        conn.close()
-    thread.join()
+    outcome = close_while_waiting(conn, lambda: call(conn))
     assert isinstance(outcome.get("error"), pooldbapi.InterfaceError), outcome
 
 
@@ -127,18 +122,6 @@ def test_every_cursor_method_waiting_for_the_lock_raises_after_a_close(tmp_path,
     cur = conn.cursor(stream=True)
     cur.execute("select x from t")
     cur.fetchone()  # a batch of rows is in hand
-    outcome: dict[str, object] = {}
-    with conn.lock:
-        def run():
-            try:
-                call(cur)
-                outcome["returned"] = True
-            except pooldbapi.Error as err:
-                outcome["error"] = err
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.05)
-        conn.close()
-    thread.join()
+    outcome = close_while_waiting(conn, lambda: call(cur))
     assert isinstance(outcome.get("error"), pooldbapi.InterfaceError), outcome
     assert rows_in(tmp_path / "c.db") == 0

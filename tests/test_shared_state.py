@@ -227,12 +227,13 @@ def test_the_adaptive_rate_cuts_on_429_and_climbs_back():
     assert rate.rate is None  # past twice the last cut: no limit of its own any more
 
 
-def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
+def _refused_container(redis_server, monkeypatch):
+    """A shared-health container whose every connect is refused (and recorded), with the
+    probes run by hand: its spec, the connects made, and the store's key of its health."""
     from pooldbapi.backends.postgresql import PostgreSQLBackend
     from pooldbapi.health import Health
     from pooldbapi.settings import make_spec
     from pooldbapi.state import store_key
-    from pooldbapi.state.redis import store_for
     redis_server.flush()
     spec = make_spec("dead", "driver=postgresql;host=127.0.0.1;port=9;user=x;"
                              f"shared-state={redis_server.url}")
@@ -243,7 +244,14 @@ def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
         raise OSError("refused")
 
     monkeypatch.setattr(PostgreSQLBackend, "connect", refuse)
-    monkeypatch.setattr(Health, "_start_prober", lambda self: None)  # probes run by hand here
+    monkeypatch.setattr(Health, "_start_prober", lambda self: None)
+    return spec, connects, store_key(spec.key)
+
+
+def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
+    from pooldbapi.health import Health
+    from pooldbapi.state.redis import store_for
+    spec, connects, key = _refused_container(redis_server, monkeypatch)
     one, two = Health(), Health()  # two processes' views
     one.failed(spec, "refused")
     two.failed(spec, "refused")
@@ -251,7 +259,7 @@ def test_one_process_probes_a_container_at_a_time(redis_server, monkeypatch):
     two._probe(spec)
     assert connects == ["dead"]  # the lease holder probed; the other did not
     assert not two.is_healthy(spec)
-    store_for(redis_server.url).mark_healthy(store_key(spec.key))  # the holder re-admits it
+    store_for(redis_server.url).mark_healthy(key)  # the holder re-admits it
     two._probe(spec)
     assert connects == ["dead"] and two.snapshot()["dead"].healthy
 
@@ -272,26 +280,13 @@ def test_the_lease_holder_probes_again_rather_than_readmit_an_expired_mark(redis
     """The process holding a container's probe lease probes it at its next turn, even when
     the store's mark has expired meanwhile (its back-off ends as the next probe is due):
     it is not another process re-admitting the container."""
-    from pooldbapi.backends.postgresql import PostgreSQLBackend
     from pooldbapi.health import Health
-    from pooldbapi.settings import make_spec
-    from pooldbapi.state import store_key
     from pooldbapi.state.redis import store_for
-    redis_server.flush()
-    spec = make_spec("dead", "driver=postgresql;host=127.0.0.1;port=9;user=x;"
-                             f"shared-state={redis_server.url}")
-    connects = []
-
-    def refuse(self, spec):
-        connects.append(spec.alias)
-        raise OSError("refused")
-
-    monkeypatch.setattr(PostgreSQLBackend, "connect", refuse)
-    monkeypatch.setattr(Health, "_start_prober", lambda self: None)  # probes run by hand here
+    spec, connects, key = _refused_container(redis_server, monkeypatch)
     one = Health()
     one.failed(spec, "refused")
     one._probe(spec)  # takes the lease; refused again
-    store_for(redis_server.url).client.delete(store_key(spec.key) + ":down")  # (expired)
+    store_for(redis_server.url).client.delete(key + ":down")  # (expired)
     one._probe(spec)
     assert connects == ["dead", "dead"]
     assert not one.snapshot()["dead"].healthy
