@@ -65,8 +65,8 @@ native_loads() {
 }
 
 marker=tests/odata_service/node_modules/.pooldbapi-installed
-if [ -f "$marker" ] && ! native_loads; then
-    rm -f "$marker"  # built for another Node: build again
+if [ -f "$marker" ] && { ! native_loads || [ tests/odata_service/package-lock.json -nt "$marker" ]; }; then
+    rm -f "$marker"  # built for another Node, or the packages changed: install again
 fi
 if [ ! -f "$marker" ]; then
     echo "installing the OData test service's Node packages (npm ci; a first run compiles one"

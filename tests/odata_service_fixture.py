@@ -15,6 +15,7 @@ from pgcluster import free_port
 
 SERVICE = Path(__file__).resolve().parent / "odata_service"
 PATH = "/odata/v4/eol/"
+PATH_V2 = "/odata/v2/eol/"  # the same service in OData v2 (@cap-js-community/odata-v2-adapter)
 
 
 def _wait(url: str, seconds: float, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -135,6 +136,7 @@ http {{
       {"return 503;" if unavailable else ""}
       limit_req zone=tokens burst={burst} nodelay;
       {waits}
+      proxy_set_header Host $http_host;  # (v2's next links are absolute, made from it)
       {extra}proxy_pass http://127.0.0.1:{cap_port};
     }}
     {limited}
@@ -146,6 +148,12 @@ http {{
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{PATH}"
+
+    @property
+    def url_v2(self) -> str:
+        # 'localhost': the adapter's absolute next links name it for 127.0.0.1 (and the
+        # Host header nginx passes on), and pooldbapi follows no link to another host
+        return f"http://localhost:{self.port}{PATH_V2}"
 
     def start(self) -> None:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"

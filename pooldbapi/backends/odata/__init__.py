@@ -1,4 +1,4 @@
-"""The odata back-end: a REST / OData v4 service over requests. Entity sets are tables; selects
+"""The odata back-end: a REST / OData v4 or v2 service over requests. Entity sets are tables; selects
 are evaluated locally from what the service returns; writes are one call per row."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
 _HOLDS: dict[str, Hold] = {}  # per container definition, process-wide
 _ADAPTIVE: dict[str, AdaptiveRate] = {}  # learnt sending rates, likewise
-_KEYS = ("url", "token", "user", "password", "timeout", "verify")
+_KEYS = ("url", "token", "user", "password", "timeout", "verify", "odata-version")
 
 
 def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool]:
@@ -63,7 +63,19 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
         raise InterfaceError(f"container {spec.alias!r}: key 'timeout' has an invalid value"
                              f" {params['timeout']!r}") from None
     verify = params.get("verify", "true").lower() not in ("false", "0", "no", "off")
+    odata_version(spec)
     return url, session, timeout, verify
+
+
+def odata_version(spec: ContainerSpec) -> int | None:
+    """The `odata-version` a container string gives (2 or 4), None: read from $metadata."""
+    given = spec.param("odata-version")
+    if given is None:
+        return None
+    if given.strip() not in ("2", "4"):
+        raise InterfaceError(f"container {spec.alias!r}: key 'odata-version' is 2 or 4, not"
+                             f" {given!r}")
+    return int(given)
 
 
 def _check_header_value(alias: str, key: str, value: str) -> None:
@@ -82,7 +94,7 @@ def _check_header_value(alias: str, key: str, value: str) -> None:
 
 
 class ODataBackend:
-    """OData v4 over requests; no transactions, no SQL: selects are evaluated locally."""
+    """OData v4 or v2 over requests; no transactions, no SQL: selects are evaluated locally."""
 
     name = "odata"
     paramstyle = "qmark"
@@ -102,7 +114,7 @@ class ODataBackend:
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
                                spec.secrets, hold, throttle_for(spec), adaptive,
-                               spec.options.rate_limit_wait, spec.alias)
+                               spec.options.rate_limit_wait, spec.alias, odata_version(spec))
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

@@ -1,6 +1,6 @@
 """HTTP for the odata back-end: one requests.Session per physical connection, paging through
 next links, 429 (and 503 on reads) retried after Retry-After, and a DB-API-like cursor over
-the statements pooldbapi sends (translate.py)."""
+the statements pooldbapi sends (translate.py), in OData v4 or v2 (v2.py)."""
 from __future__ import annotations
 
 import datetime
@@ -13,7 +13,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -26,15 +26,16 @@ from ...dbapi import (
     TypeCode,
 )
 from ...errors import redact
+from . import v2
 from .translate import Request, literal, translate
 
-_EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 _CATEGORY = {
     NUMBER_NAME: {"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Byte", "Edm.SByte",
                   "Edm.Decimal", "Edm.Double", "Edm.Single", "Edm.Boolean"},
     STRING_NAME: {"Edm.String", "Edm.Guid"},
     BINARY_NAME: {"Edm.Binary"},
-    DATETIME_NAME: {"Edm.Date", "Edm.DateTimeOffset", "Edm.TimeOfDay", "Edm.Duration"},
+    DATETIME_NAME: {"Edm.Date", "Edm.DateTimeOffset", "Edm.TimeOfDay", "Edm.Duration",
+                    "Edm.DateTime", "Edm.Time"},  # (the last two: v2's)
 }
 _BY_TYPE = {t: cat for cat, types in _CATEGORY.items() for t in types}
 
@@ -66,7 +67,7 @@ def _error(status: int, text: str) -> Error:
     cls: type[Error] = {409: IntegrityError, 412: IntegrityError, 422: DataError}.get(
         status, OperationalError if status in (401, 403, 429) or status >= 500
         else ProgrammingError)
-    err = cls(f"HTTP {status}: {text[:300]}")
+    err = cls(f"HTTP {status}: {(v2.error_text(text) or text)[:300]}")
     err.status = status
     err.connection_failure = status >= 500
     return err
@@ -206,7 +207,8 @@ class ODataConnection:
     def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
                  limiter: Any = None, adaptive: AdaptiveRate | None = None,
-                 rate_limit_wait: float = 60.0, alias: str = "") -> None:
+                 rate_limit_wait: float = 60.0, alias: str = "",
+                 version: int | None = None) -> None:
         self.alias = alias  # the container's, for its figures (telemetry)
         self.url = url.rstrip("/") + "/"
         self.session = session
@@ -223,6 +225,7 @@ class ODataConnection:
         self.adaptive = adaptive or AdaptiveRate()
         self.rate_limit_wait = rate_limit_wait
         self.calls = 0
+        self.version = version  # 2 or 4: given, else read from $metadata with the types
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one call. 429 is retried (after Retry-After, else a back-off, the rate cut)
@@ -285,17 +288,12 @@ class ODataConnection:
         """Return the properties of an entity set and their Edm types, from $metadata."""
         if self._types is None:
             root = ET.fromstring(self.request("GET", "$metadata").content)
-            by_type = {t.get("Name", ""): {p.get("Name", ""): p.get("Type", "") for p in
-                                           t.iter(f"{_EDM}Property")}
-                       for t in root.iter(f"{_EDM}EntityType")}
-            keys = {t.get("Name", ""): [r.get("Name", "") for r in t.iter(f"{_EDM}PropertyRef")]
-                    for t in root.iter(f"{_EDM}EntityType")}
-            self._keys = {s.get("Name", ""): keys.get((s.get("EntityType") or "")
-                                                      .rsplit(".", 1)[-1], [])
-                          for s in root.iter(f"{_EDM}EntitySet")}
-            self._types = {s.get("Name", ""): by_type.get((s.get("EntityType") or "")
-                                                          .rsplit(".", 1)[-1], {})
-                           for s in root.iter(f"{_EDM}EntitySet")}
+            if self.version is None:
+                try:
+                    self.version = v2.version(root)
+                except ValueError as exc:
+                    raise ProgrammingError(f"the service speaks {exc}") from None
+            self._types, self._keys = v2.schema(root)
         found = self._types.get(entity)
         if found is None:
             raise ProgrammingError(f"the service has no entity set {entity!r}")
@@ -309,7 +307,7 @@ class ODataConnection:
     def unsafe_key(self, entity: str, key: dict[str, Any]) -> str | None:
         """Why a key cannot be sent as one path segment (None: it can), from $metadata."""
         try:
-            key_segment(entity, self.types(entity), key)
+            key_segment(entity, self.types(entity), key, self.version)
         except ProgrammingError as exc:
             return str(exc)
         return None
@@ -342,6 +340,13 @@ class ODataCursor:
     def execute(self, text: str, params: Sequence[Any] | None = None) -> None:
         request = translate(text, params)
         types = self.conn.types(request.entity)
+        version = self.conn.version
+        if version == 2:  # v2's literals go by the type of the property compared
+            try:
+                request = translate(text, params, v2.filter_literal(types), v2.STARTS)
+            except ValueError as exc:
+                raise ProgrammingError(f"entity set {request.entity!r}: a value cannot be"
+                                       f" sent: {exc}") from None
         unknown = sorted(request.names - types.keys())
         if unknown:
             raise ProgrammingError(f"entity set {request.entity!r} has no property"
@@ -363,15 +368,16 @@ class ODataCursor:
                 for c in columns)
             self._rows = iter(()) if request.empty else self._read(request, columns, types)
             return
-        path = key_segment(request.entity, types, request.key) if request.key else \
+        path = key_segment(request.entity, types, request.key, version) if request.key else \
             quote(request.entity, safe="")
         if request.method == "POST":
-            self.conn.request("POST", path, json=_body(request))
+            self.conn.request("POST", path, json=_body(request, types, version))
             self.rowcount = 1
             return
+        method = "MERGE" if request.method == "PATCH" and version == 2 else request.method
         try:
-            self.conn.request(request.method, path,
-                              **({"json": _body(request)} if request.body else {}))
+            self.conn.request(method, path, **({"json": _body(request, types, version)}
+                                               if request.body else {}))
             self.rowcount = 1
         except ProgrammingError as exc:
             if exc.status != 404:
@@ -390,15 +396,32 @@ class ODataCursor:
         # spaces as %20: OData parsers do not all read '+' as a space
         query = urlencode(params, quote_via=quote, safe="$,'()")
         response = self.conn.request("GET", f"{quote(request.entity)}?{query}")
+        old = self.conn.version == 2
         while True:
             payload = response.json()
-            for item in payload.get("value", []):
-                yield tuple(convert(item.get(c), types[c]) for c in columns)
-            link = payload.get("@odata.nextLink")
+            if old:  # verbose JSON: d.results, d.__next (opaque: followed as given)
+                items, link = v2.page(payload)
+                for item in items:
+                    yield tuple(v2.convert(item.get(c), types[c]) for c in columns)
+            else:
+                for item in payload.get("value", []):
+                    yield tuple(convert(item.get(c), types[c]) for c in columns)
+                link = payload.get("@odata.nextLink")
             if not link:
                 return
-            response = self.conn.request("GET", link if link.startswith("http") else
-                                         self.conn.url + link)
+            response = self.conn.request("GET", self._next(link))
+
+    def _next(self, link: str) -> str:
+        """The URL of a next link, followed as given (a $skiptoken is opaque), but only on the
+        service's own scheme, host and port: the credentials go with every call."""
+        if not link.startswith(("http://", "https://")):
+            return self.conn.url + link
+        own, there = urlsplit(self.conn.url), urlsplit(link)
+        if (own.scheme, own.netloc.lower()) != (there.scheme, there.netloc.lower()):
+            raise OperationalError(f"the service's next link leads to another server"
+                                   f" ({there.scheme}://{there.netloc}): not followed with"
+                                   " this container's credentials")
+        return link
 
     def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> None:
         total = 0
@@ -429,13 +452,19 @@ _INTEGERS = {"Edm.Int16", "Edm.Int32", "Edm.Int64", "Edm.Byte", "Edm.SByte"}
 _NUMBERS = {"Edm.Decimal", "Edm.Double", "Edm.Single"}
 
 
-def key_literal(entity: str, name: str, edm: str | None, value: Any) -> str:
+def key_literal(entity: str, name: str, edm: str | None, value: Any, version: int | None = 4
+                ) -> str:
     """Return a key value as the OData literal of its Edm type, percent-encoded as part of one
     path segment: nothing in it can end the segment, start a query or climb the path ('..'
     without a '/' is no segment of its own). A value that is no literal of its type is a
     ProgrammingError naming the key, never a different URL."""
     def refused(why: str) -> ProgrammingError:
         return ProgrammingError(f"key {name!r} of {entity!r} cannot be sent: {value!r} {why}")
+    if version == 2 and edm in ("Edm.DateTime", "Edm.Time"):
+        try:
+            return quote(v2.literal(edm, value), safe="'")
+        except (ValueError, TypeError) as exc:
+            raise refused(f"({exc})") from None
     if edm == "Edm.String":
         if not isinstance(value, str):
             raise refused("is no string")
@@ -470,13 +499,17 @@ def key_literal(entity: str, name: str, edm: str | None, value: Any) -> str:
         text = literal(value)
     else:
         raise refused(f"(a key of type {edm or 'unknown'} is not sent by pooldbapi)")
+    if version == 2 and edm not in ("Edm.String", "Edm.Boolean") and \
+            edm not in _INTEGERS - {"Edm.Int64"}:
+        text = v2.literal(edm, value)  # guid'...', datetime'...', 1.5M, 7L
     return quote(text, safe="'")
 
 
-def key_segment(entity: str, types: dict[str, str], key: dict[str, Any]) -> str:
+def key_segment(entity: str, types: dict[str, str], key: dict[str, Any],
+                version: int | None = 4) -> str:
     """Return the path segment of one entity, Entity(key) or Entity(a=1,b='x'), every
     value formatted by its Edm type from $metadata and percent-encoded."""
-    values = [(name, key_literal(entity, name, types.get(name), value))
+    values = [(name, key_literal(entity, name, types.get(name), value, version))
               for name, value in key.items()]
     if len(values) == 1:
         inside = values[0][1]
@@ -485,6 +518,8 @@ def key_segment(entity: str, types: dict[str, str], key: dict[str, Any]) -> str:
     return f"{quote(entity, safe='')}({inside})"
 
 
-def _body(request: Request) -> dict[str, Any]:
+def _body(request: Request, types: dict[str, str], version: int | None) -> dict[str, Any]:
     from .translate import json_value
+    if version == 2:
+        return {k: v2.json_value(v, types.get(k)) for k, v in request.body.items()}
     return {k: json_value(v) for k, v in request.body.items()}

@@ -1,11 +1,12 @@
 """The SQL that pooldbapi sends to a container (pushed-down selects, single-row writes) as
-OData v4 requests: entity set, $select, $filter, $orderby, $top, key predicates and bodies.
-Statements are read from sqlglot's syntax tree, parsed once per text."""
+OData requests: entity set, $select, $filter, $orderby, $top, key predicates and bodies.
+Statements are read from sqlglot's syntax tree, parsed once per text. The literals of $filter
+are v4's unless a v2 literal function (v2.py, typed by the property compared) is given."""
 from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,11 +71,21 @@ class Request:
     names: frozenset[str] = field(default=frozenset(), compare=False)
 
 
+Literal = Callable[[str, Any], str]  # (property, value) -> the literal of $filter
+
+
+def _v4(column: str, value: Any) -> str:
+    return literal(value)
+
+
 class _Values:
     """The values of a statement's markers, by their number in the text."""
 
-    def __init__(self, params: Sequence[Any] | None) -> None:
+    def __init__(self, params: Sequence[Any] | None, lit: Literal = _v4,
+                 starts: str = "startswith({}, {})") -> None:
         self.params = list(params or ())
+        self.lit = lit
+        self.starts = starts  # v2's startswith is a function to compare: '... eq true'
 
     def of(self, node: exp.Expression) -> Any:
         """The Python value of a literal or a marker; raises ValueError for anything else."""
@@ -117,21 +128,25 @@ def filter_of(node: Any, values: _Values) -> str | None:
             col = _column(left)
             if col is None:
                 return None
-            return f"{col} {op} {literal(values.of(right))}"
+            return f"{col} {op} {values.lit(col, values.of(right))}"
         if isinstance(node, exp.Between) and _column(node.this) is not None:
             col = _column(node.this)
             low, high = values.of(node.args["low"]), values.of(node.args["high"])
-            return f"({col} ge {literal(low)} and {col} le {literal(high)})"
+            assert col is not None
+            return f"({col} ge {values.lit(col, low)} and {col} le {values.lit(col, high)})"
         if isinstance(node, exp.In) and _column(node.this) is not None and \
                 node.expressions and not node.args.get("query"):
             col = _column(node.this)
-            return "(" + " or ".join(f"{col} eq {literal(values.of(i))}"
+            assert col is not None
+            return "(" + " or ".join(f"{col} eq {values.lit(col, values.of(i))}"
                                      for i in node.expressions) + ")"
         if isinstance(node, exp.Like) and _column(node.this) is not None:
             pattern = values.of(node.expression)
             if isinstance(pattern, str) and pattern.endswith("%") and \
                     not any(c in pattern[:-1] for c in "%_"):
-                return f"startswith({_column(node.this)}, {literal(pattern[:-1])})"
+                col = _column(node.this)
+                assert col is not None
+                return values.starts.format(col, values.lit(col, pattern[:-1]))
             return None
         if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and \
                 _column(node.this) is not None:
@@ -234,9 +249,11 @@ def _key(where: Any, values: _Values) -> dict[str, Any]:
     return key
 
 
-def translate(text: str, params: Sequence[Any] | None) -> Request:
-    """Turn one statement that pooldbapi sends into an OData request."""
-    request = _translate(_tree(text), _Values(params), text)
+def translate(text: str, params: Sequence[Any] | None, lit: Literal = _v4,
+              starts: str = "startswith({}, {})") -> Request:
+    """Turn one statement that pooldbapi sends into an OData request; `lit` and `starts`
+    give the literals and the startswith of the service's OData version."""
+    request = _translate(_tree(text), _Values(params, lit, starts), text)
     request.names = _names(text) | request.body.keys()
     return request
 
