@@ -92,7 +92,9 @@ class Gateway:
     def __init__(self, cap_port: int, rate: int, burst: int,
                  retry_after: int | str | None = None,
                  headers: dict[str, str] | None = None, unavailable: bool = False,
-                 read_timeout: float | None = None) -> None:
+                 read_timeout: float | None = None, check_url: str | None = None) -> None:
+        # check_url: every call's bearer token is checked there first (auth_request: the
+        # OAuth2 tests' token server answers 200 for a live access token, else 401)
         self.dir = Path(tempfile.mkdtemp(prefix="pooldbapi-nginx-"))
         self.port = free_port()
         self.cap_port = cap_port
@@ -107,6 +109,14 @@ class Gateway:
         user = "user root;" if os.geteuid() == 0 else ""
         extra = "".join(f"add_header {k} {v} always;\n      " for k, v in
                         (headers or {}).items())
+        check = "" if check_url is None else f"""
+    location = /_check {{
+      internal;
+      proxy_pass {check_url};
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+    }}"""
         (self.dir / "nginx.conf").write_text(f"""
 worker_processes 1;
 daemon off;
@@ -134,12 +144,14 @@ http {{
       if ($http_authorization !~ "^Bearer tok") {{ return 401; }}
       if ($http_authorization = "Bearer tok-forbidden") {{ return 403; }}
       {"return 503;" if unavailable else ""}
+      {"auth_request /_check;" if check_url else ""}
       limit_req zone=tokens burst={burst} nodelay;
       {waits}
       proxy_set_header Host $http_host;  # (v2's next links are absolute, made from it)
       {extra}proxy_pass http://127.0.0.1:{cap_port};
     }}
     {limited}
+    {check}
   }}
 }}
 """)

@@ -208,7 +208,7 @@ class ODataConnection:
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
                  limiter: Any = None, adaptive: AdaptiveRate | None = None,
                  rate_limit_wait: float = 60.0, alias: str = "",
-                 version: int | None = None) -> None:
+                 version: int | None = None, auth: Any = None) -> None:
         self.alias = alias  # the container's, for its figures (telemetry)
         self.url = url.rstrip("/") + "/"
         self.session = session
@@ -226,12 +226,13 @@ class ODataConnection:
         self.rate_limit_wait = rate_limit_wait
         self.calls = 0
         self.version = version  # 2 or 4: given, else read from $metadata with the types
+        self.auth = auth  # an oauth.TokenSource (auth=oauth2), else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one call. 429 is retried (after Retry-After, else a back-off, the rate cut)
         until rate-limit-wait seconds were spent waiting; 503 on reads up to max-tries."""
         url = path if path.startswith("http") else self.url + path
-        waited, attempt = 0.0, 0
+        waited, attempt, refreshed, sent = 0.0, 0, False, ""
         while True:
             self.hold.wait()
             if self.limiter is not None:
@@ -240,12 +241,16 @@ class ODataConnection:
             if attempt:  # waiting for the learnt rate after a 429 counts as waiting for it
                 waited += paced
             failure, lost = None, False
+            if self.auth is not None:  # the app's access token, refreshed before it expires
+                sent = self.auth.token()
+                kwargs["headers"] = {**kwargs.get("headers", {}),
+                                     "Authorization": f"Bearer {sent}"}
             try:
                 self.calls += 1
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 verify=self.verify, **kwargs)
             except requests.RequestException as exc:
-                failure = redact(f"{type(exc).__name__}: {exc}", self.secrets)
+                failure = redact(f"{type(exc).__name__}: {exc}", self.all_secrets())
                 # an invalid URL or header (requests' ValueErrors) is no lost connection
                 lost = not isinstance(exc, ValueError)
             if failure is not None:
@@ -259,6 +264,10 @@ class ODataConnection:
                 self.limiter.hold_until(time.monotonic() + held)
             attempt += 1
             status = response.status_code
+            if status == 401 and self.auth is not None and not refreshed:
+                refreshed = True  # once: a new token, then the service's answer stands
+                self.auth.rejected(sent)
+                continue
             if status == 429:
                 if telemetry.ON:
                     telemetry.too_many(self.alias)
@@ -281,8 +290,16 @@ class ODataConnection:
             time.sleep(delay)
             waited += delay
         if response.status_code >= 400:
-            raise _error(response.status_code, redact(response.text, self.secrets))
+            refused = _error(response.status_code, redact(response.text, self.all_secrets()))
+            if refreshed and response.status_code == 401:
+                again = f"{refused.args[0]} (refused again after the OAuth2 token was refreshed)"
+                refused.args = (again,)
+            raise refused
         return response
+
+    def all_secrets(self) -> tuple[str, ...]:
+        """The values no message may show: the container's, and its current OAuth2 tokens."""
+        return self.secrets + (self.auth.secrets if self.auth is not None else ())
 
     def types(self, entity: str) -> dict[str, str]:
         """Return the properties of an entity set and their Edm types, from $metadata."""
