@@ -15,12 +15,13 @@ from ...settings import ContainerSpec
 from ...throttle import throttle_for
 from ..base import Backend, Description
 from . import oauth
+from .budget import budget_for
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
 _HOLDS: dict[str, Hold] = {}  # per container definition, process-wide
 _ADAPTIVE: dict[str, AdaptiveRate] = {}  # learnt sending rates, likewise
 _KEYS = ("url", "token", "user", "password", "timeout", "verify", "odata-version",
-         *oauth.KEYS)
+         "max-errors-per-hour", *oauth.KEYS)
 
 
 def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool]:
@@ -113,12 +114,13 @@ class ODataBackend:
     def connect(self, spec: ContainerSpec) -> Any:
         url, session, timeout, verify = session_for(spec)
         auth = oauth.source_for(spec, timeout, verify)
+        budget = budget_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
                                spec.secrets, hold, throttle_for(spec), adaptive,
                                spec.options.rate_limit_wait, spec.alias, odata_version(spec),
-                               auth)
+                               auth, budget)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

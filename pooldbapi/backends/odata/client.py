@@ -27,6 +27,7 @@ from ...dbapi import (
 )
 from ...errors import redact
 from . import v2
+from .budget import CLIENT_ERRORS, endpoint_of
 from .translate import Request, literal, translate
 
 _CATEGORY = {
@@ -208,7 +209,7 @@ class ODataConnection:
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
                  limiter: Any = None, adaptive: AdaptiveRate | None = None,
                  rate_limit_wait: float = 60.0, alias: str = "",
-                 version: int | None = None, auth: Any = None) -> None:
+                 version: int | None = None, auth: Any = None, budget: Any = None) -> None:
         self.alias = alias  # the container's, for its figures (telemetry)
         self.url = url.rstrip("/") + "/"
         self.session = session
@@ -227,13 +228,18 @@ class ODataConnection:
         self.calls = 0
         self.version = version  # 2 or 4: given, else read from $metadata with the types
         self.auth = auth  # an oauth.TokenSource (auth=oauth2), else None
+        self.budget = budget  # a budget.ErrorBudget (max-errors-per-hour), else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one call. 429 is retried (after Retry-After, else a back-off, the rate cut)
         until rate-limit-wait seconds were spent waiting; 503 on reads up to max-tries."""
         url = path if path.startswith("http") else self.url + path
+        endpoint = endpoint_of(url[len(self.url):] if url.startswith(self.url) else
+                               urlsplit(url).path.rsplit("/", 1)[-1])
         waited, attempt, refreshed, sent = 0.0, 0, False, ""
         while True:
+            if self.budget is not None:  # refused here, unsent, once the budget is spent
+                self.budget.check(endpoint)
             self.hold.wait()
             if self.limiter is not None:
                 self.limiter.take()
@@ -264,6 +270,8 @@ class ODataConnection:
                 self.limiter.hold_until(time.monotonic() + held)
             attempt += 1
             status = response.status_code
+            if self.budget is not None and status in CLIENT_ERRORS:
+                self.budget.spent(endpoint)
             if status == 401 and self.auth is not None and not refreshed:
                 refreshed = True  # once: a new token, then the service's answer stands
                 self.auth.rejected(sent)
