@@ -203,7 +203,7 @@ def run_processes(containers, seconds, processes=4):
 
 
 def test_four_processes_share_two_apps_through_the_store(checked, redis_server):
-    """Four processes, two apps, access tokens of 3 s, 10 s of calls: one refresh at a time
+    """Four processes, two apps, access tokens of 3 s, 12 s of calls: one refresh at a time
     per app (the lease), each new refresh token kept at once, so the server's log shows no
     refresh token used twice and no call is refused; requests at least token-interval apart."""
     redis_server.flush()
@@ -213,7 +213,7 @@ def test_four_processes_share_two_apps_through_the_store(checked, redis_server):
         f"o{n}": spec(server, gateway, client=f"app{n}", refresh=f"rt-first-{n}",
                       **{"shared-state": redis_server.url, "token-interval": 2})
         for n in (1, 2)}
-    outcomes = run_processes(containers, 10)
+    outcomes = run_processes(containers, 12)
     assert [o["failed"] for o in outcomes] == [0] * 4, outcomes
     assert all(o["calls"] > 0 for o in outcomes)
     assert not refreshes_used_twice(server)
@@ -233,3 +233,23 @@ def test_without_a_store_processes_spend_each_others_refresh_tokens(checked):
     assert refreshes_used_twice(server) == [server.events("refresh")[0]["refresh"]]
     failed = [o for o in outcomes if o["failed"]]
     assert len(failed) == 3 and all("invalid_grant" in o["errors"][0] for o in failed)
+
+
+def test_the_secret_and_the_tokens_are_redacted_in_repr_and_log_records(checked, caplog):
+    import logging
+
+    from pooldbapi.settings import make_spec
+    server, gateway = checked({"app1": (SECRET, "rt-first-1")})
+    text = spec(server, gateway)
+    conn = pooldbapi.connect({"o1": text})
+    assert conn.execute("select count(*) from Journals@o1").fetchone() == (2500,)
+    (source,) = oauth._SOURCES.values()
+    access, refresh = source.current.access, source.current.refresh
+    assert access.startswith("tok-oa-") and refresh.startswith("rt-")
+    shown = repr(make_spec("o1", text)) + repr(conn) + repr(source.current) + repr(source)
+    assert SECRET not in shown and "rt-first-1" not in shown
+    assert access not in shown and refresh not in shown
+    with caplog.at_level(logging.DEBUG, logger="pooldbapi"):
+        logging.getLogger("pooldbapi").warning("sent %s and %s", access, refresh)
+    assert access not in caplog.text and refresh not in caplog.text
+    conn.close()

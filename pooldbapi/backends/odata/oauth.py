@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -43,9 +43,9 @@ class Token:
     """What the token server gave: the access token, when it expires (epoch seconds), the
     refresh token to use next, when it was asked for, and the chain it belongs to."""
 
-    access: str = ""
+    access: str = field(default="", repr=False)  # secrets: never in a repr
     expires: float = 0.0
-    refresh: str | None = None
+    refresh: str | None = field(default=None, repr=False)
     asked: float = 0.0
     origin: str = ""
 
@@ -55,6 +55,12 @@ class Token:
         margin = min(60.0, (self.expires - self.asked) / 4)
         return bool(self.access) and self.expires - margin > (time.time() if now is None
                                                                else now)
+
+    def usable(self) -> bool:
+        """Whether the token may still be sent while another process asks for the next one:
+        until a twentieth of its life (at most 5 s) before it expires."""
+        margin = min(5.0, (self.expires - self.asked) / 20)
+        return bool(self.access) and self.expires - margin > time.time()
 
     def dumps(self) -> str:
         return json.dumps(self.__dict__)
@@ -182,6 +188,8 @@ class TokenSource:
                         return token
                     finally:
                         client.eval(_RELEASE, 1, self.key + ":lease", owner)
+                if found is not None and found.origin == self.origin and found.usable():
+                    return found  # another process asks meanwhile: no call waits for it
             except self.store._redis.RedisError as exc:
                 raise OperationalError(
                     f"{self.alias}: the shared state cannot be reached for the OAuth2 token"
