@@ -38,6 +38,8 @@ def test_select_with_where_order_top_and_count(gateways, version):
     gateway = gateways()
     conn = pooldbapi.connect(containers(gateway, version))
     assert conn.execute("select count(*) from Journals@{eol1,eol2}").fetchone() == (2500,)
+    assert conn.execute("select count(*) from ExactOnlineREST..Journals@eol1").fetchone() \
+        == (2500,)  # the catalog prefix is dropped
     assert conn.execute("select count(*) from Journals@eol1 where amount > ?", (98,)
                         ).fetchone() == (50,)
     rows = conn.execute("select ID, amount, entered from Journals@eol1 where amount > 98"
@@ -134,6 +136,15 @@ def test_errors_of_both_versions_give_the_services_message(gateways, version):
                      (1, "x" * 101))  # longer than String(100)
     assert '"error"' not in str(info.value)  # the message, not the JSON around it
     conn.close()
+
+
+def test_a_value_that_is_no_v2_literal_of_its_property_is_refused_unsent(gateways):
+    gateway = gateways()
+    conn = pooldbapi.connect(containers(gateway, "2", ("eol1",)), autocommit=True)
+    with pytest.raises(pooldbapi.ProgrammingError, match="'Journals': a value cannot be sent"):
+        conn.execute("insert into Journals@eol1 (ID, entered) values (?, ?)", (5, "not a day"))
+    conn.close()
+    assert not [line for line in gateway.calls() if " POST " in line]
 
 
 def test_a_wrong_odata_version_key_is_refused_before_any_call(gateways):

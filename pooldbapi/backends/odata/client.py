@@ -546,5 +546,9 @@ def key_segment(entity: str, types: dict[str, str], key: dict[str, Any],
 def _body(request: Request, types: dict[str, str], version: int | None) -> dict[str, Any]:
     from .translate import json_value
     if version == 2:
-        return {k: v2.json_value(v, types.get(k)) for k, v in request.body.items()}
+        try:
+            return {k: v2.json_value(v, types.get(k)) for k, v in request.body.items()}
+        except (ValueError, TypeError) as exc:
+            raise ProgrammingError(f"entity set {request.entity!r}: a value cannot be sent:"
+                                   f" {exc}") from None
     return {k: json_value(v) for k, v in request.body.items()}
