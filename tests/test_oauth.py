@@ -253,3 +253,20 @@ def test_the_secret_and_the_tokens_are_redacted_in_repr_and_log_records(checked,
         logging.getLogger("pooldbapi").warning("sent %s and %s", access, refresh)
     assert access not in caplog.text and refresh not in caplog.text
     conn.close()
+
+
+def test_containers_of_two_services_sharing_one_app_share_its_token(checked):
+    """The v4 and the v2 service behind one gateway, one app: one token for both, so the
+    single-use refresh token is sent once (without any store)."""
+    server, gateway = checked({"app1": (SECRET, "rt-first-1")}, lifetime=2)
+    conn = pooldbapi.connect({"new": spec(server, gateway),
+                              "old": spec(server, gateway, url=gateway.url_v2)})
+    for _ in range(3):
+        rows = conn.execute("select a.ID, b.description from Journals@new a join Journals@old b"
+                            " on a.ID = b.ID where a.ID < 3 and b.ID < 3 order by a.ID"
+                            ).fetchall()
+        assert rows == [(1, "journal 1"), (2, "journal 2")]
+        time.sleep(1)
+    conn.close()
+    assert len(oauth._SOURCES) == 1
+    assert all(e["ok"] for e in server.events("refresh")) and not refreshes_used_twice(server)

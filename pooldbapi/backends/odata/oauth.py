@@ -323,12 +323,15 @@ def source_for(spec: ContainerSpec, timeout: float, verify: bool) -> TokenSource
         return None
     if auth != "oauth2":
         raise InterfaceError(f"container {spec.alias!r}: key 'auth' is oauth2, not {auth!r}")
-    found = _SOURCES.get(spec.key)
+    # one source per app, not per container: containers of several services (or companies)
+    # that share an app share its token and its single-use refresh token
+    app = repr(tuple(spec.param(k) for k in KEYS) + (spec.options.shared_state,))
+    found = _SOURCES.get(app)
     if found is None:
         with _SOURCES_LOCK:
-            found = _SOURCES.get(spec.key)
+            found = _SOURCES.get(app)
             if found is None:
-                found = _SOURCES[spec.key] = TokenSource(spec, timeout, verify)
+                found = _SOURCES[app] = TokenSource(spec, timeout, verify)
     return found
 
 
