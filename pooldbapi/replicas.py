@@ -145,7 +145,9 @@ class Replicas:
         if primary is None or not self.read_your_writes or \
                 (primary not in self.pending and primary not in self.position):
             return alias
-        return alias if self._replayed(alias, primary) else primary
+        # where the list names the primary itself, a read goes there rather than wait
+        wait = primary not in usable
+        return alias if self._replayed(alias, primary, wait) else primary
 
     # -- read_your_writes ------------------------------------------------------------------
     def _wrote(self, aliases: Iterable[str]) -> None:
@@ -159,9 +161,10 @@ class Replicas:
             self.pending |= self.in_tx
         self.in_tx.clear()
 
-    def _replayed(self, standby: str, primary: str) -> bool:
+    def _replayed(self, standby: str, primary: str, wait: bool) -> bool:
         """Tell whether the standby has replayed this connection's last commit on the
-        primary, waiting for it up to the standby's max-replication-lag."""
+        primary; with wait, waiting for it up to the standby's max-replication-lag (else
+        asking it once)."""
         if primary in self.pending:
             try:
                 found = lsn(self._ask(primary, PRIMARY_SQL))
@@ -175,15 +178,18 @@ class Replicas:
             return True
         seen = self._lag(standby).replayed
         limit = self.specs[standby].options.max_replication_lag
-        deadline = time.monotonic() + (WAIT_WITHOUT_LIMIT if limit is None else limit)
+        deadline = time.monotonic() + (0.0 if not wait else
+                                       WAIT_WITHOUT_LIMIT if limit is None else limit)
+        asked = False
         while not replayed_past(seen, target):
-            if time.monotonic() >= deadline:
+            if asked and time.monotonic() >= deadline:
                 return False
             try:
                 seen = lsn(self._ask(standby, REPLAY_POSITION))
             except Exception:  # noqa: BLE001 - a standby that cannot say: read on the primary
                 return False
-            if not replayed_past(seen, target):
+            asked = True
+            if not replayed_past(seen, target) and time.monotonic() < deadline:
                 time.sleep(POLL)
         self.caught[standby] = target
         return True
