@@ -287,6 +287,21 @@ def test_containers_command_and_health_show_each_standbys_lag(standbys, tmp_path
         conn.close()
 
 
+def test_containers_watch_shows_what_the_probers_measure(standbys):
+    import io
+
+    from pooldbapi.cli.watch import watch
+    specs = load_settings(_containers(standbys)).containers
+    out = io.StringIO()
+    assert watch(specs, interval=0.5, count=2, out=out, probe=False) == 0
+    last = {}
+    for line in out.getvalue().splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if cells and cells[0] in specs:
+            last[cells[0]] = cells[-1]
+    assert last == {"pri": "-", "rep1": "0.00 s", "rep2": "0.00 s"}
+
+
 # -- read_your_writes -----------------------------------------------------------------------
 def test_read_your_writes_sees_its_own_commit_on_a_delayed_standby(standbys):
     _, rep1, rep2 = standbys

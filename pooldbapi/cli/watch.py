@@ -105,7 +105,7 @@ def watch(specs: Mapping[str, ContainerSpec], interval: float = 1.0, count: int 
     """Show the live table until interrupted (or for count rounds); 0 when it ends."""
     console = Console(file=out) if out is not None else Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 132  # a log or a pipe: room for every column
+        console.width = 150  # a log or a pipe: room for every column
     telemetry.watch(True)
     before: _Round | None = None
     shown = 0
