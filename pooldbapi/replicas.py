@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 WAIT_WITHOUT_LIMIT = 1.0
 """Seconds read_your_writes waits for a standby that has no max-replication-lag."""
-POLL = 0.005
+POLL = 0.002
 """Seconds between two looks at a standby's replay position while read_your_writes waits."""
 FIRST_MEASURE = 1.0
 """Seconds a new connection waits for the first lag measure of its standbys (once per
@@ -47,9 +47,10 @@ class Replicas:
         self.pending: set[str] = set()        # primaries committed on, position not asked yet
         self.position: dict[str, int] = {}    # primary -> a position past our last commit
         self.caught: dict[str, int] = {}      # standby -> a position it was seen to replay
-        for alias in self.standby_of:
-            prober = LAG.prober(specs[alias], self._primary_spec(alias))
-            prober.done.wait(FIRST_MEASURE)
+        probers = [LAG.prober(specs[a], self._primary_spec(a)) for a in self.standby_of]
+        deadline = time.monotonic() + FIRST_MEASURE
+        for prober in probers:
+            prober.done.wait(max(0.0, deadline - time.monotonic()))
 
     def _primary_spec(self, standby: str) -> ContainerSpec:
         return self.specs[self.standby_of[standby]]
@@ -74,6 +75,14 @@ class Replicas:
                     f" standbys ({named}); a write never goes to a standby: name the primary")
             self._targets[aliases] = found
         return found
+
+    def writable(self, stmt: Statement, aliases: tuple[str, ...]) -> tuple[str, ...]:
+        """The containers a write over a list (DDL's, or a write read from first) may go to;
+        with read_your_writes they count as written."""
+        targets = self.write_targets(stmt, aliases)
+        if self.read_your_writes:
+            self._wrote(targets)
+        return targets
 
     # -- routing ---------------------------------------------------------------------------
     def route(self, router: Router, stmt: Statement, pins: Pins | None

@@ -192,7 +192,7 @@ class Router:
         only standbys are named)."""
         if self.replicas is None:
             return aliases
-        return list(self.replicas.write_targets(stmt, tuple(aliases)))
+        return list(self.replicas.writable(stmt, tuple(aliases)))
 
     def pick(self, stmt: Statement, aliases: tuple[str, ...],
              allowed: Callable[[str], bool] | None = None) -> str:
