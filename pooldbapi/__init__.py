@@ -50,7 +50,8 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
             seed: object = None, broadcast_ddl: bool | None = None,
             strategy: str | None = None, affinity: str | None = None,
             autocommit: bool | None = None, two_phase: bool | None = None,
-            shared_state: str | None = None, dialect: str | None = None) -> Connection:
+            shared_state: str | None = None, dialect: str | None = None,
+            read_your_writes: bool | None = None) -> Connection:
     """Open a pooldbapi connection over the given containers (or a settings file).
 
     An option left at None takes the settings file's top-level key of the same name, else its
@@ -58,7 +59,9 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
     shared_state="redis://..." keeps every container's limits and health in that store (where
     a container does not name one of its own). dialect: the SQL dialect statements are written
     in (sqlglot's names: "postgres", "oracle", "sqlite", ...); the parts of a federated select
-    that run locally are translated from it. None: the containers' own where they agree."""
+    that run locally are translated from it. None: the containers' own where they agree.
+    read_your_writes=True: reads after this connection's own commit on a primary see it on its
+    standbys (replica-of), or go to the primary."""
     telemetry.look()  # an OpenTelemetry provider the application set meanwhile
     resolved = load_settings(containers, settings, default)
     from_file = resolved.options.pop("shared_state", None)  # not a Connection argument
@@ -67,7 +70,7 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
         resolved = with_shared_state(resolved, store)
     given = {"seed": seed, "broadcast_ddl": broadcast_ddl, "strategy": strategy,
              "affinity": affinity, "autocommit": autocommit, "two_phase": two_phase,
-             "dialect": dialect}
+             "dialect": dialect, "read_your_writes": read_your_writes}
     chosen = {**_CONNECT_DEFAULTS, **resolved.options,
               **{k: v for k, v in given.items() if v is not None}}
     return Connection(resolved, **chosen)
@@ -76,7 +79,7 @@ def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = None, *,
 _CONNECT_DEFAULTS: dict[str, Any] = {"seed": None, "broadcast_ddl": False,
                                      "strategy": "round-robin", "affinity": None,
                                      "autocommit": False, "two_phase": False,
-                                     "dialect": None}
+                                     "dialect": None, "read_your_writes": False}
 
 
 __all__ = [

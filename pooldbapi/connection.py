@@ -57,7 +57,7 @@ class Connection:
     def __init__(self, settings: Settings, *, seed: object = None, broadcast_ddl: bool = False,
                  strategy: str = "round-robin", affinity: str | None = None,
                  autocommit: bool = False, two_phase: bool = False,
-                 dialect: str | None = None) -> None:
+                 dialect: str | None = None, read_your_writes: bool = False) -> None:
         if affinity not in (None, "transaction"):
             raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
         self.dialect = checked_dialect(dialect)  # None: the containers' own, where they agree
@@ -74,6 +74,9 @@ class Connection:
         self._closing = False
         self.transaction = Transaction(two_phase)
         self.transaction.autocommit = self._autocommit
+        if any(spec.options.replica_of for spec in self.specs.values()):
+            from .replicas import Replicas
+            self.router.replicas = Replicas(self.specs, self.transaction, read_your_writes)
         # threadsafety 2: threads may share a connection; its calls are serialised
         self.lock = threading.RLock()
         # told (alias, rows) as the rows of executemany, bulk insert, insert ... select and
@@ -167,13 +170,23 @@ class Connection:
         """Commit every container the transaction touched."""
         with self.lock:
             self.check_open()
-            self.transaction.commit()
+            try:
+                self.transaction.commit()
+            finally:
+                self._ended(committed=True)
 
     def rollback(self) -> None:
         """Roll back every container the transaction touched."""
         with self.lock:
             self.check_open()
-            self.transaction.rollback()
+            try:
+                self.transaction.rollback()
+            finally:
+                self._ended(committed=False)
+
+    def _ended(self, committed: bool) -> None:
+        if self.router.replicas is not None:  # read_your_writes: what this transaction wrote
+            self.router.replicas.ended(committed)
 
     def close(self) -> None:
         """Roll back what is open and give every physical connection back; idempotent."""
@@ -212,7 +225,10 @@ class Connection:
         with self.lock:
             self.check_open()
             if xid is None:
-                self.transaction.tpc_commit()
+                try:
+                    self.transaction.tpc_commit()
+                finally:
+                    self._ended(committed=True)
             else:
                 finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
 

@@ -6,10 +6,11 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import telemetry
+from .lag import LAG
 from .settings import ContainerSpec
 from .state import store_key
 from .state.redis import RedisStore, store_for
@@ -33,6 +34,9 @@ class ContainerHealth:
     failures: int = 0
     next_probe: float = 0.0        # monotonic time of the next probe while unhealthy
     last_error: str | None = None
+    replica_of: str | None = None             # a standby (replica-of): its primary
+    replication_lag: float | None = None      # a standby's last measured lag, seconds
+    promoted: bool = False                    # a standby that answers as a primary
 
 
 class Health:
@@ -210,8 +214,14 @@ HEALTH = Health()
 
 
 def health() -> dict[str, ContainerHealth]:
-    """Return the health of every container this process has seen fail, by alias."""
-    return HEALTH.snapshot()
+    """Return the health of every container this process has seen fail, and of every
+    standby whose lag it measures, by alias."""
+    found = HEALTH.snapshot()
+    for alias, lag in LAG.snapshot().items():
+        found[alias] = replace(found.get(alias) or ContainerHealth(alias),
+                               replica_of=lag.primary, replication_lag=lag.seconds,
+                               promoted=lag.promoted)
+    return found
 
 
 if hasattr(os, "register_at_fork"):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .backends import backend as load_backend
 from .cache import LARGEST, BoundedCache, text_size
@@ -15,6 +16,9 @@ from .health import HEALTH
 from .settings import ContainerSpec
 from .sql.parse import Statement
 from .strategy import STRATEGIES, Strategy, seeded_random
+
+if TYPE_CHECKING:
+    from .replicas import Replicas
 
 STRATEGY_CACHE_SIZE = 1024
 """Strategies kept per connection (statement text, list); an evicted one restarts at random.
@@ -63,6 +67,7 @@ class Router:
         self._pending: list[tuple[Strategy, str, int]] = []
         self._since = 0.0  # when the first of them was chosen
         self._runs_sql: dict[str, bool] = {}
+        self.replicas: Replicas | None = None  # set where some container is a standby
 
     @property
     def default(self) -> tuple[str, ...] | None:
@@ -125,6 +130,8 @@ class Router:
         """Choose a container for each distinct list of the statement, for one unit of work;
         with pins (transaction affinity) a list goes where it went before, and is pinned.
         The choice is the caller's to read, not to change."""
+        if self.replicas is not None:  # standbys: replicas.py chooses
+            return self.replicas.route(self, stmt, pins)
         fixed = self._fixed.get(text_key(stmt))
         if fixed is not None:
             return fixed
@@ -167,7 +174,7 @@ class Router:
     def assign(self, stmt: Statement, n: int, pins: Pins | None = None) -> str | list[str]:
         """Choose containers for n units of work (rows, pages): one alias for all, or one each."""
         lists = stmt.lists or (None,)
-        if len(lists) > 1 or pins is not None:
+        if len(lists) > 1 or pins is not None or self.replicas is not None:
             return [self.one(stmt, pins=pins) for _ in range(n)]
         aliases = self.resolve(lists[0], stmt)
         if len(set(aliases)) == 1:
@@ -179,6 +186,29 @@ class Router:
             for alias, units in Counter(picks).items():
                 self._started(strategy, alias, units)
         return picks
+
+    def writable(self, stmt: Statement, aliases: list[str]) -> list[str]:
+        """The containers a write may go to: all but the standbys (ProgrammingError where
+        only standbys are named)."""
+        if self.replicas is None:
+            return aliases
+        return list(self.replicas.writable(stmt, tuple(aliases)))
+
+    def pick(self, stmt: Statement, aliases: tuple[str, ...],
+             allowed: Callable[[str], bool] | None = None) -> str:
+        """Choose one container of a list by its strategy: among those `allowed` (one of
+        them at least), else among the healthy ones."""
+        if len(aliases) == 1:
+            return aliases[0]
+        strategy = self.strategy(stmt.text, aliases, text_key(stmt))
+        if allowed is not None:
+            alias = strategy.choose(allowed)
+        else:
+            alias = strategy.choose(self.healthy) if HEALTH.any_unhealthy or \
+                HEALTH.shared else strategy.choose()
+        if strategy.feedback:
+            self._started(strategy, alias, 1)
+        return alias
 
     def runs_sql(self, alias: str) -> bool:
         """Tell whether a container's back-end runs SQL (REST ones are read locally)."""

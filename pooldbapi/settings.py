@@ -48,6 +48,8 @@ class Options:
     max_tries: int = 5
     rate_limit_wait: float = 60.0            # total wait one call may spend on HTTP 429s
     exclude_unhealthy: bool = True
+    replica_of: str | None = None            # this container is a standby of that alias
+    max_replication_lag: float | None = None  # seconds: over it, reads skip this standby
 
 
 _OPTION_FIELDS = {own_key(name): name for name in Options.__dataclass_fields__}
@@ -71,6 +73,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "idle_timeout": (0, MAX_SECONDS, "seconds"),
     "pool_timeout": (0, MAX_SECONDS, "seconds"),
     "rate_limit_wait": (0, MAX_SECONDS, "seconds"),
+    "max_replication_lag": (0, MAX_SECONDS, "seconds"),
 }
 
 
@@ -286,7 +289,7 @@ class Settings:
 FILE_OPTIONS: dict[str, tuple[type, ...]] = {
     "broadcast_ddl": (bool,), "strategy": (str,), "seed": (str, int, float),
     "affinity": (str,), "autocommit": (bool,), "two_phase": (bool,),
-    "shared_state": (str,), "dialect": (str,),
+    "shared_state": (str,), "dialect": (str,), "read_your_writes": (bool,),
 }
 _FILE_KEYS = {own_key(k): k for k in (*FILE_OPTIONS, "containers", "default")}
 
@@ -383,4 +386,31 @@ def load_settings(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                                        f" (configured: {', '.join(sorted(specs))})")
     elif len(specs) == 1:
         default_list = (next(iter(specs)),)
+    check_standbys(specs)
     return Settings(specs, default_list, options)
+
+
+def check_standbys(specs: Mapping[str, ContainerSpec]) -> None:
+    """Refuse a replica-of that names no configured PostgreSQL primary, and a
+    max-replication-lag without replica-of."""
+    for alias, spec in specs.items():
+        of, limit = spec.options.replica_of, spec.options.max_replication_lag
+        if of is None:
+            if limit is not None:
+                raise InterfaceError(f"container {alias!r}: max-replication-lag needs replica-of"
+                                     " (the lag is measured against the primary)")
+            continue
+        if of == alias:
+            raise InterfaceError(f"container {alias!r}: replica-of names the container itself")
+        primary = specs.get(of)
+        if primary is None:
+            raise InterfaceError(f"container {alias!r}: replica-of={of!r} is not a configured"
+                                 f" container (configured: {', '.join(sorted(specs))})")
+        if primary.options.replica_of is not None:
+            raise InterfaceError(f"container {alias!r}: replica-of={of!r} is itself a standby"
+                                 f" (of {primary.options.replica_of!r}); name the primary")
+        for name, found in ((alias, spec), (of, primary)):
+            if found.driver != "postgresql":
+                raise InterfaceError(f"container {alias!r}: replica-of needs PostgreSQL"
+                                     f" streaming replication; {name!r} uses the"
+                                     f" {found.driver} driver")

@@ -44,13 +44,21 @@ class Cluster:
     """One running PostgreSQL server in a temporary directory."""
 
     def __init__(self, base: Path, template: Path | None = None, settings: dict[str, str] | None
-                 = None) -> None:
+                 = None, standby_of: Cluster | None = None) -> None:
         self.bin = bindir()
         self.dir = base
         self.data = base / "data"
         self.port = free_port()
         self.settings = settings or {}
-        if template is not None:
+        if standby_of is not None:
+            # a streaming standby: a base backup of the running primary, with -R writing
+            # standby.signal and primary_conninfo
+            base.mkdir(parents=True)
+            self._own(base)
+            self._run([str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X",
+                       "stream", "--no-sync", "-c", "fast", "-h", "127.0.0.1", "-p",
+                       str(standby_of.port), "-U", "postgres"])
+        elif template is not None:
             shutil.copytree(template, self.data, symlinks=True)
         else:
             self.data.mkdir(parents=True)
@@ -106,6 +114,21 @@ class Cluster:
         finally:
             self._set("alter system reset log_statement")
 
+    def sql(self, statement: str) -> list[tuple[object, ...]]:
+        """Run one statement in autocommit on this server (the test's own session)."""
+        import psycopg
+        with psycopg.connect(self.dsn, autocommit=True) as raw:
+            cur = raw.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def apply_delay(self, delay: str) -> None:
+        """On a standby: set recovery_min_apply_delay ('0', '2s') and reload."""
+        self._set(f"alter system set recovery_min_apply_delay = '{delay}'")
+
+    def promote(self) -> None:
+        """On a standby: make it a primary of its own (pg_ctl promote, waited for)."""
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "promote"])
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (mode immediate simulates a crash)."""
         subprocess.run(_as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m",
@@ -129,6 +152,13 @@ class ClusterFactory:
             self.template = first.data
         cluster = Cluster(self.base / f"c{len(self.clusters)}-{time.monotonic_ns()}",
                           self.template, settings)
+        self.clusters.append(cluster)
+        return cluster
+
+    def standby(self, primary: Cluster, **settings: str) -> Cluster:
+        """Start a streaming standby of a running primary (pg_basebackup -R) on a free port."""
+        cluster = Cluster(self.base / f"s{len(self.clusters)}-{time.monotonic_ns()}",
+                          settings=settings, standby_of=primary)
         self.clusters.append(cluster)
         return cluster
 

@@ -452,7 +452,7 @@ def test_a_default_naming_an_unknown_container_lists_the_configured_ones():
     ("Broadcast-DDL = 'yes'", "key 'Broadcast-DDL' takes bool, not str"),
     ("colour = 'red'", ("unknown key 'colour' (known: containers, default, broadcast_ddl,"
                        " strategy, seed, affinity, autocommit, two_phase, shared_state,"
-                       " dialect)")),
+                       " dialect, read_your_writes)")),
     ("dialect = 'klingon'", None),
 ])
 def test_a_bad_top_level_key_of_a_settings_file_is_named_with_what_it_takes(tmp_path, line,

@@ -180,7 +180,7 @@ def _containers(args: argparse.Namespace) -> int:
                      "healthy": "yes" if state is None or state.healthy else "no",
                      "failures": state.failures if state else 0,
                      "open": stats.open if stats else 0, "idle": stats.idle if stats else 0,
-                     "maximum": stats.maximum if stats else "-"})
+                     "maximum": stats.maximum if stats else "-", "lag": _lag(specs, spec)})
     if args.format == "json":
         import json
         print(json.dumps(rows))
@@ -188,6 +188,14 @@ def _containers(args: argparse.Namespace) -> int:
         header = list(rows[0]) if rows else ["container"]
         table([[r[h] for h in header] for r in rows], header, sys.stdout)
     return 0
+
+
+def _lag(specs: dict[str, ContainerSpec], spec: ContainerSpec) -> str:
+    """A standby's replication lag, measured once now ('-' for a container that is not one)."""
+    if spec.options.replica_of is None:
+        return "-"
+    from ..lag import describe, measure_once
+    return describe(measure_once(spec, specs[spec.options.replica_of]))
 
 
 def _reach(spec: ContainerSpec) -> str:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .. import Error, telemetry
 from ..health import HEALTH, health
+from ..lag import LAG, describe
 from ..pool import pool_for, pool_stats
 from ..settings import ContainerSpec
 
@@ -55,7 +56,7 @@ def table(specs: Mapping[str, ContainerSpec], now: _Round, before: _Round | None
     out = Table(title=f"pooldbapi containers  {time.strftime('%H:%M:%S')}",
                 title_justify="left")
     for name in ("container", "driver", "health", "probe", "used", "idle", "waiting",
-                 "calls/s", "rows/s", "throttled", "429s", "errors"):
+                 "calls/s", "rows/s", "throttled", "429s", "errors", "lag"):
         left = name in ("container", "driver", "health", "probe")
         out.add_column(name, justify="left" if left else "right", no_wrap=True,
                        min_width=len(name))
@@ -88,8 +89,15 @@ def table(specs: Mapping[str, ContainerSpec], now: _Round, before: _Round | None
         out.add_row(alias, spec.driver, shown, now.probes.get(alias, "-"), str(in_use),
                     str(idle), str(waiting), rate("calls"),
                     "-" if rows is None else f"{rows:.1f}", f"{fig.throttle_wait:.2f} s",
-                    str(fig.too_many_requests), str(fig.errors))
+                    str(fig.too_many_requests), str(fig.errors), _lag(specs, spec))
     return out
+
+
+def _lag(specs: Mapping[str, ContainerSpec], spec: ContainerSpec) -> str:
+    """A standby's lag as its prober (started here on the first round) last measured it."""
+    if spec.options.replica_of is None:
+        return "-"
+    return describe(LAG.lag(spec, specs[spec.options.replica_of]))
 
 
 def watch(specs: Mapping[str, ContainerSpec], interval: float = 1.0, count: int | None = None,
@@ -97,7 +105,7 @@ def watch(specs: Mapping[str, ContainerSpec], interval: float = 1.0, count: int 
     """Show the live table until interrupted (or for count rounds); 0 when it ends."""
     console = Console(file=out) if out is not None else Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 132  # a log or a pipe: room for every column
+        console.width = 150  # a log or a pipe: room for every column
     telemetry.watch(True)
     before: _Round | None = None
     shown = 0

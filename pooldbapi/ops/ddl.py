@@ -17,6 +17,7 @@ def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run on the one distinct container of the statement's lists (or each, when broadcast)."""
     lists = stmt.lists or (None,)
     distinct = list(dict.fromkeys(a for lst in lists for a in conn.router.resolve(lst)))
+    distinct = conn.router.writable(stmt, distinct)
     if len(distinct) == 1:
         return Result.merge([execute_on(conn, distinct[0], stmt, params)])
     if stmt.kind == DDL and conn.broadcast_ddl:

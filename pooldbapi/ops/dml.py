@@ -148,6 +148,8 @@ def write_from_select(conn: Session, stmt: Statement, params: Any, batch: int,
                       plan: Planner) -> Result:
     """Stream the select part of `insert ... select` and write each batch as `plan` says."""
     assert stmt.select_start is not None
+    # a target of standbys only is refused before the source is read
+    conn.router.writable(stmt, list(conn.router.resolve(stmt.occurrences[0].aliases, stmt)))
     source = parse(stmt.text[stmt.select_start:])
     conn.router.check(source)
     stream = select.open_stream(conn, source, params, batch)

@@ -131,8 +131,10 @@ def delete_sql(target: str, keys: Sequence[str]) -> str:
     return f"delete from {target} where {' and '.join(f'{k} = ?' for k in keys)}"
 
 
-def _read(conn: Session, occ: Occurrence) -> tuple[list[str], list[Sequence[Any]]]:
-    stmt = parse(f"select * from {occ.name}{_suffix(occ)}")
+def _read(conn: Session, occ: Occurrence, aliases: list[str] | None = None
+          ) -> tuple[list[str], list[Sequence[Any]]]:
+    suffix = _suffix(occ) if aliases is None else "@{" + ",".join(aliases) + "}"
+    stmt = parse(f"select * from {occ.name}{suffix}")
     conn.router.check(stmt)
     result = select.execute(conn, stmt, None)
     assert result.description is not None
@@ -154,7 +156,9 @@ def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     ignored = {_plain(k) for k in ignored_names}
 
     # the target is read whole and hashed by key; the source streams past it once
-    target_cols, target_rows = _read(conn, target_occ)
+    # (read where it is written: never from a standby, which may lag behind it)
+    writable = conn.router.writable(stmt, list(conn.router.resolve(target_occ.aliases, stmt)))
+    target_cols, target_rows = _read(conn, target_occ, writable)
     source = parse(f"select * from {source_occ.name}{_suffix(source_occ)}")
     conn.router.check(source)
     stream = select.open_stream(conn, source, None, READ_BATCH)

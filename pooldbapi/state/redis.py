@@ -145,6 +145,15 @@ class RedisStore:
         """Give the probe lease back (the probe re-admitted the container)."""
         self._call(lambda: self.client.delete(key + ":probe"))
 
+    def put(self, key: str, value: str, seconds: float) -> None:
+        """Publish a value (a standby's measured lag) for `seconds`."""
+        self._call(lambda: self.client.set(key, value, px=max(1, int(seconds * 1000))))
+
+    def get(self, key: str) -> str | None:
+        """A value published with put() and not expired, else None."""
+        found = self._call(lambda: self.client.get(key))
+        return found.decode() if isinstance(found, bytes) else found
+
     def unhealthy(self, key: str) -> str | None:
         """The error another process recorded while the container is down, else None."""
         found = self._call(lambda: self.client.get(key + ":down"))
