@@ -1,0 +1,313 @@
+"""pooldbapi.aio over real SQLite files and PostgreSQL clusters: the public methods, the
+distribution promises, the errors and their fields."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import psycopg
+import pytest
+
+import pooldbapi
+import pooldbapi.aio
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def count(path, table="t"):
+    with sqlite3.connect(path) as raw:
+        return raw.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def lite_specs(tmp_path, n=5, extra=""):
+    return {f"eol{i}": f"driver=sqlite;database={tmp_path / f'eol{i}.db'}{extra}"
+            for i in range(1, n + 1)}
+
+
+def make_tables(tmp_path, n=5, ddl="create table t (id integer primary key, v text)"):
+    for i in range(1, n + 1):
+        with sqlite3.connect(tmp_path / f"eol{i}.db") as raw:
+            raw.execute(ddl)
+
+
+def test_connect_takes_connect_arguments_and_async_with_commits(tmp_path):
+    make_tables(tmp_path, 1)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1), default="eol1", seed=3,
+                                           strategy="round-robin", autocommit=False)
+        assert isinstance(conn, pooldbapi.aio.AsyncConnection)
+        assert not conn.autocommit and conn.default == ("eol1",)
+        async with conn:
+            cur = conn.cursor()
+            await cur.execute("insert into t (id, v) values (?, ?)", (1, "a"))
+            assert cur.rowcount == 1 and cur.containers == {"eol1": 1}
+        assert conn.closed
+
+    run(main())
+    assert count(tmp_path / "eol1.db") == 1
+
+
+def test_async_with_rolls_back_on_an_exception(tmp_path):
+    make_tables(tmp_path, 1)
+
+    async def main():
+        with pytest.raises(ZeroDivisionError):
+            async with await pooldbapi.aio.connect(lite_specs(tmp_path, 1)) as conn:
+                await conn.execute("insert into t (id, v) values (1, 'a')")
+                1 / 0  # noqa: B018
+        assert conn.closed
+
+    run(main())
+    assert count(tmp_path / "eol1.db") == 0
+
+
+def test_fetchone_fetchmany_fetchall_and_async_for(tmp_path):
+    make_tables(tmp_path, 1)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1), autocommit=True)
+        cur = conn.cursor()
+        await cur.executemany("insert into t (id, v) values (?, ?)",
+                              [(i, f"v{i}") for i in range(10)])
+        assert cur.rowcount == 10
+        await cur.execute("select id, v from t order by id")
+        assert [d[0] for d in cur.description] == ["id", "v"]
+        assert cur.description[0][1] == pooldbapi.NUMBER
+        assert await cur.fetchone() == (0, "v0")
+        assert await cur.fetchmany(2) == [(1, "v1"), (2, "v2")]
+        cur.arraysize = 3
+        assert await cur.fetchmany() == [(3, "v3"), (4, "v4"), (5, "v5")]
+        assert [row async for row in cur] == [(6, "v6"), (7, "v7"), (8, "v8"), (9, "v9")]
+        assert await cur.fetchall() == []
+        assert cur.rowcount == 10 and cur.containers == {"eol1": 1}
+        await cur.close()
+        with pytest.raises(pooldbapi.aio.InterfaceError, match="cursor is closed"):
+            await cur.execute("select 1")
+        await conn.close()
+        with pytest.raises(pooldbapi.aio.InterfaceError, match="connection is closed"):
+            conn.cursor()
+
+    run(main())
+
+
+def test_fetch_before_a_result_is_a_programming_error(tmp_path):
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1))
+        with pytest.raises(pooldbapi.aio.ProgrammingError, match="execute"):
+            await conn.cursor().fetchone()
+        await conn.close()
+
+    run(main())
+
+
+def test_unknown_alias_is_a_programming_error_before_anything_runs(tmp_path):
+    make_tables(tmp_path, 2)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
+                                           autocommit=True)
+        with pytest.raises(pooldbapi.aio.ProgrammingError, match="nope"):
+            await conn.execute("insert into t@{eol1,nope} (v) values ('x')")
+        await conn.close()
+
+    run(main())
+    assert count(tmp_path / "eol1.db") == count(tmp_path / "eol2.db") == 0
+
+
+def test_round_robin_per_execution_over_a_list(tmp_path):
+    make_tables(tmp_path)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default="{eol1,eol2,eol3,eol4,eol5}",
+                                           seed=1)
+        cur = conn.cursor()
+        seen: dict[str, int] = {}
+        for i in range(10):
+            await cur.execute("insert into t (v) values (?)", (f"r{i}",))
+            (alias, n), = cur.containers.items()
+            seen[alias] = seen.get(alias, 0) + n
+        await conn.commit()
+        await conn.close()
+        return seen
+
+    seen = run(main())
+    assert seen == {f"eol{i}": 2 for i in range(1, 6)}
+    assert [count(tmp_path / f"eol{i}.db") for i in range(1, 6)] == [2] * 5
+
+
+def test_executemany_goes_round_robin_per_row(tmp_path):
+    make_tables(tmp_path)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default="{eol1,eol2,eol3,eol4,eol5}")
+        cur = conn.cursor()
+        await cur.executemany("insert into t (v) values (?)", [(f"r{i}",) for i in range(15)])
+        assert cur.rowcount == 15
+        assert cur.containers == {f"eol{i}": 3 for i in range(1, 6)}
+        await conn.commit()
+        await conn.close()
+
+    run(main())
+    assert [count(tmp_path / f"eol{i}.db") for i in range(1, 6)] == [3] * 5
+
+
+def test_multi_row_values_are_regrouped_per_container(tmp_path):
+    make_tables(tmp_path, 2)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
+                                           autocommit=True)
+        cur = await conn.execute(
+            "insert into t (v) values ('a'), ('b'), ('c'), ('d'), ('e'), ('f')")
+        assert cur.rowcount == 6 and cur.containers == {"eol1": 3, "eol2": 3}
+        await conn.close()
+
+    run(main())
+    assert count(tmp_path / "eol1.db") == count(tmp_path / "eol2.db") == 3
+
+
+def test_executemany_error_names_row_and_written_rows_in_autocommit(tmp_path):
+    make_tables(tmp_path, 2)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
+                                           autocommit=True, seed=0)
+        rows = [(i, f"v{i}") for i in range(6)] + [(0, "dup")]
+        with pytest.raises(pooldbapi.aio.IntegrityError) as info:
+            await conn.cursor().executemany("insert into t (id, v) values (?, ?)", rows)
+        await conn.close()
+        return info.value
+
+    err = run(main())
+    assert err.row == 6 and err.container in ("eol1", "eol2")
+    written = {a: len(r) for a, r in err.written.items()}
+    assert written == {"eol1": count(tmp_path / "eol1.db"), "eol2": count(tmp_path / "eol2.db")}
+    assert sum(written.values()) == 6 and err.unknown is None
+
+
+def test_failed_transaction_raises_until_rollback(tmp_path):
+    make_tables(tmp_path, 1)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1))
+        cur = conn.cursor()
+        await cur.execute("insert into t (id, v) values (1, 'a')")
+        await conn.commit()
+        await cur.execute("insert into t (id, v) values (2, 'b')")
+        await conn.rollback()
+        await conn.set_autocommit(True)
+        assert conn.autocommit
+        await cur.execute("select count(*) from t")
+        assert await cur.fetchone() == (1,)
+        await conn.close()
+
+    run(main())
+
+
+def test_calls_of_one_connection_from_several_tasks_are_serialised(tmp_path):
+    make_tables(tmp_path, 2)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
+                                           autocommit=True)
+
+        async def insert(i):
+            cur = await conn.execute("insert into t (v) values (?)", (f"r{i}",))
+            return cur.containers
+
+        done = await asyncio.wait_for(asyncio.gather(*(insert(i) for i in range(20))), 60)
+        await conn.close()
+        return done
+
+    done = run(main())
+    assert sum(n for c in done for n in c.values()) == 20
+    assert count(tmp_path / "eol1.db") == count(tmp_path / "eol2.db") == 10
+
+
+@pytest.mark.postgresql
+def test_postgresql_round_robin_over_two_servers(pg, pg2):
+    async def main():
+        conn = await pooldbapi.aio.connect({"a": pg.conninfo(), "b": pg2.conninfo()},
+                                           default="{a,b}", broadcast_ddl=True,
+                                           autocommit=True)
+        await conn.execute("drop table if exists aio_rr")
+        await conn.execute("create table aio_rr (port int)")
+        try:
+            for _ in range(10):
+                await conn.execute("insert into aio_rr select inet_server_port()")
+            counts = {}
+            for alias, cluster in (("a", pg), ("b", pg2)):
+                cur = await conn.execute(f"select count(*), min(port), max(port) from aio_rr@{alias}")
+                counts[alias] = await cur.fetchone()
+                assert counts[alias][1] == counts[alias][2] == cluster.port
+            assert counts["a"][0] == counts["b"][0] == 5
+        finally:
+            await conn.execute("drop table aio_rr")
+            await conn.close()
+
+    run(main())
+
+
+@pytest.mark.postgresql
+def test_postgresql_stream_cursor_reads_every_row(pg):
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        cur = conn.cursor(stream=True)
+        await cur.execute("select g from generate_series(1, 5000) g")
+        assert cur.rowcount == -1
+        first = await cur.fetchone()
+        some = await cur.fetchmany(99)
+        rest = [row async for row in cur]
+        assert first == (1,) and len(some) == 99 and len(rest) == 4900
+        assert rest[-1] == (5000,) and cur.rowcount == 5000
+        await cur.close()
+        await conn.close()
+
+    run(main())
+
+
+@pytest.mark.postgresql
+def test_postgresql_error_keeps_sqlstate_and_the_transaction_fails(pg):
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        await conn.execute("create table if not exists aio_uq (id int primary key)")
+        await conn.commit()
+        await conn.execute("insert into aio_uq values (1)")
+        with pytest.raises(pooldbapi.aio.IntegrityError) as info:
+            await conn.execute("insert into aio_uq values (1)")
+        assert info.value.sqlstate == "23505" and info.value.container == "p"
+        with pytest.raises(pooldbapi.aio.OperationalError, match="rollback"):
+            await conn.execute("select 1")
+        with pytest.raises(pooldbapi.aio.OperationalError):
+            await conn.commit()
+        await conn.execute("drop table aio_uq")
+        await conn.commit()
+        await conn.close()
+
+    run(main())
+
+
+@pytest.mark.postgresql
+def test_postgresql_two_phase_commit(pg, pg2):
+    async def main():
+        conn = await pooldbapi.aio.connect({"a": pg.conninfo(), "b": pg2.conninfo()},
+                                           two_phase=True, broadcast_ddl=True,
+                                           default="{a,b}")
+        await conn.execute("create table if not exists aio_tpc (x int)")
+        await conn.commit()
+        await conn.tpc_begin(conn.xid(1, "aio-tpc", "q"))
+        await conn.execute("insert into aio_tpc@a values (1)")
+        await conn.execute("insert into aio_tpc@b values (2)")
+        await conn.tpc_prepare()
+        await conn.tpc_commit()
+        await conn.close()
+
+    run(main())
+    for cluster, value in ((pg, 1), (pg2, 2)):
+        with psycopg.connect(cluster.dsn) as raw:
+            assert raw.execute("select x from aio_tpc").fetchall() == [(value,)]
+            raw.execute("drop table aio_tpc")
+
