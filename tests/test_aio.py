@@ -311,3 +311,120 @@ def test_postgresql_two_phase_commit(pg, pg2):
             assert raw.execute("select x from aio_tpc").fetchall() == [(value,)]
             raw.execute("drop table aio_tpc")
 
+
+
+# -- cancellation: treated as Ctrl-C is in the synchronous API ---------------------------------
+def _held_by_note(notes):
+    """'eol1: 3 rows; eol2: 2 rows' in the note the core adds -> {'eol1': 3, 'eol2': 2}."""
+    (note,) = [n for n in notes if "committed before the interruption" in n]
+    where = note.split(": ", 2)[2]
+    return {part.split(": ")[0]: int(part.split(": ")[1].split()[0])
+            for part in where.split("; ")}
+
+
+async def _cancel_mid_executemany(conn, rows, after):
+    cur = conn.cursor()
+    task = asyncio.create_task(cur.executemany("insert into t (v) values (?)", rows))
+    await asyncio.sleep(after)
+    assert not task.done()  # still writing: the throttle spaces its rows
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as info:
+        await task
+    return info.value
+
+
+def test_cancelled_executemany_fails_the_transaction_and_rolls_it_back(tmp_path):
+    make_tables(tmp_path, 2)
+    specs = lite_specs(tmp_path, 2, ";max-calls-per-second=20")
+
+    async def main():
+        conn = await pooldbapi.aio.connect(specs, default="{eol1,eol2}")
+        cancelled = await _cancel_mid_executemany(conn, [(f"r{i}",) for i in range(400)], 1.0)
+        assert any("interrupted" in n and "failed" in n for n in cancelled.__notes__)
+        # rolled back on the containers already: another writer is not kept waiting
+        for i in (1, 2):
+            with sqlite3.connect(tmp_path / f"eol{i}.db", timeout=0) as raw:
+                raw.execute("insert into t (v) values ('other')")
+        assert count(tmp_path / "eol1.db") == count(tmp_path / "eol2.db") == 1
+        with pytest.raises(pooldbapi.aio.OperationalError, match="rollback"):
+            await conn.execute("select count(*) from t")
+        with pytest.raises(pooldbapi.aio.OperationalError, match="interrupted"):
+            await conn.commit()
+        cur = await conn.execute("select count(*) from t@eol1")  # usable again
+        assert await cur.fetchone() == (1,)
+        await conn.close()
+
+    run(main())
+
+
+def test_cancelled_executemany_in_autocommit_reports_the_committed_rows(tmp_path):
+    make_tables(tmp_path, 2)
+    specs = lite_specs(tmp_path, 2, ";max-calls-per-second=20")
+
+    async def main():
+        conn = await pooldbapi.aio.connect(specs, default="{eol1,eol2}", autocommit=True)
+        cancelled = await _cancel_mid_executemany(conn, [(f"r{i}",) for i in range(400)], 1.0)
+        reported = _held_by_note(cancelled.__notes__)
+        cur = await conn.execute("select count(*) from t@eol1")
+        assert await cur.fetchone() == (reported.get("eol1", 0),)
+        await conn.close()
+        return reported
+
+    reported = run(main())
+    assert 0 < sum(reported.values()) < 400
+    assert reported == {a: n for a, n in (("eol1", count(tmp_path / "eol1.db")),
+                                          ("eol2", count(tmp_path / "eol2.db"))) if n}
+
+
+def test_a_task_cancelled_while_waiting_for_the_connection_runs_nothing(tmp_path):
+    make_tables(tmp_path, 1)
+    specs = lite_specs(tmp_path, 1, ";max-calls-per-second=20")
+
+    async def main():
+        conn = await pooldbapi.aio.connect(specs, autocommit=True)
+        busy = asyncio.create_task(conn.cursor().executemany(
+            "insert into t (v) values (?)", [("a",)] * 20))
+        await asyncio.sleep(0.1)
+        waiting = asyncio.create_task(conn.execute("insert into t (v) values ('never')"))
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await busy
+        cur = await conn.execute("select count(*) from t where v = 'never'")
+        assert await cur.fetchone() == (0,)
+        await conn.close()
+
+    run(main())
+
+
+@pytest.mark.postgresql
+def test_postgresql_cancelled_executemany_leaves_no_open_transaction(pg, pg2):
+    for cluster in (pg, pg2):
+        with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+            raw.execute("create table if not exists aio_cancel (v text)")
+            raw.execute("truncate aio_cancel")
+    specs = {a: c.conninfo(application_name="aio-cancel") + ";max-calls-per-second=20"
+             for a, c in (("a", pg), ("b", pg2))}
+
+    async def main():
+        conn = await pooldbapi.aio.connect(specs, default="{a,b}")
+        cur = conn.cursor()
+        task = asyncio.create_task(cur.executemany("insert into aio_cancel (v) values (?)",
+                                                   [(f"r{i}",) for i in range(400)]))
+        await asyncio.sleep(1.0)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for cluster in (pg, pg2):
+            with psycopg.connect(cluster.dsn) as raw:
+                assert raw.execute("select count(*) from aio_cancel").fetchone() == (0,)
+                assert raw.execute(
+                    "select count(*) from pg_stat_activity where application_name ="
+                    " 'aio-cancel' and state <> 'idle'").fetchone() == (0,)
+        with pytest.raises(pooldbapi.aio.OperationalError):
+            await conn.commit()
+        await conn.close()
+
+    run(main())
