@@ -1,0 +1,169 @@
+"""pooldbapi.aio against the raw async drivers, same statement, same process and event loop:
+a one-row select (execute + fetchall) on PostgreSQL (loopback) against psycopg's
+AsyncConnection, in a transaction and in autocommit; and the SQLite bridges a back-end could
+use, each for a one-row select on a file: sqlite3 called through asyncio.to_thread, aiosqlite
+(where installed: pip install aiosqlite), and pooldbapi.aio (which runs the core's call, the
+sqlite3 one included, in one worker thread).
+
+Interleaved blocks (raw, pooldbapi.aio, raw, ...), pinned as benchmarks/overhead.py pins: the
+client on core 0, every PostgreSQL server process on core 1. CPU is the process's
+(time.process_time: the worker threads' included), per execute. Writes
+benchmarks/results/aio.json and aio_sqlite.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from common import report
+from overhead import MODES, pin_client, pin_server, row
+
+import pooldbapi
+import pooldbapi.aio
+
+Call = Callable[[], Awaitable[object]]
+
+
+async def per_call(fn: Call, n: int) -> tuple[float, float]:
+    """Microseconds per awaited call: wall, and the process's CPU (all its threads)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        await fn()
+    return (time.perf_counter() - start) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+
+async def pairs(raw_fn: Call, pool_fn: Call, raw_end: Call, pool_end: Call, rounds: int,
+                n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    await raw_fn()
+    await raw_end()
+    await pool_fn()
+    await pool_end()
+    raw, pooled = [], []
+    for _ in range(rounds):
+        raw.append(await per_call(raw_fn, n))
+        await raw_end()
+        pooled.append(await per_call(pool_fn, n))
+        await pool_end()
+    return raw, pooled
+
+
+async def nothing() -> None:
+    return None
+
+
+async def postgresql_cases(rounds: int, n: int) -> list[dict]:
+    import psycopg
+    from pgcluster import ClusterFactory
+    factory = ClusterFactory()
+    try:
+        cluster = factory.new()
+        pin_server(cluster.data)
+        out = []
+        for mode, autocommit in MODES:
+            raw_times, pool_times = [], []
+            for _ in range(rounds):
+                raw = await psycopg.AsyncConnection.connect(cluster.dsn, autocommit=autocommit)
+                rcur = raw.cursor()
+                pooldbapi.close_all()
+                conn = await pooldbapi.aio.connect({"pg": cluster.conninfo()},
+                                                   autocommit=autocommit)
+                pcur = conn.cursor()
+
+                async def raw_call(rcur: psycopg.AsyncCursor = rcur) -> None:
+                    await rcur.execute("select %s", (1,))
+                    await rcur.fetchall()
+
+                async def pool_call(pcur: pooldbapi.aio.AsyncCursor = pcur) -> None:
+                    await pcur.execute("select ?", (1,))
+                    await pcur.fetchall()
+
+                r, p = await pairs(raw_call, pool_call, nothing if autocommit else raw.commit,
+                                   nothing if autocommit else conn.commit, 2, n)
+                raw_times += r
+                pool_times += p
+                await conn.close()
+                await raw.close()
+            out.append(row("postgresql: select ? + fetchall (psycopg AsyncConnection)", mode,
+                           raw_times, pool_times))
+        return out
+    finally:
+        factory.close()
+
+
+async def sqlite_bridges(rounds: int, n: int, tmp: Path) -> list[dict]:
+    """A one-row select on a SQLite file in a transaction: each bridge's microseconds."""
+    database = str(tmp / "bridge.db")
+    sqlite3.connect(database).close()
+    raw = sqlite3.connect(database, check_same_thread=False)
+
+    def select_raw() -> list[object]:
+        return raw.execute("select ?", (1,)).fetchall()
+
+    async def to_thread() -> None:
+        await asyncio.to_thread(select_raw)
+
+    conn = await pooldbapi.aio.connect({"s": f"driver=sqlite;database={database}"})
+    cur = conn.cursor()
+
+    async def through_aio() -> None:
+        await cur.execute("select ?", (1,))
+        await cur.fetchall()
+
+    bridges: dict[str, Call] = {"sqlite3 + asyncio.to_thread": to_thread,
+                                "pooldbapi.aio (sqlite3 in a worker thread)": through_aio}
+    try:
+        import aiosqlite
+        lite = await aiosqlite.connect(database)
+
+        async def through_aiosqlite() -> None:
+            async with lite.execute("select ?", (1,)) as c:
+                await c.fetchall()
+        bridges["aiosqlite"] = through_aiosqlite
+    except ImportError:
+        lite = None
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in bridges}
+    for fn in bridges.values():
+        await fn()
+    for _ in range(rounds):  # interleaved: each round every bridge once
+        for name, fn in bridges.items():
+            times[name].append(await per_call(fn, n))
+    await conn.close()
+    if lite is not None:
+        await lite.close()
+    raw.close()
+    return [{"bridge": name, "us": round(statistics.median(w for w, _ in t), 2),
+             "cpu_us": round(statistics.median(c for _, c in t), 2)}
+            for name, t in times.items()]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as tmp:
+            report("aio_sqlite", await sqlite_bridges(args.rounds, args.n, Path(tmp)),
+                   ["bridge", "us", "cpu_us"])
+        print()
+    if args.only != "sqlite":
+        report("aio", await postgresql_cases(args.rounds, args.pg_n),
+               ["case", "mode", "raw_us", "pooldbapi_us", "added_us", "ratio", "raw_cpu_us",
+                "pooldbapi_cpu_us", "added_cpu_us"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--n", type=int, default=1000, help="SQLite calls per block")
+    parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    pin_client()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
