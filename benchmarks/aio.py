@@ -8,7 +8,7 @@ sqlite3 one included, in one worker thread).
 Interleaved blocks (raw, pooldbapi.aio, raw, ...), pinned as benchmarks/overhead.py pins: the
 client on core 0, every PostgreSQL server process on core 1. CPU is the process's
 (time.process_time: the worker threads' included), per execute. Writes
-benchmarks/results/aio.json and aio_sqlite.json.
+benchmarks/results/aio.json, aio_sqlite.json and aio_odata.json.
 """
 from __future__ import annotations
 
@@ -142,7 +142,92 @@ async def sqlite_bridges(rounds: int, n: int, tmp: Path) -> list[dict]:
             for name, t in times.items()]
 
 
+async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
+    import os
+    import threading
+
+    from odata_service_fixture import CapService, Gateway
+    os.environ["POOLDBAPI_CAP_DELAY_MS"] = str(delay_ms)
+    cap = CapService()
+    gateway = Gateway(cap.port, rate, burst=2)
+    out = []
+    try:
+        for n in (1, 2, 4, 8):
+            aliases = [f"t{n}_{i}" for i in range(n)]
+            specs = {a: f"driver=odata;url={gateway.url};token=tok-{a};max-calls-per-second={rate}"
+                     for a in aliases}
+            lst = "{" + ",".join(aliases) + "}"
+            total = int(n * rate * seconds)
+            tasks = 2 * n
+            conns = [await pooldbapi.aio.connect(specs, autocommit=True) for _ in range(tasks)]
+            for a in aliases:  # $metadata, before the clock runs
+                await conns[0].execute(f"select count(*) from Journals@{a} where ID = 1")
+            start = time.perf_counter()
+            await conns[0].execute(f"select count(*) from Journals@{aliases[0]} where ID = 1")
+            latency = (time.perf_counter() - start) * 1000
+            await asyncio.sleep(1.5)  # the tokens' allowances refill
+            start = time.perf_counter()
+            await conns[0].cursor().executemany(f"insert into Tasks@{lst} (description) values (?)",
+                                                [(f"aio {i}",) for i in range(total)])
+            elapsed = time.perf_counter() - start
+            out.append({"operation": "insert (one executemany)", "api": "aio", "tokens": n,
+                        "calls": total, "calls_per_s": round(total / elapsed, 1),
+                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
+                        "call_ms": round(latency, 1)})
+            share = [total // tasks + (1 if t < total % tasks else 0) for t in range(tasks)]
+
+            async def reads(conn: pooldbapi.aio.AsyncConnection, k: int, lst: str = lst
+                            ) -> None:
+                for _ in range(k):
+                    cur = await conn.execute(f"select count(*) from Journals@{lst} where ID <= 10")
+                    await cur.fetchone()
+
+            await asyncio.sleep(1.5)
+            start = time.perf_counter()
+            await asyncio.gather(*(reads(c, k) for c, k in zip(conns, share, strict=True)))
+            elapsed = time.perf_counter() - start
+            out.append({"operation": f"select ({tasks} tasks)", "api": "aio", "tokens": n,
+                        "calls": total, "calls_per_s": round(total / elapsed, 1),
+                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
+                        "call_ms": round(latency, 1)})
+            for conn in conns:
+                await conn.close()
+            syncs = [pooldbapi.connect(specs, autocommit=True) for _ in range(tasks)]
+
+            def sync_reads(conn: pooldbapi.Connection, k: int, lst: str = lst) -> None:
+                for _ in range(k):
+                    conn.execute(f"select count(*) from Journals@{lst} where ID <= 10").fetchone()
+
+            await asyncio.sleep(1.5)
+            threads = [threading.Thread(target=sync_reads, args=(c, k))
+                       for c, k in zip(syncs, share, strict=True)]
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - start
+            out.append({"operation": f"select ({tasks} threads)", "api": "sync", "tokens": n,
+                        "calls": total, "calls_per_s": round(total / elapsed, 1),
+                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
+                        "call_ms": round(latency, 1)})
+            for sync in syncs:
+                sync.close()
+        refused = sum(line.startswith("429 ") for line in gateway.calls())
+        print(f"429 answers from the service during the run: {refused}")
+    finally:
+        gateway.close()
+        cap.close()
+        os.environ.pop("POOLDBAPI_CAP_DELAY_MS", None)
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    if args.only == "odata":
+        report("aio_odata", await odata_cases(args.rate, args.delay_ms, args.seconds),
+               ["operation", "api", "tokens", "calls", "calls_per_s", "limit", "efficiency",
+                "call_ms"])
+        return
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as tmp:
             report("aio_sqlite", await sqlite_bridges(args.rounds, args.n, Path(tmp)),
@@ -159,7 +244,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=1000, help="SQLite calls per block")
     parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
-    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--only", choices=["sqlite", "postgresql", "odata"])
+    parser.add_argument("--rate", type=int, default=20, help="calls/s the service allows a token")
+    parser.add_argument("--delay-ms", type=int, default=50, help="added to every OData call")
+    parser.add_argument("--seconds", type=float, default=3.0, help="OData calls per case:"
+                        " tokens x rate x seconds")
     args = parser.parse_args()
     pin_client()
     asyncio.run(main_async(args))

@@ -428,3 +428,21 @@ def test_postgresql_cancelled_executemany_leaves_no_open_transaction(pg, pg2):
         await conn.close()
 
     run(main())
+
+
+def test_the_task_context_reaches_the_call_and_progress_is_told(tmp_path):
+    """contextvars (OpenTelemetry's current span among them) cross into the worker thread."""
+    import contextvars
+    make_tables(tmp_path, 1)
+    request = contextvars.ContextVar("request", default="none")
+    told = []
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1), autocommit=True)
+        conn.progress = lambda alias, rows: told.append((alias, rows, request.get()))
+        request.set("r-42")
+        await conn.cursor().executemany("insert into t (v) values (?)", [("a",), ("b",)])
+        await conn.close()
+
+    run(main())
+    assert told == [("eol1", 2, "r-42")]

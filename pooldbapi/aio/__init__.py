@@ -2,7 +2,6 @@
 transactions, results and errors are the synchronous API's; each call is awaited)."""
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from ..errors import (
     ProgrammingError,
     Warning,
 )
+from .calls import in_worker
 from .connection import AsyncConnection
 from .cursor import AsyncCursor
 
@@ -40,9 +40,9 @@ async def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                   shared_state: str | None = None, dialect: str | None = None
                   ) -> AsyncConnection:
     """Open a pooldbapi connection for asyncio; the arguments are pooldbapi.connect()'s."""
-    sync = await asyncio.to_thread(
-        _connect, containers, settings=settings, default=default, seed=seed,
+    sync = await in_worker(lambda: _connect(
+        containers, settings=settings, default=default, seed=seed,
         broadcast_ddl=broadcast_ddl, strategy=strategy, affinity=affinity,
         autocommit=autocommit, two_phase=two_phase, shared_state=shared_state,
-        dialect=dialect)
+        dialect=dialect))
     return AsyncConnection(sync)

@@ -5,9 +5,13 @@ failed and rolled back on its containers, autocommit says which rows were commit
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Error, OperationalError
@@ -17,6 +21,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
+
+WORKERS = 64
+"""Calls of this many connections run at once (the event loop's default executor has only
+cores + 4 threads: too few for connections whose calls mostly wait on a remote service)."""
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(WORKERS, thread_name_prefix="pooldbapi-aio")
+    return _EXECUTOR
+
+
+def _forget_executor() -> None:
+    global _EXECUTOR
+    _EXECUTOR = None  # the parent's threads do not exist in a child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def in_worker(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run fn in a worker thread with the caller's context (OpenTelemetry's current span)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_executor(), context.run, fn)
 
 
 class Interrupted(BaseException):
@@ -48,7 +79,7 @@ class Calls:
         transaction. committed: says what a call that ended anyway committed (autocommit)."""
         async with self.lock:
             self._cancel.clear()
-            work = asyncio.ensure_future(asyncio.to_thread(fn))
+            work = in_worker(fn)
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
@@ -56,8 +87,8 @@ class Calls:
                     raise  # the work itself ended by a cancellation
                 self._cancel.set()
                 await _settled(work)
-                await _settled(asyncio.ensure_future(asyncio.to_thread(
-                    self._after_cancel, work, cancelled, committed)))
+                await _settled(in_worker(partial(self._after_cancel, work, cancelled,
+                                                 committed)))
                 raise
 
     def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,
