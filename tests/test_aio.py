@@ -446,3 +446,33 @@ def test_the_task_context_reaches_the_call_and_progress_is_told(tmp_path):
 
     run(main())
     assert told == [("eol1", 2, "r-42")]
+
+
+def test_callproc_explain_lastrowid_rownumber_and_nextset(tmp_path):
+    make_tables(tmp_path, 2)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
+                                           autocommit=True)
+        cur = conn.cursor()
+        await cur.execute("insert into t@eol2 (id, v) values (41, 'x')")
+        assert cur.lastrowid == 41
+        assert await cur.callproc("abs@eol1", (-3,)) == [-3]
+        assert await cur.fetchall() == [(3,)]
+        await cur.explain("select v from t@eol1 join t@eol2 using (id)")
+        steps = await cur.fetchall()
+        assert {s[1] for s in steps if s[1]} == {"eol1", "eol2", "local"}
+        await cur.execute("select 1 union all select 2")
+        assert cur.rownumber == 0
+        await cur.fetchone()
+        assert cur.rownumber == 1
+        cur.setinputsizes([None])
+        cur.setoutputsize(10)
+        with pytest.raises(pooldbapi.aio.NotSupportedError):
+            cur.nextset()
+        cur.default = "eol2"
+        await cur.execute("select count(*) from t")
+        assert await cur.fetchone() == (1,) and cur.containers == {"eol2": 1}
+        await conn.close()
+
+    run(main())
