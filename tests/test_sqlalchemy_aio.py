@@ -143,3 +143,10 @@ def test_pooldbapi_errors_reach_the_application(tmp_path):
     err = asyncio.run(main())
     assert isinstance(err.orig, pooldbapi.aio.OperationalError | pooldbapi.aio.ProgrammingError)
     assert "missing_table" in str(err.orig)
+
+
+@pytest.mark.parametrize("url", ["sqlite+pooldbapi:///x.db", "postgresql+pooldbapi://h/db"])
+def test_a_synchronous_pooldbapi_url_is_refused_by_create_async_engine(url):
+    """Not silently the native dialect's async driver, around pooldbapi."""
+    with pytest.raises(pooldbapi.aio.InterfaceError, match="pooldbapi_async"):
+        create_async_engine(url)

@@ -12,7 +12,6 @@ from sqlalchemy.connectors.asyncio import (
     AsyncAdapt_dbapi_module,
     AsyncAdapt_dbapi_ss_cursor,
 )
-from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.util.concurrency import await_
 
 import pooldbapi.aio
@@ -104,10 +103,6 @@ class SQLiteDialect_pooldbapi_async(SQLiteDialect_pooldbapi):
     def import_dbapi(cls) -> Any:
         return _Module(super().import_dbapi())
 
-    @classmethod
-    def get_async_dialect_cls(cls, url: URL) -> type[Dialect]:
-        return cls  # not the native dialect's async one (psycopg's would connect by itself)
-
 
 class PGDialect_pooldbapi_async(PGDialect_pooldbapi):
     """PostgreSQL over pooldbapi.aio, for create_async_engine."""
@@ -119,7 +114,3 @@ class PGDialect_pooldbapi_async(PGDialect_pooldbapi):
     @classmethod
     def import_dbapi(cls) -> Any:
         return _Module(super().import_dbapi())
-
-    @classmethod
-    def get_async_dialect_cls(cls, url: URL) -> type[Dialect]:
-        return cls  # not the native dialect's async one (psycopg's would connect by itself)
