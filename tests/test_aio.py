@@ -476,3 +476,51 @@ def test_callproc_explain_lastrowid_rownumber_and_nextset(tmp_path):
         await conn.close()
 
     run(main())
+
+
+@pytest.mark.postgresql
+def test_a_forked_child_never_uses_the_parents_sessions(pg):
+    """The child's own event loop and worker threads; its parent's transaction cannot go on
+    there (nothing sent on the parent's session), the parent's does."""
+    import os
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create table if not exists aio_fork (who text)")
+        raw.execute("truncate aio_fork")
+
+    async def parent_part():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        await conn.execute("insert into aio_fork values ('parent')")
+        return conn
+
+    async def child_part(conn):
+        try:
+            await conn.execute("insert into aio_fork values ('child, parent session')")
+        except pooldbapi.aio.InterfaceError as err:
+            assert "forked" in str(err)
+        else:
+            return 1
+        await conn.rollback()
+        await conn.execute("insert into aio_fork values ('child')")
+        await conn.commit()
+        await conn.close()
+        return 0
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn = loop.run_until_complete(parent_part())
+        child = os.fork()
+        if child == 0:
+            code = 2
+            try:
+                code = asyncio.run(child_part(conn))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        loop.run_until_complete(conn.commit())
+        loop.run_until_complete(conn.close())
+    finally:
+        loop.close()
+    with psycopg.connect(pg.dsn) as raw:
+        assert sorted(r[0] for r in raw.execute("select who from aio_fork")) == \
+            ["child", "parent"]
