@@ -524,3 +524,27 @@ def test_a_forked_child_never_uses_the_parents_sessions(pg):
     with psycopg.connect(pg.dsn) as raw:
         assert sorted(r[0] for r in raw.execute("select who from aio_fork")) == \
             ["child", "parent"]
+
+
+@pytest.mark.postgresql
+def test_postgresql_a_statement_that_ends_after_its_cancellation_says_what_it_committed(pg):
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create table if not exists aio_slow (v text)")
+        raw.execute("truncate aio_slow")
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()}, autocommit=True)
+        task = asyncio.create_task(conn.execute(
+            "insert into aio_slow select 'x' from pg_sleep(0.5)"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as info:
+            await task
+        await conn.close()
+        return info.value.__notes__
+
+    notes = run(main())
+    assert notes == [("pooldbapi: the call ended before the cancellation took effect:"
+                      " rowcount 1 on p")]
+    with psycopg.connect(pg.dsn) as raw:
+        assert raw.execute("select count(*) from aio_slow").fetchone() == (1,)
