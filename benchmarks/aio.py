@@ -142,6 +142,14 @@ async def sqlite_bridges(rounds: int, n: int, tmp: Path) -> list[dict]:
             for name, t in times.items()]
 
 
+def rate_row(operation: str, api: str, tokens: int, calls: int, elapsed: float, rate: int,
+             latency: float) -> dict:
+    return {"operation": operation, "api": api, "tokens": tokens, "calls": calls,
+            "calls_per_s": round(calls / elapsed, 1), "limit": tokens * rate,
+            "efficiency": round(calls / elapsed / (tokens * rate), 3),
+            "call_ms": round(latency, 1)}
+
+
 async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
     import os
     import threading
@@ -170,10 +178,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
             await conns[0].cursor().executemany(f"insert into Tasks@{lst} (description) values (?)",
                                                 [(f"aio {i}",) for i in range(total)])
             elapsed = time.perf_counter() - start
-            out.append({"operation": "insert (one executemany)", "api": "aio", "tokens": n,
-                        "calls": total, "calls_per_s": round(total / elapsed, 1),
-                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
-                        "call_ms": round(latency, 1)})
+            out.append(rate_row("insert (one executemany)", "aio", n, total, elapsed, rate,
+                                latency))
             share = [total // tasks + (1 if t < total % tasks else 0) for t in range(tasks)]
 
             async def reads(conn: pooldbapi.aio.AsyncConnection, k: int, lst: str = lst
@@ -186,10 +192,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
             start = time.perf_counter()
             await asyncio.gather(*(reads(c, k) for c, k in zip(conns, share, strict=True)))
             elapsed = time.perf_counter() - start
-            out.append({"operation": f"select ({tasks} tasks)", "api": "aio", "tokens": n,
-                        "calls": total, "calls_per_s": round(total / elapsed, 1),
-                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
-                        "call_ms": round(latency, 1)})
+            out.append(rate_row(f"select ({tasks} tasks)", "aio", n, total, elapsed, rate,
+                                latency))
             for conn in conns:
                 await conn.close()
             syncs = [pooldbapi.connect(specs, autocommit=True) for _ in range(tasks)]
@@ -207,10 +211,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - start
-            out.append({"operation": f"select ({tasks} threads)", "api": "sync", "tokens": n,
-                        "calls": total, "calls_per_s": round(total / elapsed, 1),
-                        "limit": n * rate, "efficiency": round(total / elapsed / (n * rate), 3),
-                        "call_ms": round(latency, 1)})
+            out.append(rate_row(f"select ({tasks} threads)", "sync", n, total, elapsed, rate,
+                                latency))
             for sync in syncs:
                 sync.close()
         refused = sum(line.startswith("429 ") for line in gateway.calls())

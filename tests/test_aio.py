@@ -12,6 +12,9 @@ import pooldbapi
 import pooldbapi.aio
 
 
+FIVE = "{eol1,eol2,eol3,eol4,eol5}"
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -121,8 +124,7 @@ def test_round_robin_per_execution_over_a_list(tmp_path):
     make_tables(tmp_path)
 
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default="{eol1,eol2,eol3,eol4,eol5}",
-                                           seed=1)
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default=FIVE, seed=1)
         cur = conn.cursor()
         seen: dict[str, int] = {}
         for i in range(10):
@@ -142,7 +144,7 @@ def test_executemany_goes_round_robin_per_row(tmp_path):
     make_tables(tmp_path)
 
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default="{eol1,eol2,eol3,eol4,eol5}")
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path), default=FIVE)
         cur = conn.cursor()
         await cur.executemany("insert into t (v) values (?)", [(f"r{i}",) for i in range(15)])
         assert cur.rowcount == 15
@@ -240,7 +242,8 @@ def test_postgresql_round_robin_over_two_servers(pg, pg2):
                 await conn.execute("insert into aio_rr select inet_server_port()")
             counts = {}
             for alias, cluster in (("a", pg), ("b", pg2)):
-                cur = await conn.execute(f"select count(*), min(port), max(port) from aio_rr@{alias}")
+                cur = await conn.execute(
+                    f"select count(*), min(port), max(port) from aio_rr@{alias}")
                 counts[alias] = await cur.fetchone()
                 assert counts[alias][1] == counts[alias][2] == cluster.port
             assert counts["a"][0] == counts["b"][0] == 5

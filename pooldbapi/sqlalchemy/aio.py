@@ -92,25 +92,24 @@ class _Module(AsyncAdapt_dbapi_module):
         return _Connection(self, connection)
 
 
-class SQLiteDialect_pooldbapi_async(SQLiteDialect_pooldbapi):
+class _Async:
+    """What makes a pooldbapi dialect the async one: the adapted module."""
+
+    driver = "pooldbapi_async"
+    is_async = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        return _Module(super().import_dbapi())  # type: ignore[misc]
+
+
+class SQLiteDialect_pooldbapi_async(_Async, SQLiteDialect_pooldbapi):
     """SQLite over pooldbapi.aio, for create_async_engine."""
 
-    driver = "pooldbapi_async"
-    is_async = True
-    supports_statement_cache = True
-
-    @classmethod
-    def import_dbapi(cls) -> Any:
-        return _Module(super().import_dbapi())
+    supports_statement_cache = True  # SQLAlchemy reads it from each class itself
 
 
-class PGDialect_pooldbapi_async(PGDialect_pooldbapi):
+class PGDialect_pooldbapi_async(_Async, PGDialect_pooldbapi):
     """PostgreSQL over pooldbapi.aio, for create_async_engine."""
 
-    driver = "pooldbapi_async"
-    is_async = True
     supports_statement_cache = True
-
-    @classmethod
-    def import_dbapi(cls) -> Any:
-        return _Module(super().import_dbapi())
