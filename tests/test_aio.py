@@ -11,7 +11,6 @@ import pytest
 import pooldbapi
 import pooldbapi.aio
 
-
 FIVE = "{eol1,eol2,eol3,eol4,eol5}"
 
 
