@@ -83,8 +83,10 @@ class Calls:
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
-                if work.done():
-                    raise  # the work itself ended by a cancellation
+                if work.cancelled():
+                    raise  # the work itself was cancelled (never started)
+                # (the work may have ended in the same turn as the cancellation: what it did
+                # is settled as for work still running)
                 self._cancel.set()
                 await _settled(work)
                 await _settled(in_worker(partial(self._after_cancel, work, cancelled,
