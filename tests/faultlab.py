@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
+from aio_blocking import Loop
 from pgcluster import Cluster
 
 import pooldbapi
@@ -66,8 +67,10 @@ class Report:
 class Lab:
     """Two or more PostgreSQL clusters (aliases p1, p2, ...) with a ledger table each."""
 
-    def __init__(self, clusters: list[Cluster]) -> None:
+    def __init__(self, clusters: list[Cluster], api: str = "sync") -> None:
         self.clusters = {f"p{i + 1}": c for i, c in enumerate(clusters)}
+        # "aio": every connection is pooldbapi.aio's, driven from here (tests/aio_blocking.py)
+        self.loop = None if api == "sync" else Loop()
         for cluster in self.clusters.values():
             with psycopg.connect(cluster.dsn, autocommit=True) as raw:
                 raw.execute(SETUP)
@@ -80,7 +83,8 @@ class Lab:
         extra = kwargs.pop("conninfo", {})
         assert isinstance(extra, dict)
         containers = {a: c.conninfo(**extra) for a, c in self.clusters.items()}
-        return pooldbapi.connect(containers, default="{" + ",".join(self.clusters) + "}",
+        connect = pooldbapi.connect if self.loop is None else self.loop.connect
+        return connect(containers, default="{" + ",".join(self.clusters) + "}",
                                  **kwargs)  # type: ignore[arg-type]
 
     def ensure_up(self) -> None:

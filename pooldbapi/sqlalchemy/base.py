@@ -126,6 +126,16 @@ class PooldbapiDialect:
     def get_pool_class(cls, url: URL) -> type[NullPool]:
         return NullPool  # pooldbapi keeps the physical connections
 
+    @classmethod
+    def get_async_dialect_cls(cls, url: URL) -> type[Any]:
+        # not the native dialect's async one: it would connect with its own driver, around
+        # pooldbapi and its containers
+        if getattr(cls, "is_async", False):
+            return cls
+        raise pooldbapi.InterfaceError(
+            f"{url.get_backend_name()}+pooldbapi is synchronous: create_async_engine takes"
+            f" {url.get_backend_name()}+pooldbapi_async")
+
     def url_container(self, url: URL) -> dict[str, str]:
         """The pooldbapi connection string keys of the one database a URL names."""
         raise NotImplementedError

@@ -3,7 +3,10 @@
 // outlives the process (the fault tests kill it), and the schema is deployed when the file is new.
 const cds = require('@sap/cds')
 const fs = require('fs')
+// POOLDBAPI_CAP_DELAY_MS: every request answered that much later (a distant service's latency)
+const delay = Number(process.env.POOLDBAPI_CAP_DELAY_MS || 0)
 cds.on('bootstrap', (app) => {
+  if (delay > 0) app.use((req, res, next) => setTimeout(next, delay))
   const listen = app.listen.bind(app)
   app.listen = (port, ...rest) => listen(port, '127.0.0.1', ...rest)
 })

@@ -1,0 +1,130 @@
+"""Calls of the shared core made for a task: one at a time per connection, each in a worker
+thread so that the event loop never blocks on a driver; a cancelled task is treated as Ctrl-C
+is in the synchronous API (its call stops at the next row boundary, an open transaction is
+failed and rolled back on its containers, autocommit says which rows were committed)."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import Error, OperationalError
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+log = logging.getLogger("pooldbapi")
+T = TypeVar("T")
+
+WORKERS = 64
+"""Calls of this many connections run at once (the event loop's default executor has only
+cores + 4 threads: too few for connections whose calls mostly wait on a remote service)."""
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(WORKERS, thread_name_prefix="pooldbapi-aio")
+    return _EXECUTOR
+
+
+def _forget_executor() -> None:
+    global _EXECUTOR
+    _EXECUTOR = None  # the parent's threads do not exist in a child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def in_worker(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run fn in a worker thread with the caller's context (OpenTelemetry's current span)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_executor(), context.run, fn)
+
+
+class Interrupted(BaseException):
+    """Raised in the worker, at a row boundary, once the task waiting for its call was
+    cancelled. Not an Exception: the runner treats it as it treats KeyboardInterrupt (the other
+    containers' workers stop at their row boundary; what was written is recorded)."""
+
+
+class Calls:
+    """The one door from a task to a synchronous Connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
+        self._cancel = threading.Event()
+        self.progress: Callable[[str, int], None] | None = None   # the application's
+        conn.progress = self._progress
+
+    def _progress(self, alias: str, rows: int) -> None:
+        # the runner tells this after each batch of rows written: the row boundary at which a
+        # cancelled call stops
+        if self.progress is not None:
+            self.progress(alias, rows)
+        if self._cancel.is_set():
+            raise Interrupted
+
+    async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
+        """Run fn in a worker thread; on cancellation wait for it to stop, then settle the
+        transaction. committed: says what a call that ended anyway committed (autocommit)."""
+        async with self.lock:
+            self._cancel.clear()
+            work = in_worker(fn)
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError as cancelled:
+                if work.cancelled():
+                    raise  # the work itself was cancelled (never started)
+                # (the work may have ended in the same turn as the cancellation: what it did
+                # is settled as for work still running)
+                self._cancel.set()
+                await _settled(work)
+                await _settled(in_worker(partial(self._after_cancel, work, cancelled,
+                                                 committed)))
+                raise
+
+    def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,
+                      committed: Callable[[], str] | None) -> None:
+        exc = work.exception()
+        for note in getattr(exc, "__notes__", ()):  # what the runner said of the rows
+            cancelled.add_note(note)
+        conn, tx = self.conn, self.conn.transaction
+        with conn.lock:
+            if conn.autocommit or conn.closed:
+                if exc is None and committed is not None:
+                    cancelled.add_note(f"pooldbapi: the call ended before the cancellation"
+                                       f" took effect: {committed()}")
+                return
+            if not tx.borrowed and tx.failed is None:
+                return  # nothing open: nothing to fail
+            failed = tx.failed if tx.failed is not None else OperationalError(
+                "the transaction was interrupted by the cancellation of a task while a call"
+                " ran, so it cannot commit; call rollback()")
+            try:
+                tx.rollback()  # locks and sessions go back now, not at the application's call
+            except Error as undo:
+                log.warning("rolling back a transaction interrupted by a cancellation: %s", undo)
+            tx.failed = failed  # still failed: every statement and commit() raise until rollback()
+            cancelled.add_note("pooldbapi: the transaction was interrupted and is failed (every"
+                               " container was rolled back): call rollback()")
+
+
+async def _settled(work: asyncio.Future[Any]) -> None:
+    """Wait until the worker's call has ended, whatever further cancellations come: a session
+    may not be used by the next call while a worker still writes on it. The wait is bounded by
+    the core's own (the rows of one batch, the pool's timeout)."""
+    while not work.done():
+        try:
+            await asyncio.wait({work})
+        except asyncio.CancelledError:
+            continue

@@ -1,0 +1,131 @@
+"""AsyncConnection: the asyncio shell of a pooldbapi Connection (the same routing, transaction
+and errors; each call awaited)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from .. import errors
+from ..connection import Connection
+from ..transaction import Xid
+from .calls import Calls
+
+if TYPE_CHECKING:
+    from .cursor import AsyncCursor
+
+
+class AsyncConnection:
+    """A pooldbapi connection for asyncio: `conn = await pooldbapi.aio.connect(...)`."""
+
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, sync: Connection) -> None:
+        self.sync = sync     # the shared core's connection, which every call goes through
+        self.calls = Calls(sync)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.sync.closed else "open"
+        return f"<pooldbapi.aio.AsyncConnection {state} containers={sorted(self.sync.specs)}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self.sync.closed
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement commits on its own; change it with set_autocommit()."""
+        return self.sync.autocommit
+
+    async def set_autocommit(self, value: bool) -> None:
+        """Turn autocommit on or off (outside a transaction), as psycopg's AsyncConnection."""
+        def set_() -> None:
+            self.sync.autocommit = value
+        await self.calls.run(set_)
+
+    @property
+    def default(self) -> tuple[str, ...] | None:
+        """The list an occurrence without a suffix uses."""
+        return self.sync.default
+
+    @property
+    def progress(self) -> Callable[[str, int], None] | None:
+        """Told (alias, rows) as rows are written, from worker threads."""
+        return self.calls.progress
+
+    @progress.setter
+    def progress(self, value: Callable[[str, int], None] | None) -> None:
+        self.calls.progress = value
+
+    def cursor(self, *, stream: bool = False) -> AsyncCursor:
+        """Return a new cursor; stream=True reads a select's rows as they are fetched."""
+        from .cursor import AsyncCursor
+        self.sync.check_open()
+        return AsyncCursor(self, stream)
+
+    async def execute(self, operation: str, parameters: Any = None) -> AsyncCursor:
+        """Create a cursor, execute the statement on it and return it."""
+        return await self.cursor().execute(operation, parameters)
+
+    async def commit(self) -> None:
+        """Commit every container the transaction touched."""
+        await self.calls.run(self.sync.commit)
+
+    async def rollback(self) -> None:
+        """Roll back every container the transaction touched."""
+        await self.calls.run(self.sync.rollback)
+
+    async def close(self) -> None:
+        """Roll back what is open and give every physical connection back; idempotent."""
+        if not self.sync.closed:
+            await self.calls.run(self.sync.close)
+
+    # -- two-phase commit -----------------------------------------------------------------
+    def xid(self, format_id: int, gtrid: str, bqual: str) -> Xid:
+        """Return a transaction id for tpc_begin()."""
+        return Xid(format_id, gtrid, bqual)
+
+    async def tpc_begin(self, xid: Xid | tuple[int, str, str]) -> None:
+        """Begin a two-phase transaction over every container it will touch."""
+        await self.calls.run(lambda: self.sync.tpc_begin(xid))
+
+    async def tpc_prepare(self) -> None:
+        """Prepare every container the transaction touched."""
+        await self.calls.run(self.sync.tpc_prepare)
+
+    async def tpc_commit(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
+        """Commit the two-phase transaction, or (with xid) a prepared one being recovered."""
+        await self.calls.run(lambda: self.sync.tpc_commit(xid))
+
+    async def tpc_rollback(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
+        """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
+        await self.calls.run(lambda: self.sync.tpc_rollback(xid))
+
+    async def tpc_recover(self) -> list[Xid]:
+        """Return the xids of prepared pooldbapi transactions on the configured containers."""
+        return await self.calls.run(self.sync.tpc_recover)
+
+    async def __aenter__(self) -> Self:
+        self.sync.check_open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if not self.sync.closed:
+                if exc_type is None:
+                    await self.commit()
+                else:
+                    await self.rollback()
+        finally:
+            await self.close()
