@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from . import errors
+from .cursor import Cursor
 from .dialect import checked as checked_dialect
 from .errors import InterfaceError, ProgrammingError
 from .health import HEALTH
@@ -20,7 +21,6 @@ from .sql.parse import Statement
 from .transaction import Transaction, Xid, finish_recovered, recover
 
 if TYPE_CHECKING:
-    from .cursor import Cursor
     from .session import Session
 
 log = logging.getLogger("pooldbapi")
@@ -154,7 +154,6 @@ class Connection:
     def cursor(self, *, stream: bool = False) -> Cursor:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read
         (a server-side cursor on PostgreSQL), so memory stays flat however large the result."""
-        from .cursor import Cursor
         with self.lock:
             self.check_open()
             return Cursor(self, stream=stream)

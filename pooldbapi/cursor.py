@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Description
+from .dbapi import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result

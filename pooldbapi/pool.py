@@ -16,6 +16,7 @@ from .backends.base import Backend
 from .errors import Error, OperationalError, wrap
 from .health import HEALTH
 from .settings import ContainerSpec
+from .throttle import throttle_for
 
 log = logging.getLogger("pooldbapi")
 
@@ -50,11 +51,27 @@ class Physical:
         self.lock = threading.Lock()
         self._cursor: Any = None
 
+    def wrap(self, exc: BaseException) -> Error:
+        """A driver error on this connection as a pooldbapi error: the class and SQLSTATE its
+        back-end maps it to, the container's alias, the container's secrets masked."""
+        return wrap_driver_error(self.backend, self.spec, exc)
+
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
         if self._cursor is None:
             self._cursor = self.raw.cursor()
         return self._cursor
+
+
+def wrap_driver_error(backend: Backend, spec: ContainerSpec, exc: BaseException,
+                      connecting: bool = False) -> Error:
+    """The one place a driver error becomes a pooldbapi error (Physical.wrap on a connection);
+    connecting: a failed connect, where the driver's catch-all DatabaseError is an
+    OperationalError."""
+    cls, state = backend.error_class(exc)
+    if connecting and cls.__name__ == "DatabaseError":
+        cls = OperationalError
+    return wrap(exc, spec.alias, spec.secrets, state, cls)
 
 
 class Waiter:
@@ -99,6 +116,8 @@ class Pool:
         if cap is not None:
             self.maximum = min(self.maximum, cap)
         self.pooling = opts.allow_connection_pooling or cap == 1
+        # a back-end that makes several calls for one statement takes the limiter's slots itself
+        self.limiter = throttle_for(spec) if self.backend.throttles_calls else None
         # Under the process-wide bound on idle connections, unless this pool was asked to keep
         # some (a minimum), or its one connection is its data (a :memory: database).
         self.bounded = cap != 1 and opts.minimum_number_of_pooled_connections == 0
@@ -117,14 +136,12 @@ class Pool:
     def _connect(self) -> Physical:
         started = time.perf_counter()
         try:
-            raw = self.backend.connect(self.spec)
+            raw = self.backend.connect(self.spec, self.limiter)
         except Error:
             raise
         except Exception as exc:
             self._errors += 1
-            cls, state = self.backend.error_class(exc)
-            err = wrap(exc, self.spec.alias, self.spec.secrets, state,
-                       OperationalError if cls.__name__ == "DatabaseError" else cls)
+            err = wrap_driver_error(self.backend, self.spec, exc, connecting=True)
             err.unsent = True
             if self.backend.is_connection_error(exc, None):
                 err.connection_failure = True
@@ -134,10 +151,6 @@ class Pool:
         if telemetry.ON:
             telemetry.created(self.spec, time.perf_counter() - started)
         return Physical(raw, self.spec, self.backend, self)
-
-    def discard_idle(self) -> None:
-        """Close the idle connections: after a connection-level failure they are suspect."""
-        self._close_idle()
 
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
@@ -387,10 +400,11 @@ class Pool:
             waiting, self._waiting = self._waiting, deque()
             for waiter in waiting:  # each goes to the successor pool
                 waiter.cond.notify()
-        self._close_idle()
+        self.close_idle()
 
-    def _close_idle(self) -> None:
-        """Close the idle connections and the kept ones (their borrowers borrow anew)."""
+    def close_idle(self) -> None:
+        """Close the idle connections and the kept ones (their borrowers borrow anew): on
+        close, and after a connection-level failure (they are suspect then)."""
         with self._lock:
             idle, self._idle = list(self._idle), deque()
             idle += [self._take_parked(phys) for phys in list(self._parked)]
@@ -523,5 +537,6 @@ def _forget_inherited() -> None:
 
 
 atexit.register(close_all)
+telemetry.observe(pool_stats=pool_stats)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_inherited)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Description
+from .dbapi import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
 from .pool import Physical
 from .result import Part, Result
@@ -342,18 +342,14 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The process-wide worker threads that run work on several containers at once."""
     global _EXECUTOR
     if _EXECUTOR is None:
         with _EXECUTOR_LOCK:
             if _EXECUTOR is None:
                 _EXECUTOR = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="pooldbapi")
     return _EXECUTOR
-
-
-def executor() -> ThreadPoolExecutor:
-    """The process-wide worker threads that run work on several containers at once."""
-    return _executor()
 
 
 def _forget_executor() -> None:
@@ -397,7 +393,7 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
             work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
         else:
             futures: dict[str, Future[_Outcome]] = {
-                alias: _executor().submit(work, physicals[alias], rows, stop, chunk,
+                alias: executor().submit(work, physicals[alias], rows, stop, chunk,
                                           conn.progress, outcomes[alias])
                 for alias, rows in bounds.items()}
             try:

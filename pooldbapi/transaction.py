@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import telemetry
 from .backends import backend as load_backend
@@ -15,7 +15,6 @@ from .errors import (
     OperationalError,
     PartialCommitError,
     ProgrammingError,
-    wrap,
 )
 from .health import HEALTH
 from .pool import INHERITED, Physical, pool_for
@@ -42,12 +41,11 @@ log = logging.getLogger("pooldbapi")
 def wrap_error(exc: BaseException, phys: Physical) -> Error:
     """A driver error on a physical connection as a pooldbapi error (secrets masked); a lost
     connection is told to health, and the pool's idle sessions are let go."""
-    cls, state = phys.backend.error_class(exc)
-    err = wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
+    err = phys.wrap(exc)
     if phys.backend.is_connection_error(exc, phys.raw):
         err.connection_failure = True
         HEALTH.failed(phys.spec, str(err))
-        pool_for(phys.spec).discard_idle()
+        pool_for(phys.spec).close_idle()
     return err
 
 
@@ -103,6 +101,17 @@ class Xid(NamedTuple):
     bqual: str
 
 
+class Reading(Protocol):
+    """A result still read from a borrowed session (runner.Stream): the transaction's end
+    closes it; a child after fork abandons it without a word to the session."""
+
+    alias: str
+
+    def close(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
 class Transaction:
     """The physical connections one pooldbapi connection borrowed, one per container."""
 
@@ -113,7 +122,7 @@ class Transaction:
         self.two_phase = two_phase      # commit() prepares every participant first
         self.xid: Xid | None = None     # set by tpc_begin (or on first use with two_phase)
         self.prepared = False
-        self.streams: set[Any] = set()  # open streamed results (runner.Stream)
+        self.streams: set[Reading] = set()  # open streamed results
         self.inherited = False          # set in a child process after fork
         self.autocommit = False         # the connection's mode, kept here by the connection
         # Sessions kept between autocommit statements while nobody else waits for them (the
@@ -207,7 +216,8 @@ class Transaction:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
             phys = self._unpark(spec.alias) or (
-                pool_for(spec).acquire() if not telemetry.ON else telemetry.acquire(spec))
+                pool_for(spec).acquire() if not telemetry.ON else
+                telemetry.acquire(pool_for(spec)))
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:
@@ -216,8 +226,7 @@ class Transaction:
                     phys.backend.begin(phys.raw)
             except Exception as exc:
                 self._release(phys, broken=True)
-                cls, state = phys.backend.error_class(exc)
-                raise wrap(exc, spec.alias, spec.secrets, state, cls) from exc
+                raise phys.wrap(exc) from exc
             phys.in_transaction = not autocommit and phys.backend.transactional
             self.borrowed[spec.alias] = phys
         return phys
@@ -324,8 +333,7 @@ class Transaction:
                     self.give_back(alias, broken=True)
                     rolled_back.append(alias)
                     continue
-                cls, state = phys.backend.error_class(exc)
-                failed[alias] = wrap(exc, alias, phys.spec.secrets, state, cls)
+                failed[alias] = phys.wrap(exc)
                 failed[alias].__cause__ = exc
                 if committing and lost:
                     in_doubt.append(alias)  # COMMIT may have reached the server before it went
@@ -406,8 +414,7 @@ class Transaction:
             except Exception as exc:
                 if phys.backend.is_connection_error(exc, phys.raw):
                     HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
-                cls, state = phys.backend.error_class(exc)
-                raise wrap(exc, alias, phys.spec.secrets, state, cls) from exc
+                raise phys.wrap(exc) from exc
         self.prepared = True
 
     def tpc_commit(self) -> None:
@@ -476,8 +483,7 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
                 found.setdefault(alias, []).append((ours, raw_xid))
         except Exception as exc:
             pool.release(phys, broken=phys.backend.is_broken(phys.raw))
-            cls, state = phys.backend.error_class(exc)
-            raise wrap(exc, alias, spec.secrets, state, cls) from exc
+            raise phys.wrap(exc) from exc
         pool.release(phys)
     return found
 
@@ -500,8 +506,7 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
                             raise
         except Exception as exc:
             pool.release(phys, broken=phys.backend.is_broken(phys.raw))
-            cls, state = phys.backend.error_class(exc)
-            raise wrap(exc, alias, specs[alias].secrets, state, cls) from exc
+            raise phys.wrap(exc) from exc
         pool.release(phys)
     if not done:
         raise ProgrammingError(f"no prepared transaction {tuple(xid)!r} on any container")

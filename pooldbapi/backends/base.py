@@ -5,12 +5,24 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..dbapi import TypeCode
+from ..dbapi import Description
 from ..errors import Error
 from ..settings import ContainerSpec
 
-Description = tuple[tuple[str, TypeCode, int | None, int | None, int | None, int | None,
-                          bool | None], ...]
+__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "Description", "DriverBackend"]
+
+
+class CallLimiter(Protocol):
+    """The calls-per-second/minute/day limit of a container (throttle.Limiter), handed to a
+    back-end that makes several calls for one statement (REST) when it is connected."""
+
+    def take(self, calls: int = 1) -> float:
+        """Wait for a slot for the next calls; return the seconds waited."""
+        ...
+
+    def hold_until(self, when: float) -> None:
+        """Give no slot before the monotonic time `when` (the service asked to wait)."""
+        ...
 
 
 class Backend(Protocol):
@@ -30,8 +42,9 @@ class Backend(Protocol):
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
     max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
 
-    def connect(self, spec: ContainerSpec) -> Any:
-        """Open a physical connection with the spec's forwarded keys; reject unknown keys."""
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
+        """Open a physical connection with the spec's forwarded keys; reject unknown keys.
+        limiter: the container's limit, for a back-end that throttles its own calls."""
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         """Return a hard cap on physical connections (1 for an in-memory SQLite), or None."""

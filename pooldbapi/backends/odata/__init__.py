@@ -12,8 +12,7 @@ import requests
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec
-from ...throttle import throttle_for
-from ..base import Backend, Description
+from ..base import Backend, CallLimiter, Description
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
 _HOLDS: dict[str, Hold] = {}  # per container definition, process-wide
@@ -96,12 +95,12 @@ class ODataBackend:
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
 
-    def connect(self, spec: ContainerSpec) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         url, session, timeout, verify = session_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets, hold, throttle_for(spec), adaptive,
+                               spec.secrets, hold, limiter, adaptive,
                                spec.options.rate_limit_wait, spec.alias)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
