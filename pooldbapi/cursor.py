@@ -329,8 +329,8 @@ class Cursor:
         if self._result is None or not self._result.containers:
             return False
         specs = self.connection.specs
-        return all(getattr(load_backend(specs[alias].driver, alias), "rowcount_after_close",
-                           False) for alias in self._result.containers)
+        return all(load_backend(specs[alias].driver, alias).rowcount_after_close
+                   for alias in self._result.containers)
 
     def __enter__(self) -> Self:
         return self

@@ -116,8 +116,9 @@ class Pool:
         if cap is not None:
             self.maximum = min(self.maximum, cap)
         self.pooling = opts.allow_connection_pooling or cap == 1
-        # a back-end that makes several calls for one statement takes the limiter's slots itself
-        self.limiter = throttle_for(spec) if self.backend.throttles_calls else None
+        # the container's call limit (None: none); a back-end that makes several calls for one
+        # statement is handed it and takes its slots itself, for others the runner takes them
+        self.limiter = throttle_for(spec)
         # Under the process-wide bound on idle connections, unless this pool was asked to keep
         # some (a minimum), or its one connection is its data (a :memory: database).
         self.bounded = cap != 1 and opts.minimum_number_of_pooled_connections == 0
@@ -136,7 +137,8 @@ class Pool:
     def _connect(self) -> Physical:
         started = time.perf_counter()
         try:
-            raw = self.backend.connect(self.spec, self.limiter)
+            raw = self.backend.connect(
+                self.spec, self.limiter if self.backend.throttles_calls else None)
         except Error:
             raise
         except Exception as exc:

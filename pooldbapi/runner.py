@@ -20,7 +20,7 @@ from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
-from .throttle import Limiter, throttle_for
+from .throttle import Limiter
 from .transaction import wrap_error
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ CHUNK = 5000
 
 def _limiter(phys: Physical) -> Limiter | None:
     """The limiter the runner waits on before a call (None where the back-end waits itself)."""
-    return None if phys.backend.throttles_calls else throttle_for(phys.spec)
+    return None if phys.backend.throttles_calls else phys.pool.limiter
 
 
 def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any] | None]:

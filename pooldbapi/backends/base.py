@@ -41,6 +41,7 @@ class Backend(Protocol):
     #                          may need several calls), so the runner takes none for it
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
     max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
+    rowcount_after_close: bool  # the driver's closed cursor still tells rowcount, lastrowid
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         """Open a physical connection with the spec's forwarded keys; reject unknown keys.
@@ -115,6 +116,10 @@ class Backend(Protocol):
         """The statement that calls a procedure or function for callproc (markers: '?, ?'),
         or None where the back-end has none."""
 
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        """The statement that makes the generated keys (serial, identity) of a table just
+        created give start, start + step, ...; None where the back-end has no such step."""
+
     def estimate_text(self, text: str) -> str | None:
         """A statement whose one row tells how many rows the select `text` would give: the
         planner's estimate, or a count up to PROBE_ROWS (a limit probe); None: no way."""
@@ -164,11 +169,7 @@ class DriverBackend:
     def call_text(self, name: str, markers: str) -> str | None:
         return None
 
-    # Optional capabilities, outside the protocol (REST back-ends have neither): looked up with
-    # getattr, absent meaning False / None.
     def key_range_text(self, table: str, start: int, step: int) -> str | None:
-        """The statement that makes the generated keys (serial, identity) of a table just
-        created give start, start + step, ...; None where the back-end has no such step."""
         return None
 
     def estimate_text(self, text: str) -> str | None:

@@ -94,6 +94,7 @@ class ODataBackend:
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
+    rowcount_after_close = False
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         url, session, timeout, verify = session_for(spec)
@@ -158,7 +159,9 @@ class ODataBackend:
 
     @contextmanager
     def atomic(self, raw: Any) -> Iterator[None]:
-        yield  # never used: the runner sends rows one by one where there are no transactions
+        # no transactions: nothing can make a block all-or-nothing; each call of it (a bulk
+        # page's rows reach here) stands on its own
+        yield
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
                   rows: Sequence[Any]) -> int:
@@ -169,6 +172,9 @@ class ODataBackend:
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None  # a REST service has no procedures
+
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        return None  # a REST service has no DDL
 
 
     def estimate_text(self, text: str) -> str | None:
