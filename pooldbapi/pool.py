@@ -7,12 +7,14 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Backend
+from .backends.base import Backend, Description
 from .errors import Error, OperationalError, wrap
 from .health import HEALTH
 from .settings import ContainerSpec
@@ -22,7 +24,9 @@ log = logging.getLogger("pooldbapi")
 
 
 class Physical:
-    """One physical connection and what the pool knows of it."""
+    """One physical connection and what the pool knows of it: the link to its driver, which
+    the layers above ask about the connection (is_broken, aborted, check, atomic, reset,
+    describe, wrap) instead of calling the back-end with the raw connection."""
 
     __slots__ = (
         "_cursor",
@@ -55,6 +59,31 @@ class Physical:
         """A driver error on this connection as a pooldbapi error: the class and SQLSTATE its
         back-end maps it to, the container's alias, the container's secrets masked."""
         return wrap_driver_error(self.backend, self.spec, exc)
+
+    def is_broken(self) -> bool:
+        """Tell whether the connection can no longer be used."""
+        return self.backend.is_broken(self.raw)
+
+    def aborted(self) -> bool:
+        """Tell whether the server undid the open transaction after an error."""
+        return self.backend.aborted(self.raw)
+
+    def check(self) -> bool:
+        """Tell whether the idle connection still works (a round trip only if in doubt)."""
+        return self.backend.check(self.raw)
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        """A block made all-or-nothing: a savepoint in a transaction, its own one outside."""
+        return self.backend.atomic(self.raw)
+
+    def reset(self) -> bool:
+        """Make the connection fit for the next user (False: it is closed instead)."""
+        return self.backend.reset(self.raw, self.session_changed)
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
+        """The PEP 249 description of the cursor's result, pooldbapi type codes."""
+        return self.backend.describe(cursor, first_row, text)
 
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
@@ -156,7 +185,7 @@ class Pool:
 
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
-        if now - phys.created > opts.connection_lifetime or self.backend.is_broken(phys.raw):
+        if now - phys.created > opts.connection_lifetime or phys.is_broken():
             return True
         # idle connections beyond the minimum are closed after idle-timeout
         return now - phys.returned > opts.idle_timeout and \
@@ -371,10 +400,10 @@ class Pool:
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
         keep = self.pooling and not broken and not self.closed and \
-            not self.backend.is_broken(phys.raw)
+            not phys.is_broken()
         if keep:
             try:
-                keep = self.backend.reset(phys.raw, phys.session_changed)
+                keep = phys.reset()
                 phys.session_changed = False
             except Exception as exc:  # noqa: BLE001 - one that cannot be reset is never handed out
                 log.info("container %s: dropping a connection that failed its reset: %s",

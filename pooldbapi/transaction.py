@@ -187,9 +187,9 @@ class Transaction:
         for alias, phys in self.borrowed.items():
             if not phys.in_transaction:
                 continue
-            if phys.backend.is_broken(phys.raw):
+            if phys.is_broken():
                 what = "its session was lost"
-            elif phys.backend.aborted(phys.raw):
+            elif phys.aborted():
                 what = "its transaction was aborted by an earlier error"
             else:
                 continue
@@ -239,7 +239,7 @@ class Transaction:
         phys = self.parked.pop(alias, None)
         if phys is None or not phys.pool.unpark(phys, self._owner):
             return None
-        if phys.backend.check(phys.raw):  # (its lifetime was checked when it was kept)
+        if phys.check():  # (its lifetime was checked when it was kept)
             return phys
         self._release(phys, broken=True)
         return None
@@ -284,12 +284,12 @@ class Transaction:
         something: a session that held its work (touched: before this call, or rows
         acknowledged in it), or a transaction the server aborted (PostgreSQL after any
         statement error)."""
-        broken = phys.backend.is_broken(phys.raw) or err.connection_failure
+        broken = phys.is_broken() or err.connection_failure
         if phys.in_transaction:
             if broken and touched:
                 self.fail(alias, err, broken=True)
                 return
-            if not broken and phys.backend.aborted(phys.raw):
+            if not broken and phys.aborted():
                 self.fail(alias, err, broken=False)
                 return
         self.after_statement(alias, broken)
@@ -325,7 +325,7 @@ class Transaction:
                 (done if doing == action else rolled_back).append(alias)
             except Exception as exc:  # noqa: BLE001 - every container's outcome is collected
                 lost = phys.backend.is_connection_error(exc, phys.raw) or \
-                    phys.backend.is_broken(phys.raw)
+                    phys.is_broken()
                 if lost:
                     HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
                 if doing in ("rollback", "tpc_rollback") and lost:
@@ -482,7 +482,7 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
                 ours = Xid(raw_xid.format_id, raw_xid.gtrid, bqual.rsplit(":", 1)[0])
                 found.setdefault(alias, []).append((ours, raw_xid))
         except Exception as exc:
-            pool.release(phys, broken=phys.backend.is_broken(phys.raw))
+            pool.release(phys, broken=phys.is_broken())
             raise phys.wrap(exc) from exc
         pool.release(phys)
     return found
@@ -505,7 +505,7 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
                         if "does not exist" not in str(exc):
                             raise
         except Exception as exc:
-            pool.release(phys, broken=phys.backend.is_broken(phys.raw))
+            pool.release(phys, broken=phys.is_broken())
             raise phys.wrap(exc) from exc
         pool.release(phys)
     if not done:
