@@ -103,6 +103,10 @@ def wrap_driver_error(backend: Backend, spec: ContainerSpec, exc: BaseException,
     return wrap(exc, spec.alias, spec.secrets, state, cls)
 
 
+class PoolClosed(OperationalError):
+    """Pool.acquire on a pool closed meanwhile (pool.acquire(spec) tries its successor)."""
+
+
 class Waiter:
     """A borrower waiting for a connection, in the pool's queue of arrival. Whoever frees a
     connection hands it (or its place under the maximum: `granted` with no `phys`) straight to
@@ -256,11 +260,9 @@ class Pool:
             else:
                 candidate = self._wait(deadline)
             closed = self.closed and candidate is None
-        if closed:  # evicted or closed by close_all() meanwhile: its successor serves
-            successor = pool_for(self.spec)
-            if successor is self:
-                raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
-            return successor.acquire()
+        if closed:  # evicted or closed by close_all() meanwhile (acquire(spec) goes on with
+            # its successor)
+            raise PoolClosed(f"container {self.spec.alias!r}: its pool is closed")
         # From here this borrower holds a place under the maximum: a connection that fails its
         # check is replaced in that place, so nobody who came later overtakes.
         while candidate is not None:
@@ -487,6 +489,20 @@ never used, so that nothing (no rollback, no terminate) is sent on the parent's 
 REAP_INTERVAL = 5.0
 """Seconds between two rounds of the reaper (at most; sooner for shorter idle timeouts)."""
 _reaper: threading.Thread | None = None
+
+
+def acquire(spec: ContainerSpec) -> Physical:
+    """Borrow a connection to a container from its pool; a pool closed meanwhile (evicted, or
+    by close_all()) hands over to the one that took its place."""
+    pool = pool_for(spec)
+    while True:
+        try:
+            return pool.acquire()
+        except PoolClosed:
+            successor = pool_for(spec)
+            if successor is pool:
+                raise
+            pool = successor
 
 
 def pool_for(spec: ContainerSpec) -> Pool:

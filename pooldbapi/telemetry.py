@@ -498,10 +498,11 @@ def created(spec: ContainerSpec, seconds: float) -> None:
         otel.create_time.record(seconds, {POOL: spec.alias})
 
 
-def acquire(pool: Any) -> Physical:
-    """Borrow from a container's pool (pool.Pool), timing the wait (transaction.physical)."""
+def acquire(borrow: Callable[[], Physical]) -> Physical:
+    """Borrow from a container's pool (borrow: pool.acquire for its spec), timing the wait
+    (transaction.physical)."""
     started = time.perf_counter()
-    phys: Physical = pool.acquire()
+    phys = borrow()
     spec = phys.spec
     now = time.perf_counter()
     _BORROWED[id(phys)] = now

@@ -17,7 +17,7 @@ from .errors import (
     ProgrammingError,
 )
 from .health import HEALTH
-from .pool import INHERITED, Physical, pool_for
+from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -216,8 +216,7 @@ class Transaction:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
             phys = self._unpark(spec.alias) or (
-                pool_for(spec).acquire() if not telemetry.ON else
-                telemetry.acquire(pool_for(spec)))
+                acquire(spec) if not telemetry.ON else telemetry.acquire(lambda: acquire(spec)))
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:
@@ -471,8 +470,8 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
     for alias, spec in specs.items():
         if not load_backend(spec.driver, alias).two_phase:
             continue
-        pool = pool_for(spec)
-        phys = pool.acquire()
+        phys = acquire(spec)
+        pool = phys.pool
         try:
             phys.backend.set_autocommit(phys.raw, True)
             for raw_xid in phys.raw.tpc_recover():
@@ -492,8 +491,8 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
     """Commit or roll back every prepared branch of xid, wherever it is (recovery)."""
     done = 0
     for alias, branches in recover(specs).items():
-        pool = pool_for(specs[alias])
-        phys = pool.acquire()
+        phys = acquire(specs[alias])
+        pool = phys.pool
         try:
             phys.backend.set_autocommit(phys.raw, True)
             for ours, raw_xid in branches:
