@@ -191,6 +191,7 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
     cur.execute("select ?", (1,)).fetchall()
     stmt, params = parse("select ?"), (1,)
     spec, phys = conn.specs["s"], conn.transaction.borrowed["s"]
+    context = conn.context  # what the cursor hands the layers below
     raw_cur = phys.cursor()
     steps = [
         ("driver: execute + fetchall", lambda: raw_cur.execute("select ?", params).fetchall()),
@@ -198,10 +199,10 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
         ("render + bind", lambda: _text(stmt, phys.backend, params)),
         ("borrow() (session held)", lambda: conn.transaction.borrow(spec).__exit__(
             None, None, None)),
-        ("routing", lambda: conn.route(stmt)),
-        ("runner.execute_on", lambda: execute_on(conn, "s", stmt, params)),
-        ("runner.execute_routed", lambda: execute_routed(conn, stmt, params, True, "s")),
-        ("ops.select.execute", lambda: select_op.execute(conn, stmt, params)),
+        ("routing", lambda: context.route(stmt)),
+        ("runner.execute_on", lambda: execute_on(context, "s", stmt, params)),
+        ("runner.execute_routed", lambda: execute_routed(context, stmt, params, True, "s")),
+        ("ops.select.execute", lambda: select_op.execute(context, stmt, params)),
         ("cursor.execute + fetchall", lambda: cur.execute("select ?", params).fetchall()),
     ]
     out = []
@@ -269,8 +270,9 @@ def telemetry_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
     cur = conn.cursor()
     cur.execute("select ?", (1,)).fetchall()
     stmt, params = parse("select ?"), (1,)
-    guarded = [("runner.execute_on", lambda: runner.execute_on(conn, "s", stmt, params),
-                lambda: runner._execute_on(conn, "s", stmt, params)),
+    guarded = [("runner.execute_on",
+                lambda: runner.execute_on(conn.context, "s", stmt, params),
+                lambda: runner._execute_on(conn.context, "s", stmt, params)),
                ("cursor._execute", lambda: cur._execute("select ?", params),
                 lambda: cur._run("select ?", params))]
     for name, with_guard, body in guarded:

@@ -8,20 +8,17 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from . import errors
+from .context import Context, Options
+from .cursor import Cursor
 from .dialect import checked as checked_dialect
 from .errors import InterfaceError, ProgrammingError
 from .health import HEALTH
-from .router import Pins, Router
+from .router import Router
 from .settings import ContainerSpec, Settings
-from .sql.parse import Statement
 from .transaction import Transaction, Xid, finish_recovered, recover
-
-if TYPE_CHECKING:
-    from .cursor import Cursor
-    from .session import Session
 
 log = logging.getLogger("pooldbapi")
 
@@ -60,35 +57,60 @@ class Connection:
                  dialect: str | None = None, read_your_writes: bool = False) -> None:
         if affinity not in (None, "transaction"):
             raise InterfaceError(f"unknown affinity {affinity!r} (known: 'transaction')")
-        self.dialect = checked_dialect(dialect)  # None: the containers' own, where they agree
+        # the statements' dialect (None: the containers' own, where they agree), broadcast_ddl
+        # and progress, as every cursor's context reads them
+        self.options = Options(checked_dialect(dialect), broadcast_ddl)
         self.specs: Mapping[str, ContainerSpec] = settings.containers
         for spec in self.specs.values():
             HEALTH.watch(spec)
         self.router = Router(self.specs, settings.default, seed=seed, strategy=strategy)
-        self.broadcast_ddl = broadcast_ddl
         self.affinity = affinity
-        self._autocommit = bool(autocommit)
         self._closed = False
         # set by close() before it waits for the lock: a call that takes the lock after a
         # close() began (another thread's) raises instead of working on a rolled-back session
         self._closing = False
         self.transaction = Transaction(two_phase)
-        self.transaction.autocommit = self._autocommit
+        self.transaction.autocommit = bool(autocommit)  # the connection's mode is kept there
         if any(spec.options.replica_of for spec in self.specs.values()):
             from .replicas import Replicas
             self.router.replicas = Replicas(self.specs, self.transaction, read_your_writes)
+        # what a cursor hands the layers below for a call (with its own router where it has
+        # a default list of its own)
+        self.context = Context(self.specs, self.transaction, self.router, self.options,
+                               affinity is not None)
         # threadsafety 2: threads may share a connection; its calls are serialised
         self.lock = threading.RLock()
-        # told (alias, rows) as the rows of executemany, bulk insert, insert ... select and
-        # synchronize are written (from worker threads); the command line shows it
-        self.progress: Callable[[str, int], None] | None = None
         _OPEN.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<pooldbapi.Connection {state} containers={sorted(self.specs)}>"
 
-    # -- routing (router.py; a transaction's affinity pins are the connection's to give) ----
+    @property
+    def dialect(self) -> str | None:
+        """The statements' dialect (None: the containers' own, where they agree)."""
+        return self.options.dialect
+
+    @property
+    def broadcast_ddl(self) -> bool:
+        """Whether DDL without '@' runs on every container of the default list."""
+        return self.options.broadcast_ddl
+
+    @broadcast_ddl.setter
+    def broadcast_ddl(self, value: bool) -> None:
+        self.options.broadcast_ddl = bool(value)
+
+    @property
+    def progress(self) -> Callable[[str, int], None] | None:
+        """Told (alias, rows) as the rows of executemany, bulk insert, insert ... select and
+        synchronize are written (from worker threads); the command line shows it."""
+        return self.options.progress
+
+    @progress.setter
+    def progress(self, value: Callable[[str, int], None] | None) -> None:
+        self.options.progress = value
+
+    # -- routing (router.py; the calls' own in context.py) ---------------------------------
     @property
     def default(self) -> tuple[str, ...] | None:
         """The list an occurrence without a suffix uses."""
@@ -102,26 +124,6 @@ class Connection:
     def seed(self) -> object:
         """The seed of the strategies' random starts (None: random)."""
         return self.router.seed
-
-    def pins(self) -> Pins | None:
-        """The transaction's affinity pins, where it has affinity; None otherwise."""
-        return self.transaction.pinned if self.affinity and not self._autocommit else None
-
-    def route(self, stmt: Statement) -> dict[tuple[str, ...], str]:
-        """Choose a container for each distinct list of the statement, for one unit of work."""
-        return self.router.route(stmt, self.pins())
-
-    def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None) -> str:
-        """Return the one container a unit of work lands on, or raise NotSupportedError."""
-        return self.router.one(stmt, choice, self.pins())
-
-    def assign(self, stmt: Statement, n: int) -> str | list[str]:
-        """Choose containers for n units of work (rows, pages): one alias for all, or one each."""
-        return self.router.assign(stmt, n, self.pins())
-
-    def after_statement(self, alias: str, broken: bool = False) -> None:
-        """Give the container's connection back after a statement in autocommit, or if broken."""
-        self.transaction.after_statement(alias, broken)
 
     # -- DB-API ---------------------------------------------------------------------------
     def check_open(self) -> None:
@@ -141,7 +143,7 @@ class Connection:
     @property
     def autocommit(self) -> bool:
         """Whether each statement commits on its own (False at first, as PEP 249 says)."""
-        return self._autocommit
+        return self.transaction.autocommit
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
@@ -149,15 +151,14 @@ class Connection:
             self.check_open()
             if self.transaction.inherited:
                 self.transaction.adopt()
-            if self.transaction.borrowed and bool(value) != self._autocommit:
+            if self.transaction.borrowed and bool(value) != self.transaction.autocommit:
                 raise ProgrammingError("cannot change autocommit inside a transaction:"
                                        " commit() or rollback() first")
-            self._autocommit = self.transaction.autocommit = bool(value)
+            self.transaction.autocommit = bool(value)
 
     def cursor(self, *, stream: bool = False) -> Cursor:
         """Return a new cursor; with stream=True a select's rows are fetched as they are read
         (a server-side cursor on PostgreSQL), so memory stays flat however large the result."""
-        from .cursor import Cursor
         with self.lock:
             self.check_open()
             return Cursor(self, stream=stream)
@@ -210,7 +211,7 @@ class Connection:
         """Begin a two-phase transaction over every container it will touch."""
         with self.lock:
             self.check_open()
-            if self._autocommit:
+            if self.transaction.autocommit:
                 raise ProgrammingError("tpc_begin() needs autocommit off")
             self.transaction.tpc_begin(Xid(*xid))
 
@@ -271,6 +272,3 @@ class Connection:
             except Exception:  # noqa: BLE001, S110 - nothing can be reported from a finaliser
                 pass
 
-
-if TYPE_CHECKING:
-    _SESSION: type[Session] = Connection  # checked by mypy: what the layers below are given

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Description
+from .dbapi import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
@@ -20,11 +19,12 @@ from .sql.parse import Statement, parse
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .context import Context
 
 STREAM_BATCH = 2000
 """Rows a streaming cursor fetches from the server at a time (or arraysize, if larger)."""
 
-_EXECUTE: dict[str, Callable[[Connection, Statement, Any], Result]] = {
+_EXECUTE: dict[str, Callable[[Context, Statement, Any], Result]] = {
     sqlparse_.SELECT: select.execute,
     sqlparse_.INSERT: dml.execute,
     sqlparse_.UPDATE: dml.execute,
@@ -34,7 +34,7 @@ _EXECUTE: dict[str, Callable[[Connection, Statement, Any], Result]] = {
     sqlparse_.BULK: bulk.execute,
     sqlparse_.SYNC: synchronize.execute,
 }
-_EXECUTEMANY: dict[str, Callable[[Connection, Statement, Sequence[Any]], Result]] = {
+_EXECUTEMANY: dict[str, Callable[[Context, Statement, Sequence[Any]], Result]] = {
     sqlparse_.INSERT: dml.executemany,
     sqlparse_.UPDATE: dml.executemany,
     sqlparse_.DELETE: dml.executemany,
@@ -57,6 +57,9 @@ class Cursor:
         self._streamed: Stream | None = None
         self._source: Iterator[Sequence[Any]] | None = None
         self._default: tuple[str, ...] | None = None
+        # what the layers below are given for this cursor's calls (its own router view where
+        # it has a default list of its own); the connection's default is never changed
+        self._context = connection.context
 
     @property
     def default(self) -> tuple[str, ...] | None:
@@ -68,6 +71,7 @@ class Cursor:
     def default(self, value: str | Sequence[str] | None) -> None:
         if value is None:
             self._default = None
+            self._context = self.connection.context
             return
         aliases = parse_alias_list(value, "cursor.default")  # type: ignore[arg-type]
         unknown = [a for a in aliases if a not in self.connection.specs]
@@ -75,18 +79,8 @@ class Cursor:
             raise ProgrammingError(f"cursor.default: container {unknown[0]!r} is not configured"
                                    f" (configured: {', '.join(sorted(self.connection.specs))})")
         self._default = aliases
-
-    @contextmanager
-    def _own_default(self) -> Iterator[None]:
-        # the connection's lock is held: its default is this cursor's for the call
-        if self._default is None:
-            yield
-            return
-        saved, self.connection.default = self.connection.default, self._default
-        try:
-            yield
-        finally:
-            self.connection.default = saved
+        context = self.connection.context
+        self._context = context.with_router(context.router.view(aliases))
 
     def __repr__(self) -> str:
         return f"<pooldbapi.Cursor {'closed' if self._closed else 'open'}>"
@@ -136,8 +130,8 @@ class Cursor:
     def _prepare(self, operation: str) -> Statement:
         self._check_open()
         stmt = parse(operation)
-        self.connection.router.check(stmt)
-        self.connection.transaction.check()
+        self._context.router.check(stmt)
+        self._context.transaction.check()
         if stmt.kind == sqlparse_.TCL:
             raise ProgrammingError(f"{' '.join(stmt.words) or 'transaction control'} as SQL text"
                                    " is not allowed: use the connection's commit() and"
@@ -159,13 +153,10 @@ class Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
         with self.connection.lock:
             try:
-                if self._default is None:  # the common case: no context manager on the hot path
-                    return self._execute(operation, parameters)
-                with self._own_default():
-                    return self._execute(operation, parameters)
+                return self._execute(operation, parameters)
             finally:
                 # every unit the call chose ends with it (a stream took its own along)
-                self.connection.router.settle()
+                self._context.router.settle()
 
     def _execute(self, operation: str, parameters: Any) -> Cursor:
         if telemetry.ON:  # the statement's span (telemetry.py)
@@ -176,7 +167,7 @@ class Cursor:
         self._reset()
         stmt = self._prepare(operation)
         if self.stream and stmt.kind == sqlparse_.SELECT:
-            streamed = select.stream(self.connection, stmt, parameters,
+            streamed = select.stream(self._context, stmt, parameters,
                                      max(self.arraysize, STREAM_BATCH))
             if isinstance(streamed, Result):
                 self._set(streamed)
@@ -185,7 +176,7 @@ class Cursor:
             self._streamed = streamed
             self._source = itertools.chain.from_iterable(streamed.batches())
             return self
-        self._set(_EXECUTE[stmt.kind](self.connection, stmt, parameters))
+        self._set(_EXECUTE[stmt.kind](self._context, stmt, parameters))
         return self
 
     def explain(self, operation: str, parameters: Any = None) -> Cursor:
@@ -196,23 +187,19 @@ class Cursor:
             stmt = self._prepare(operation)
             if stmt.kind != sqlparse_.SELECT:
                 raise NotSupportedError(f"explain takes a select, not {stmt.kind}")
-            with self._own_default():
-                try:
-                    self._set(select.explain(self.connection, stmt, parameters))
-                finally:
-                    self.connection.router.settle()
+            try:
+                self._set(select.explain(self._context, stmt, parameters))
+            finally:
+                self._context.router.settle()
             return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
         with self.connection.lock:
             try:
-                if self._default is None:
-                    return self._executemany(operation, seq_of_parameters)
-                with self._own_default():
-                    return self._executemany(operation, seq_of_parameters)
+                return self._executemany(operation, seq_of_parameters)
             finally:
-                self.connection.router.settle()
+                self._context.router.settle()
 
     def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         if telemetry.ON:  # the statement's span (telemetry.py)
@@ -233,14 +220,14 @@ class Cursor:
                                    f" {type(seq_of_parameters).__name__}")
         seq = seq_of_parameters if isinstance(seq_of_parameters, Sequence) else \
             list(seq_of_parameters)
-        self._set(run(self.connection, stmt, seq))
+        self._set(run(self._context, stmt, seq))
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
         """Call a procedure or function on the container the default list (or '@' in the
         name: 'fn@{a,b}') gives: a PostgreSQL or SQLite function, whose rows are the result
         set, or an Oracle procedure. Returns the parameters (OUT values are not read back)."""
-        with self.connection.lock, self._own_default():
+        with self.connection.lock:
             self._reset()
             self._check_open()
             name, at, suffix = procname.partition("@")
@@ -250,19 +237,20 @@ class Cursor:
             params = list(parameters)
             markers = ", ".join("?" * len(params))
             routing = parse(f"select 1 from {name}{at}{suffix}")
-            self.connection.router.check(routing)
-            self.connection.transaction.check()
-            alias = self.connection.one(routing)
+            context = self._context
+            context.router.check(routing)
+            context.transaction.check()
+            alias = context.one(routing)
             spec = self.connection.specs[alias]
             text = load_backend(spec.driver, alias).call_text(name, markers)
             if text is None:
                 raise NotSupportedError(f"callproc: container {alias!r} ({spec.driver}) has no"
                                         " procedures")
             try:
-                self._set(Result.merge([execute_on(self.connection, alias, parse(text),
+                self._set(Result.merge([execute_on(context, alias, parse(text),
                                                    params if params else None)]))
             finally:
-                self.connection.router.settle()
+                context.router.settle()
             return params
 
     def nextset(self) -> bool | None:
@@ -341,8 +329,8 @@ class Cursor:
         if self._result is None or not self._result.containers:
             return False
         specs = self.connection.specs
-        return all(getattr(load_backend(specs[alias].driver, alias), "rowcount_after_close",
-                           False) for alias in self._result.containers)
+        return all(load_backend(specs[alias].driver, alias).rowcount_after_close
+                   for alias in self._result.containers)
 
     def __enter__(self) -> Self:
         return self

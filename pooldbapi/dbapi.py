@@ -51,6 +51,11 @@ class TypeCode(str):
         return f"TypeCode({str(self)!r}, {self.category!r})"
 
 
+Description = tuple[tuple[str, TypeCode, int | None, int | None, int | None, int | None,
+                          bool | None], ...]
+"""A PEP 249 description: seven items per result column, pooldbapi type codes."""
+
+
 class DBAPITypeObject:
     """A PEP 249 type object: compares equal to every type_code of its category."""
 

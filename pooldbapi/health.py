@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import telemetry
+from .backends import backend as load_backend
 from .lag import LAG
 from .settings import ContainerSpec
 from .state import store_key
 from .state.redis import RedisStore, store_for
+from .throttle import throttle_for
 
 log = logging.getLogger("pooldbapi")
 
@@ -183,12 +185,11 @@ class Health:
             self._wake.clear()
 
     def _probe(self, spec: ContainerSpec) -> None:
-        from .backends import backend as load_backend
         if spec.options.shared_state and not self._probe_lease(spec):
             return
         backend = load_backend(spec.driver, spec.alias)
         try:
-            raw = backend.connect(spec)
+            raw = backend.connect(spec, throttle_for(spec) if backend.throttles_calls else None)
         except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
             self.failed(spec, type(exc).__name__)
             return
@@ -224,5 +225,6 @@ def health() -> dict[str, ContainerHealth]:
     return found
 
 
+telemetry.observe(health=health)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=HEALTH._after_fork)

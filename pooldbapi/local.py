@@ -41,7 +41,7 @@ from .sql.structure import (
 )
 
 if TYPE_CHECKING:
-    from .backends.base import Description
+    from .dbapi import Description
     from .session import Session
 
 CACHE_MIB = 64

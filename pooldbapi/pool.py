@@ -7,21 +7,26 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Backend
+from .backends.base import Backend, Description
 from .errors import Error, OperationalError, wrap
 from .health import HEALTH
 from .settings import ContainerSpec
+from .throttle import throttle_for
 
 log = logging.getLogger("pooldbapi")
 
 
 class Physical:
-    """One physical connection and what the pool knows of it."""
+    """One physical connection and what the pool knows of it: the link to its driver, which
+    the layers above ask about the connection (is_broken, aborted, check, atomic, reset,
+    describe, wrap) instead of calling the back-end with the raw connection."""
 
     __slots__ = (
         "_cursor",
@@ -50,11 +55,56 @@ class Physical:
         self.lock = threading.Lock()
         self._cursor: Any = None
 
+    def wrap(self, exc: BaseException) -> Error:
+        """A driver error on this connection as a pooldbapi error: the class and SQLSTATE its
+        back-end maps it to, the container's alias, the container's secrets masked."""
+        return wrap_driver_error(self.backend, self.spec, exc)
+
+    def is_broken(self) -> bool:
+        """Tell whether the connection can no longer be used."""
+        return self.backend.is_broken(self.raw)
+
+    def aborted(self) -> bool:
+        """Tell whether the server undid the open transaction after an error."""
+        return self.backend.aborted(self.raw)
+
+    def check(self) -> bool:
+        """Tell whether the idle connection still works (a round trip only if in doubt)."""
+        return self.backend.check(self.raw)
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        """A block made all-or-nothing: a savepoint in a transaction, its own one outside."""
+        return self.backend.atomic(self.raw)
+
+    def reset(self) -> bool:
+        """Make the connection fit for the next user (False: it is closed instead)."""
+        return self.backend.reset(self.raw, self.session_changed)
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
+        """The PEP 249 description of the cursor's result, pooldbapi type codes."""
+        return self.backend.describe(cursor, first_row, text)
+
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
         if self._cursor is None:
             self._cursor = self.raw.cursor()
         return self._cursor
+
+
+def wrap_driver_error(backend: Backend, spec: ContainerSpec, exc: BaseException,
+                      connecting: bool = False) -> Error:
+    """The one place a driver error becomes a pooldbapi error (Physical.wrap on a connection);
+    connecting: a failed connect, where the driver's catch-all DatabaseError is an
+    OperationalError."""
+    cls, state = backend.error_class(exc)
+    if connecting and cls.__name__ == "DatabaseError":
+        cls = OperationalError
+    return wrap(exc, spec.alias, spec.secrets, state, cls)
+
+
+class PoolClosed(OperationalError):
+    """Pool.acquire on a pool closed meanwhile (pool.acquire(spec) tries its successor)."""
 
 
 class Waiter:
@@ -99,6 +149,9 @@ class Pool:
         if cap is not None:
             self.maximum = min(self.maximum, cap)
         self.pooling = opts.allow_connection_pooling or cap == 1
+        # the container's call limit (None: none); a back-end that makes several calls for one
+        # statement is handed it and takes its slots itself, for others the runner takes them
+        self.limiter = throttle_for(spec)
         # Under the process-wide bound on idle connections, unless this pool was asked to keep
         # some (a minimum), or its one connection is its data (a :memory: database).
         self.bounded = cap != 1 and opts.minimum_number_of_pooled_connections == 0
@@ -117,14 +170,13 @@ class Pool:
     def _connect(self) -> Physical:
         started = time.perf_counter()
         try:
-            raw = self.backend.connect(self.spec)
+            raw = self.backend.connect(
+                self.spec, self.limiter if self.backend.throttles_calls else None)
         except Error:
             raise
         except Exception as exc:
             self._errors += 1
-            cls, state = self.backend.error_class(exc)
-            err = wrap(exc, self.spec.alias, self.spec.secrets, state,
-                       OperationalError if cls.__name__ == "DatabaseError" else cls)
+            err = wrap_driver_error(self.backend, self.spec, exc, connecting=True)
             err.unsent = True
             if self.backend.is_connection_error(exc, None):
                 err.connection_failure = True
@@ -135,13 +187,9 @@ class Pool:
             telemetry.created(self.spec, time.perf_counter() - started)
         return Physical(raw, self.spec, self.backend, self)
 
-    def discard_idle(self) -> None:
-        """Close the idle connections: after a connection-level failure they are suspect."""
-        self._close_idle()
-
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
-        if now - phys.created > opts.connection_lifetime or self.backend.is_broken(phys.raw):
+        if now - phys.created > opts.connection_lifetime or phys.is_broken():
             return True
         # idle connections beyond the minimum are closed after idle-timeout
         return now - phys.returned > opts.idle_timeout and \
@@ -212,11 +260,9 @@ class Pool:
             else:
                 candidate = self._wait(deadline)
             closed = self.closed and candidate is None
-        if closed:  # evicted or closed by close_all() meanwhile: its successor serves
-            successor = pool_for(self.spec)
-            if successor is self:
-                raise OperationalError(f"container {self.spec.alias!r}: its pool is closed")
-            return successor.acquire()
+        if closed:  # evicted or closed by close_all() meanwhile (acquire(spec) goes on with
+            # its successor)
+            raise PoolClosed(f"container {self.spec.alias!r}: its pool is closed")
         # From here this borrower holds a place under the maximum: a connection that fails its
         # check is replaced in that place, so nobody who came later overtakes.
         while candidate is not None:
@@ -356,10 +402,10 @@ class Pool:
     def release(self, phys: Physical, broken: bool = False) -> None:
         """Give a physical connection back: reset and kept, or closed when broken or old."""
         keep = self.pooling and not broken and not self.closed and \
-            not self.backend.is_broken(phys.raw)
+            not phys.is_broken()
         if keep:
             try:
-                keep = self.backend.reset(phys.raw, phys.session_changed)
+                keep = phys.reset()
                 phys.session_changed = False
             except Exception as exc:  # noqa: BLE001 - one that cannot be reset is never handed out
                 log.info("container %s: dropping a connection that failed its reset: %s",
@@ -387,10 +433,11 @@ class Pool:
             waiting, self._waiting = self._waiting, deque()
             for waiter in waiting:  # each goes to the successor pool
                 waiter.cond.notify()
-        self._close_idle()
+        self.close_idle()
 
-    def _close_idle(self) -> None:
-        """Close the idle connections and the kept ones (their borrowers borrow anew)."""
+    def close_idle(self) -> None:
+        """Close the idle connections and the kept ones (their borrowers borrow anew): on
+        close, and after a connection-level failure (they are suspect then)."""
         with self._lock:
             idle, self._idle = list(self._idle), deque()
             idle += [self._take_parked(phys) for phys in list(self._parked)]
@@ -442,6 +489,20 @@ never used, so that nothing (no rollback, no terminate) is sent on the parent's 
 REAP_INTERVAL = 5.0
 """Seconds between two rounds of the reaper (at most; sooner for shorter idle timeouts)."""
 _reaper: threading.Thread | None = None
+
+
+def acquire(spec: ContainerSpec) -> Physical:
+    """Borrow a connection to a container from its pool; a pool closed meanwhile (evicted, or
+    by close_all()) hands over to the one that took its place."""
+    pool = pool_for(spec)
+    while True:
+        try:
+            return pool.acquire()
+        except PoolClosed:
+            successor = pool_for(spec)
+            if successor is pool:
+                raise
+            pool = successor
 
 
 def pool_for(spec: ContainerSpec) -> Pool:
@@ -523,5 +584,6 @@ def _forget_inherited() -> None:
 
 
 atexit.register(close_all)
+telemetry.observe(pool_stats=pool_stats)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_inherited)

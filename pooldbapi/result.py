@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.base import Description
+from .dbapi import Description
 
 
 @dataclass(slots=True)

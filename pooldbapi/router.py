@@ -26,6 +26,10 @@ Also bounded in bytes (cache.BYTES of statement text); a text longer than cache.
 kept by its digest, so that a long statement keeps its turn without its text being held."""
 
 
+VIEWS = 64
+"""Cursors' default lists a connection's router keeps a view for (then it starts afresh)."""
+
+
 def _digest(text: str) -> str:
     """A long text's stand-in as a key (no two texts of a process share one in practice)."""
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
@@ -68,6 +72,29 @@ class Router:
         self._since = 0.0  # when the first of them was chosen
         self._runs_sql: dict[str, bool] = {}
         self.replicas: Replicas | None = None  # set where some container is a standby
+        self._views: dict[tuple[str, ...], Router] = {}  # by a cursor's own default list
+
+    def view(self, default: tuple[str, ...]) -> Router:
+        """This router as a cursor with its own default list sees it: the same strategies (a
+        list takes its turns whoever names it), its own default and what follows from it
+        (the fixed choices, the checks, the units it chose until settled)."""
+        if default == self._default:
+            return self
+        found = self._views.get(default)
+        if found is None:
+            found = Router.__new__(Router)
+            found.specs, found._default = self.specs, default
+            found._fixed = BoundedCache(STRATEGY_CACHE_SIZE)
+            found.seed, found.strategy_class = self.seed, self.strategy_class
+            found._strategies, found._runs_sql = self._strategies, self._runs_sql
+            found._checked = BoundedCache(STRATEGY_CACHE_SIZE)
+            found._pending, found._since = [], 0.0
+            found._views = {}
+            found.replicas = self.replicas
+            if len(self._views) >= VIEWS:
+                self._views.clear()
+            self._views[default] = found
+        return found
 
     @property
     def default(self) -> tuple[str, ...] | None:

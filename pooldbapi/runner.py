@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Description
+from .dbapi import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
 from .pool import Physical
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
-from .throttle import Limiter, throttle_for
+from .throttle import Limiter
 from .transaction import wrap_error
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ CHUNK = 5000
 
 def _limiter(phys: Physical) -> Limiter | None:
     """The limiter the runner waits on before a call (None where the back-end waits itself)."""
-    return None if phys.backend.throttles_calls else throttle_for(phys.spec)
+    return None if phys.backend.throttles_calls else phys.pool.limiter
 
 
 def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any] | None]:
@@ -70,9 +70,9 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
             cur.execute(text, values) if values is not None else cur.execute(text)
             if backend.describes_from_values:  # typed by the first row: describe after it
                 rows = cur.fetchall() if cur.description is not None else None
-                description = backend.describe(cur, rows[0] if rows else None, text)
+                description = phys.describe(cur, rows[0] if rows else None, text)
             else:
-                description = backend.describe(cur)
+                description = phys.describe(cur)
                 rows = cur.fetchall() if description is not None else None
             if rows is not None:
                 return Part(alias, rows, description, len(rows), None)
@@ -100,7 +100,7 @@ class Stream:
                 throttle.take()
             with self._phys.lock:
                 self._cur = self._phys.backend.open_stream(self._phys.raw, text, values, batch)
-                self.description = self._phys.backend.describe(self._cur, None, text)
+                self.description = self._phys.describe(self._cur, None, text)
             conn.transaction.streams.add(self)
         # the units chosen for this select are in flight until the stream ends
         self._units = conn.router.detach()
@@ -156,7 +156,7 @@ class Stream:
         self._conn.transaction.streams.discard(self)
         if telemetry.ON:
             telemetry.streamed(self.alias, self.rows_read)
-        self._conn.after_statement(self.alias, self._phys.backend.is_broken(self._phys.raw))
+        self._conn.after_statement(self.alias, self._phys.is_broken())
 
 
 def execute_routed(conn: Session, stmt: Statement, params: Any, read: bool,
@@ -241,7 +241,7 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
-        with backend.atomic(phys.raw):
+        with phys.atomic():
             return backend.copy_rows(phys.raw, table, columns, values)
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
@@ -249,7 +249,7 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         if bound.returning and out is not None:
             _returned(phys, cur, out, indices)
         return int(max(cur.rowcount, 0))
-    with backend.atomic(phys.raw):
+    with phys.atomic():
         if len(values) == 1:
             cur.execute(bound.text, values[0])
             if bound.returning and out is not None:
@@ -265,8 +265,8 @@ def _returned(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -
     VALUES), else all at the place of its first row."""
     rows = cur.fetchall() if cur.description is not None else []
     if out.description is None:
-        out.description = phys.backend.describe(cur, rows[0] if rows else None) \
-            if phys.backend.describes_from_values else phys.backend.describe(cur)
+        out.description = phys.describe(cur, rows[0] if rows else None) \
+            if phys.backend.describes_from_values else phys.describe(cur)
     if len(indices) > 1 and len(rows) == len(indices):
         out.returned.extend((index, [row]) for index, row in zip(indices, rows, strict=True))
     else:
@@ -303,14 +303,14 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 if progress is not None:
                     progress(phys.spec.alias, len(rows))
             except Exception as exc:  # noqa: BLE001 - any driver error: the batch is replayed
-                if len(rows) > 1 and not bound.item.page and not phys.backend.is_broken(phys.raw):
+                if len(rows) > 1 and not bound.item.page and not phys.is_broken():
                     # The batch was undone: replay its rows one by one to stop at the bad row.
                     _replay(phys, bound, rows, part, out)
                 else:
                     out.row, out.cause = rows[0], exc
                 if out.cause is not None:
                     out.error = wrap_error(out.cause, phys)
-                    out.broken = phys.backend.is_broken(phys.raw)
+                    out.broken = phys.is_broken()
                     if out.error.connection_failure and not phys.in_transaction:
                         # in autocommit the rows in flight may or may not have been committed
                         out.unknown = [i for i in rows if i not in out.done]
@@ -342,18 +342,14 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The process-wide worker threads that run work on several containers at once."""
     global _EXECUTOR
     if _EXECUTOR is None:
         with _EXECUTOR_LOCK:
             if _EXECUTOR is None:
                 _EXECUTOR = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="pooldbapi")
     return _EXECUTOR
-
-
-def executor() -> ThreadPoolExecutor:
-    """The process-wide worker threads that run work on several containers at once."""
-    return _executor()
 
 
 def _forget_executor() -> None:
@@ -397,7 +393,7 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
             work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
         else:
             futures: dict[str, Future[_Outcome]] = {
-                alias: _executor().submit(work, physicals[alias], rows, stop, chunk,
+                alias: executor().submit(work, physicals[alias], rows, stop, chunk,
                                           conn.progress, outcomes[alias])
                 for alias, rows in bounds.items()}
             try:

@@ -1,6 +1,6 @@
-"""Session: what the operations, the runner and the local engine use of a connection. They
-depend on this protocol, never on Connection, so that a test can hand them something else
-and no lower layer calls back into the DB-API object."""
+"""Session: what the operations, the runner and the local engine use of one call. They depend
+on this protocol alone: the cursor hands them its context (context.Context), a test can hand
+them something else, and none of them holds the Connection."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -14,14 +14,24 @@ if TYPE_CHECKING:
 
 
 class Session(Protocol):
-    """A connection as the layers below it see it."""
+    """One call's containers, transaction and router, as the layers below the cursor see it."""
 
     specs: Mapping[str, ContainerSpec]
     transaction: Transaction       # borrowed sessions, borrow(), the connection's mode
     router: Router                 # checks, lists, strategies
-    dialect: str | None            # the statements' dialect (None: the containers')
-    broadcast_ddl: bool
-    progress: Callable[[str, int], None] | None   # told (alias, rows) as rows are written
+
+    @property
+    def dialect(self) -> str | None:
+        """The statements' dialect (None: the containers')."""
+        ...
+
+    @property
+    def broadcast_ddl(self) -> bool: ...
+
+    @property
+    def progress(self) -> Callable[[str, int], None] | None:
+        """Told (alias, rows) as rows are written."""
+        ...
 
     @property
     def autocommit(self) -> bool: ...

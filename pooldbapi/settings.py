@@ -30,7 +30,7 @@ def own_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    """pooldbapi's own, consumed keys of one container, with SPEC defaults."""
+    """pooldbapi's own, consumed keys of one container, with their defaults (README)."""
 
     allow_connection_pooling: bool = True
     maximum_number_of_pooled_connections: int = 10

@@ -73,7 +73,7 @@ class Strategy(Protocol):
     def choose_many(self, n: int, healthy: Healthy = _always) -> list[str]:
         """Return the containers for the next n units of work."""
 
-    def done(self, alias: str, seconds: float, units: int = 1) -> None:
+    def done(self, alias: str, seconds: float, units: int) -> None:
         """Hear that work chosen earlier finished (for strategies that learn)."""
 
 
@@ -120,7 +120,7 @@ class RoundRobin(_OneByOne):
         turn = self.aliases[start:] + self.aliases[:start]
         return list(turn * (n // k) + turn[:n % k])
 
-    def done(self, alias: str, seconds: float, units: int = 1) -> None:
+    def done(self, alias: str, seconds: float, units: int) -> None:
         pass
 
 
@@ -138,7 +138,7 @@ class WeightedRandom(_OneByOne):
         with self._lock:
             return self._rng.choice(candidates)
 
-    def done(self, alias: str, seconds: float, units: int = 1) -> None:
+    def done(self, alias: str, seconds: float, units: int) -> None:
         pass
 
 
@@ -190,7 +190,7 @@ class LeastBusy(_OneByOne):
         """The units in flight on the alias's container definition."""
         return self._in_flight.count(self._key[alias])
 
-    def done(self, alias: str, seconds: float, units: int = 1) -> None:
+    def done(self, alias: str, seconds: float, units: int) -> None:
         self._in_flight.end(self._key[alias], units)
 
 
@@ -214,7 +214,7 @@ class Adaptive(_OneByOne):
                 return self._rng.choice(unmeasured)
             return self._rng.choices(candidates, [self._rate[a] for a in candidates])[0]
 
-    def done(self, alias: str, seconds: float, units: int = 1) -> None:
+    def done(self, alias: str, seconds: float, units: int) -> None:
         rate = units / max(seconds, 1e-6)
         with self._lock:
             old = self._rate[alias]

@@ -498,11 +498,12 @@ def created(spec: ContainerSpec, seconds: float) -> None:
         otel.create_time.record(seconds, {POOL: spec.alias})
 
 
-def acquire(spec: ContainerSpec) -> Physical:
-    """Borrow from the container's pool, timing the wait (transaction.physical)."""
-    from .pool import pool_for
+def acquire(borrow: Callable[[], Physical]) -> Physical:
+    """Borrow from a container's pool (borrow: pool.acquire for its spec), timing the wait
+    (transaction.physical)."""
     started = time.perf_counter()
-    phys = pool_for(spec).acquire()
+    phys = borrow()
+    spec = phys.spec
     now = time.perf_counter()
     _BORROWED[id(phys)] = now
     otel = _OTEL
@@ -525,11 +526,27 @@ def _observation(value: float, attrs: dict[str, Any]) -> Any:
     return Observation(value, attrs)
 
 
+# what the observable instruments read, handed in by the modules that keep it (pool.py,
+# health.py), which import this one
+_POOL_STATS: Callable[[], Iterable[Any]] = tuple
+_HEALTH: Callable[[], dict[str, Any]] = dict
+
+
+def observe(pool_stats: Callable[[], Iterable[Any]] | None = None,
+            health: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Say where the instruments read the pools' counters (pool.pool_stats) and the
+    containers' health (health.health)."""
+    global _POOL_STATS, _HEALTH
+    if pool_stats is not None:
+        _POOL_STATS = pool_stats
+    if health is not None:
+        _HEALTH = health
+
+
 def _pools() -> dict[str, dict[str, int]]:
     """The pools' counters per alias (several definitions of one alias added)."""
-    from .pool import pool_stats
     out: dict[str, dict[str, int]] = {}
-    for stats in pool_stats():
+    for stats in _POOL_STATS():
         found = out.setdefault(stats.alias, {"idle": 0, "used": 0, "maximum": 0,
                                              "minimum": 0, "waiting": 0})
         # a session kept between autocommit statements is idle: the pool takes it back for
@@ -570,8 +587,7 @@ def _transitions(options: Any) -> Iterator[Any]:
 
 
 def _healthy(options: Any) -> Iterator[Any]:
-    from .health import health
-    known = health()
+    known = _HEALTH()
     for alias in {*figures(), *_pools()}:
         state = known.get(alias)
         yield _observation(1 if state is None or state.healthy else 0, {POOL: alias})

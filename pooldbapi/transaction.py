@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import telemetry
 from .backends import backend as load_backend
@@ -15,10 +15,9 @@ from .errors import (
     OperationalError,
     PartialCommitError,
     ProgrammingError,
-    wrap,
 )
 from .health import HEALTH
-from .pool import INHERITED, Physical, pool_for
+from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -42,12 +41,11 @@ log = logging.getLogger("pooldbapi")
 def wrap_error(exc: BaseException, phys: Physical) -> Error:
     """A driver error on a physical connection as a pooldbapi error (secrets masked); a lost
     connection is told to health, and the pool's idle sessions are let go."""
-    cls, state = phys.backend.error_class(exc)
-    err = wrap(exc, phys.spec.alias, phys.spec.secrets, state, cls)
+    err = phys.wrap(exc)
     if phys.backend.is_connection_error(exc, phys.raw):
         err.connection_failure = True
         HEALTH.failed(phys.spec, str(err))
-        pool_for(phys.spec).discard_idle()
+        pool_for(phys.spec).close_idle()
     return err
 
 
@@ -103,6 +101,17 @@ class Xid(NamedTuple):
     bqual: str
 
 
+class Reading(Protocol):
+    """A result still read from a borrowed session (runner.Stream): the transaction's end
+    closes it; a child after fork abandons it without a word to the session."""
+
+    alias: str
+
+    def close(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
 class Transaction:
     """The physical connections one pooldbapi connection borrowed, one per container."""
 
@@ -113,7 +122,7 @@ class Transaction:
         self.two_phase = two_phase      # commit() prepares every participant first
         self.xid: Xid | None = None     # set by tpc_begin (or on first use with two_phase)
         self.prepared = False
-        self.streams: set[Any] = set()  # open streamed results (runner.Stream)
+        self.streams: set[Reading] = set()  # open streamed results
         self.inherited = False          # set in a child process after fork
         self.autocommit = False         # the connection's mode, kept here by the connection
         # Sessions kept between autocommit statements while nobody else waits for them (the
@@ -178,9 +187,9 @@ class Transaction:
         for alias, phys in self.borrowed.items():
             if not phys.in_transaction:
                 continue
-            if phys.backend.is_broken(phys.raw):
+            if phys.is_broken():
                 what = "its session was lost"
-            elif phys.backend.aborted(phys.raw):
+            elif phys.aborted():
                 what = "its transaction was aborted by an earlier error"
             else:
                 continue
@@ -207,7 +216,7 @@ class Transaction:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
             phys = self._unpark(spec.alias) or (
-                pool_for(spec).acquire() if not telemetry.ON else telemetry.acquire(spec))
+                acquire(spec) if not telemetry.ON else telemetry.acquire(lambda: acquire(spec)))
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:
@@ -216,8 +225,7 @@ class Transaction:
                     phys.backend.begin(phys.raw)
             except Exception as exc:
                 self._release(phys, broken=True)
-                cls, state = phys.backend.error_class(exc)
-                raise wrap(exc, spec.alias, spec.secrets, state, cls) from exc
+                raise phys.wrap(exc) from exc
             phys.in_transaction = not autocommit and phys.backend.transactional
             self.borrowed[spec.alias] = phys
         return phys
@@ -230,7 +238,7 @@ class Transaction:
         phys = self.parked.pop(alias, None)
         if phys is None or not phys.pool.unpark(phys, self._owner):
             return None
-        if phys.backend.check(phys.raw):  # (its lifetime was checked when it was kept)
+        if phys.check():  # (its lifetime was checked when it was kept)
             return phys
         self._release(phys, broken=True)
         return None
@@ -275,12 +283,12 @@ class Transaction:
         something: a session that held its work (touched: before this call, or rows
         acknowledged in it), or a transaction the server aborted (PostgreSQL after any
         statement error)."""
-        broken = phys.backend.is_broken(phys.raw) or err.connection_failure
+        broken = phys.is_broken() or err.connection_failure
         if phys.in_transaction:
             if broken and touched:
                 self.fail(alias, err, broken=True)
                 return
-            if not broken and phys.backend.aborted(phys.raw):
+            if not broken and phys.aborted():
                 self.fail(alias, err, broken=False)
                 return
         self.after_statement(alias, broken)
@@ -316,7 +324,7 @@ class Transaction:
                 (done if doing == action else rolled_back).append(alias)
             except Exception as exc:  # noqa: BLE001 - every container's outcome is collected
                 lost = phys.backend.is_connection_error(exc, phys.raw) or \
-                    phys.backend.is_broken(phys.raw)
+                    phys.is_broken()
                 if lost:
                     HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
                 if doing in ("rollback", "tpc_rollback") and lost:
@@ -324,8 +332,7 @@ class Transaction:
                     self.give_back(alias, broken=True)
                     rolled_back.append(alias)
                     continue
-                cls, state = phys.backend.error_class(exc)
-                failed[alias] = wrap(exc, alias, phys.spec.secrets, state, cls)
+                failed[alias] = phys.wrap(exc)
                 failed[alias].__cause__ = exc
                 if committing and lost:
                     in_doubt.append(alias)  # COMMIT may have reached the server before it went
@@ -406,8 +413,7 @@ class Transaction:
             except Exception as exc:
                 if phys.backend.is_connection_error(exc, phys.raw):
                     HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
-                cls, state = phys.backend.error_class(exc)
-                raise wrap(exc, alias, phys.spec.secrets, state, cls) from exc
+                raise phys.wrap(exc) from exc
         self.prepared = True
 
     def tpc_commit(self) -> None:
@@ -464,8 +470,8 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
     for alias, spec in specs.items():
         if not load_backend(spec.driver, alias).two_phase:
             continue
-        pool = pool_for(spec)
-        phys = pool.acquire()
+        phys = acquire(spec)
+        pool = phys.pool
         try:
             phys.backend.set_autocommit(phys.raw, True)
             for raw_xid in phys.raw.tpc_recover():
@@ -475,9 +481,8 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
                 ours = Xid(raw_xid.format_id, raw_xid.gtrid, bqual.rsplit(":", 1)[0])
                 found.setdefault(alias, []).append((ours, raw_xid))
         except Exception as exc:
-            pool.release(phys, broken=phys.backend.is_broken(phys.raw))
-            cls, state = phys.backend.error_class(exc)
-            raise wrap(exc, alias, spec.secrets, state, cls) from exc
+            pool.release(phys, broken=phys.is_broken())
+            raise phys.wrap(exc) from exc
         pool.release(phys)
     return found
 
@@ -486,8 +491,8 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
     """Commit or roll back every prepared branch of xid, wherever it is (recovery)."""
     done = 0
     for alias, branches in recover(specs).items():
-        pool = pool_for(specs[alias])
-        phys = pool.acquire()
+        phys = acquire(specs[alias])
+        pool = phys.pool
         try:
             phys.backend.set_autocommit(phys.raw, True)
             for ours, raw_xid in branches:
@@ -499,9 +504,8 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
                         if "does not exist" not in str(exc):
                             raise
         except Exception as exc:
-            pool.release(phys, broken=phys.backend.is_broken(phys.raw))
-            cls, state = phys.backend.error_class(exc)
-            raise wrap(exc, alias, specs[alias].secrets, state, cls) from exc
+            pool.release(phys, broken=phys.is_broken())
+            raise phys.wrap(exc) from exc
         pool.release(phys)
     if not done:
         raise ProgrammingError(f"no prepared transaction {tuple(xid)!r} on any container")

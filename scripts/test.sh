@@ -84,7 +84,9 @@ if [ ! -f "$marker" ]; then
 fi
 
 scripts/setup.sh test
-# the code stays clean: ruff over everything, mypy strict over the package
+# the code stays clean: ruff over everything, mypy strict over the package, the layers kept
+# (import-linter: the contracts in pyproject.toml)
 .venv/bin/ruff check --quiet pooldbapi tests benchmarks scripts
 .venv/bin/mypy pooldbapi
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest tests README.md "$@"

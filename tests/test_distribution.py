@@ -319,7 +319,7 @@ def test_work_for_one_container_runs_on_the_callers_thread(tmp_path, monkeypatch
     on the calling thread; several containers' go to the worker pool."""
     from pooldbapi import runner
     submitted = []
-    real = runner._executor
+    real = runner.executor
 
     def counting():
         pool = real()
@@ -330,7 +330,7 @@ def test_work_for_one_container_runs_on_the_callers_thread(tmp_path, monkeypatch
                 return pool.submit(*args, **kwargs)
         return Counting()
 
-    monkeypatch.setattr(runner, "_executor", counting)
+    monkeypatch.setattr(runner, "executor", counting)
     conn = pooldbapi.connect({a: f"driver=sqlite;database={tmp_path / a}.db" for a in "ab"},
                              default="{a,b}", broadcast_ddl=True, autocommit=True)
     conn.execute("create table t (x int)")

@@ -132,12 +132,12 @@ def test_exclude_unhealthy_false_never_skips(trio):
         assert conn.execute("select 1 from t@{a,b}").containers == {"b": 1}
     assert not pooldbapi.health()["a"].healthy
     stmt = parse("select 1 from t@{a,b}")
-    picks = [conn.one(stmt) for _ in range(6)]
+    picks = [conn.context.one(stmt) for _ in range(6)]
     assert picks.count("a") == 3  # never skipped: chosen in its turn
     skipping = pooldbapi.connect({"a": trio[0].conninfo(), "b": trio[1].conninfo()})
     with pytest.raises(pooldbapi.OperationalError):
         skipping.execute("select 1 from t@a")  # the same server, excluded by default
-    assert "a" not in [skipping.one(stmt) for _ in range(6)]
+    assert "a" not in [skipping.context.one(stmt) for _ in range(6)]
     skipping.close()
     trio[0].start()
     conn.close()

@@ -424,3 +424,33 @@ def test_a_child_never_uses_a_session_its_parent_kept(pg):
     assert int(os.read(read, 20)) != pid
     assert conn.execute("select pg_backend_pid()").fetchone()[0] == pid  # still sound
     conn.close()
+
+
+def test_a_borrower_waiting_on_a_pool_close_all_closed_is_served_by_its_successor(tmp_path):
+    spec = {"s": f"driver=sqlite;database={tmp_path / 's.db'};"
+                 "maximum_number_of_pooled_connections=1;pool_timeout=30"}
+    holder = pooldbapi.connect(spec)
+    holder.execute("select 1")  # in a transaction: the pool's one connection stays borrowed
+    old = pool_for(holder.specs["s"])
+    got, errors = [], []
+
+    def wait_for_one() -> None:
+        conn = pooldbapi.connect(spec, autocommit=True)
+        try:
+            got.append(conn.execute("select 2").fetchall())
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    waiter = threading.Thread(target=wait_for_one)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while old.stats().waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert old.stats().waiting == 1
+    pooldbapi.close_all()
+    waiter.join(10)
+    assert errors == [] and got == [[(2,)]]
+    assert pool_for(holder.specs["s"]) is not old
+    holder.close()

@@ -92,7 +92,7 @@ def test_connection_routing_gives_exact_shares(aliases, k, seed):
     conn = pooldbapi.connect(containers, seed=seed)
     stmt = parse("select count(*) from Journals@{" + ",".join(aliases) + "}")
     conn.router.check(stmt)
-    got = collections.Counter(conn.route(stmt)[aliases] for _ in range(k * len(aliases)))
+    got = collections.Counter(conn.context.route(stmt)[aliases] for _ in range(k * len(aliases)))
     assert got == {a: k * m for a, m in collections.Counter(aliases).items()}
 
 

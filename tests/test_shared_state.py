@@ -239,7 +239,7 @@ def _refused_container(redis_server, monkeypatch):
                              f"shared-state={redis_server.url}")
     connects = []
 
-    def refuse(self, spec):
+    def refuse(self, spec, limiter=None):
         connects.append(spec.alias)
         raise OSError("refused")
 

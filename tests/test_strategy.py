@@ -75,7 +75,7 @@ def test_least_busy_picks_the_container_with_fewest_in_flight():
     first = lb.choose()
     second = lb.choose()
     assert {first, second} == {"a", "b"}
-    lb.done(first, 0.01)
+    lb.done(first, 0.01, 1)
     assert lb.choose() == first
 
 
@@ -120,8 +120,8 @@ def test_least_busy_weighs_by_multiplicity_breaks_ties_in_turn_and_skips_the_unh
     picks = [lb.choose() for _ in range(6)]
     assert collections.Counter(picks) == {"a": 2, "b": 4}  # b listed twice: twice the load
     for alias in picks:
-        lb.done(alias, 0.1)
-    lb.done("a", 0.1)                                      # more done than chosen: stays at 0
+        lb.done(alias, 0.1, 1)
+    lb.done("a", 0.1, 1)                                   # more done than chosen: stays at 0
     assert lb.busy("a") == lb.busy("b") == 0 and not lb._in_flight.counts
     assert {lb.choose(lambda x: x == "a") for _ in range(3)} == {"a"}
     assert lb.choose(lambda x: False) in ("a", "b")        # none healthy: still an answer
@@ -132,7 +132,7 @@ def test_least_busy_one_unit_at_a_time_goes_round_the_list():
     picks = []
     for _ in range(9):
         picks.append(lb.choose())
-        lb.done(picks[-1], 0.01)
+        lb.done(picks[-1], 0.01, 1)
     assert collections.Counter(picks) == {"a": 3, "b": 3, "c": 3}
 
 
@@ -146,7 +146,7 @@ def test_least_busy_counts_per_container_definition_across_strategies():
     assert shared.counts == {"defA": 2, "defB": 2}
     for alias in held:
         if alias == "sb":
-            one.done(alias, 0.1)                           # defB's units end, defA's go on
+            one.done(alias, 0.1, 1)                        # defB's units end, defA's go on
     assert [other.choose() for _ in range(2)] == ["y", "y"]
     assert other.busy("x") == 2 and other.busy("y") == 2
 
@@ -168,10 +168,10 @@ def test_least_busy_always_picks_a_least_loaded_healthy_container_and_ends_at_ze
             assert alias in healthy and load[alias] == min(load[a] for a in healthy)
         held.append(alias)
         if end_one and held:
-            lb.done(held.pop(0), 0.01)
+            lb.done(held.pop(0), 0.01, 1)
         assert sum(in_flight.counts.values()) == len(held)
     for alias in held:
-        lb.done(alias, 0.01)
+        lb.done(alias, 0.01, 1)
     assert in_flight.counts == {}
 
 

@@ -382,7 +382,7 @@ def test_work_on_one_container_runs_on_the_callers_thread(backend, autocommit, t
 
     started = []
     real_start = threading.Thread.start
-    monkeypatch.setattr(runner, "_executor", refuse)
+    monkeypatch.setattr(runner, "executor", refuse)
     monkeypatch.setattr(local, "executor", refuse)
     monkeypatch.setattr(threading.Thread, "start",
                         lambda self: (started.append(self.name), real_start(self))[1])

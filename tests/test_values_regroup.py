@@ -40,8 +40,8 @@ def traced() -> Iterator[Traced]:
     trace = Traced()
     original = sqlite_backend.SQLiteBackend.connect
 
-    def connect(self, spec):  # type: ignore[no-untyped-def]
-        raw = original(self, spec)
+    def connect(self, spec, limiter=None):  # type: ignore[no-untyped-def]
+        raw = original(self, spec, limiter)
         path = spec.param("database")
         raw.set_trace_callback(lambda s: trace.sent.setdefault(path, []).append(s))
         return raw

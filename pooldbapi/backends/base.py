@@ -5,12 +5,24 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..dbapi import TypeCode
+from ..dbapi import Description
 from ..errors import Error
 from ..settings import ContainerSpec
 
-Description = tuple[tuple[str, TypeCode, int | None, int | None, int | None, int | None,
-                          bool | None], ...]
+__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "Description", "DriverBackend"]
+
+
+class CallLimiter(Protocol):
+    """The calls-per-second/minute/day limit of a container (throttle.Limiter), handed to a
+    back-end that makes several calls for one statement (REST) when it is connected."""
+
+    def take(self, calls: int = 1) -> float:
+        """Wait for a slot for the next calls; return the seconds waited."""
+        ...
+
+    def hold_until(self, when: float) -> None:
+        """Give no slot before the monotonic time `when` (the service asked to wait)."""
+        ...
 
 
 class Backend(Protocol):
@@ -29,9 +41,11 @@ class Backend(Protocol):
     #                          may need several calls), so the runner takes none for it
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
     max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
+    rowcount_after_close: bool  # the driver's closed cursor still tells rowcount, lastrowid
 
-    def connect(self, spec: ContainerSpec) -> Any:
-        """Open a physical connection with the spec's forwarded keys; reject unknown keys."""
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
+        """Open a physical connection with the spec's forwarded keys; reject unknown keys.
+        limiter: the container's limit, for a back-end that throttles its own calls."""
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         """Return a hard cap on physical connections (1 for an in-memory SQLite), or None."""
@@ -102,6 +116,10 @@ class Backend(Protocol):
         """The statement that calls a procedure or function for callproc (markers: '?, ?'),
         or None where the back-end has none."""
 
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        """The statement that makes the generated keys (serial, identity) of a table just
+        created give start, start + step, ...; None where the back-end has no such step."""
+
     def estimate_text(self, text: str) -> str | None:
         """A statement whose one row tells how many rows the select `text` would give: the
         planner's estimate, or a count up to PROBE_ROWS (a limit probe); None: no way."""
@@ -151,11 +169,7 @@ class DriverBackend:
     def call_text(self, name: str, markers: str) -> str | None:
         return None
 
-    # Optional capabilities, outside the protocol (REST back-ends have neither): looked up with
-    # getattr, absent meaning False / None.
     def key_range_text(self, table: str, start: int, step: int) -> str | None:
-        """The statement that makes the generated keys (serial, identity) of a table just
-        created give start, start + step, ...; None where the back-end has no such step."""
         return None
 
     def estimate_text(self, text: str) -> str | None:

@@ -27,7 +27,7 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
-from .base import PROBE_ROWS, Backend, Description, DriverBackend
+from .base import PROBE_ROWS, Backend, CallLimiter, Description, DriverBackend
 
 PROBE_SQL = "select 1 from dual"
 """What the health probe sends to an Oracle container (Oracle has no select without from)."""
@@ -132,7 +132,7 @@ class OracleBackend(DriverBackend):
     max_parameters: int | None = 65535  # bind variables per statement
     max_statement_bytes: int | None = None
 
-    def connect(self, spec: ContainerSpec) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         params, extra = connect_arguments(spec)
         return oracledb.connect(params=params, **extra)
 

@@ -24,7 +24,7 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
-from .base import Backend, Description, DriverBackend
+from .base import Backend, CallLimiter, Description, DriverBackend
 
 _CATEGORY = {
     NUMBER_NAME: {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "money", "bool"},
@@ -83,7 +83,7 @@ class PostgreSQLBackend(DriverBackend):
     max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
     max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
 
-    def connect(self, spec: ContainerSpec) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         params = dict(spec.params)
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
         # psycopg's own connect argument; every other key is a libpq conninfo keyword

@@ -12,7 +12,7 @@ from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
 from ..sql.parse import OTHER
-from .base import Backend, Description, DriverBackend
+from .base import Backend, CallLimiter, Description, DriverBackend
 from .sqlite_declared import category as declared_category
 from .sqlite_declared import declared as declared_types
 
@@ -102,7 +102,7 @@ class SQLiteBackend(DriverBackend):
                                  " 'database' (a file name or :memory:)")
         return kwargs
 
-    def connect(self, spec: ContainerSpec) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         kwargs = self._kwargs(spec)
         try:
             raw = sqlite3.connect(**kwargs, isolation_level=None, check_same_thread=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import Error, connect, health, pool_stats
-from ..pool import pool_for
+from ..pool import acquire
 from ..settings import SETTINGS_ENV, ContainerSpec, load_settings
 from ..transaction import wrap_error
 from .demo import demo
@@ -203,12 +203,12 @@ def _reach(spec: ContainerSpec) -> str:
     OData service its $metadata, a database its probe statement; opening a session alone
     proves nothing for a REST service), else 'no: why'. A lost connection is told to health,
     as a statement's would be."""
-    pool = pool_for(spec)
     started = time.perf_counter()
     try:
-        phys = pool.acquire()
+        phys = acquire(spec)
     except Error as exc:
         return f"no: {exc}"
+    pool = phys.pool
     broken = False
     try:
         phys.backend.probe(phys.raw)

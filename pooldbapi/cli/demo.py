@@ -12,7 +12,7 @@ ALIASES = ("eol1", "eol2", "eol3", "eol4", "eol5")
 
 
 def demo(directory: Path, out: TextIO) -> dict[str, dict[str, int]]:
-    """Run the SPEC's scenarios on five SQLite containers and print who ran what."""
+    """Run the example scenarios on five SQLite containers and print who ran what."""
     containers = {a: f"driver=sqlite;database={directory / a}.db" for a in ALIASES}
     counts: dict[str, dict[str, int]] = {}
     with connect(containers, default="{" + ",".join(ALIASES) + "}", broadcast_ddl=True) as conn:

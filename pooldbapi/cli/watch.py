@@ -20,7 +20,7 @@ from rich.table import Table
 from .. import Error, telemetry
 from ..health import HEALTH, health
 from ..lag import LAG, describe
-from ..pool import pool_for, pool_stats
+from ..pool import acquire, pool_stats
 from ..settings import ContainerSpec
 
 
@@ -37,10 +37,10 @@ def _probe(spec: ContainerSpec) -> str:
     not shown, a driver's message may hold what the table must not)."""
     started = time.perf_counter()
     try:
-        pool = pool_for(spec)
-        phys = pool.acquire()
+        phys = acquire(spec)
     except Error:
         return "failed"
+    pool = phys.pool
     try:
         with phys.lock:
             phys.backend.probe(phys.raw)

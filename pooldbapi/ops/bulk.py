@@ -12,7 +12,7 @@ from ..runner import Item, run_items
 from ..sql.paramstyle import source_style
 from ..sql.parse import Statement
 from ..sql.render import strip
-from .dml import write_from_select
+from .writes import write_from_select
 
 if TYPE_CHECKING:
     from ..session import Session

@@ -59,7 +59,6 @@ def _spread_keys(conn: Session, alias: str, table: str, start: int, step: int) -
     """Give the table's generated keys (serial, identity) on this container the residue class
     start, start + step, ...: the n containers of a broadcast never hand out the same key."""
     backend = load_backend(conn.specs[alias].driver, alias)
-    make = getattr(backend, "key_range_text", None)  # REST back-ends have no DDL
-    text = make(table, start, step) if make is not None else None
+    text = backend.key_range_text(table, start, step)
     if text is not None:
         execute_on(conn, alias, parse(text), None)

@@ -4,43 +4,23 @@ insert ... select whole where it lands on one container, else read and written p
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend as load_backend
-from ..errors import NotSupportedError, ProgrammingError
+from ..errors import NotSupportedError
 from ..result import Result
-from ..runner import Item, execute_routed, run_items, run_rounds
+from ..runner import Item, execute_routed, run_items
 from ..sql.paramstyle import bind
-from ..sql.parse import DELETE, UPDATE, Statement, parse
+from ..sql.parse import DELETE, UPDATE, Statement
 from ..sql.render import render
 from ..sql.values import group_rows, split_rows
 from ..throttle import throttle_for
-from . import select
+from . import rest
+from .writes import READ_BATCH, spread, write_from_select
 
 if TYPE_CHECKING:
     from ..session import Session
-
-
-READ_BATCH = 5000
-"""Rows read from a source select per round of writes (memory stays bounded by it)."""
-
-
-def spread(conn: Session, stmt: Statement, seq: Sequence[Any], first: int = 0,
-           plan: dict[str, list[Item]] | None = None) -> dict[str, list[Item]]:
-    """Plan one row per parameter set, each row on the next container of the list."""
-    plan = {} if plan is None else plan
-    picks = conn.assign(stmt, len(seq))
-    if isinstance(picks, str):
-        plan.setdefault(picks, []).append(Item(stmt, range(first, first + len(seq)), seq))
-        return plan
-    groups: dict[str, list[int]] = {}
-    for index, alias in enumerate(picks):
-        groups.setdefault(alias, []).append(index)
-    for alias, rows in groups.items():
-        plan.setdefault(alias, []).append(Item(stmt, [first + i for i in rows],
-                                               [seq[i] for i in rows]))
-    return plan
 
 
 def _check_params(stmt: Statement, params: Any) -> None:
@@ -60,7 +40,6 @@ def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     if stmt.kind in (UPDATE, DELETE):
         alias = conn.one(stmt, choice)
         if not load_backend(conn.specs[alias].driver, alias).runs_sql:
-            from . import rest
             return rest.execute(conn, stmt, params, alias)
     return Result.merge([execute_routed(conn, stmt, params, read=False,
                                         first=conn.one(stmt, choice))])
@@ -139,36 +118,6 @@ def insert_select(conn: Session, stmt: Statement, params: Any) -> Result:
                                 " spans containers are not supported")
     return write_from_select(conn, stmt, params, READ_BATCH,
                              lambda target, rows, first: spread(conn, target, rows, first))
-
-
-Planner = Callable[[Statement, Sequence[Sequence[Any]], int], dict[str, list[Item]]]
-
-
-def write_from_select(conn: Session, stmt: Statement, params: Any, batch: int,
-                      plan: Planner) -> Result:
-    """Stream the select part of `insert ... select` and write each batch as `plan` says."""
-    assert stmt.select_start is not None
-    # a target of standbys only is refused before the source is read
-    conn.router.writable(stmt, list(conn.router.resolve(stmt.occurrences[0].aliases, stmt)))
-    source = parse(stmt.text[stmt.select_start:])
-    conn.router.check(source)
-    stream = select.open_stream(conn, source, params, batch)
-    try:
-        if stream.description is None:
-            raise ProgrammingError(f"the select of {stmt.kind} ... select returned no columns")
-        markers = ", ".join("?" * len(stream.description))
-        target = parse(f"{stmt.text[:stmt.select_start]}values ({markers})")
-        conn.router.check(target)
-
-        def rounds() -> Iterator[dict[str, list[Item]]]:
-            first = 0
-            for rows in stream.batches():
-                yield plan(target, rows, first)
-                first += len(rows)
-
-        return run_rounds(conn, rounds())
-    finally:
-        stream.close()
 
 
 def executemany(conn: Session, stmt: Statement, seq: Sequence[Any]) -> Result:

@@ -11,7 +11,7 @@ from ..runner import run_items
 from ..sql.parse import DELETE, Statement, parse, unquote
 from ..sql.structure import marked, marker_values, values_for
 from . import select
-from .dml import spread
+from .writes import spread
 
 if TYPE_CHECKING:
     from ..session import Session

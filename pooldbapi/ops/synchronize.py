@@ -12,7 +12,7 @@ from ..result import Result
 from ..runner import Item, run_items
 from ..sql.parse import Occurrence, Statement, parse
 from . import select
-from .dml import READ_BATCH, spread
+from .writes import READ_BATCH, spread
 
 if TYPE_CHECKING:
     from ..session import Session

@@ -12,8 +12,7 @@ import requests
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec
-from ...throttle import throttle_for
-from ..base import Backend, Description
+from ..base import Backend, CallLimiter, Description
 from . import oauth
 from .budget import budget_for
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
@@ -110,15 +109,16 @@ class ODataBackend:
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
+    rowcount_after_close = False
 
-    def connect(self, spec: ContainerSpec) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
         url, session, timeout, verify = session_for(spec)
         auth = oauth.source_for(spec, timeout, verify)
         budget = budget_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
         return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets, hold, throttle_for(spec), adaptive,
+                               spec.secrets, hold, limiter, adaptive,
                                spec.options.rate_limit_wait, spec.alias, odata_version(spec),
                                auth, budget)
 
@@ -177,7 +177,9 @@ class ODataBackend:
 
     @contextmanager
     def atomic(self, raw: Any) -> Iterator[None]:
-        yield  # never used: the runner sends rows one by one where there are no transactions
+        # no transactions: nothing can make a block all-or-nothing; each call of it (a bulk
+        # page's rows reach here) stands on its own
+        yield
 
     def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
                   rows: Sequence[Any]) -> int:
@@ -188,6 +190,9 @@ class ODataBackend:
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None  # a REST service has no procedures
+
+    def key_range_text(self, table: str, start: int, step: int) -> str | None:
+        return None  # a REST service has no DDL
 
 
     def estimate_text(self, text: str) -> str | None:
