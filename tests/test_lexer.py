@@ -298,3 +298,22 @@ def test_the_row_expression_is_dropped_where_its_rows_are_not_an_inserts_values(
     module._lex(text, 44, toks)
     assert module._read(text, toks, rows=([(36, 39), (41, 44)], [])) is None
     assert parse(text).values_rows == ()
+
+
+def test_the_row_expression_reads_every_kind_of_plain_value_itself():
+    """Each plain value, and the spacing around it, is read by the row expression (not left to
+    the tokenizer): the rows of the list are all among its spans."""
+    from pooldbapi.sql import parse as module
+    plain = ("1", "-1", "- 2", "+3", "1.5", ".5", "1e10", "2.5E-3", "-4.5e+2", "'a'", "''",
+             "'it''s'", "'a, (b)'", "'\\'", "null", "NULL", "True", "false", "DEFAULT",
+             "?", "%s", "%(a)s", ":a", ":1")
+    for value in plain:
+        for row in (f"({value})", f"( {value} )", f"(\t{value},\n{value}\r)", f"(1,{value})"):
+            text = f"insert into t values {row},{row} ,\n{row}"
+            found = module._literal_rows(text)
+            assert found is not None, text
+            assert len(found[1]) == 3, text
+            assert "".join(t.value for t in found[0]) == text
+            assert _fields(module._scan(text)) == _fields(module._read(text, module.lex(text)))
+    found = module._literal_rows("INSERT INTO t VALUES(1)")
+    assert found is not None and found[1] == [(20, 23)]

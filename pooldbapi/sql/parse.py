@@ -552,11 +552,10 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
 
 
 _SPACE = "[ \t\r\n]*"
-_ITEM = (r"(?:[-+]" + _SPACE + r")?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-         r"|'[^']*(?:''[^']*)*'"
-         r"|(?i:null|true|false|default)"
-         r"|\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+")
-_ROW = re.compile(rf"(\({_SPACE}(?:{_ITEM})(?:{_SPACE},{_SPACE}(?:{_ITEM}))*{_SPACE}\))"
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_ITEM = (rf"(?>{_NUMBER}|'[^']*+(?:''[^']*+)*+'|[-+]{_SPACE}{_NUMBER}"
+         r"|(?i:null|true|false|default)|\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+)")
+_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?:{_SPACE},{_SPACE}{_ITEM})*+{_SPACE}\))"
                   rf"(?:{_SPACE},{_SPACE}(?=\())?")
 """One row of plain values (numbers, standard strings with '' escapes, null, true, false,
 default, pooldbapi's markers), and the ', ' before the next row."""
@@ -587,23 +586,26 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
         pos += 1
     spans: list[tuple[int, int]] = []
     markers: list[Placeholder] = []
-    match, make = _ROW.match, tuple.__new__
-    seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
     end = pos
-    row = match(text, pos)
-    while row is not None:
-        lo, end = row.span(1)
-        spans.append((lo, end))
-        body = row.group(1)
-        if "?" in body or "%" in body or ":" in body:
+    for row in _ROW.finditer(text, pos):
+        if row.start() != end:
+            break  # the rows end where the next one is not a plain row
+        spans.append(row.span(1))
+        end = row.end()
+    if not spans:
+        return None
+    end = spans[-1][1]
+    if text.find("?", pos, end) >= 0 or text.find("%", pos, end) >= 0 or \
+            text.find(":", pos, end) >= 0:
+        make = tuple.__new__
+        seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
+        for lo, hi in spans:
+            body = text[lo:hi]
             marks = seen.get(body)
             if marks is None:
                 marks = seen[body] = _row_markers(body)
             markers.extend([make(Placeholder, (style, key, start + lo, stop + lo))
                             for style, key, start, stop in marks])
-        row = match(text, row.end())
-    if not spans:
-        return None
     if pos > found.end():
         toks.append(Token(WHITESPACE, text[found.end():pos], found.end()))
     toks.append(Token(ROWS, text[pos:end], pos))

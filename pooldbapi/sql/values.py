@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import operator
+from itertools import accumulate
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -148,28 +149,22 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     text = stmt.text
     spans = stmt.values_rows
     first, last = spans[0][0], spans[-1][1]
-    pieces: list[tuple[int, int, int]] = [(0, first, 0)]
-    out = [text[:first]]
-    at = first
-    made_rows: list[tuple[int, int]] = []
+    chosen = [spans[index] for index in rows]
+    lengths = [hi - lo for lo, hi in chosen]
+    # where each row starts in the group: after the prefix, rows joined by ', '
+    ats = list(accumulate([n + 2 for n in lengths[:-1]], initial=first))
+    made_rows = list(zip(ats, map(operator.add, ats, lengths), strict=True))
+    pieces = [(0, first, 0), *((lo, hi, at) for (lo, hi), at in zip(chosen, ats, strict=True)),
+              (last, len(text), made_rows[-1][1])]
+    out = [text[:first], ", ".join([text[lo:hi] for lo, hi in chosen]), text[last:]]
     starts = [p.start for p in stmt.placeholders]
     head, tail = bisect.bisect_left(starts, first), bisect.bisect_left(starts, last)
     inside: list[tuple[int, int]] = []  # a row's placeholders (indices) and its shift
-    for n, index in enumerate(rows):
-        lo, hi = spans[index]
-        if n:
-            out.append(", ")
-            at += 2
-        pieces.append((lo, hi, at))
-        made_rows.append((at, at + hi - lo))
-        out.append(text[lo:hi])
-        if head < tail:
+    if head < tail:
+        for (lo, hi), at in zip(chosen, ats, strict=True):
             a, b = bisect.bisect_left(starts, lo, head, tail), bisect.bisect_left(starts, hi,
                                                                                 head, tail)
             inside.extend((j, at - lo) for j in range(a, b))
-        at += hi - lo
-    pieces.append((last, len(text), at))
-    out.append(text[last:])
     # a row later in the text may come first in the group: the mapper wants source order
     move = _Segments(sorted(pieces))
     marks = stmt.placeholders
