@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import bisect
 import operator
-from itertools import accumulate
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import accumulate
 from typing import Any
 
 from .paramstyle import source_style
