@@ -595,8 +595,8 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
     if not spans:
         return None
     end = spans[-1][1]
-    if text.find("?", pos, end) >= 0 or text.find("%", pos, end) >= 0 or \
-            text.find(":", pos, end) >= 0:
+    region = text[pos:end]
+    if "?" in region or "%" in region or ":" in region:
         make = tuple.__new__
         seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
         for lo, hi in spans:
@@ -608,7 +608,7 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
                             for style, key, start, stop in marks])
     if pos > found.end():
         toks.append(Token(WHITESPACE, text[found.end():pos], found.end()))
-    toks.append(Token(ROWS, text[pos:end], pos))
+    toks.append(Token(ROWS, region, pos))
     if end < len(text):
         _lex(text, end, toks)
     return toks, spans, markers
@@ -726,6 +726,7 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
                 return None
             values_rows.extend(rows[0])
             placeholders.extend(rows[1])
+            prev_upper = ""  # as after the last row's ')'
             i += 1
             continue
         up = tok.upper if tok.is_keyword else ""
