@@ -172,8 +172,7 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     # after (a row's own keep their place in it, moved with it)
     ordered = [*range(head), *(j for j, _ in inside), *range(tail, len(marks))]
     make = tuple.__new__
-    placeholders = [Placeholder(p.style, p.key, move(p.start), move(p.end))
-                    for p in marks[:head]]
+    placeholders = list(marks[:head])  # the text before the first row stays where it was
     placeholders.extend([make(Placeholder, (p.style, p.key, p.start + shift, p.end + shift))
                          for p, shift in ((marks[j], shift) for j, shift in inside)])
     placeholders.extend(Placeholder(p.style, p.key, move(p.start), move(p.end))
