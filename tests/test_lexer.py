@@ -288,6 +288,10 @@ def test_the_row_expression_reads_plain_rows_and_leaves_the_rest_to_the_tokenize
     assert module._literal_rows("select 1 from t where x in (values (1))") is None
     assert module._literal_rows("insert into t values (E'x')") is None
     assert module._literal_rows("insert /* values (1) */ into t select 1") is None
+    assert module._literal_rows("insert into t values ") is None  # no row after VALUES
+    assert module._literal_rows("insert into t values\n") is None
+    bulk = module._literal_rows("bulk insert into t@a values (1), (2)")
+    assert bulk is not None and bulk[1] == [(28, 31), (33, 36)]
 
 
 def test_the_row_expression_is_dropped_where_its_rows_are_not_an_inserts_values():
