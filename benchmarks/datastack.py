@@ -116,6 +116,33 @@ def with_list(texts: list[str], aliases: list[str]) -> list[str]:
     return [t.replace("into t ", "into t@{" + ",".join(aliases) + "} ", 1) for t in texts]
 
 
+def files_native(files: dict[str, str], aliases: list[str], texts: list[str],
+                 params: list[list[object]], literal: bool) -> Callable[[], None]:
+    """Native sqlite3 writing the statements' rows to k files as pooldbapi deals them (row i
+    to file i mod k), each file's rows of a statement as one statement, then a commit each."""
+    k = len(aliases)
+    conns = [sqlite3.connect(files[a]) for a in aliases]
+    per: list[list[tuple[str, list[object]]]] = []
+    for text, p in zip(texts, params, strict=True):
+        head, _, body = text.partition(" values ")
+        if literal:
+            rows = body[1:-1].split("), (")
+            per.append([(f"{head} values ({'), ('.join(rows[j::k])})", [])
+                        for j in range(k)])
+        else:
+            sets = [p[i:i + 3] for i in range(0, len(p), 3)]
+            per.append([(f"{head} values " + ", ".join(["(?, ?, ?)"] * len(sets[j::k])),
+                         [v for one in sets[j::k] for v in one]) for j in range(k)])
+
+    def native() -> None:
+        for statements in per:
+            for c, (text, values) in zip(conns, statements, strict=True):
+                c.execute(text, values)
+        for c in conns:
+            c.commit()
+    return native
+
+
 def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> list[dict]:
     import psycopg
     out = []
@@ -181,11 +208,19 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> li
                         cur.execute(text, p or None)
                     conn.commit()
                 got = interleaved(native, pooled, reset, rounds)
-                conn.close()
                 bound, target = (1 / 0.9, ">= 0.9x rows/s") if k == 1 else \
                     (1 / 0.7, ">= 0.7x rows/s")
                 out.append(row(kind, backend, k, STATEMENTS * ROWS, got, target, bound))
                 print(out[-1], flush=True)
+                if backend == "sqlite" and k > 1:
+                    # what k files cost natively: each file its rows (every k-th, as the
+                    # round-robin deals them) as one statement, one thread, a commit each
+                    got = interleaved(files_native(files, aliases, texts, params, literal),
+                                      pooled, reset, rounds)
+                    out.append(row(kind + "; native on as many files", backend, k,
+                                   STATEMENTS * ROWS, got, "-", None))
+                    print(out[-1], flush=True)
+                conn.close()
     raw.close()
     lite.close()
     if True not in kinds:

@@ -2,7 +2,8 @@
 rows of 1k, 4k and 16k rows over three SQLite containers, one transaction each, against
 executemany of the same rows (interleaved rounds, medians); then what the scan of an uncached
 statement costs per row (rows of five placeholders, as generated, and distinct literal rows;
-client CPU, best of the rounds), and what the lexers alone cost on the same texts (sqlparse's,
+client CPU, best of the rounds; and the same scan with every row left to the tokenizer, the row
+expression off), and what the lexers alone cost on the same texts (sqlparse's,
 which the scan read before, and sqlglot's tokenizer, pure or compiled as installed); then
 sqlglot's parse cost per statement shape of the OData translation, and of the structure of
 federated selects (parsed and read, then the cached lookup every later execution makes).
@@ -91,7 +92,16 @@ def _row_costs(text: str, n: int, rounds: int, sqlparse_lexer: Lexer) -> dict[st
         stmt.cache.clear()
         render(stmt, "format")
 
+    def tokenizer_only() -> None:  # the scan with every row left to the tokenizer
+        saved = scan._literal_rows
+        scan._literal_rows = lambda text: None  # type: ignore[assignment]
+        try:
+            scan._scan(text)
+        finally:
+            scan._literal_rows = saved
+
     return {"scan_us_per_row": _best(lambda: scan._scan(text), rounds) / n * 1e6,
+            "scan_tokenizer_only_us_per_row": _best(tokenizer_only, rounds) / n * 1e6,
             "render_us_per_row": _best(rendered, rounds) / n * 1e6,
             "sqlglot_tokenizer_us_per_row":
                 _best(lambda: scan._Tokenizer().tokenize(text), rounds) / n * 1e6,
@@ -160,8 +170,8 @@ def main() -> None:
         count = 200
         started = time.perf_counter()
         for _ in range(count):
-            structure._TREES.clear()
-            structure.shape.cache_clear()
+            for fn in (structure.tree, structure.shape, structure._unresolved):
+                fn.cache.clear()  # type: ignore[attr-defined]
             structure.of_select(stmt, "postgres")
         cold = (time.perf_counter() - started) / count * 1e6
         started = time.perf_counter()

@@ -214,3 +214,110 @@ def test_the_shortcut_is_dropped_where_its_rows_do_not_follow_a_first_values_row
     tail = ", ".join(["(?, ?)"] * 2000)
     assert module._repeated_rows("explain insert into t values " + tail) is None
     assert len(parse("explain insert into t values " + tail).values_rows) == 0
+
+
+# values a row of a VALUES list may hold: what the row expression reads (numbers, standard
+# strings with '' escapes, null, true, false, default, markers) and what it must leave to the
+# tokenizer (E'' strings, casts, comments, dollar quotes, calls, PostgreSQL's $1, ...)
+VALUE_PARTS = ("1", "-1", "- 2", "+3", "1.5", "-0.25", ".5", "1e10", "2.5E-3", "1.", "0x1F",
+               "1abc", "'a'", "''", "'it''s'", "'a,b)'", "'?'", "':x'", "'%s'", "'\\'",
+               "'x''", "'(1), (2)'", "'-- no'", "'/* no */'", "E'\\''", "e'a\\nb'",
+               "'2020-01-01'::date", "cast(1 as int)", "null", "NULL", "True", "false",
+               "default", "nulls", "?", "%s", "%(a)s", ":a", ":1", ":b2", "$1", "$$x), ($$",
+               "$t$ ' $t$", "/* c */ 1", "1 -- c\n", "--1", "'a' 'b'", "N'x'", "x'1F'",
+               "q'[?)]'", "u&'x'", "(1)", "? + 1", "?::int", "array[1]", "@a", "'é'", "é")
+VALUE_HEADS = ("insert into t@{a,b} (a, b) values ", "bulk insert into t@a values",
+               "INSERT INTO s.t VALUES(", "/* values */ insert into t values ",
+               "insert into t values\n\t", "insert into cat..t@{a} (x) Values ",
+               "insert into t select * from (values ", "explain insert into t values ",
+               "-- values\ninsert into \"values\" values ", "insert into t(values) values ",
+               "insert into t values$x values ", "with v as (select 1) insert into t values ",
+               "insert into t (a) values /* c */ ", "select ", "insert into t@ values ")
+VALUE_TAILS = ("", " on conflict do nothing", " returning *", ";", "; -- done",
+               "; select 1", " on conflict (id) do update set x = ?", " /* ) */", ")",
+               ", ((select 1 from u@b), 2)", " returning id@{a}", "'")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(VALUE_HEADS),
+       st.lists(st.lists(st.sampled_from(VALUE_PARTS), min_size=0, max_size=5),
+                min_size=1, max_size=12),
+       st.sampled_from((", ", ",", ",\n  ", " , ", " ,\t")),
+       st.sampled_from(("", " ", "\n")), st.sampled_from(VALUE_TAILS))
+def test_rows_read_by_the_row_expression_read_as_the_tokenizer_reads_them(head, rows, sep,
+                                                                          pad, tail):
+    """The row expression of the scan reads the same statement as the tokenizer does, row
+    for row, and where it does not recognise a row the tokenizer reads from there: the
+    same answer, or the same error."""
+    from pooldbapi.sql import parse as module
+    text = head + sep.join("(" + pad + ", ".join(parts) + pad + ")" for parts in rows) + tail
+    try:
+        full = module._read(text, module.lex(text))
+    except pooldbapi.ProgrammingError as exc:
+        with pytest.raises(pooldbapi.ProgrammingError) as info:
+            module._scan(text)
+        assert str(info.value) == str(exc)
+        return
+    assert full is not None
+    assert _fields(module._scan(text)) == _fields(full)
+
+
+def test_the_row_expression_reads_plain_rows_and_leaves_the_rest_to_the_tokenizer():
+    from pooldbapi.sql import parse as module
+    text = "insert into t@{a,b} (x, y) values " + ", ".join(
+        f"({i}, 'a''{i}')" for i in range(1000)) + " returning x"
+    found = module._literal_rows(text)
+    assert found is not None
+    toks, spans, markers = found
+    assert len(spans) == 1000 and markers == []
+    assert [t.ttype for t in toks if t.ttype == module.ROWS] == [module.ROWS]
+    assert "".join(t.value for t in toks) == text
+    assert spans[0] == (text.index("(0,"), text.index("(0,") + len("(0, 'a''0')"))
+    # a row it does not recognise ends its rows: the tokenizer reads that row and the rest
+    cast = "insert into t values (1, 'a'), (2, 'b'::text), (3, 'c')"
+    toks, spans, _ = module._literal_rows(cast)
+    assert spans == [(21, 29)] and "".join(t.value for t in toks) == cast
+    assert parse(cast).values_rows == ((21, 29), (31, 45), (47, 55))
+    # markers of every style, at their places
+    marked = "insert into t values (?, '?', %s), (:a, %(b)s, :1)"
+    _, _, markers = module._literal_rows(marked)
+    assert [(p.style, p.key, marked[p.start:p.end]) for p in markers] == [
+        ("qmark", None, "?"), ("format", None, "%s"), ("named", "a", ":a"),
+        ("pyformat", "b", "%(b)s"), ("numeric", 1, ":1")]
+    # no insert, no plain first row, or VALUES inside a comment: not taken
+    assert module._literal_rows("select 1 from t where x in (values (1))") is None
+    assert module._literal_rows("insert into t values (E'x')") is None
+    assert module._literal_rows("insert /* values (1) */ into t select 1") is None
+    assert module._literal_rows("insert into t values ") is None  # no row after VALUES
+    assert module._literal_rows("insert into t values\n") is None
+    bulk = module._literal_rows("bulk insert into t@a values (1), (2)")
+    assert bulk is not None and bulk[1] == [(28, 31), (33, 36)]
+
+
+def test_the_row_expression_is_dropped_where_its_rows_are_not_an_inserts_values():
+    from pooldbapi.sql import parse as module
+    text = "insert into t select * from (values (1), (2)) v"
+    toks = module.lex("insert into t select * from (values ") + [
+        module.Token(module.ROWS, "(1), (2)", 36)]
+    module._lex(text, 44, toks)
+    assert module._read(text, toks, rows=([(36, 39), (41, 44)], [])) is None
+    assert parse(text).values_rows == ()
+
+
+def test_the_row_expression_reads_every_kind_of_plain_value_itself():
+    """Each plain value, and the spacing around it, is read by the row expression (not left to
+    the tokenizer): the rows of the list are all among its spans."""
+    from pooldbapi.sql import parse as module
+    plain = ("1", "-1", "- 2", "+3", "1.5", ".5", "1e10", "2.5E-3", "-4.5e+2", "'a'", "''",
+             "'it''s'", "'a, (b)'", "'\\'", "null", "NULL", "True", "false", "DEFAULT",
+             "?", "%s", "%(a)s", ":a", ":1")
+    for value in plain:
+        for row in (f"({value})", f"( {value} )", f"(\t{value},\n{value}\r)", f"(1,{value})"):
+            text = f"insert into t values {row},{row} ,\n{row}"
+            found = module._literal_rows(text)
+            assert found is not None, text
+            assert len(found[1]) == 3, text
+            assert "".join(t.value for t in found[0]) == text
+            assert _fields(module._scan(text)) == _fields(module._read(text, module.lex(text)))
+    found = module._literal_rows("INSERT INTO t VALUES(1)")
+    assert found is not None and found[1] == [(20, 23)]

@@ -1,6 +1,7 @@
-"""Multi-row VALUES split into rows without parsing again: each row's Statement must be exactly
-what parsing the row's own text gives, and its parameters exactly that row's values (and those
-of placeholders outside the rows), in every placeholder style."""
+"""Multi-row VALUES split into rows, or grouped into a statement of some of its rows, without
+parsing again: each row's (each group's) Statement must be exactly what parsing its own text
+gives, and its parameters exactly its rows' values (and those of placeholders outside the rows),
+in every placeholder style."""
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from pooldbapi.sql.paramstyle import bind
 from pooldbapi.sql.parse import parse
 from pooldbapi.sql.render import render
-from pooldbapi.sql.values import split_rows
+from pooldbapi.sql.values import GROUP_CACHE, group_rows, split_rows
 
 STYLES = ("qmark", "numeric", "named", "format", "pyformat")
 LITERALS = ("1", "'a, (b)'", "'?'", "null", "-2.5", "'it''s'", "(3 + 4)", "lower('X')")
@@ -89,3 +90,55 @@ def test_rows_without_parameters_get_an_empty_parameter_set():
                                           "insert into t@{a,b} (x) values ('two')",
                                           "insert into t@{a,b} (x) values (3)"]
     assert [p for _, p in split] == [(), (), ()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(inserts(), st.data())
+def test_a_group_of_rows_is_what_parsing_its_text_gives(case, data):
+    """Any rows, in any order: the group's text is the rows joined by ', ' between the text
+    before the first row and after the last, its Statement what parsing that text gives, its
+    parameters the rows' values in the group's order, then the tail's."""
+    text, params, expected_rows, tail_values = case
+    stmt = parse(text)
+    rows = data.draw(st.lists(st.integers(0, len(expected_rows) - 1), min_size=1,
+                              max_size=len(expected_rows), unique=True))
+    made, made_params = group_rows(stmt, params, rows)
+    spans = stmt.values_rows
+    assert made.text == text[:spans[0][0]] + ", ".join(
+        text[lo:hi] for lo, hi in (spans[i] for i in rows)) + text[spans[-1][1]:]
+    fresh = parse(made.text)
+    assert made == fresh
+    assert render(made, "qmark") == render(fresh, "qmark")
+    assert list(bind(made, render(made, "qmark").keys, made_params)) == \
+        [v for i in rows for v in expected_rows[i]] + tail_values
+    again, again_params = group_rows(stmt, params, rows)
+    assert again is made and again_params == made_params
+
+
+def test_row_sets_are_kept_per_statement_within_their_bounds():
+    stmt = parse("insert into t (x) values " + ", ".join(f"({i})" for i in range(20)))
+    for i in range(GROUP_CACHE):
+        assert group_rows(stmt, None, [i])[1] == ()
+    groups = stmt.cache["groups"]
+    assert len(groups) == GROUP_CACHE
+    assert group_rows(stmt, None, [0])[0] is groups[(0,)]
+    group_rows(stmt, None, [GROUP_CACHE])  # one more set than the bound: the others go
+    assert list(groups) == [(GROUP_CACHE,)]
+    group_rows(stmt, None, [19], keep=False)
+    assert (19,) not in groups
+    # by text: the sets kept hold at most twice the statement's text
+    whole = list(range(20))
+    groups.clear()
+    for order, kept in ((whole, 1), (whole[::-1], 2), (whole[1:] + whole[:1], 1)):
+        made, _ = group_rows(stmt, None, order)
+        assert len(made.text) == len(stmt.text)
+        assert len(stmt.cache["groups"]) == kept
+
+
+def test_a_group_picks_its_values_from_a_sequence_of_any_kind():
+    stmt = parse("insert into t (x, y) values (?, 1), (?, 2), (?, 3)")
+    assert group_rows(stmt, [10, 20, 30], [2])[1] == (30,)
+    assert group_rows(stmt, (10, 20, 30), [2, 0])[1] == (30, 10)
+    assert group_rows(stmt, [10, 20, 30], [0, 1, 2])[1] == (10, 20, 30)
+    literal = parse("insert into t (x) values (1), (2)")
+    assert list(group_rows(literal, [], [1])[1]) == []

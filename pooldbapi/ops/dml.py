@@ -57,8 +57,7 @@ def _regrouped(conn: Session, stmt: Statement, params: Any) -> Result:
     if isinstance(picks, str):
         rows[picks] = list(range(len(stmt.values_rows)))
     else:
-        for index, alias in enumerate(picks):
-            rows.setdefault(alias, []).append(index)
+        rows = _rows_by_container(picks)
     single: list[tuple[Statement, Any]] | None = None
     plan: dict[str, list[Item]] = {}
     for alias, indices in rows.items():
@@ -75,6 +74,19 @@ def _regrouped(conn: Session, stmt: Statement, params: Any) -> Result:
             plan[alias].append(Item(group, part, [group_params],
                                     row=lambda i: group_rows(stmt, params, [i], keep=False)))
     return run_items(conn, plan)
+
+
+def _rows_by_container(picks: list[str]) -> dict[str, list[int]]:
+    """Each container's rows (indices, in order) from the container each row picked; where
+    the picks go round the containers in turn (a round-robin's), without a step per row."""
+    aliases = list(dict.fromkeys(picks))
+    k = len(aliases)
+    if picks[:k] == aliases and picks[k:] == picks[:-k]:
+        return {alias: list(range(j, len(picks), k)) for j, alias in enumerate(aliases)}
+    rows: dict[str, list[int]] = {}
+    for index, alias in enumerate(picks):
+        rows.setdefault(alias, []).append(index)
+    return rows
 
 
 def _within_limits(stmt: Statement, indices: list[int], max_parameters: int | None,

@@ -2,6 +2,7 @@
 text."""
 from __future__ import annotations
 
+import re
 import string
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ PLACEHOLDER, SUFFIX, PUNCT, OPERATOR = "placeholder", "suffix", "punctuation", "
 WHITESPACE, COMMENT, BLOCK_COMMENT = "whitespace", "comment", "block-comment"
 REPEATED = "repeated-rows"
 """Rows of a VALUES list, each the same text as the row before them (see _repeated_rows)."""
+ROWS = "literal-rows"
+"""Rows of a VALUES list read by one regular expression (see _literal_rows)."""
 GAP = frozenset((WHITESPACE, COMMENT, BLOCK_COMMENT))
 """Kinds that separate tokens and mean nothing to the scan."""
 LITERAL = frozenset((STRING, NUMBER))
@@ -548,7 +551,86 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
     return toks, len(unit), count
 
 
+_SPACE = "[ \t\r\n]*"
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_ITEM = (rf"(?>{_NUMBER}|'[^']*+(?:''[^']*+)*+'|[-+]{_SPACE}{_NUMBER}"
+         r"|(?i:null|true|false|default)|\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+)")
+_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?:{_SPACE},{_SPACE}{_ITEM})*+{_SPACE}\))"
+                  rf"(?:{_SPACE},{_SPACE}(?=\())?")
+"""One row of plain values (numbers, standard strings with '' escapes, null, true, false,
+default, pooldbapi's markers), and the ', ' before the next row."""
+_VALUES = re.compile(r"\bvalues(?=[ \t\r\n]|\()", re.IGNORECASE)
+_MARKER = re.compile(r"'[^']*(?:''[^']*)*'|(\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+)")
+
+
+def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
+                                      list[Placeholder]] | None:
+    """The tokens of 'insert ... values (row), (row), ...' with one ROWS token standing for
+    the rows after VALUES that _ROW recognises (plain values only: anything else, a cast, a
+    comment, an E'' or dollar quote, a call, ends them, and the tokenizer reads the rest);
+    and those rows' spans and placeholders. None where the text has not that shape.
+
+    The tokenizer lexes the text up to VALUES and what follows the rows; the rows themselves
+    are what the scan would read from their tokens: a span each, and their markers."""
+    found = _VALUES.search(text)
+    if found is None:
+        return None
+    toks: list[Token] = []
+    _lex(text[:found.end()], 0, toks)
+    sig = [t for t in toks if t.ttype not in GAP]
+    if not sig or sig[-1].start != found.start() or sig[-1].upper != "VALUES" or \
+            sig[0].upper not in ("INSERT", "BULK"):
+        return None  # the word is in a literal or a comment, or the text is no insert
+    pos = found.end()
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    spans: list[tuple[int, int]] = []
+    markers: list[Placeholder] = []
+    end = pos
+    for row in _ROW.finditer(text, pos):
+        if row.start() != end:
+            break  # the rows end where the next one is not a plain row
+        spans.append(row.span(1))
+        end = row.end()
+    if not spans:
+        return None
+    end = spans[-1][1]
+    region = text[pos:end]
+    if "?" in region or "%" in region or ":" in region:
+        make = tuple.__new__
+        seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
+        for lo, hi in spans:
+            body = text[lo:hi]
+            marks = seen.get(body)
+            if marks is None:
+                marks = seen[body] = _row_markers(body)
+            markers.extend([make(Placeholder, (style, key, start + lo, stop + lo))
+                            for style, key, start, stop in marks])
+    if pos > found.end():
+        toks.append(Token(WHITESPACE, text[found.end():pos], found.end()))
+    toks.append(Token(ROWS, region, pos))
+    if end < len(text):
+        _lex(text, end, toks)
+    return toks, spans, markers
+
+
+def _row_markers(body: str) -> list[tuple[str, int | str | None, int, int]]:
+    """The placeholders of one row _ROW recognised, at their offsets in the row."""
+    out = []
+    for mark in _MARKER.finditer(body):
+        if mark.group(1):
+            made = _placeholder(Token(PLACEHOLDER, mark.group(1), mark.start()))
+            assert made is not None
+            out.append((made.style, made.key, made.start, made.end))
+    return out
+
+
 def _scan(text: str) -> Statement:
+    literal = _literal_rows(text)
+    if literal is not None:
+        stmt = _read(text, literal[0], rows=literal[1:])
+        if stmt is not None:
+            return stmt
     repeated = _repeated_rows(text)
     if repeated is not None:
         stmt = _read(text, *repeated)
@@ -559,10 +641,13 @@ def _scan(text: str) -> Statement:
     return found
 
 
-def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0) -> Statement | None:
+def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
+          rows: tuple[list[tuple[int, int]], list[Placeholder]] | None = None
+          ) -> Statement | None:
     """The statement the tokens of a text say; None where the REPEATED token of the shortcut
-    stands where the scan is not just after a VALUES list's first row (then every row is
-    lexed: the shortcut reads rows only there)."""
+    stands where the scan is not just after a VALUES list's first row, or the ROWS token
+    where it is not just after an insert's VALUES (then every row is lexed: the shortcuts
+    read rows only there)."""
     sig = [t for t in toks if t.ttype not in GAP]
     second = _second_statement(sig)
     if second is not None:
@@ -633,6 +718,15 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0) -> Statem
                     and values_rows[-1][1] == tok.start):
                 return None
             _repeat(unit, count, placeholders, values_rows, dollar_markers, operator_like)
+            i += 1
+            continue
+        if tok.ttype is ROWS:
+            if not (kind in (INSERT, BULK) and values_depth == 0 == depth == bracket
+                    and not values_rows and rows is not None):
+                return None
+            values_rows.extend(rows[0])
+            placeholders.extend(rows[1])
+            prev_upper = ""  # as after the last row's ')'
             i += 1
             continue
         up = tok.upper if tok.is_keyword else ""

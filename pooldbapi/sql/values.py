@@ -7,6 +7,7 @@ import bisect
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import accumulate
 from typing import Any
 
 from .paramstyle import source_style
@@ -148,36 +149,41 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     text = stmt.text
     spans = stmt.values_rows
     first, last = spans[0][0], spans[-1][1]
-    pieces: list[tuple[int, int, int]] = [(0, first, 0)]
-    out = [text[:first]]
-    at = first
-    for n, index in enumerate(rows):
-        lo, hi = spans[index]
-        if n:
-            out.append(", ")
-            at += 2
-        pieces.append((lo, hi, at))
-        out.append(text[lo:hi])
-        at += hi - lo
-    pieces.append((last, len(text), at))
-    out.append(text[last:])
+    chosen = [spans[index] for index in rows]
+    lengths = [hi - lo for lo, hi in chosen]
+    # where each row starts in the group: after the prefix, rows joined by ', '
+    ats = list(accumulate([n + 2 for n in lengths[:-1]], initial=first))
+    made_rows = list(zip(ats, map(operator.add, ats, lengths), strict=True))
+    pieces = [(0, first, 0), *((lo, hi, at) for (lo, hi), at in zip(chosen, ats, strict=True)),
+              (last, len(text), made_rows[-1][1])]
+    out = [text[:first], ", ".join([text[lo:hi] for lo, hi in chosen]), text[last:]]
+    starts = [p.start for p in stmt.placeholders]
+    head, tail = bisect.bisect_left(starts, first), bisect.bisect_left(starts, last)
+    inside: list[tuple[int, int]] = []  # a row's placeholders (indices) and its shift
+    if head < tail:
+        for (lo, hi), at in zip(chosen, ats, strict=True):
+            a, b = bisect.bisect_left(starts, lo, head, tail), bisect.bisect_left(starts, hi,
+                                                                                head, tail)
+            inside.extend((j, at - lo) for j in range(a, b))
     # a row later in the text may come first in the group: the mapper wants source order
     move = _Segments(sorted(pieces))
-    starts = [p.start for p in stmt.placeholders]
-    kept = [j for j, p in enumerate(stmt.placeholders) if p.start < first or p.start >= last]
-    inside = [j for index in rows
-              for j in range(bisect.bisect_left(starts, spans[index][0]),
-                             bisect.bisect_left(starts, spans[index][1]))]
-    ordered = sorted(kept + inside, key=lambda j: move(stmt.placeholders[j].start))
+    marks = stmt.placeholders
+    # in the statement's order: those before the rows, the rows' (in the group's order), those
+    # after (a row's own keep their place in it, moved with it)
+    ordered = [*range(head), *(j for j, _ in inside), *range(tail, len(marks))]
+    make = tuple.__new__
+    placeholders = list(marks[:head])  # the text before the first row stays where it was
+    placeholders.extend([make(Placeholder, (p.style, p.key, p.start + shift, p.end + shift))
+                         for p, shift in ((marks[j], shift) for j, shift in inside)])
+    placeholders.extend(Placeholder(p.style, p.key, move(p.start), move(p.end))
+                        for p in marks[tail:])
     made = replace(
         stmt, text="".join(out),
         occurrences=tuple(_occurrence(o, move) for o in stmt.occurrences
                           if move.keeps(o.position)),
-        placeholders=tuple(Placeholder(p.style, p.key, move(p.start), move(p.end))
-                           for p in (stmt.placeholders[j] for j in ordered)),
+        placeholders=tuple(placeholders),
         removed=tuple(sorted((move(a), move(b)) for a, b in stmt.removed if move.keeps(a))),
-        values_rows=tuple((move(spans[i][0]), move(spans[i][0]) + spans[i][1] - spans[i][0])
-                          for i in rows),
+        values_rows=tuple(made_rows),
         select_start=None,
         clauses=tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
         end=None if stmt.end is None else move(stmt.end), cache={})
