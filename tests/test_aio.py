@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 
 import psycopg
 import pytest
@@ -19,7 +20,7 @@ def run(coro):
 
 
 def count(path, table="t"):
-    with sqlite3.connect(path) as raw:
+    with closing(sqlite3.connect(path)) as raw, raw:
         return raw.execute(f"select count(*) from {table}").fetchone()[0]
 
 
@@ -30,7 +31,7 @@ def lite_specs(tmp_path, n=5, extra=""):
 
 def make_tables(tmp_path, n=5, ddl="create table t (id integer primary key, v text)"):
     for i in range(1, n + 1):
-        with sqlite3.connect(tmp_path / f"eol{i}.db") as raw:
+        with closing(sqlite3.connect(tmp_path / f"eol{i}.db")) as raw, raw:
             raw.execute(ddl)
 
 
@@ -345,7 +346,7 @@ def test_cancelled_executemany_fails_the_transaction_and_rolls_it_back(tmp_path)
         assert any("interrupted" in n and "failed" in n for n in cancelled.__notes__)
         # rolled back on the containers already: another writer is not kept waiting
         for i in (1, 2):
-            with sqlite3.connect(tmp_path / f"eol{i}.db", timeout=0) as raw:
+            with closing(sqlite3.connect(tmp_path / f"eol{i}.db", timeout=0)) as raw, raw:
                 raw.execute("insert into t (v) values ('other')")
         assert count(tmp_path / "eol1.db") == count(tmp_path / "eol2.db") == 1
         with pytest.raises(pooldbapi.aio.OperationalError, match="rollback"):

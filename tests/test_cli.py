@@ -161,7 +161,8 @@ def _spawn(args, tmp_path):
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "POOLDBAPI_HISTORY": str(tmp_path / "history"), "TERM": "xterm",
            "COLUMNS": "100"}
-    return pexpect.spawn(sys.executable, ["-m", "pooldbapi", *args], env=env, timeout=30,
+    # a generous timeout: a loaded machine may take long to start the interpreter
+    return pexpect.spawn(sys.executable, ["-m", "pooldbapi", *args], env=env, timeout=90,
                          encoding="utf-8", dimensions=(40, 100))
 
 
@@ -194,22 +195,22 @@ def pexpect_eof():
     return pexpect.EOF
 
 
-def _slow_settings(tmp_path):
+def _slow_settings(tmp_path, rows=120):
     path = tmp_path / "slow.toml"
     path.write_text(f'[containers.src]\ndriver = "sqlite"\ndatabase = "{tmp_path}/src.db"\n'
                     f'[containers.dst]\ndriver = "sqlite"\ndatabase = "{tmp_path}/dst.db"\n'
                     'max-calls-per-second = 40\n')
     main(["sql", "--settings", str(path), "create table s@src (x int)",
           "insert into s@src select value from json_each('[" +
-          ",".join(str(i) for i in range(120)) + "]')", "create table t@dst (x int)"])
+          ",".join(str(i) for i in range(rows)) + "]')", "create table t@dst (x int)"])
     return str(path)
 
 
 def test_progress_shows_on_a_terminal_and_ctrl_c_ends_with_130(tmp_path):
-    settings = _slow_settings(tmp_path)
+    settings = _slow_settings(tmp_path, rows=600)
     child = _spawn(["sql", "--settings", settings, "--transaction",
                     "insert into t@dst select x from s@src"], tmp_path)
-    child.expect("rows written")  # 120 rows at 40 calls/s: three seconds of progress
+    child.expect("rows written")  # 600 rows at 40 calls/s: 15 seconds of progress
     child.sendintr()
     child.expect("interrupted at statement 1; rolled back: statement 1")
     child.expect(pexpect_eof())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_core_over_a_list_with_the_containers_option(tmp_path):
     asyncio.run(main())
     held = {}
     for i in (1, 2):
-        with sqlite3.connect(tmp_path / f"c{i}.db") as raw:
+        with closing(sqlite3.connect(tmp_path / f"c{i}.db")) as raw, raw:
             held[f"c{i}"] = sorted(r[0] for r in raw.execute("select id from t"))
     assert sorted(held["c1"] + held["c2"]) == [0, 1, 2, 3, 4, 5, 100]
     assert len(held["c1"]) == 3 and 100 in held["c2"]
@@ -91,7 +92,7 @@ def test_asyncsession_orm_round_trip_on_sqlite(tmp_path):
 
     written, read = asyncio.run(main())
     assert written == read and len({i for i, _ in written}) == 5
-    with sqlite3.connect(tmp_path / "orm.db") as raw:
+    with closing(sqlite3.connect(tmp_path / "orm.db")) as raw, raw:
         held = raw.execute("select id, name from items order by id").fetchall()
     assert held == [(written[0][0], "renamed"), *written[1:]]
 
