@@ -162,3 +162,19 @@ def test_a_malformed_url_is_a_configuration_error_marking_nothing_unhealthy(url)
     assert "Bad9ort" not in str(info.value) and "access_token=***" in str(info.value)
     assert "o1" not in pooldbapi.health()
     conn.close()
+
+
+@pytest.mark.parametrize("key, value", [("timeout", "0"), ("timeout", "-1"), ("timeout", "nan"),
+                                        ("timeout", "inf"), ("timeout", "1e10"),
+                                        ("timeout", "soon"), ("token-interval", "nan"),
+                                        ("token-interval", "inf"), ("token-interval", "-1")])
+def test_a_time_out_of_its_range_is_a_configuration_error_naming_the_key(key, value):
+    oauth = ";auth=oauth2;token-url=http://127.0.0.1:9/token;client-id=c;client-secret=Sec7et" \
+        if key == "token-interval" else ""
+    conn = pooldbapi.connect(
+        {"o1": f"driver=odata;url=http://127.0.0.1:9/odata/{oauth};{key}={value}"})
+    with pytest.raises(pooldbapi.InterfaceError, match=f"'{key}'.*seconds") as info:
+        conn.execute("select * from Journals@o1").fetchall()
+    assert "Sec7et" not in str(info.value)
+    assert "o1" not in pooldbapi.health()
+    conn.close()

@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from ...errors import InterfaceError, OperationalError, redact, remember_secrets
-from ...settings import ContainerSpec
+from ...settings import ContainerSpec, seconds
 from ...state import store_key
 from ...state.redis import RedisStore, store_for
 
@@ -98,13 +98,7 @@ class TokenSource:
         self.client_secret = params["client-secret"]
         self.first_refresh = params.get("refresh-token") or None
         self.scope = params.get("scope")
-        try:
-            self.interval = float(params.get("token-interval", "0"))
-            if self.interval < 0:
-                raise ValueError
-        except ValueError:
-            raise InterfaceError(f"container {spec.alias!r}: key 'token-interval' is seconds"
-                                 f" (0 or more), not {params['token-interval']!r}") from None
+        self.interval = seconds(spec.alias, "token-interval", params.get("token-interval", "0"))
         self.timeout, self.verify = timeout, verify
         # the chain: a new refresh-token in the configuration starts a new one
         self.origin = _digest(f"{self.url}\0{self.client_id}\0{self.first_refresh or ''}")
