@@ -270,3 +270,44 @@ def test_containers_of_two_services_sharing_one_app_share_its_token(checked):
     conn.close()
     assert len(oauth._SOURCES) == 1
     assert all(e["ok"] for e in server.events("refresh")) and not refreshes_used_twice(server)
+
+
+@pytest.mark.parametrize("body", ['["Tok9xAccess"]', '"Tok9xAccess"',
+                                  '{"access_token": "Tok9xAccess", "expires_in": "soon"}',
+                                  '{"access_token": "Tok9xAccess", "expires_in": null}'])
+def test_a_token_answer_of_the_wrong_shape_is_an_operational_error(body):
+    """A token server (a plain HTTP server here) that answers 200 with a body that is no
+    token object, or an expires_in that is no number: an OperationalError saying so, with no
+    token in it; nothing is sent to the service."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = pooldbapi.connect({"o1": "driver=odata;url=http://127.0.0.1:9/odata/;"
+                                        f"auth=oauth2;token-url=http://127.0.0.1:"
+                                        f"{server.server_address[1]}/token;client-id=c;"
+                                        f"client-secret={SECRET}"})
+        if "null" in body:  # no lifetime given: the default hour, and the call goes out
+            with pytest.raises(pooldbapi.OperationalError, match="port=9"):
+                conn.execute("select count(*) from Journals@o1").fetchone()
+        else:
+            with pytest.raises(pooldbapi.OperationalError, match="token server") as info:
+                conn.execute("select count(*) from Journals@o1").fetchone()
+            assert "Tok9x" not in str(info.value) and SECRET not in str(info.value)
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()

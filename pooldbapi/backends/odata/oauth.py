@@ -268,15 +268,22 @@ class TokenSource:
             body: dict[str, Any] = answer.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):  # JSON, but no token object
+            body = {}
         if answer.status_code != 200 or not body.get("access_token"):
-            error = str(body.get("error") or f"HTTP {answer.status_code}")
+            error = str(body.get("error") or (f"HTTP {answer.status_code}"
+                        if answer.status_code != 200 else "HTTP 200 without an access_token"))
             why = redact(str(body.get("error_description") or ""), secrets)
             again = " (a refresh token is single-use: the app must be authorised again)" \
                 if refresh and error == "invalid_grant" else ""
             raise OperationalError(f"{self.alias}: the OAuth2 token server refused the"
                                    f" {form['grant_type']} grant: {error}"
                                    f"{': ' + why if why else ''}{again}")
-        lifetime = float(body.get("expires_in") or 3600)
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            raise OperationalError(f"{self.alias}: the OAuth2 token server's expires_in is no"
+                                   " number of seconds") from None
         token = Token(access=str(body["access_token"]), expires=asked + lifetime,
                       refresh=str(body.get("refresh_token") or refresh or "") or None,
                       asked=asked, origin=self.origin)
