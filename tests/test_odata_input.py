@@ -178,3 +178,19 @@ def test_a_time_out_of_its_range_is_a_configuration_error_naming_the_key(key, va
     assert "Sec7et" not in str(info.value)
     assert "o1" not in pooldbapi.health()
     conn.close()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), decimal.Decimal("NaN")])
+def test_a_value_json_cannot_carry_is_a_programming_error_and_nothing_is_sent(gateways, value):
+    gateway = gateways()
+    conn = pooldbapi.connect({"o1": f"driver=odata;url={gateway.url};token=tok-o1"},
+                             autocommit=True)
+    with pytest.raises(pooldbapi.ProgrammingError, match="'amount'") as info:
+        conn.execute("insert into Journals@o1 (ID, amount, description) values (?, ?, 'x')",
+                     (900001, value))
+    assert "unknown" not in str(info.value)  # nothing was sent: no outcome to doubt
+    with pytest.raises(pooldbapi.ProgrammingError, match="'amount'"):
+        conn.execute("update Journals@o1 set amount = ? where ID = 1", (value,))
+    assert "o1" not in pooldbapi.health()
+    assert not [line for line in gateway.calls() if " POST " in line or " PATCH " in line]
+    conn.close()

@@ -545,6 +545,12 @@ def key_segment(entity: str, types: dict[str, str], key: dict[str, Any],
 
 def _body(request: Request, types: dict[str, str], version: int | None) -> dict[str, Any]:
     from .translate import json_value
+    for name, value in request.body.items():
+        # JSON has no NaN or infinity: refused here, before the call (requests would refuse
+        # it while sending, taken for a lost connection of unknown outcome)
+        if isinstance(value, float | decimal.Decimal) and not decimal.Decimal(value).is_finite():
+            raise ProgrammingError(f"entity set {request.entity!r}: {name!r} cannot be sent:"
+                                   f" {value!r} is no finite number (JSON has none)")
     if version == 2:
         try:
             return {k: v2.json_value(v, types.get(k)) for k, v in request.body.items()}
