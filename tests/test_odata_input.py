@@ -194,3 +194,44 @@ def test_a_value_json_cannot_carry_is_a_programming_error_and_nothing_is_sent(ga
     assert "o1" not in pooldbapi.health()
     assert not [line for line in gateway.calls() if " POST " in line or " PATCH " in line]
     conn.close()
+
+
+METADATA = b"""<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+<edmx:DataServices><Schema Namespace="S" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+<EntityType Name="Journals"><Key><PropertyRef Name="ID"/></Key>
+<Property Name="ID" Type="Edm.Int32"/></EntityType>
+<EntityContainer Name="C"><EntitySet Name="Journals" EntityType="S.Journals"/>
+</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>"""
+
+
+@pytest.mark.parametrize("answer", [b'{"value": 3}', b"<html>busy</html>", b""])
+def test_a_count_answer_that_is_no_number_is_an_operational_error_naming_it(answer):
+    """A service (a plain HTTP server here) whose $count answers something else than a number:
+    an OperationalError saying what the service answered, not a ValueError of int()."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = METADATA if "$metadata" in self.path else answer
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = pooldbapi.connect({"o1": f"driver=odata;url=http://127.0.0.1:"
+                                        f"{server.server_address[1]}/odata/;token=Tok9secret"})
+        with pytest.raises(pooldbapi.OperationalError, match=r"\$count") as info:
+            conn.execute("select count(*) from Journals@o1").fetchone()
+        assert "Tok9secret" not in str(info.value)
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -384,7 +384,13 @@ class ODataCursor:
                                        + (f"?{query}" if query else ""))
             self.description = (("count", TypeCode("Edm.Int64", NUMBER_NAME), None, None, None,
                                  None, None),)
-            self._rows = iter([(int(answer.text),)])
+            try:
+                count = int(answer.text.strip().lstrip("\ufeff"))
+            except ValueError:
+                raise OperationalError(
+                    f"the service's $count of {request.entity!r} answered no number:"
+                    f" {redact(answer.text[:60], self.conn.all_secrets())!r}") from None
+            self._rows = iter([(count,)])
             return
         if request.method == "GET":
             columns = request.columns or list(types)
