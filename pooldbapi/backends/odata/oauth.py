@@ -34,7 +34,8 @@ from ...state.redis import RedisStore, store_for
 KEYS = ("auth", "token-url", "client-id", "client-secret", "refresh-token", "token-store",
         "token-interval", "scope")
 LEASE = 30.0
-"""Seconds a process may hold the refresh lease (a token request is bounded by timeout)."""
+"""Seconds a process may hold the refresh lease besides what its token request may take
+(token-interval's wait, then the connect and the answer, each up to timeout)."""
 POLL = 0.05
 
 
@@ -160,15 +161,17 @@ class TokenSource:
         assert self.store is not None
         client = self.store.client
         owner = uuid.uuid4().hex
-        deadline = time.monotonic() + LEASE + self.timeout
+        # the lease outlasts the request: expired while it runs, another process would send
+        # the refresh token this one is spending
+        lease = LEASE + self.interval + 2 * self.timeout
+        deadline = time.monotonic() + lease
         while True:
             try:
                 found = Token.loads(client.get(self.key + ":token"))
                 if found is not None and found.origin == self.origin and \
                         found.live():
                     return found
-                if client.set(self.key + ":lease", owner, nx=True,
-                              px=int((LEASE + self.interval) * 1000)):
+                if client.set(self.key + ":lease", owner, nx=True, px=int(lease * 1000)):
                     try:
                         # read again under the lease: another process may just have asked
                         found = Token.loads(client.get(self.key + ":token"))
@@ -191,7 +194,7 @@ class TokenSource:
                     " refresh token is single-use)") from None
             if time.monotonic() > deadline:
                 raise OperationalError(f"{self.alias}: no OAuth2 token within"
-                                       f" {LEASE + self.timeout:.0f} s: another process holds"
+                                       f" {lease:.0f} s: another process holds"
                                        " the refresh lease")
             time.sleep(POLL)
 
