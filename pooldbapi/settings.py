@@ -88,6 +88,21 @@ def _in_range(alias: str, key: str, name: str, value: Any) -> None:
                              f" {span} ({why})")
 
 
+def seconds(alias: str, key: str, raw: str, least: float = 0.0, above: bool = False) -> float:
+    """A driver key's time in seconds (the odata driver's timeout and token-interval): a
+    number from least (more than it, with above) to MAX_SECONDS, else an InterfaceError
+    naming the key and the range."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not (value > least if above else value >= least) or not value <= MAX_SECONDS:
+        span = f"more than {least:g}" if above else f"at least {least:g}"
+        raise InterfaceError(f"container {alias!r}: key {key!r} is seconds, {span} and at"
+                             f" most {MAX_SECONDS:g}, not {raw!r}")
+    return value
+
+
 def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
     text = raw.strip()
     try:

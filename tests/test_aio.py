@@ -53,6 +53,28 @@ def test_connect_takes_connect_arguments_and_async_with_commits(tmp_path):
     assert count(tmp_path / "eol1.db") == 1
 
 
+def test_connect_takes_every_argument_of_pooldbapi_connect_and_passes_it_on(tmp_path,
+                                                                           monkeypatch):
+    import inspect
+    sync_args = inspect.signature(pooldbapi.connect).parameters
+    assert list(inspect.signature(pooldbapi.aio.connect).parameters) == list(sync_args)
+    given = {}
+    real = pooldbapi.aio._connect
+
+    def recording(*args, **kwargs):
+        given.update(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pooldbapi.aio, "_connect", recording)
+
+    async def main():
+        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 1), read_your_writes=True)
+        await conn.close()
+
+    run(main())
+    assert given["read_your_writes"] is True
+    assert set(given) == set(sync_args) - {"containers"}
+
+
 def test_async_with_rolls_back_on_an_exception(tmp_path):
     make_tables(tmp_path, 1)
 

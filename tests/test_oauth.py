@@ -19,6 +19,7 @@ from odata_service_fixture import Gateway
 import pooldbapi
 from pooldbapi.backends.odata import oauth
 from pooldbapi.health import HEALTH
+from pooldbapi.settings import make_spec
 
 SECRET = "s3cr3t-client-value"
 
@@ -270,3 +271,95 @@ def test_containers_of_two_services_sharing_one_app_share_its_token(checked):
     conn.close()
     assert len(oauth._SOURCES) == 1
     assert all(e["ok"] for e in server.events("refresh")) and not refreshes_used_twice(server)
+
+
+@pytest.mark.parametrize("body", ['["Tok9xAccess"]', '"Tok9xAccess"',
+                                  '{"access_token": "Tok9xAccess", "expires_in": "soon"}',
+                                  '{"access_token": "Tok9xAccess", "expires_in": null}'])
+def test_a_token_answer_of_the_wrong_shape_is_an_operational_error(body):
+    """A token server (a plain HTTP server here) that answers 200 with a body that is no
+    token object, or an expires_in that is no number: an OperationalError saying so, with no
+    token in it; nothing is sent to the service."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = pooldbapi.connect({"o1": "driver=odata;url=http://127.0.0.1:9/odata/;"
+                                        f"auth=oauth2;token-url=http://127.0.0.1:"
+                                        f"{server.server_address[1]}/token;client-id=c;"
+                                        f"client-secret={SECRET}"})
+        if "null" in body:  # no lifetime given: the default hour, and the call goes out
+            with pytest.raises(pooldbapi.OperationalError, match="port=9"):
+                conn.execute("select count(*) from Journals@o1").fetchone()
+        else:
+            with pytest.raises(pooldbapi.OperationalError, match="token server") as info:
+                conn.execute("select count(*) from Journals@o1").fetchone()
+            assert "Tok9x" not in str(info.value) and SECRET not in str(info.value)
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_refresh_lease_outlasts_a_slow_token_request(redis_server, monkeypatch):
+    """The lease that lets one process ask at a time lasts as long as the request may: a
+    token server that answers just within the timeout, after the lease's own seconds, sees
+    the single-use refresh token once, though another process asks meanwhile (two token
+    sources with their own leases, as two processes have)."""
+    import http.server
+    import threading
+
+    monkeypatch.setattr(oauth, "LEASE", 0.3)
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            seen.append(form)
+            time.sleep(1.2)  # past the lease, within the 2 s timeout
+            body = json.dumps({"access_token": f"acc-{len(seen)}", "expires_in": 600,
+                               "refresh_token": f"ref-{len(seen)}"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    redis_server.flush()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        text = (f"driver=odata;url=http://127.0.0.1:9/odata/;timeout=2;auth=oauth2;"
+                f"token-url=http://127.0.0.1:{server.server_address[1]}/token;client-id=c;"
+                f"client-secret={SECRET};refresh-token=ref-0;shared-state={redis_server.url}")
+        spec = make_spec("o1", text)
+        sources = [oauth.TokenSource(spec, 2.0, True) for _ in range(2)]
+        tokens = []
+        threads = [threading.Thread(target=lambda s=s: tokens.append(s.token()))
+                   for s in sources]
+        threads[0].start()
+        time.sleep(0.6)  # the first asks; its lease of 0.3 s has run out meanwhile
+        threads[1].start()
+        for t in threads:
+            t.join(10)
+        assert [f for f in seen if "refresh_token=ref-0" in f] == seen[:1]
+        assert len(seen) == 1 and tokens == ["acc-1", "acc-1"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -162,3 +162,76 @@ def test_a_malformed_url_is_a_configuration_error_marking_nothing_unhealthy(url)
     assert "Bad9ort" not in str(info.value) and "access_token=***" in str(info.value)
     assert "o1" not in pooldbapi.health()
     conn.close()
+
+
+@pytest.mark.parametrize("key, value", [("timeout", "0"), ("timeout", "-1"), ("timeout", "nan"),
+                                        ("timeout", "inf"), ("timeout", "1e10"),
+                                        ("timeout", "soon"), ("token-interval", "nan"),
+                                        ("token-interval", "inf"), ("token-interval", "-1")])
+def test_a_time_out_of_its_range_is_a_configuration_error_naming_the_key(key, value):
+    oauth = ";auth=oauth2;token-url=http://127.0.0.1:9/token;client-id=c;client-secret=Sec7et" \
+        if key == "token-interval" else ""
+    conn = pooldbapi.connect(
+        {"o1": f"driver=odata;url=http://127.0.0.1:9/odata/{oauth};{key}={value}"})
+    with pytest.raises(pooldbapi.InterfaceError, match=f"'{key}'.*seconds") as info:
+        conn.execute("select * from Journals@o1").fetchall()
+    assert "Sec7et" not in str(info.value)
+    assert "o1" not in pooldbapi.health()
+    conn.close()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), decimal.Decimal("NaN")])
+def test_a_value_json_cannot_carry_is_a_programming_error_and_nothing_is_sent(gateways, value):
+    gateway = gateways()
+    conn = pooldbapi.connect({"o1": f"driver=odata;url={gateway.url};token=tok-o1"},
+                             autocommit=True)
+    with pytest.raises(pooldbapi.ProgrammingError, match="'amount'") as info:
+        conn.execute("insert into Journals@o1 (ID, amount, description) values (?, ?, 'x')",
+                     (900001, value))
+    assert "unknown" not in str(info.value)  # nothing was sent: no outcome to doubt
+    with pytest.raises(pooldbapi.ProgrammingError, match="'amount'"):
+        conn.execute("update Journals@o1 set amount = ? where ID = 1", (value,))
+    assert "o1" not in pooldbapi.health()
+    assert not [line for line in gateway.calls() if " POST " in line or " PATCH " in line]
+    conn.close()
+
+
+METADATA = b"""<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+<edmx:DataServices><Schema Namespace="S" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+<EntityType Name="Journals"><Key><PropertyRef Name="ID"/></Key>
+<Property Name="ID" Type="Edm.Int32"/></EntityType>
+<EntityContainer Name="C"><EntitySet Name="Journals" EntityType="S.Journals"/>
+</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>"""
+
+
+@pytest.mark.parametrize("answer", [b'{"value": 3}', b"<html>busy</html>", b""])
+def test_a_count_answer_that_is_no_number_is_an_operational_error_naming_it(answer):
+    """A service (a plain HTTP server here) whose $count answers something else than a number:
+    an OperationalError saying what the service answered, not a ValueError of int()."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = METADATA if "$metadata" in self.path else answer
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = pooldbapi.connect({"o1": f"driver=odata;url=http://127.0.0.1:"
+                                        f"{server.server_address[1]}/odata/;token=Tok9secret"})
+        with pytest.raises(pooldbapi.OperationalError, match=r"\$count") as info:
+            conn.execute("select count(*) from Journals@o1").fetchone()
+        assert "Tok9secret" not in str(info.value)
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()

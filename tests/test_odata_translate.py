@@ -50,3 +50,11 @@ def test_statements_become_odata_requests(text, values, expected):
 def test_what_odata_cannot_say_is_refused_by_name(text, message):
     with pytest.raises(pooldbapi.NotSupportedError, match=message):
         translate(text, [])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_that_is_no_odata_literal_is_filtered_locally_never_sent(value):
+    # OData has no literal for NaN or infinity ('amount gt nan' would be a 400 from the
+    # service, a client error against its budget): the conjunct is evaluated locally
+    assert translate("select a from Journals where amount > ? and b = 1", [value]) == \
+        Request("GET", "Journals", ["a"], filter="b eq 1")

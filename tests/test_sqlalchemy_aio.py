@@ -151,3 +151,29 @@ def test_a_synchronous_pooldbapi_url_is_refused_by_create_async_engine(url):
     """Not silently the native dialect's async driver, around pooldbapi."""
     with pytest.raises(pooldbapi.aio.InterfaceError, match="pooldbapi_async"):
         create_async_engine(url)
+
+
+def test_sqlite_stream_reads_through_a_streaming_cursor_as_over_aiosqlite(tmp_path):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("create table t (x integer)")
+        raw.executemany("insert into t values (?)", [(i,) for i in range(5000)])
+    opened = []
+    real = pooldbapi.aio.AsyncConnection.cursor
+
+    def cursor(self, *, stream=False):
+        opened.append(stream)
+        return real(self, stream=stream)
+
+    async def main():
+        engine = create_async_engine(f"sqlite+pooldbapi_async:///{path}")
+        async with engine.connect() as conn:
+            streamed = await conn.stream(sa.text("select x from t order by x"))
+            rows = [row[0] async for row in streamed]
+        await engine.dispose()
+        return rows
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pooldbapi.aio.AsyncConnection, "cursor", cursor)
+        assert asyncio.run(main()) == list(range(5000))
+    assert True in opened  # the rows came through pooldbapi's streaming cursor

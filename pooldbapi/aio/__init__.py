@@ -37,12 +37,12 @@ async def connect(containers: Mapping[str, str | Mapping[str, Any]] | None = Non
                   seed: object = None, broadcast_ddl: bool | None = None,
                   strategy: str | None = None, affinity: str | None = None,
                   autocommit: bool | None = None, two_phase: bool | None = None,
-                  shared_state: str | None = None, dialect: str | None = None
-                  ) -> AsyncConnection:
+                  shared_state: str | None = None, dialect: str | None = None,
+                  read_your_writes: bool | None = None) -> AsyncConnection:
     """Open a pooldbapi connection for asyncio; the arguments are pooldbapi.connect()'s."""
     sync = await in_worker(lambda: _connect(
         containers, settings=settings, default=default, seed=seed,
         broadcast_ddl=broadcast_ddl, strategy=strategy, affinity=affinity,
         autocommit=autocommit, two_phase=two_phase, shared_state=shared_state,
-        dialect=dialect))
+        dialect=dialect, read_your_writes=read_your_writes))
     return AsyncConnection(sync)

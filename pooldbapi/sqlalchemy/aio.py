@@ -12,6 +12,7 @@ from sqlalchemy.connectors.asyncio import (
     AsyncAdapt_dbapi_module,
     AsyncAdapt_dbapi_ss_cursor,
 )
+from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.util.concurrency import await_
 
 import pooldbapi.aio
@@ -103,10 +104,19 @@ class _Async:
         return _Module(super().import_dbapi())  # type: ignore[misc]
 
 
+class _SQLiteExecutionContext(SQLiteExecutionContext):
+    def create_server_side_cursor(self) -> Any:
+        # AsyncConnection.stream(): pooldbapi's streaming cursor (SQLite steps through its
+        # result), as the aiosqlite dialect streams
+        return self._dbapi_connection.cursor(server_side=True)
+
+
 class SQLiteDialect_pooldbapi_async(_Async, SQLiteDialect_pooldbapi):
     """SQLite over pooldbapi.aio, for create_async_engine."""
 
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
+    supports_server_side_cursors = True
+    execution_ctx_cls = _SQLiteExecutionContext
 
 
 class PGDialect_pooldbapi_async(_Async, PGDialect_pooldbapi):

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import requests
 
 from ...errors import Error, InterfaceError, pep249_class, redact
-from ...settings import ContainerSpec
+from ...settings import ContainerSpec, seconds
 from ..base import Backend, CallLimiter, Description
 from . import oauth
 from .budget import budget_for
@@ -59,11 +59,8 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
         if key.startswith("header."):
             session.headers[key[len("header."):]] = value
     session.headers.setdefault("Accept", "application/json")
-    try:
-        timeout = float(params.get("timeout", "30"))
-    except ValueError:
-        raise InterfaceError(f"container {spec.alias!r}: key 'timeout' has an invalid value"
-                             f" {params['timeout']!r}") from None
+    # a wait of every call: more than 0 (requests refuses 0) and finite
+    timeout = seconds(spec.alias, "timeout", params.get("timeout", "30"), above=True)
     verify = params.get("verify", "true").lower() not in ("false", "0", "no", "off")
     odata_version(spec)
     return url, session, timeout, verify

@@ -384,7 +384,13 @@ class ODataCursor:
                                        + (f"?{query}" if query else ""))
             self.description = (("count", TypeCode("Edm.Int64", NUMBER_NAME), None, None, None,
                                  None, None),)
-            self._rows = iter([(int(answer.text),)])
+            try:
+                count = int(answer.text.strip().lstrip("\ufeff"))
+            except ValueError:
+                raise OperationalError(
+                    f"the service's $count of {request.entity!r} answered no number:"
+                    f" {redact(answer.text[:60], self.conn.all_secrets())!r}") from None
+            self._rows = iter([(count,)])
             return
         if request.method == "GET":
             columns = request.columns or list(types)
@@ -545,6 +551,12 @@ def key_segment(entity: str, types: dict[str, str], key: dict[str, Any],
 
 def _body(request: Request, types: dict[str, str], version: int | None) -> dict[str, Any]:
     from .translate import json_value
+    for name, value in request.body.items():
+        # JSON has no NaN or infinity: refused here, before the call (requests would refuse
+        # it while sending, taken for a lost connection of unknown outcome)
+        if isinstance(value, float | decimal.Decimal) and not decimal.Decimal(value).is_finite():
+            raise ProgrammingError(f"entity set {request.entity!r}: {name!r} cannot be sent:"
+                                   f" {value!r} is no finite number (JSON has none)")
     if version == 2:
         try:
             return {k: v2.json_value(v, types.get(k)) for k, v in request.body.items()}

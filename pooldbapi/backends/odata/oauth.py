@@ -27,14 +27,15 @@ from typing import Any
 import requests
 
 from ...errors import InterfaceError, OperationalError, redact, remember_secrets
-from ...settings import ContainerSpec
+from ...settings import ContainerSpec, seconds
 from ...state import store_key
 from ...state.redis import RedisStore, store_for
 
 KEYS = ("auth", "token-url", "client-id", "client-secret", "refresh-token", "token-store",
         "token-interval", "scope")
 LEASE = 30.0
-"""Seconds a process may hold the refresh lease (a token request is bounded by timeout)."""
+"""Seconds a process may hold the refresh lease besides what its token request may take
+(token-interval's wait, then the connect and the answer, each up to timeout)."""
 POLL = 0.05
 
 
@@ -98,13 +99,7 @@ class TokenSource:
         self.client_secret = params["client-secret"]
         self.first_refresh = params.get("refresh-token") or None
         self.scope = params.get("scope")
-        try:
-            self.interval = float(params.get("token-interval", "0"))
-            if self.interval < 0:
-                raise ValueError
-        except ValueError:
-            raise InterfaceError(f"container {spec.alias!r}: key 'token-interval' is seconds"
-                                 f" (0 or more), not {params['token-interval']!r}") from None
+        self.interval = seconds(spec.alias, "token-interval", params.get("token-interval", "0"))
         self.timeout, self.verify = timeout, verify
         # the chain: a new refresh-token in the configuration starts a new one
         self.origin = _digest(f"{self.url}\0{self.client_id}\0{self.first_refresh or ''}")
@@ -166,15 +161,17 @@ class TokenSource:
         assert self.store is not None
         client = self.store.client
         owner = uuid.uuid4().hex
-        deadline = time.monotonic() + LEASE + self.timeout
+        # the lease outlasts the request: expired while it runs, another process would send
+        # the refresh token this one is spending
+        lease = LEASE + self.interval + 2 * self.timeout
+        deadline = time.monotonic() + lease
         while True:
             try:
                 found = Token.loads(client.get(self.key + ":token"))
                 if found is not None and found.origin == self.origin and \
                         found.live():
                     return found
-                if client.set(self.key + ":lease", owner, nx=True,
-                              px=int((LEASE + self.interval) * 1000)):
+                if client.set(self.key + ":lease", owner, nx=True, px=int(lease * 1000)):
                     try:
                         # read again under the lease: another process may just have asked
                         found = Token.loads(client.get(self.key + ":token"))
@@ -197,7 +194,7 @@ class TokenSource:
                     " refresh token is single-use)") from None
             if time.monotonic() > deadline:
                 raise OperationalError(f"{self.alias}: no OAuth2 token within"
-                                       f" {LEASE + self.timeout:.0f} s: another process holds"
+                                       f" {lease:.0f} s: another process holds"
                                        " the refresh lease")
             time.sleep(POLL)
 
@@ -274,15 +271,22 @@ class TokenSource:
             body: dict[str, Any] = answer.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):  # JSON, but no token object
+            body = {}
         if answer.status_code != 200 or not body.get("access_token"):
-            error = str(body.get("error") or f"HTTP {answer.status_code}")
+            error = str(body.get("error") or (f"HTTP {answer.status_code}"
+                        if answer.status_code != 200 else "HTTP 200 without an access_token"))
             why = redact(str(body.get("error_description") or ""), secrets)
             again = " (a refresh token is single-use: the app must be authorised again)" \
                 if refresh and error == "invalid_grant" else ""
             raise OperationalError(f"{self.alias}: the OAuth2 token server refused the"
                                    f" {form['grant_type']} grant: {error}"
                                    f"{': ' + why if why else ''}{again}")
-        lifetime = float(body.get("expires_in") or 3600)
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            raise OperationalError(f"{self.alias}: the OAuth2 token server's expires_in is no"
+                                   " number of seconds") from None
         token = Token(access=str(body["access_token"]), expires=asked + lifetime,
                       refresh=str(body.get("refresh_token") or refresh or "") or None,
                       asked=asked, origin=self.origin)

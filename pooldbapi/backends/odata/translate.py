@@ -28,12 +28,15 @@ def unquote(name: str) -> str:
 
 
 def literal(value: Any) -> str:
-    """Return a Python value as an OData literal."""
+    """Return a Python value as an OData literal (ValueError for NaN and infinities, which
+    have none: a filter holding one is evaluated locally)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | decimal.Decimal):
+        if not decimal.Decimal(value).is_finite():
+            raise ValueError(f"{value!r} is no finite number")
         return str(value)
     if isinstance(value, datetime.datetime):
         return value.isoformat() + ("Z" if value.tzinfo is None else "")
