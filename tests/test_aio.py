@@ -573,3 +573,29 @@ def test_postgresql_a_statement_that_ends_after_its_cancellation_says_what_it_co
                       " rowcount 1 on p")]
     with psycopg.connect(pg.dsn) as raw:
         assert raw.execute("select count(*) from aio_slow").fetchone() == (1,)
+
+
+def test_connections_waiting_for_a_full_pool_never_hold_back_the_call_that_frees_it(
+        tmp_path, monkeypatch):
+    # every worker of a shared executor could be taken by calls waiting for the pool's one
+    # session: the commit that gives it back would then wait for a worker until pool-timeout
+    from pooldbapi.aio import calls
+    monkeypatch.setattr(calls, "WORKERS", 2)
+    monkeypatch.setattr(calls, "_EXECUTOR", None)
+    make_tables(tmp_path, 1, "create table t (x int)")
+    spec = {"eol1": f"driver=sqlite;database={tmp_path / 'eol1.db'};"
+                    "maximum-number-of-pooled-connections=1;pool-timeout=5"}
+
+    async def main():
+        holder = await pooldbapi.aio.connect(spec)
+        await holder.execute("insert into t values (1)")  # holds the one session
+        others = [await pooldbapi.aio.connect(spec, autocommit=True) for _ in range(3)]
+        waiting = [asyncio.create_task(o.execute("select count(*) from t")) for o in others]
+        await asyncio.sleep(0.3)  # every other call is waiting for the session
+        await asyncio.wait_for(holder.commit(), 2)
+        counts = [(await (await w).fetchone())[0] for w in waiting]
+        for conn in [holder, *others]:
+            await conn.close()
+        return counts
+
+    assert run(main()) == [1, 1, 1]

@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -23,9 +24,10 @@ log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
 
 WORKERS = 64
-"""Calls of this many connections run at once (the event loop's default executor has only
-cores + 4 threads: too few for connections whose calls mostly wait on a remote service)."""
+"""connect() calls run on a worker pool of this many threads (the event loop's default
+executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
 _EXECUTOR: ThreadPoolExecutor | None = None
+_CALLS: weakref.WeakSet[Calls] = weakref.WeakSet()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -35,19 +37,23 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
-def _forget_executor() -> None:
+def _forget_executors() -> None:
     global _EXECUTOR
     _EXECUTOR = None  # the parent's threads do not exist in a child
+    for calls in list(_CALLS):
+        calls.worker = None
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executor)
+    os.register_at_fork(after_in_child=_forget_executors)
 
 
-def in_worker(fn: Callable[[], T]) -> asyncio.Future[T]:
-    """Run fn in a worker thread with the caller's context (OpenTelemetry's current span)."""
+def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
+              ) -> asyncio.Future[T]:
+    """Run fn in a worker thread (of executor, else the shared pool) with the caller's context
+    (OpenTelemetry's current span)."""
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(_executor(), context.run, fn)
+    return asyncio.get_running_loop().run_in_executor(executor or _executor(), context.run, fn)
 
 
 class Interrupted(BaseException):
@@ -57,14 +63,30 @@ class Interrupted(BaseException):
 
 
 class Calls:
-    """The one door from a task to a synchronous Connection."""
+    """The one door from a task to a synchronous Connection. Its calls run one at a time on a
+    thread of its own (as aiosqlite runs a connection's): were they on a pool shared by every
+    connection, calls waiting for a full pool's session could take every thread, and the call
+    that gives the session back would wait behind them."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
+        _CALLS.add(self)
         self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
         self._cancel = threading.Event()
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self.worker is None:
+            self.worker = ThreadPoolExecutor(1, thread_name_prefix="pooldbapi-aio")
+        return self.worker
+
+    def close(self) -> None:
+        """Let the thread end once its last call has (called after the connection's close)."""
+        if self.worker is not None:
+            self.worker.shutdown(wait=False)
+            self.worker = None
 
     def _progress(self, alias: str, rows: int) -> None:
         # the runner tells this after each batch of rows written: the row boundary at which a
@@ -79,7 +101,7 @@ class Calls:
         transaction. committed: says what a call that ended anyway committed (autocommit)."""
         async with self.lock:
             self._cancel.clear()
-            work = in_worker(fn)
+            work = in_worker(fn, self._worker())
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
@@ -90,7 +112,7 @@ class Calls:
                 self._cancel.set()
                 await _settled(work)
                 await _settled(in_worker(partial(self._after_cancel, work, cancelled,
-                                                 committed)))
+                                                 committed), self._worker()))
                 raise
 
     def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,

@@ -89,6 +89,7 @@ class AsyncConnection:
         """Roll back what is open and give every physical connection back; idempotent."""
         if not self.sync.closed:
             await self.calls.run(self.sync.close)
+        self.calls.close()
 
     # -- two-phase commit -----------------------------------------------------------------
     def xid(self, format_id: int, gtrid: str, bqual: str) -> Xid:
