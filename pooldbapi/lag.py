@@ -25,6 +25,11 @@ IDLE_STOP = 60.0
 """A prober nobody asked for this long stops (a later question starts it again)."""
 HISTORY = 3000
 """Samples of the primary's position kept per standby (10 minutes at PROBE_INTERVAL)."""
+STALE_AFTER = 1.0
+"""A measure older than this many seconds counts as growing since (its prober is hung or slow:
+the standby may have stopped replaying meanwhile)."""
+PROBE_TIMEOUT = "2s"
+"""statement_timeout of the probers' sessions: a probe never hangs on a stuck server."""
 SHARED_TTL = 3.0
 """Seconds a lag published in the shared store (and its probe lease) stays valid."""
 
@@ -67,6 +72,13 @@ class Lag:
     error: str | None = None       # why the last probe failed (the error's class)
     at: float = 0.0                # monotonic time of the measure (this process's clock)
 
+    def seconds_at(self, now: float) -> float | None:
+        """The lag as it may be at `now`: the measure, plus the time since it beyond
+        STALE_AFTER (a standby may have stopped replaying since a prober last answered)."""
+        if self.seconds is None:
+            return None
+        return self.seconds + max(0.0, now - self.at - STALE_AFTER)
+
 
 def lag_from(history: deque[tuple[float, int]], replayed: int | None, by_timestamp: float | None,
              now: float) -> float:
@@ -108,6 +120,7 @@ class Prober:
         if raw is None or raw.closed:
             raw = load_backend(spec.driver, spec.alias).connect(spec)
             raw.autocommit = True
+            raw.execute(f"set statement_timeout = '{PROBE_TIMEOUT}'")
             self._sessions[spec.key] = raw
         return raw
 

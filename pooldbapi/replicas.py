@@ -139,7 +139,8 @@ class Replicas:
         limit = self.specs[alias].options.max_replication_lag
         if limit is None:
             return lag.error is None
-        return lag.seconds is not None and lag.seconds <= limit
+        seconds = lag.seconds_at(time.monotonic())
+        return seconds is not None and seconds <= limit
 
     def _read(self, router: Router, stmt: Statement, aliases: tuple[str, ...],
               pins: Pins | None) -> str:

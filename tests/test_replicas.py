@@ -463,3 +463,47 @@ def test_a_promoted_standby_is_noticed_reported_and_left_out(clusters, standbys,
     finally:
         conn.close()
         rep3.stop("immediate")
+
+
+def test_a_measure_older_than_its_limit_allows_keeps_the_standby_out(standbys, monkeypatch):
+    # a prober whose probes stop answering (a hung session) must not leave its last measure,
+    # 0 s, in force: the lag may have grown since
+    import threading
+
+    from pooldbapi import lag as lag_module
+    conn = pooldbapi.connect(_containers(standbys), autocommit=True)
+    try:
+        _within_limits(conn, "rep1", "rep2")
+        assert set(_where_reads_go(conn)) == {"rep1", "rep2"}
+        prober = LAG.prober(conn.specs["rep1"], conn.specs["pri"])
+        hung = threading.Event()
+        real = lag_module.Prober.measure
+
+        def measure(self):
+            if self is prober:
+                hung.wait(30)  # the probe never answers (until the test ends)
+            return real(self)
+
+        monkeypatch.setattr(lag_module.Prober, "measure", measure)
+        try:
+            _until(lambda: prober.lag.seconds_at(time.monotonic()) > LIMIT)
+            assert prober.lag.seconds == 0.0  # the last measure itself still says 0 s
+            assert _where_reads_go(conn) == {"rep2": 20}
+        finally:
+            hung.set()
+    finally:
+        conn.close()
+
+
+def test_the_probers_sessions_have_a_statement_timeout(standbys):
+    from pooldbapi import lag as lag_module
+    conn = pooldbapi.connect(_containers(standbys), autocommit=True)
+    try:
+        prober = lag_module.Prober(conn.specs["rep1"], conn.specs["pri"], "test")
+        try:
+            raw = prober._session(conn.specs["rep1"])
+            assert raw.execute("show statement_timeout").fetchone()[0] == "2s"
+        finally:
+            prober._close()
+    finally:
+        conn.close()
