@@ -114,10 +114,10 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
     order), and its parameters: the rows' own values and those of placeholders outside the
     rows. Derived from the one scan, never parsed again; kept on the statement by rows (not
     with keep=False)."""
-    groups: dict[tuple[int, ...], Statement] | None = stmt.cache.get("groups")
+    groups: dict[Sequence[int], Statement] | None = stmt.cache.get("groups")
     if groups is None:
         groups = stmt.cache.setdefault("groups", {})
-    key = tuple(rows)
+    key = rows if type(rows) is range else tuple(rows)  # a range hashes in one step
     made = groups.get(key)
     if made is None:
         made = _group(stmt, rows)
