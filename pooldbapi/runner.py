@@ -221,6 +221,9 @@ class _Outcome:
     unknown: list[int] = field(default_factory=list)
     returned: list[tuple[int, list[Sequence[Any]]]] = field(default_factory=list)
     description: Description | None = None
+    # the rows of the call under way: an interruption (KeyboardInterrupt between bytecodes)
+    # inside it leaves them committed or not
+    inflight: Sequence[int] = ()
 
 
 def _bind(phys: Physical, item: Item) -> _Bound:
@@ -297,9 +300,11 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
             if throttle is not None:
                 throttle.take()
             try:
+                out.inflight = rows
                 with phys.lock:
                     out.rowcount += _call(phys, bound, part, out, rows)
                 out.done.extend(rows)
+                out.inflight = ()
                 if progress is not None:
                     progress(phys.spec.alias, len(rows))
             except Exception as exc:  # noqa: BLE001 - any driver error: the batch is replayed
@@ -308,6 +313,7 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                     _replay(phys, bound, rows, part, out)
                 else:
                     out.row, out.cause = rows[0], exc
+                out.inflight = ()
                 if out.cause is not None:
                     out.error = wrap_error(out.cause, phys)
                     out.broken = phys.is_broken()
@@ -361,6 +367,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_executor)
 
 
+def _guarded(stop: threading.Event, work: Callable[..., _Outcome], *args: Any) -> _Outcome:
+    """A worker's work: whatever escapes it (an interruption raised by the progress callback)
+    stops the others, the caller's own share among them, at their next row boundary."""
+    try:
+        return work(*args)
+    except BaseException:
+        stop.set()
+        raise
+
+
 def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = None
               ) -> Result:
     """Run each container's items in order, containers in parallel; merge the outcome."""
@@ -392,11 +408,15 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
             alias, rows = next(iter(bounds.items()))
             work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
         else:
+            # the largest share on the calling thread (no hand-over for it), the others on
+            # workers, started first
+            mine = max(bounds, key=lambda a: sum(len(b.item.indices) for b in bounds[a]))
             futures: dict[str, Future[_Outcome]] = {
-                alias: executor().submit(work, physicals[alias], rows, stop, chunk,
-                                          conn.progress, outcomes[alias])
-                for alias, rows in bounds.items()}
+                alias: executor().submit(_guarded, stop, work, physicals[alias], rows, stop,
+                                         chunk, conn.progress, outcomes[alias])
+                for alias, rows in bounds.items() if alias != mine}
             try:
+                work(physicals[mine], bounds[mine], stop, chunk, conn.progress, outcomes[mine])
                 for future in futures.values():
                     future.result()
             except BaseException:
@@ -452,6 +472,11 @@ def _interrupted(conn: Session, exc: BaseException, outcomes: dict[str, _Outcome
     where = rows_per_container(written)
     if conn.autocommit:
         exc.add_note(f"pooldbapi: committed before the interruption: {where}")
+        inflight = {a: rows for a, o in outcomes.items()
+                    if (rows := [i for i in o.inflight if i not in o.done])}
+        if inflight:  # interrupted inside a call on the calling thread
+            exc.add_note("pooldbapi: committed or not (in flight at the interruption): "
+                         + rows_per_container(inflight))
         for alias in physicals:
             conn.after_statement(alias)
         return

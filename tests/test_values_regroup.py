@@ -374,3 +374,31 @@ def test_a_row_set_that_fails_whole_is_written_row_by_row(two_servers):
         two_servers.rollback()
         two_servers.execute("drop table up")
         two_servers.commit()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=40),  # any picks
+    st.builds(lambda turn, n: (turn * 40)[:n],                  # picks going round a turn
+              st.lists(st.sampled_from("abcd"), min_size=1, max_size=4), st.integers(1, 40))))
+def test_each_container_s_rows_are_the_rows_that_picked_it_in_order(picks):
+    from pooldbapi.ops.dml import _rows_by_container
+    expected: dict[str, list[int]] = {}
+    for index, alias in enumerate(picks):
+        expected.setdefault(alias, []).append(index)
+    got = _rows_by_container(picks)
+    assert {a: list(rows) for a, rows in got.items()} == expected
+    assert list(got) == list(expected)  # containers in the order of their first row
+
+
+def test_a_round_robin_s_rows_are_ranges_and_their_row_sets_kept_by_range():
+    from pooldbapi.ops.dml import _rows_by_container
+    from pooldbapi.sql.parse import parse
+    from pooldbapi.sql.values import group_rows
+    got = _rows_by_container(list("abcabcab"))
+    assert got == {"a": range(0, 8, 3), "b": range(1, 8, 3), "c": range(2, 8, 3)}
+    assert all(type(rows) is range for rows in got.values())
+    stmt = parse("insert into t (x) values " + ", ".join(["(?)"] * 8))
+    made, values = group_rows(stmt, list(range(8)), got["b"])
+    assert values == (1, 4, 7) and stmt.cache["groups"][range(1, 8, 3)] is made
+    assert group_rows(stmt, list(range(8)), range(1, 8, 3))[0] is made

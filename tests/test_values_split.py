@@ -4,13 +4,14 @@ gives, and its parameters exactly its rows' values (and those of placeholders ou
 in every placeholder style."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pooldbapi.sql.paramstyle import bind
 from pooldbapi.sql.parse import parse
 from pooldbapi.sql.render import render
-from pooldbapi.sql.values import GROUP_CACHE, group_rows, split_rows
+from pooldbapi.sql.values import GROUP_CACHE, _outside, group_rows, split_rows
 
 STYLES = ("qmark", "numeric", "named", "format", "pyformat")
 LITERALS = ("1", "'a, (b)'", "'?'", "null", "-2.5", "'it''s'", "(3 + 4)", "lower('X')")
@@ -142,3 +143,18 @@ def test_a_group_picks_its_values_from_a_sequence_of_any_kind():
     assert group_rows(stmt, [10, 20, 30], [0, 1, 2])[1] == (10, 20, 30)
     literal = parse("insert into t (x) values (1), (2)")
     assert list(group_rows(literal, [], [1])[1]) == []
+
+
+@pytest.mark.parametrize(("text", "around"), [
+    ("insert into t@{a,b} (x, y) values (?, 1), (?, 2), (?, 3) returning x", True),
+    ("insert into t (x) values (1), /* a comment between rows */ (2), (3)", True),
+    ("insert into t (x) values (1), ((select max(y) from u@{a,b})), (3)", False),
+])
+def test_a_group_maps_positions_without_a_piece_per_row_only_where_none_is_inside_the_rows(
+        text, around):
+    stmt = parse(text)
+    spans = stmt.values_rows
+    assert _outside(stmt, spans[0][0], spans[-1][1]) is around
+    for rows in ([2, 0], [1], [0, 1, 2]):
+        made, _ = group_rows(stmt, [10, 20, 30] if "?" in text else None, rows)
+        assert made == parse(made.text)

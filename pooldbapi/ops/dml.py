@@ -4,7 +4,7 @@ insert ... select whole where it lands on one container, else read and written p
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend as load_backend
@@ -53,9 +53,9 @@ def _regrouped(conn: Session, stmt: Statement, params: Any) -> Result:
     statement per row."""
     _check_params(stmt, params)
     picks = conn.assign(stmt, len(stmt.values_rows))  # the turns one choice per row takes
-    rows: dict[str, list[int]] = {}
+    rows: Mapping[str, Sequence[int]]
     if isinstance(picks, str):
-        rows[picks] = list(range(len(stmt.values_rows)))
+        rows = {picks: range(len(stmt.values_rows))}
     else:
         rows = _rows_by_container(picks)
     single: list[tuple[Statement, Any]] | None = None
@@ -76,21 +76,25 @@ def _regrouped(conn: Session, stmt: Statement, params: Any) -> Result:
     return run_items(conn, plan)
 
 
-def _rows_by_container(picks: list[str]) -> dict[str, list[int]]:
+def _rows_by_container(picks: list[str]) -> Mapping[str, Sequence[int]]:
     """Each container's rows (indices, in order) from the container each row picked; where
-    the picks go round the containers in turn (a round-robin's), without a step per row."""
-    aliases = list(dict.fromkeys(picks))
-    k = len(aliases)
-    if picks[:k] == aliases and picks[k:] == picks[:-k]:
-        return {alias: list(range(j, len(picks), k)) for j, alias in enumerate(aliases)}
-    rows: dict[str, list[int]] = {}
+    the picks go round the containers in turn (a round-robin's), without a step per row:
+    every k-th row from the j-th, as a range."""
+    try:
+        k = picks.index(picks[0], 1)  # the turn's length, if the picks go round
+    except ValueError:
+        k = len(picks)
+    turn = picks[:k]
+    if len(set(turn)) == k and picks[k:] == picks[:-k]:
+        return {alias: range(j, len(picks), k) for j, alias in enumerate(turn)}
+    each: dict[str, list[int]] = {}
     for index, alias in enumerate(picks):
-        rows.setdefault(alias, []).append(index)
-    return rows
+        each.setdefault(alias, []).append(index)
+    return each
 
 
-def _within_limits(stmt: Statement, indices: list[int], max_parameters: int | None,
-                   max_bytes: int | None) -> list[list[int]]:
+def _within_limits(stmt: Statement, indices: Sequence[int], max_parameters: int | None,
+                   max_bytes: int | None) -> list[Sequence[int]]:
     """Cut a container's rows (in order) into runs whose statements stay within the limits:
     a row's placeholders and text counted, and those outside the rows once per statement
     (4 bytes a character: the longest UTF-8 encoding)."""
@@ -104,7 +108,7 @@ def _within_limits(stmt: Statement, indices: list[int], max_parameters: int | No
     fixed_chars = len(stmt.text) - (last - first)
     params_left = None if max_parameters is None else max_parameters - fixed_params
     chars_left = None if max_bytes is None else max_bytes // 4 - fixed_chars
-    out: list[list[int]] = []
+    out: list[Sequence[int]] = []
     run: list[int] = []
     used_params = used_chars = 0
     for index in indices:

@@ -114,10 +114,10 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
     order), and its parameters: the rows' own values and those of placeholders outside the
     rows. Derived from the one scan, never parsed again; kept on the statement by rows (not
     with keep=False)."""
-    groups: dict[tuple[int, ...], Statement] | None = stmt.cache.get("groups")
+    groups: dict[Sequence[int], Statement] | None = stmt.cache.get("groups")
     if groups is None:
         groups = stmt.cache.setdefault("groups", {})
-    key = tuple(rows)
+    key = rows if type(rows) is range else tuple(rows)  # a range hashes in one step
     made = groups.get(key)
     if made is None:
         made = _group(stmt, rows)
@@ -133,6 +133,35 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
         pick: Callable[[Any], Any] = made.cache["pick"]
         return made, pick(params)
     return made, _row_params(style, params, (), made)
+
+
+class _Around:
+    """_Segments where every position to map lies before the rows or after them (the common
+    case: a table's name, the column list, RETURNING): no piece per row to look through."""
+
+    def __init__(self, first: int, last: int, rows_end: int) -> None:
+        self.first, self.shift = first, rows_end - last
+
+    def keeps(self, pos: int) -> bool:
+        return True
+
+    def __call__(self, pos: int) -> int:
+        return pos if pos <= self.first else pos + self.shift
+
+
+def _outside(stmt: Statement, first: int, last: int) -> bool:
+    """Whether the positions a group maps all lie outside the rows (those it may drop, before
+    the first row or after the last; the others may also be the first row's start)."""
+    kept = [o.position for o in stmt.occurrences]
+    kept.extend(a for a, _ in stmt.removed)
+    moved = [p for o in stmt.occurrences for p in (o.suffix_position, *o.alias_positions)
+             if p is not None]
+    moved.extend(b for _, b in stmt.removed)
+    moved.extend(p for _, k, b, e in stmt.clauses for p in (k, b, e))
+    if stmt.end is not None:
+        moved.append(stmt.end)
+    return all(p < first or p >= last for p in kept) and \
+        all(p <= first or p >= last for p in moved)
 
 
 def _picker(kept: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
@@ -154,8 +183,6 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     # where each row starts in the group: after the prefix, rows joined by ', '
     ats = list(accumulate([n + 2 for n in lengths[:-1]], initial=first))
     made_rows = list(zip(ats, map(operator.add, ats, lengths), strict=True))
-    pieces = [(0, first, 0), *((lo, hi, at) for (lo, hi), at in zip(chosen, ats, strict=True)),
-              (last, len(text), made_rows[-1][1])]
     out = [text[:first], ", ".join([text[lo:hi] for lo, hi in chosen]), text[last:]]
     starts = [p.start for p in stmt.placeholders]
     head, tail = bisect.bisect_left(starts, first), bisect.bisect_left(starts, last)
@@ -165,8 +192,12 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
             a, b = bisect.bisect_left(starts, lo, head, tail), bisect.bisect_left(starts, hi,
                                                                                 head, tail)
             inside.extend((j, at - lo) for j in range(a, b))
-    # a row later in the text may come first in the group: the mapper wants source order
-    move = _Segments(sorted(pieces))
+    move: _Segments | _Around
+    if _outside(stmt, first, last):
+        move = _Around(first, last, made_rows[-1][1])
+    else:  # a row later in the text may come first in the group: the mapper wants source order
+        move = _Segments(sorted([(0, first, 0), *((lo, hi, at) for (lo, hi), at in zip(chosen, ats, strict=True)),
+                                 (last, len(text), made_rows[-1][1])]))
     marks = stmt.placeholders
     # in the statement's order: those before the rows, the rows' (in the group's order), those
     # after (a row's own keep their place in it, moved with it)
