@@ -408,15 +408,14 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
             alias, rows = next(iter(bounds.items()))
             work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
         else:
-            # the largest share on the calling thread (no hand-over for it), the others on
-            # workers, started first
-            mine = max(bounds, key=lambda a: sum(len(b.item.indices) for b in bounds[a]))
+            # every share on a worker: an interruption of the calling thread then lands
+            # between rows (the workers stop at their boundary and record what they wrote),
+            # never inside a driver's call
             futures: dict[str, Future[_Outcome]] = {
                 alias: executor().submit(_guarded, stop, work, physicals[alias], rows, stop,
                                          chunk, conn.progress, outcomes[alias])
-                for alias, rows in bounds.items() if alias != mine}
+                for alias, rows in bounds.items()}
             try:
-                work(physicals[mine], bounds[mine], stop, chunk, conn.progress, outcomes[mine])
                 for future in futures.values():
                     future.result()
             except BaseException:
