@@ -155,7 +155,7 @@ def test_a_synchronous_pooldbapi_url_is_refused_by_create_async_engine(url):
 
 def test_sqlite_stream_reads_through_a_streaming_cursor_as_over_aiosqlite(tmp_path):
     path = tmp_path / "s.db"
-    with sqlite3.connect(path) as raw:
+    with closing(sqlite3.connect(path)) as raw, raw:
         raw.execute("create table t (x integer)")
         raw.executemany("insert into t values (?)", [(i,) for i in range(5000)])
     opened = []
