@@ -1,7 +1,7 @@
 """The Backend protocol: connect, paramstyle, type codes, error map, capabilities."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -83,6 +83,10 @@ class Backend(Protocol):
 
     def check(self, raw: Any) -> bool:
         """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        """check() of one connection, made once when it is opened (with what the back-end
+        keeps for it between checks)."""
 
     def probe(self, raw: Any) -> None:
         """Send the health probe's statement (a round trip); raise if the container fails."""

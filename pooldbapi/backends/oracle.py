@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import oracledb
@@ -148,6 +149,9 @@ class OracleBackend(DriverBackend):
 
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
 
     def probe(self, raw: Any) -> None:
         """Send the health probe's statement."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from ..dbapi import TypeCode, category_of_value
@@ -162,6 +163,9 @@ class SQLiteBackend(DriverBackend):
 
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
 
     def aborted(self, raw: Any) -> bool:
         # most errors undo the statement only; SQLITE_FULL, IOERR, NOMEM and some BUSY cases

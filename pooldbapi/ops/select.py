@@ -7,14 +7,12 @@ from .. import local
 from ..dbapi import TypeCode
 from ..errors import Error, NotSupportedError
 from ..result import Result
-from ..runner import Stream, execute_routed
+from ..runner import Stream, execute_on, execute_routed
 from ..sql.parse import Statement
 from ..sql.render import render
 
 if TYPE_CHECKING:
     from ..session import Session
-
-
 
 
 def _bare_count(stmt: Statement) -> bool:
@@ -74,6 +72,9 @@ def open_stream(conn: Session, stmt: Statement, params: Any, batch: int) -> Stre
 def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run the select whole on the one container all its occurrences landed on, or locally
     over the containers they landed on."""
+    alias = conn.router.direct(stmt)
+    if alias is not None:  # one container, nothing to choose (nor to fail over to): run it
+        return Result.of(execute_on(conn, alias, stmt, params))
     tried: set[str] = set()
     while True:
         choice, local_ = _plan(conn, stmt)

@@ -3,8 +3,9 @@ are evaluated locally from what the service returns; writes are one call per row
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -154,6 +155,9 @@ class ODataBackend:
 
     def check(self, raw: Any) -> bool:
         return not raw.closed
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
 
     def probe(self, raw: Any) -> None:
         # the service's own answer: a wrong path or another server answers no $metadata
