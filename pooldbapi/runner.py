@@ -235,8 +235,10 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
+        copy_rows = backend.copy_rows
+        assert copy_rows is not None  # (a page has copy only where its back-end has a bulk path)
         with phys.atomic():
-            return backend.copy_rows(phys.raw, table, columns, values)
+            return copy_rows(phys.raw, table, columns, values)
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])

@@ -128,7 +128,7 @@ class OracleBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages go through executemany
     throttles_calls = False
     max_parameters: int | None = 65535  # bind variables per statement
     max_statement_bytes: int | None = None
@@ -204,9 +204,6 @@ class OracleBackend(DriverBackend):
             raw.commit()
             raw.autocommit = True
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("oracle pages go through executemany (array DML)")
 
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid  # the ROWID of the row written

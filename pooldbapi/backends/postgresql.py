@@ -78,7 +78,6 @@ class PostgreSQLBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     cursor_reads_slower = True
-    copies = True
     throttles_calls = False
     max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
     max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message

@@ -75,7 +75,7 @@ class SQLiteBackend(DriverBackend):
     two_phase = False
     describes_from_values = True
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages go through executemany
     throttles_calls = False
     # the library's SQLITE_MAX_VARIABLE_NUMBER and SQLITE_MAX_SQL_LENGTH (32,766 and 10^9
     # since 3.32 by default; a build may set others)
@@ -241,9 +241,6 @@ class SQLiteBackend(DriverBackend):
                 raw.execute("RELEASE SAVEPOINT pooldbapi_page")
             raise
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("sqlite has no bulk path: pages go through executemany")
 
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid

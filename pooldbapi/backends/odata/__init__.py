@@ -106,7 +106,7 @@ class ODataBackend:
     two_phase = False
     describes_from_values = False
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages are sent row by row
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
@@ -185,9 +185,6 @@ class ODataBackend:
         # page's rows reach here) stands on its own
         yield
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("odata pages are sent row by row")
 
     def lastrowid(self, cursor: Any) -> Any:
         return None
