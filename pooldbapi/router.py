@@ -40,10 +40,10 @@ def text_key(stmt: Statement) -> str:
     """What the router keeps a statement's choices by: its text, or a digest of a long one."""
     if len(stmt.text) <= LARGEST:
         return stmt.text
-    found = stmt.cache.get("router-key")
+    found = stmt.derived.router_key
     if found is None:
-        found = stmt.cache["router-key"] = _digest(stmt.text)
-    return str(found)
+        found = stmt.derived.router_key = _digest(stmt.text)
+    return found
 
 Pins = dict[tuple[str, ...], str]
 """A transaction's affinity: the container each list landed on first (list -> alias)."""

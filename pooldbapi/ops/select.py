@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 
 def _bare_count(stmt: Statement) -> bool:
     """Tell whether the statement is 'select count(*) from ...' (its first tokens)."""
-    found = stmt.cache.get("bare-count")
+    found = stmt.derived.bare_count
     if found is None:
         sig = stmt.significant()[:6]
-        found = stmt.cache["bare-count"] = (
+        found = stmt.derived.bare_count = (
             [t.value.lower() if not t.is_keyword else t.upper for t in sig]
             == ["SELECT", "count", "(", "*", ")", "FROM"])
-    return bool(found)
+    return found
 
 
 def _plan(conn: Session, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
