@@ -89,7 +89,7 @@ def _row_costs(text: str, n: int, rounds: int, sqlparse_lexer: Lexer) -> dict[st
     assert len(stmt.values_rows) == n
 
     def rendered() -> None:
-        stmt.cache.clear()
+        stmt.derived.rendered.clear()
         render(stmt, "format")
 
     def tokenizer_only() -> None:  # the scan with every row left to the tokenizer

@@ -53,9 +53,15 @@ class BoundedCache(Generic[K, V]):
         return (found[0],)
 
     def get(self, key: K) -> V | None:
-        """The value kept for key, or None."""
-        found = self.lookup(key)
-        return None if found is None else found[0]
+        """The value kept for key (now the most recently used), or None."""
+        found = self._data.get(key)  # (lookup's body: get is on every statement's path)
+        if found is None:
+            return None
+        try:
+            self._data.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile: the value is still good
+            pass
+        return found[0]
 
     def put(self, key: K, value: V, size: int) -> V:
         """Keep value for key (unless size is over `largest`), evicting the least recently

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,7 @@ from .backends.base import Backend, Description
 from .errors import Error, OperationalError, wrap
 from .health import HEALTH
 from .settings import ContainerSpec
-from .throttle import throttle_for
+from .throttle import Limiter, throttle_for
 
 log = logging.getLogger("pooldbapi")
 
@@ -31,8 +31,11 @@ class Physical:
     __slots__ = (
         "_cursor",
         "backend",
+        "check",
         "created",
+        "describe",
         "in_transaction",
+        "limiter",
         "lock",
         "parked_by",
         "pool",
@@ -54,6 +57,13 @@ class Physical:
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
         self._cursor: Any = None
+        # the PEP 249 description of a cursor's result, pooldbapi type codes (cursor, first
+        # row, text: see Backend.describe)
+        self.describe: Callable[..., Description | None] = backend.describe
+        # whether the idle connection still works (a round trip only if in doubt)
+        self.check: Callable[[], bool] = backend.checker(raw)
+        # what the runner waits on before a call (None: the back-end waits itself, per call)
+        self.limiter: Limiter | None = None if backend.throttles_calls else pool.limiter
 
     def wrap(self, exc: BaseException) -> Error:
         """A driver error on this connection as a pooldbapi error: the class and SQLSTATE its
@@ -68,10 +78,6 @@ class Physical:
         """Tell whether the server undid the open transaction after an error."""
         return self.backend.aborted(self.raw)
 
-    def check(self) -> bool:
-        """Tell whether the idle connection still works (a round trip only if in doubt)."""
-        return self.backend.check(self.raw)
-
     def atomic(self) -> AbstractContextManager[Any]:
         """A block made all-or-nothing: a savepoint in a transaction, its own one outside."""
         return self.backend.atomic(self.raw)
@@ -79,11 +85,6 @@ class Physical:
     def reset(self) -> bool:
         """Make the connection fit for the next user (False: it is closed instead)."""
         return self.backend.reset(self.raw, self.session_changed)
-
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
-                 text: str | None = None) -> Description | None:
-        """The PEP 249 description of the cursor's result, pooldbapi type codes."""
-        return self.backend.describe(cursor, first_row, text)
 
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
@@ -267,8 +268,7 @@ class Pool:
         # check is replaced in that place, so nobody who came later overtakes.
         while candidate is not None:
             # the check may need a round trip: never under the pool's lock
-            if not self._expired(candidate, now) and \
-                    self.backend.check(candidate.raw):
+            if not self._expired(candidate, now) and candidate.check():
                 return candidate
             self.backend.close(candidate.raw)
             with self._lock:

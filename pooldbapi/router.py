@@ -40,10 +40,10 @@ def text_key(stmt: Statement) -> str:
     """What the router keeps a statement's choices by: its text, or a digest of a long one."""
     if len(stmt.text) <= LARGEST:
         return stmt.text
-    found = stmt.cache.get("router-key")
+    found = stmt.derived.router_key
     if found is None:
-        found = stmt.cache["router-key"] = _digest(stmt.text)
-    return str(found)
+        found = stmt.derived.router_key = _digest(stmt.text)
+    return found
 
 Pins = dict[tuple[str, ...], str]
 """A transaction's affinity: the container each list landed on first (list -> alias)."""
@@ -59,8 +59,9 @@ class Router:
                                  f" (known: {', '.join(STRATEGIES)})")
         self.specs = specs
         self._default = default
-        # per statement (text_key): the choice of a statement whose lists have one container
-        self._fixed: BoundedCache[str, dict[tuple[str, ...], str]] = \
+        # per statement (text_key) whose lists have one container each: the choice, and the
+        # container it runs on whole (one container for all, running SQL; else None)
+        self._fixed: BoundedCache[str, tuple[dict[tuple[str, ...], str], str | None]] = \
             BoundedCache(STRATEGY_CACHE_SIZE)
         self.seed = seed
         self.strategy_class = STRATEGIES[strategy]
@@ -161,7 +162,7 @@ class Router:
             return self.replicas.route(self, stmt, pins)
         fixed = self._fixed.get(text_key(stmt))
         if fixed is not None:
-            return fixed
+            return fixed[0]
         choice: dict[tuple[str, ...], str] = {}
         chosen = False
         for lst in stmt.lists or (None,):
@@ -184,8 +185,20 @@ class Router:
             choice[aliases] = alias
         if not chosen:  # every list has one container: the same choice every time
             key = text_key(stmt)
-            self._fixed.put(key, choice, len(key))
+            distinct = set(choice.values())
+            whole = distinct.pop() if len(distinct) == 1 else None
+            self._fixed.put(key, (choice, whole if whole is not None and self.runs_sql(whole)
+                                  else None), len(key))
         return choice
+
+    def direct(self, stmt: Statement) -> str | None:
+        """The one container a statement runs on whole, known from an earlier route(): every
+        list of it has that one container, and its back-end runs SQL. None: route() it (not
+        routed yet, something to choose, several containers, a REST back-end, standbys)."""
+        if self.replicas is not None:
+            return None
+        fixed = self._fixed.get(text_key(stmt))
+        return fixed[1] if fixed is not None else None
 
     def one(self, stmt: Statement, choice: dict[tuple[str, ...], str] | None = None,
             pins: Pins | None = None) -> str:

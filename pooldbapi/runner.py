@@ -20,7 +20,6 @@ from .result import Part, Result
 from .sql.paramstyle import bind, bind_many
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
-from .throttle import Limiter
 from .transaction import wrap_error
 
 if TYPE_CHECKING:
@@ -32,11 +31,6 @@ MAX_WORKERS = 16
 """At most this many containers are written at the same time by one process."""
 CHUNK = 5000
 """Consecutive single rows of one container sent as one driver batch (unthrottled)."""
-
-
-def _limiter(phys: Physical) -> Limiter | None:
-    """The limiter the runner waits on before a call (None where the back-end waits itself)."""
-    return None if phys.backend.throttles_calls else phys.pool.limiter
 
 
 def _text(stmt: Statement, backend: Any, params: Any) -> tuple[str, Sequence[Any] | None]:
@@ -60,7 +54,7 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
     text, values = _text(stmt, load_backend(spec.driver, alias), params)
     with conn.transaction.borrow(spec, None if stmt.kind == SELECT else stmt.kind) as phys:
         backend = phys.backend
-        throttle = _limiter(phys)
+        throttle = phys.limiter
         if throttle is not None:
             throttle.take()
         with phys.lock:
@@ -95,7 +89,7 @@ class Stream:
         text, values = _text(stmt, load_backend(spec.driver, alias), params)
         # the connection stays borrowed while the stream is open
         with conn.transaction.borrow(spec, keep=True) as self._phys:
-            throttle = _limiter(self._phys) if throttled else None
+            throttle = self._phys.limiter if throttled else None
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:
@@ -244,8 +238,10 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
+        copy_rows = backend.copy_rows
+        assert copy_rows is not None  # (a page has copy only where its back-end has a bulk path)
         with phys.atomic():
-            return backend.copy_rows(phys.raw, table, columns, values)
+            return copy_rows(phys.raw, table, columns, values)
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
@@ -283,7 +279,7 @@ Progress = Callable[[str, int], None]
 def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: int,
           progress: Progress | None = None, out: _Outcome | None = None) -> _Outcome:
     out = _Outcome() if out is None else out
-    throttle = _limiter(phys)
+    throttle = phys.limiter
     if throttle is not None or not phys.backend.transactional:
         chunk = 1  # every row a call of its own: spaced by the throttle, or not undoable
     for bound in bounds:

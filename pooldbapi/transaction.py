@@ -215,8 +215,14 @@ class Transaction:
                 if self.prepared:
                     raise ProgrammingError("the two-phase transaction is prepared: commit or"
                                            " roll it back before running statements")
-            phys = self._unpark(spec.alias) or (
-                acquire(spec) if not telemetry.ON else telemetry.acquire(lambda: acquire(spec)))
+            phys = self._unpark(spec.alias)
+            if phys is not None and autocommit and self.xid is None:
+                # kept since its last autocommit statement: nothing to set nor to begin
+                self.borrowed[spec.alias] = phys
+                return phys
+            if phys is None:
+                phys = acquire(spec) if not telemetry.ON else \
+                    telemetry.acquire(lambda: acquire(spec))
             try:
                 phys.backend.set_autocommit(phys.raw, autocommit)
                 if self.xid is not None:

@@ -37,11 +37,11 @@ def test_a_cursor_with_its_own_default_never_sets_the_connections(conn, monkeypa
 def test_the_connections_fixed_choices_survive_a_call_with_a_cursors_own_default(conn):
     text = "select count(*) from t"
     assert conn.execute(text).fetchall() == [(0,)]
-    assert conn.router._fixed.get(text) == {("a",): "a"}
+    assert conn.router._fixed.get(text) == ({("a",): "a"}, "a")
     cur = conn.cursor()
     cur.default = "{b}"
     assert cur.execute(text).fetchall() == [(1,)]
-    assert conn.router._fixed.get(text) == {("a",): "a"}  # kept: not cleared by the cursor
+    assert conn.router._fixed.get(text) == ({("a",): "a"}, "a")  # kept: not cleared by the cursor
 
 
 def test_a_list_takes_its_turns_alike_through_the_connection_and_a_cursors_view(conn):

@@ -65,3 +65,27 @@ def test_a_fixed_choice_is_kept_until_the_default_list_changes():
     assert r.route(stmt) is r.route(stmt)  # every list has one container: kept
     r.default = ("c",)
     assert r.route(stmt) == {("c",): "c"}
+
+
+def test_direct_names_the_one_container_a_routed_statement_runs_on_whole():
+    r = router(default=("d",))
+    one, joined = parse("select 1 from t"), parse("select 1 from t@c join u@d on true")
+    listed = parse("select 1 from t@{a,b}")
+    assert r.direct(one) is None  # not routed yet
+    for stmt in (one, joined, listed):
+        r.route(stmt)
+    assert r.direct(one) == "d"
+    assert r.direct(joined) is None  # two containers: evaluated locally
+    assert r.direct(listed) is None  # a list to choose from: routed each time
+    r.default = ("c",)
+    assert r.direct(one) is None  # the default changed: routed afresh
+    r.route(one)
+    assert r.direct(one) == "c"
+
+
+def test_direct_leaves_a_rest_container_to_the_local_engine():
+    specs = {"o": make_spec("o", "driver=odata;url=http://localhost:1/svc")}
+    r = Router(specs, ("o",))
+    stmt = parse("select 1 from t")
+    assert r.route(stmt) == {("o",): "o"}
+    assert r.direct(stmt) is None

@@ -120,7 +120,7 @@ def test_row_sets_are_kept_per_statement_within_their_bounds():
     stmt = parse("insert into t (x) values " + ", ".join(f"({i})" for i in range(20)))
     for i in range(GROUP_CACHE):
         assert group_rows(stmt, None, [i])[1] == ()
-    groups = stmt.cache["groups"]
+    groups = stmt.derived.groups
     assert len(groups) == GROUP_CACHE
     assert group_rows(stmt, None, [0])[0] is groups[(0,)]
     group_rows(stmt, None, [GROUP_CACHE])  # one more set than the bound: the others go
@@ -133,7 +133,7 @@ def test_row_sets_are_kept_per_statement_within_their_bounds():
     for order, kept in ((whole, 1), (whole[::-1], 2), (whole[1:] + whole[:1], 1)):
         made, _ = group_rows(stmt, None, order)
         assert len(made.text) == len(stmt.text)
-        assert len(stmt.cache["groups"]) == kept
+        assert len(stmt.derived.groups) == kept
 
 
 def test_a_group_picks_its_values_from_a_sequence_of_any_kind():

@@ -1,7 +1,7 @@
 """The Backend protocol: connect, paramstyle, type codes, error map, capabilities."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -9,7 +9,7 @@ from ..dbapi import Description
 from ..errors import Error
 from ..settings import ContainerSpec
 
-__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "Description", "DriverBackend"]
+__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend"]
 
 
 class CallLimiter(Protocol):
@@ -25,6 +25,14 @@ class CallLimiter(Protocol):
         ...
 
 
+class CopyRows(Protocol):
+    """A back-end's bulk path: write a page of rows to a table (its columns, None: all, in
+    order) on a raw connection; return the rows written."""
+
+    def __call__(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+                 rows: Sequence[Any]) -> int: ...
+
+
 class Backend(Protocol):
     """One driver behind pooldbapi. Each back-end module exposes one instance as BACKEND."""
 
@@ -36,7 +44,6 @@ class Backend(Protocol):
     describes_from_values: bool  # type codes come from the first row's values, not the driver
     cursor_reads_slower: bool  # a server-side cursor gives up plans a plain query may use
     #                            (PostgreSQL plans no parallel scan for a cursor)
-    copies: bool             # has a bulk path (copy_rows) for pages of plain values
     throttles_calls: bool    # takes a limiter slot for each call it makes (REST: a statement
     #                          may need several calls), so the runner takes none for it
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
@@ -84,6 +91,10 @@ class Backend(Protocol):
     def check(self, raw: Any) -> bool:
         """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
 
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        """check() of one connection, made once when it is opened (with what the back-end
+        keeps for it between checks)."""
+
     def probe(self, raw: Any) -> None:
         """Send the health probe's statement (a round trip); raise if the container fails."""
 
@@ -105,9 +116,10 @@ class Backend(Protocol):
     def atomic(self, raw: Any) -> AbstractContextManager[Any]:
         """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        """Write a page of rows with the back-end's bulk path; return the rows written."""
+    @property
+    def copy_rows(self) -> CopyRows | None:
+        """The bulk path for pages of plain values (PostgreSQL's COPY); None: pages go
+        through executemany."""
 
     def lastrowid(self, cursor: Any) -> Any:
         """Return the id of the row the last insert wrote, where the driver knows it."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import oracledb
@@ -127,7 +128,7 @@ class OracleBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages go through executemany
     throttles_calls = False
     max_parameters: int | None = 65535  # bind variables per statement
     max_statement_bytes: int | None = None
@@ -148,6 +149,9 @@ class OracleBackend(DriverBackend):
 
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
 
     def probe(self, raw: Any) -> None:
         """Send the health probe's statement."""
@@ -200,9 +204,6 @@ class OracleBackend(DriverBackend):
             raw.commit()
             raw.autocommit = True
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("oracle pages go through executemany (array DML)")
 
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid  # the ROWID of the row written

@@ -5,7 +5,7 @@ import itertools
 import json
 import re
 import select
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,7 +78,6 @@ class PostgreSQLBackend(DriverBackend):
     two_phase = True
     describes_from_values = False
     cursor_reads_slower = True
-    copies = True
     throttles_calls = False
     max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
     max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
@@ -134,25 +133,35 @@ class PostgreSQLBackend(DriverBackend):
         return bool(raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
 
     def check(self, raw: Any) -> bool:
-        if self.is_broken(raw):
-            return False
+        return self.checker(raw)()
+
+    def checker(self, raw: Any) -> Callable[[], bool]:
         # An idle session has nothing to say: a readable socket means the server ended it
-        # (terminated, shut down) or left a message; only then ask with a round trip.
-        try:
-            # (poll() costs less than select() for one descriptor)
-            poller = select.poll()
-            poller.register(raw.pgconn.socket, select.POLLIN)
-            readable = poller.poll(0)
-        except (OSError, ValueError, psycopg.Error):
-            return False
-        if not readable:
-            return True
-        try:
-            raw.execute("select 1")
-            raw.rollback()
-            return True
-        except psycopg.Error:
-            return False
+        # (terminated, shut down) or left a message; only then ask with a round trip. The
+        # poll object is made once per connection (poll() costs less than select() for one
+        # descriptor; the descriptor is the connection's for its life).
+        poller: select.poll | None = None
+
+        def check() -> bool:
+            nonlocal poller
+            if raw.closed or raw.broken:
+                return False
+            try:
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(raw.pgconn.socket, select.POLLIN)
+                readable = poller.poll(0)
+            except (OSError, ValueError, psycopg.Error):
+                return False
+            if not readable:
+                return True
+            try:
+                raw.execute("select 1")
+                raw.rollback()
+                return True
+            except psycopg.Error:
+                return False
+        return check
 
     def probe(self, raw: Any) -> None:
         raw.execute(PROBE_SQL).fetchall()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from ..dbapi import TypeCode, category_of_value
@@ -74,7 +75,7 @@ class SQLiteBackend(DriverBackend):
     two_phase = False
     describes_from_values = True
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages go through executemany
     throttles_calls = False
     # the library's SQLITE_MAX_VARIABLE_NUMBER and SQLITE_MAX_SQL_LENGTH (32,766 and 10^9
     # since 3.32 by default; a build may set others)
@@ -163,6 +164,9 @@ class SQLiteBackend(DriverBackend):
     def check(self, raw: Any) -> bool:
         return not self.is_broken(raw)
 
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
+
     def aborted(self, raw: Any) -> bool:
         # most errors undo the statement only; SQLITE_FULL, IOERR, NOMEM and some BUSY cases
         # roll the whole transaction back, which shows as no transaction being open any more
@@ -237,9 +241,6 @@ class SQLiteBackend(DriverBackend):
                 raw.execute("RELEASE SAVEPOINT pooldbapi_page")
             raise
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("sqlite has no bulk path: pages go through executemany")
 
     def lastrowid(self, cursor: Any) -> Any:
         return cursor.lastrowid

@@ -7,7 +7,7 @@ from .. import local
 from ..dbapi import TypeCode
 from ..errors import Error, NotSupportedError
 from ..result import Result
-from ..runner import Stream, execute_routed
+from ..runner import Stream, execute_on, execute_routed
 from ..sql.parse import Statement
 from ..sql.render import render
 
@@ -15,17 +15,15 @@ if TYPE_CHECKING:
     from ..session import Session
 
 
-
-
 def _bare_count(stmt: Statement) -> bool:
     """Tell whether the statement is 'select count(*) from ...' (its first tokens)."""
-    found = stmt.cache.get("bare-count")
+    found = stmt.derived.bare_count
     if found is None:
         sig = stmt.significant()[:6]
-        found = stmt.cache["bare-count"] = (
+        found = stmt.derived.bare_count = (
             [t.value.lower() if not t.is_keyword else t.upper for t in sig]
             == ["SELECT", "count", "(", "*", ")", "FROM"])
-    return bool(found)
+    return found
 
 
 def _plan(conn: Session, stmt: Statement) -> tuple[dict[tuple[str, ...], str], bool]:
@@ -74,6 +72,9 @@ def open_stream(conn: Session, stmt: Statement, params: Any, batch: int) -> Stre
 def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run the select whole on the one container all its occurrences landed on, or locally
     over the containers they landed on."""
+    alias = conn.router.direct(stmt)
+    if alias is not None:  # one container, nothing to choose (nor to fail over to): run it
+        return Result.of(execute_on(conn, alias, stmt, params))
     tried: set[str] = set()
     while True:
         choice, local_ = _plan(conn, stmt)

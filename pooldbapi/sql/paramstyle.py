@@ -2,27 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import ProgrammingError
-from .parse import Statement
+from .parse import Rendered, Statement
 
 POSITIONAL = ("qmark", "numeric", "format")
 PERCENT_STYLES = ("format", "pyformat")
 
 
-class Rendered(NamedTuple):
-    """Text for one back-end and, per marker in it, the key of its value."""
-
-    text: str
-    keys: tuple[int | str, ...]
-
 
 def source_style(stmt: Statement) -> str | None:
     """Return the one placeholder style of a statement; mixing styles is a ProgrammingError."""
-    found = stmt.cache.get("style", False)
-    if found is not False:
-        return found  # type: ignore[no-any-return]
+    derived = stmt.derived
+    if derived.style_known:
+        return derived.style
     styles = {p.style for p in stmt.placeholders}
     if len(styles) > 1:
         first = stmt.placeholders[0]
@@ -31,7 +25,7 @@ def source_style(stmt: Statement) -> str | None:
             f"placeholder styles are mixed: {first.style} at {stmt.where(first.start)} and"
             f" {other.style} at {stmt.where(other.start)}; use one style per statement")
     style = styles.pop() if styles else None
-    stmt.cache["style"] = style
+    derived.style, derived.style_known = style, True
     return style
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -113,6 +114,33 @@ class Placeholder(NamedTuple):
     end: int
 
 
+class Rendered(NamedTuple):
+    """Text for one back-end and, per marker in it, the key of its value."""
+
+    text: str
+    keys: tuple[int | str, ...]
+
+
+class Derived:
+    """What is worked out from a statement when first asked for, kept with it (the statement
+    is shared by every caller of its text: each value follows from the text alone)."""
+
+    __slots__ = ("bare_count", "groups", "pick", "rendered", "router_key", "style",
+                 "style_known", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens: tuple[Token, ...] | None = None  # significant()
+        self.rendered: dict[str | None, Rendered] = {}  # render(), by paramstyle
+        self.style: str | None = None   # paramstyle.source_style(), once style_known
+        self.style_known = False
+        self.router_key: str | None = None  # router.text_key() of a long text
+        self.bare_count: bool | None = None  # ops.select: 'select count(*) from ...'
+        # values.group_rows: the inserts of row sets of a multi-row VALUES, by rows
+        self.groups: dict[Sequence[int], Statement] | None = None
+        # a row set's insert: its values picked from the whole statement's parameters
+        self.pick: Callable[[Any], Any] | None = None
+
+
 @dataclass(frozen=True)
 class Statement:
     """A parsed statement: what kind it is, its occurrences, placeholders and removed spans."""
@@ -130,7 +158,7 @@ class Statement:
     clauses: tuple[tuple[str, int, int, int], ...] = ()
     end: int | None = None   # where the statement ends: before a final ';' and what follows
     dollar_markers: tuple[int, ...] = ()   # where PostgreSQL's own $1, $2 stand (refused)
-    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    derived: Derived = field(default_factory=Derived, compare=False, repr=False)
 
     def clause(self, keyword: str) -> tuple[int, int] | None:
         """The span of a top-level clause's body (after its keyword), or None."""
@@ -154,7 +182,7 @@ class Statement:
     def significant(self) -> tuple[Token, ...]:
         """The scan's tokens that are neither whitespace nor comments, each with its depth in
         parentheses; kept once asked for (most statements never need them)."""
-        found: tuple[Token, ...] | None = self.cache.get("tokens")
+        found = self.derived.tokens
         if found is None:
             out, depth = [], 0
             for tok in lex(self.text):
@@ -166,7 +194,7 @@ class Statement:
                 out.append(tok)
                 if tok.is_punct("("):
                     depth += 1
-            found = self.cache["tokens"] = tuple(out)
+            found = self.derived.tokens = tuple(out)
         return found
 
 

@@ -1,8 +1,8 @@
 """Strip @{...} suffixes and catalog.. prefixes, and produce the text for one back-end."""
 from __future__ import annotations
 
-from .paramstyle import Rendered, render_markers
-from .parse import Statement
+from .paramstyle import render_markers
+from .parse import Rendered, Statement
 
 
 def strip(stmt: Statement, start: int = 0, end: int | None = None) -> list[tuple[int, str]]:
@@ -22,12 +22,12 @@ def strip(stmt: Statement, start: int = 0, end: int | None = None) -> list[tuple
 
 def render(stmt: Statement, style: str | None) -> Rendered:
     """Return the back-end text (and parameter keys) of a statement; style None: no parameters."""
-    cached: Rendered | None = stmt.cache.get(style)
+    cached = stmt.derived.rendered.get(style)
     if cached is None:
         pieces = strip(stmt)
         if style is None:
             cached = Rendered("".join(text for _, text in pieces), ())
         else:
             cached = render_markers(stmt, pieces, style)
-        stmt.cache[style] = cached
+        stmt.derived.rendered[style] = cached
     return cached

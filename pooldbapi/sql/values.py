@@ -11,7 +11,7 @@ from itertools import accumulate
 from typing import Any
 
 from .paramstyle import source_style
-from .parse import Occurrence, Placeholder, Statement
+from .parse import Derived, Occurrence, Placeholder, Statement
 
 
 class _Shift:
@@ -114,9 +114,9 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
     order), and its parameters: the rows' own values and those of placeholders outside the
     rows. Derived from the one scan, never parsed again; kept on the statement by rows (not
     with keep=False)."""
-    groups: dict[Sequence[int], Statement] | None = stmt.cache.get("groups")
+    groups = stmt.derived.groups
     if groups is None:
-        groups = stmt.cache.setdefault("groups", {})
+        groups = stmt.derived.groups = {}
     key = rows if type(rows) is range else tuple(rows)  # a range hashes in one step
     made = groups.get(key)
     if made is None:
@@ -130,7 +130,8 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
             groups[key] = made
     style = source_style(stmt) if params is not None else None
     if style in ("qmark", "format"):
-        pick: Callable[[Any], Any] = made.cache["pick"]
+        pick = made.derived.pick
+        assert pick is not None  # (every row set's insert is made with one)
         return made, pick(params)
     return made, _row_params(style, params, (), made)
 
@@ -217,6 +218,6 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
         values_rows=tuple(made_rows),
         select_start=None,
         clauses=tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
-        end=None if stmt.end is None else move(stmt.end), cache={})
-    made.cache["pick"] = _picker(ordered)
+        end=None if stmt.end is None else move(stmt.end), derived=Derived())
+    made.derived.pick = _picker(ordered)
     return made

@@ -3,8 +3,9 @@ are evaluated locally from what the service returns; writes are one call per row
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -102,7 +103,7 @@ class ODataBackend:
     two_phase = False
     describes_from_values = False
     cursor_reads_slower = False
-    copies = False
+    copy_rows = None  # no bulk path: pages are sent row by row
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
@@ -152,6 +153,9 @@ class ODataBackend:
     def check(self, raw: Any) -> bool:
         return not raw.closed
 
+    def checker(self, raw: Any) -> Callable[[], bool]:
+        return partial(self.check, raw)
+
     def probe(self, raw: Any) -> None:
         # the service's own answer: a wrong path or another server answers no $metadata
         ET.fromstring(raw.request("GET", "$metadata").content)
@@ -178,9 +182,6 @@ class ODataBackend:
         # page's rows reach here) stands on its own
         yield
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                  rows: Sequence[Any]) -> int:
-        raise NotImplementedError("odata pages are sent row by row")
 
     def lastrowid(self, cursor: Any) -> Any:
         return None
