@@ -400,5 +400,5 @@ def test_a_round_robin_s_rows_are_ranges_and_their_row_sets_kept_by_range():
     assert all(type(rows) is range for rows in got.values())
     stmt = parse("insert into t (x) values " + ", ".join(["(?)"] * 8))
     made, values = group_rows(stmt, list(range(8)), got["b"])
-    assert values == (1, 4, 7) and stmt.cache["groups"][range(1, 8, 3)] is made
+    assert values == (1, 4, 7) and stmt.derived.groups[range(1, 8, 3)] is made
     assert group_rows(stmt, list(range(8)), range(1, 8, 3))[0] is made
