@@ -37,19 +37,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Connection:
+class Connection(errors.ConnectionErrors):
     """A pooldbapi connection: routes statements over the configured containers."""
-
-    Warning = errors.Warning
-    Error = errors.Error
-    InterfaceError = errors.InterfaceError
-    DatabaseError = errors.DatabaseError
-    DataError = errors.DataError
-    OperationalError = errors.OperationalError
-    IntegrityError = errors.IntegrityError
-    InternalError = errors.InternalError
-    ProgrammingError = errors.ProgrammingError
-    NotSupportedError = errors.NotSupportedError
 
     def __init__(self, settings: Settings, *, seed: object = None, broadcast_ddl: bool = False,
                  strategy: str = "round-robin", affinity: str | None = None,

@@ -281,3 +281,19 @@ def wrap(exc: BaseException, container: str, secrets: Iterable[str] = (),
 
 
 install_log_redaction()
+
+
+class ConnectionErrors:
+    """PEP 249's optional extension: the exception classes as attributes of a connection
+    (`conn.Error`), for the synchronous and the asyncio connection alike."""
+
+    Warning = Warning
+    Error = Error
+    InterfaceError = InterfaceError
+    DatabaseError = DatabaseError
+    DataError = DataError
+    OperationalError = OperationalError
+    IntegrityError = IntegrityError
+    InternalError = InternalError
+    ProgrammingError = ProgrammingError
+    NotSupportedError = NotSupportedError

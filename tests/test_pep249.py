@@ -416,3 +416,17 @@ def test_rowcount_counts_rows_over_a_list_and_survives_close_as_the_driver_does(
     cur = db.cursor()
     cur.executemany("update books set title = ? where id = ?", [("x", 1), ("y", 2), ("z", 99)])
     assert cur.rowcount == 2
+
+
+def test_connections_carry_the_exception_classes_as_pep_249_s_extension_says(tmp_path):
+    import pooldbapi.aio
+    names = ["Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
+             "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
+             "NotSupportedError"]
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 's.db'}"})
+    try:
+        for name in names:
+            assert getattr(conn, name) is getattr(pooldbapi, name)
+            assert getattr(pooldbapi.aio.AsyncConnection, name) is getattr(pooldbapi, name)
+    finally:
+        conn.close()

@@ -15,19 +15,8 @@ if TYPE_CHECKING:
     from .cursor import AsyncCursor
 
 
-class AsyncConnection:
+class AsyncConnection(errors.ConnectionErrors):
     """A pooldbapi connection for asyncio: `conn = await pooldbapi.aio.connect(...)`."""
-
-    Warning = errors.Warning
-    Error = errors.Error
-    InterfaceError = errors.InterfaceError
-    DatabaseError = errors.DatabaseError
-    DataError = errors.DataError
-    OperationalError = errors.OperationalError
-    IntegrityError = errors.IntegrityError
-    InternalError = errors.InternalError
-    ProgrammingError = errors.ProgrammingError
-    NotSupportedError = errors.NotSupportedError
 
     def __init__(self, sync: Connection) -> None:
         self.sync = sync     # the shared core's connection, which every call goes through
