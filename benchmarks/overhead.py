@@ -16,8 +16,8 @@ TracerProvider whose spans are made and dropped): what pooldbapi's metrics and s
 (results in overhead-otel*.json); without it no provider is set, as in most applications.
 --otel compare measures the same in one process instead, where the machine's load moves
 less: SQLite calls in blocks interleaved without and with the SDK's providers, and the
-telemetry guards' own cost (execute_on and the cursor's _execute against the bodies they
-guard), written to benchmarks/results/overhead_telemetry.json.
+telemetry guards' own cost (execute_on against its body, the cursor's execute against _run:
+its lock, guard and settle), written to benchmarks/results/overhead_telemetry.json.
 """
 from __future__ import annotations
 
@@ -273,7 +273,7 @@ def telemetry_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
     guarded = [("runner.execute_on",
                 lambda: runner.execute_on(conn.context, "s", stmt, params),
                 lambda: runner._execute_on(conn.context, "s", stmt, params)),
-               ("cursor._execute", lambda: cur._execute("select ?", params),
+               ("cursor.execute (lock, guard, settle)", lambda: cur.execute("select ?", params),
                 lambda: cur._run("select ?", params))]
     for name, with_guard, body in guarded:
         a, b = [], []

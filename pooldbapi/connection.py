@@ -108,6 +108,7 @@ class Connection(errors.ConnectionErrors):
     @default.setter
     def default(self, value: tuple[str, ...] | None) -> None:
         self.router.default = value
+        self.context.forget()  # its statements were prepared for the old default
 
     @property
     def seed(self) -> object:

@@ -8,12 +8,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .cache import BoundedCache
+
 if TYPE_CHECKING:
     from .router import Pins, Router
+    from .runner import Direct
     from .session import Session
     from .settings import ContainerSpec
     from .sql.parse import Statement
     from .transaction import Transaction
+
+
+PLANS = 1024
+"""Statements a context keeps prepared (runner.Direct), also bounded in bytes (cache.py)."""
 
 
 @dataclass(slots=True)
@@ -30,7 +37,7 @@ class Context:
     """A connection's containers, transaction and options with one router (the connection's,
     or the view of a cursor's own default list)."""
 
-    __slots__ = ("_affinity", "_options", "router", "specs", "transaction")
+    __slots__ = ("_affinity", "_options", "_views", "plans", "router", "specs", "transaction")
 
     def __init__(self, specs: Mapping[str, ContainerSpec], transaction: Transaction,
                  router: Router, options: Options, affinity: bool) -> None:
@@ -39,12 +46,27 @@ class Context:
         self.router = router
         self._options = options
         self._affinity = affinity  # a transaction keeps each list on the container it chose
+        # by statement text: those this router sends whole to one container every time,
+        # prepared (runner.Direct); forget() them when the router's default list changes
+        self.plans: BoundedCache[str, Direct] = BoundedCache(PLANS)
+        self._views: dict[Router, Context] = {}  # with_router(), by the cursors' views
 
     def with_router(self, router: Router) -> Context:
-        """The same context with another router (a cursor's view)."""
+        """The same context with another router (a cursor's view): one per view, so that its
+        plans serve every cursor with that default list."""
         if router is self.router:
             return self
-        return Context(self.specs, self.transaction, router, self._options, self._affinity)
+        found = self._views.get(router)
+        if found is None:
+            if len(self._views) >= PLANS:
+                self._views.clear()
+            found = self._views[router] = Context(self.specs, self.transaction, router,
+                                                  self._options, self._affinity)
+        return found
+
+    def forget(self) -> None:
+        """Drop the prepared statements (the router's default list changed)."""
+        self.plans.clear()
 
     @property
     def dialect(self) -> str | None:

@@ -12,7 +12,7 @@ from .dbapi import Description
 from .errors import InterfaceError, NotSupportedError, ProgrammingError
 from .ops import bulk, ddl, dml, select, synchronize
 from .result import Result
-from .runner import Stream, execute_on
+from .runner import Direct, Stream, execute_on
 from .settings import parse_alias_list
 from .sql import parse as sqlparse_
 from .sql.parse import Statement, parse
@@ -34,6 +34,9 @@ _EXECUTE: dict[str, Callable[[Context, Statement, Any], Result]] = {
     sqlparse_.BULK: bulk.execute,
     sqlparse_.SYNC: synchronize.execute,
 }
+_DIRECT = (sqlparse_.SELECT, sqlparse_.INSERT, sqlparse_.UPDATE, sqlparse_.DELETE)
+"""Kinds whose statement, routed whole to one container every time, is prepared (Direct): for
+them the operation is execute_on there, whatever it is otherwise."""
 _EXECUTEMANY: dict[str, Callable[[Context, Statement, Sequence[Any]], Result]] = {
     sqlparse_.INSERT: dml.executemany,
     sqlparse_.UPDATE: dml.executemany,
@@ -153,18 +156,30 @@ class Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
         with self.connection.lock:
             try:
-                return self._execute(operation, parameters)
+                if telemetry.ON:  # the statement's span (telemetry.py)
+                    return telemetry.statement(self.connection, operation, parameters,
+                                               self._run)
+                return self._run(operation, parameters)
             finally:
                 # every unit the call chose ends with it (a stream took its own along)
                 self._context.router.settle()
 
-    def _execute(self, operation: str, parameters: Any) -> Cursor:
-        if telemetry.ON:  # the statement's span (telemetry.py)
-            return telemetry.statement(self.connection, operation, parameters, self._run)
-        return self._run(operation, parameters)
-
     def _run(self, operation: str, parameters: Any) -> Cursor:
-        self._reset()
+        if self._streamed is not None:
+            self._streamed.close()
+        self._result, self._rows, self._pos = None, [], 0
+        self._streamed = self._source = None
+        context = self._context
+        plan = context.plans.get(operation) if type(operation) is str and not self.stream \
+            else None
+        if plan is not None:  # prepared: the checks of _prepare that can change since
+            self._check_open()
+            tx = context.transaction
+            if tx.failed is not None or tx.inherited:
+                tx.check()
+            result = plan.run(context, parameters)
+            self._result, self._rows = result, result.rows
+            return self
         stmt = self._prepare(operation)
         if self.stream and stmt.kind == sqlparse_.SELECT:
             streamed = select.stream(self._context, stmt, parameters,
@@ -176,7 +191,15 @@ class Cursor:
             self._streamed = streamed
             self._source = itertools.chain.from_iterable(streamed.batches())
             return self
-        self._set(_EXECUTE[stmt.kind](self._context, stmt, parameters))
+        self._set(_EXECUTE[stmt.kind](context, stmt, parameters))
+        if stmt.kind in _DIRECT and not self.stream:
+            alias = context.router.direct(stmt)  # (known once the statement was routed)
+            if alias is not None:
+                try:
+                    plan = Direct(context, alias, stmt)
+                except ProgrammingError:  # not renderable with parameters: never prepared
+                    return self
+                context.plans.put(operation, plan, len(operation))
         return self
 
     def explain(self, operation: str, parameters: Any = None) -> Cursor:
@@ -197,15 +220,12 @@ class Cursor:
         """Run a write for each parameter set, each set on the next container of its list."""
         with self.connection.lock:
             try:
-                return self._executemany(operation, seq_of_parameters)
+                if telemetry.ON:  # the statement's span (telemetry.py)
+                    return telemetry.statement(self.connection, operation, seq_of_parameters,
+                                               self._run_many, many=True)
+                return self._run_many(operation, seq_of_parameters)
             finally:
                 self._context.router.settle()
-
-    def _executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
-        if telemetry.ON:  # the statement's span (telemetry.py)
-            return telemetry.statement(self.connection, operation, seq_of_parameters,
-                                       self._run_many, many=True)
-        return self._run_many(operation, seq_of_parameters)
 
     def _run_many(self, operation: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         self._reset()
@@ -283,7 +303,11 @@ class Cursor:
                 self._streamed.check()
                 rows = list(itertools.islice(self._source, size))
         else:
-            self._check_result()
+            result = self._result
+            if self._closed or result is None or result.description is None:
+                self._check_result()  # raises what is wrong
+            else:
+                self.connection.check_open()
             end = len(self._rows) if size is None else self._pos + size
             rows = self._rows[self._pos:end]
         self._pos += len(rows)

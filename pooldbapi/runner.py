@@ -17,7 +17,7 @@ from .dbapi import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
 from .pool import Physical
 from .result import Part, Result
-from .sql.paramstyle import bind, bind_many
+from .sql.paramstyle import POSITIONAL, bind, bind_many, source_style
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
 from .transaction import wrap_error
@@ -73,6 +73,73 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
             rowcount = cur.rowcount
             return Part(alias, None, description, rowcount,
                         backend.lastrowid(cur) if rowcount == 1 else None)
+
+
+class Direct:
+    """A statement that runs whole on one container, prepared once for a router that routes
+    it there every time (router.Router.direct): the container, its back-end's text and the
+    shape of the parameters bound to it as given, so that a repeated execute is the bind
+    check, the session (held, kept or borrowed), the driver's execute and the result. What
+    execute_on does, with the same errors and the same sessions."""
+
+    __slots__ = ("alias", "arity", "bare", "keys", "lost_kind", "spec", "stmt", "text")
+
+    def __init__(self, conn: Session, alias: str, stmt: Statement) -> None:
+        self.stmt, self.alias = stmt, alias
+        self.spec = spec = conn.specs[alias]
+        rendered = render(stmt, load_backend(spec.driver, alias).paramstyle)
+        self.text, self.keys = rendered.text, rendered.keys
+        self.bare = render(stmt, None).text  # executed without parameters: as written
+        # a tuple of this many values is bound as it is (bind's first case, -1: never)
+        style = source_style(stmt)
+        self.arity = len(self.keys) if style in POSITIONAL and style != "numeric" else -1
+        self.lost_kind = None if stmt.kind == SELECT else stmt.kind
+
+    def run(self, conn: Session, params: Any) -> Result:
+        """Run the statement once and fetch its rows (see execute_on)."""
+        if telemetry.ON:  # the container's span (telemetry.py)
+            return Result.of(execute_on(conn, self.alias, self.stmt, params))
+        values: Sequence[Any] | None
+        if params is None:
+            text, values = self.bare, None
+        else:
+            text = self.text
+            values = params if type(params) is tuple and len(params) == self.arity else \
+                bind(self.stmt, self.keys, params)
+        tx = conn.transaction
+        alias = self.alias
+        phys = tx.borrowed.get(alias)  # held by the transaction: its work is there
+        touched = phys is not None and phys.backend.transactional
+        if phys is None:
+            phys = tx.physical(self.spec, tx.autocommit)
+        try:
+            backend = phys.backend
+            if phys.limiter is not None:
+                phys.limiter.take()
+            with phys.lock:
+                cur = phys.cursor()
+                cur.execute(text, values) if values is not None else cur.execute(text)
+                if backend.describes_from_values:  # typed by the first row: describe after it
+                    rows = cur.fetchall() if cur.description is not None else None
+                    description = phys.describe(cur, rows[0] if rows else None, text)
+                else:
+                    description = phys.describe(cur)
+                    rows = cur.fetchall() if description is not None else None
+                if rows is not None:
+                    result = Result(description, rows, len(rows), None, {alias: 1})
+                else:
+                    rowcount = cur.rowcount
+                    result = Result(description, [], rowcount,
+                                    backend.lastrowid(cur) if rowcount == 1 else None,
+                                    {alias: 1})
+        except BaseException as exc:
+            err = tx.statement_failed(alias, phys, exc, touched, self.lost_kind)
+            if err is None:
+                raise
+            raise err from exc
+        if tx.autocommit:  # (in a transaction the session stays held)
+            tx.after_statement(alias)
+        return result
 
 
 class Stream:

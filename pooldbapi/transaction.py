@@ -78,19 +78,10 @@ class Borrow:
             if not self._keep:
                 self._tx.after_statement(self.alias)
             return
-        if isinstance(exc, Error):
-            self._tx.after_statement(self.alias)
-            return
-        if not isinstance(exc, Exception):
-            return  # Ctrl-C: the caller's rollback or close ends the session's work
-        phys = self._phys
-        err = wrap_error(exc, phys)
-        if err.connection_failure and not phys.in_transaction and self._lost_kind:
-            # in autocommit the server may have committed it before the connection went
-            err.lost_kind = self._lost_kind
-            err.unknown = {self.alias: (0,)}
-        self._tx.failed_on(self.alias, phys, err, self._touched)
-        raise err from exc
+        err = self._tx.statement_failed(self.alias, self._phys, exc, self._touched,
+                                        self._lost_kind)
+        if err is not None:
+            raise err from exc
 
 
 class Xid(NamedTuple):
@@ -201,6 +192,17 @@ class Transaction:
     def physical(self, spec: ContainerSpec, autocommit: bool) -> Physical:
         """Return the connection to a container, borrowing it (and beginning) on first use."""
         phys = self.borrowed.get(spec.alias)
+        if phys is None and autocommit and self.xid is None and not self.inherited:
+            # the session kept since this connection's last autocommit statement there, if
+            # the pool did not give it to someone else meanwhile: nothing to set nor to begin
+            # (_unpark's body: this is every autocommit statement's path)
+            phys = self.parked.pop(spec.alias, None)
+            if phys is not None and phys.pool.unpark(phys, self._owner):
+                if phys.check():
+                    self.borrowed[spec.alias] = phys
+                    return phys
+                self._release(phys, broken=True)
+            phys = None
         if phys is None:
             if self.inherited:
                 self.check()
@@ -283,6 +285,25 @@ class Transaction:
                 self._release(phys)
             else:
                 self.parked[alias] = phys
+
+    def statement_failed(self, alias: str, phys: Physical, exc: BaseException, touched: bool,
+                         lost_kind: str | None) -> Error | None:
+        """After a statement on a borrowed session raised exc (see Borrow): the session given
+        back or the transaction failed as the error requires; returns the pooldbapi error to
+        raise from a driver's exc (None: raise exc itself). touched: the session held this
+        transaction's work before the statement; lost_kind: see borrow()."""
+        if isinstance(exc, Error):
+            self.after_statement(alias)
+            return None
+        if not isinstance(exc, Exception):
+            return None  # Ctrl-C: the caller's rollback or close ends the session's work
+        err = wrap_error(exc, phys)
+        if err.connection_failure and not phys.in_transaction and lost_kind:
+            # in autocommit the server may have committed it before the connection went
+            err.lost_kind = lost_kind
+            err.unknown = {alias: (0,)}
+        self.failed_on(alias, phys, err, touched)
+        return err
 
     def failed_on(self, alias: str, phys: Physical, err: Error, touched: bool) -> None:
         """Give the connection back after an error. The open transaction fails where it lost
