@@ -183,7 +183,7 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
 def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
     """The SQLite `select ?` in a transaction, called at each layer of pooldbapi."""
     from pooldbapi.ops import select as select_op
-    from pooldbapi.runner import _text, execute_on, execute_routed
+    from pooldbapi.runner import Direct, _text, execute_on, execute_routed
     from pooldbapi.sql.parse import parse
     database = str(tmp / "layers.db")
     conn = pooldbapi.connect({"s": f"driver=sqlite;database={database}"})
@@ -192,6 +192,7 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
     stmt, params = parse("select ?"), (1,)
     spec, phys = conn.specs["s"], conn.transaction.borrowed["s"]
     context = conn.context  # what the cursor hands the layers below
+    prepared = Direct(context, "s", stmt)  # what the cursor keeps for a repeated execute
     raw_cur = phys.cursor()
     steps = [
         ("driver: execute + fetchall", lambda: raw_cur.execute("select ?", params).fetchall()),
@@ -202,6 +203,7 @@ def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:
         ("routing", lambda: context.route(stmt)),
         ("runner.execute_on", lambda: execute_on(context, "s", stmt, params)),
         ("runner.execute_routed", lambda: execute_routed(context, stmt, params, True, "s")),
+        ("runner.Direct.run (prepared)", lambda: prepared.run(context, params)),
         ("ops.select.execute", lambda: select_op.execute(context, stmt, params)),
         ("cursor.execute + fetchall", lambda: cur.execute("select ?", params).fetchall()),
     ]
