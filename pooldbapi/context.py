@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .cache import BoundedCache
+from .router import VIEWS
 
 if TYPE_CHECKING:
     from .router import Pins, Router
@@ -58,7 +59,7 @@ class Context:
             return self
         found = self._views.get(router)
         if found is None:
-            if len(self._views) >= PLANS:
+            if len(self._views) >= VIEWS:  # as many as the router keeps views
                 self._views.clear()
             found = self._views[router] = Context(self.specs, self.transaction, router,
                                                   self._options, self._affinity)

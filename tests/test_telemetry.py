@@ -224,6 +224,28 @@ def test_a_span_per_statement_and_a_child_per_container(otel, tmp_path):
     assert all(s.kind == SpanKind.CLIENT for s in spans)
 
 
+def test_a_prepared_statement_has_its_container_span_every_time(otel, tmp_path):
+    """From its second execute a one-container statement runs prepared (runner.Direct): the
+    spans and figures are those of the first."""
+    conn = pooldbapi.connect(sqlite_pair(tmp_path), autocommit=True)
+    cur = conn.cursor()
+    cur.execute("create table t@a (x int)")
+    for i in range(3):
+        cur.execute("insert into t@a (x) values (?)", (i,))
+        assert cur.execute("select x from t@a where x = ?", (i,)).fetchall() == [(i,)]
+    assert "insert into t@a (x) values (?)" in conn.context.plans
+    conn.close()
+    spans = otel.spans()
+    roots = [s for s in spans if s.parent is None]
+    assert [s.name for s in roots] == ["CREATE t"] + ["INSERT t", "SELECT t"] * 3
+    children = {r.context.span_id: [s for s in spans if s.parent is not None and
+                                    s.parent.span_id == r.context.span_id] for r in roots}
+    assert all([c.attributes[POOL] for c in children[r.context.span_id]] == ["a"]
+               for r in roots)
+    assert otel.per_pool("pooldbapi.rows.written") == {"a": 3}
+    assert otel.per_pool("pooldbapi.calls") == {"a": 7}
+
+
 def test_a_failed_part_marks_its_span_and_counts_an_error(otel, pg):
     conn = pooldbapi.connect({"p": pg.conninfo()}, autocommit=True)
     conn.execute("create table tel_uniq (id int primary key)")
