@@ -93,7 +93,7 @@ class Stream:
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:
-                self._cur = self._phys.backend.open_stream(self._phys.raw, text, values, batch)
+                self._cur = self._phys.link.open_stream(text, values, batch)
                 self.description = self._phys.describe(self._cur, None, text)
             conn.transaction.streams.add(self)
         # the units chosen for this select are in flight until the stream ends
@@ -233,15 +233,14 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
     error undoes these rows and nothing before them), outside one in a transaction of their own
     (a single row needs none). The rows a RETURNING row gives are read before the savepoint
     ends (SQLite finishes such a statement only as its rows are read) and kept in out."""
-    backend = phys.backend
     if telemetry.ON:
         telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
-        copy_rows = backend.copy_rows
+        copy_rows = phys.link.copy_rows
         assert copy_rows is not None  # (a page has copy only where its back-end has a bulk path)
         with phys.atomic():
-            return copy_rows(phys.raw, table, columns, values)
+            return copy_rows(table, columns, values)
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])

@@ -30,11 +30,6 @@ def branch(raw: Any, xid: Xid, alias: str) -> Any:
     return raw.xid(xid.format_id, xid.gtrid, f"{xid.bqual}:{alias}")
 
 
-def _raw_call(name: str) -> Callable[[Any], None]:
-    def call(raw: Any) -> None:
-        getattr(raw, name)()
-    return call
-
 log = logging.getLogger("pooldbapi")
 
 
@@ -42,7 +37,7 @@ def wrap_error(exc: BaseException, phys: Physical) -> Error:
     """A driver error on a physical connection as a pooldbapi error (secrets masked); a lost
     connection is told to health, and the pool's idle sessions are let go."""
     err = phys.wrap(exc)
-    if phys.backend.is_connection_error(exc, phys.raw):
+    if phys.link.lost(exc):
         err.connection_failure = True
         HEALTH.failed(phys.spec, str(err))
         pool_for(phys.spec).close_idle()
@@ -224,11 +219,11 @@ class Transaction:
                 phys = acquire(spec) if not telemetry.ON else \
                     telemetry.acquire(lambda: acquire(spec))
             try:
-                phys.backend.set_autocommit(phys.raw, autocommit)
+                phys.link.set_autocommit(autocommit)
                 if self.xid is not None:
                     phys.raw.tpc_begin(branch(phys.raw, self.xid, spec.alias))
                 elif not autocommit:
-                    phys.backend.begin(phys.raw)
+                    phys.link.begin()
             except Exception as exc:
                 self._release(phys, broken=True)
                 raise phys.wrap(exc) from exc
@@ -322,15 +317,14 @@ class Transaction:
             # all or nothing wherever the failure allows it. (Prepared branches of a two-phase
             # commit must all be committed: the decision was taken.)
             doing = undo if action == "commit" and failed else action
-            step: Callable[[object], None] = getattr(phys.backend, doing) \
-                if not doing.startswith("tpc_") else _raw_call(doing)
+            step: Callable[[], None] = getattr(phys.link if not doing.startswith("tpc_")
+                                               else phys.raw, doing)
             try:
                 with phys.lock:
-                    step(phys.raw)
+                    step()
                 (done if doing == action else rolled_back).append(alias)
             except Exception as exc:  # noqa: BLE001 - every container's outcome is collected
-                lost = phys.backend.is_connection_error(exc, phys.raw) or \
-                    phys.is_broken()
+                lost = phys.link.lost(exc) or phys.is_broken()
                 if lost:
                     HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
                 if doing in ("rollback", "tpc_rollback") and lost:
@@ -417,7 +411,7 @@ class Transaction:
                 with phys.lock:
                     phys.raw.tpc_prepare()
             except Exception as exc:
-                if phys.backend.is_connection_error(exc, phys.raw):
+                if phys.link.lost(exc):
                     HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
                 raise phys.wrap(exc) from exc
         self.prepared = True
@@ -479,7 +473,7 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
         phys = acquire(spec)
         pool = phys.pool
         try:
-            phys.backend.set_autocommit(phys.raw, True)
+            phys.link.set_autocommit(True)
             for raw_xid in phys.raw.tpc_recover():
                 bqual = raw_xid.bqual or ""
                 if raw_xid.format_id is None or ":" not in bqual:
@@ -500,7 +494,7 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
         phys = acquire(specs[alias])
         pool = phys.pool
         try:
-            phys.backend.set_autocommit(phys.raw, True)
+            phys.link.set_autocommit(True)
             for ours, raw_xid in branches:
                 if ours == tuple(xid):
                     try:
