@@ -164,8 +164,15 @@ class SQLiteLink(Link):
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
             else:
-                raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
-                raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+                try:
+                    raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+                except sqlite3.OperationalError as gone:
+                    # an interruption landed just after the RELEASE: the page is in the
+                    # caller's transaction, which the interruption fails; it goes on up
+                    if "no such savepoint" not in str(gone):
+                        raise
+                else:
+                    raw.execute("RELEASE SAVEPOINT pooldbapi_page")
             raise
 
 
