@@ -355,13 +355,11 @@ def _fetch_all(conn: Session, plan_: LocalPlan, engine: LocalEngine,
 
 def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
                        fetch: Callable[[str], None]) -> None:
-    # borrowed here, in the one order every caller uses, not by the workers: a transaction's
-    # first use of a container (its begin, a two-phase branch) is never raced
-    aliases = sorted(by_alias, key=lambda a: conn.specs[a].order)
-    try:
-        for alias in aliases:
-            conn.transaction.physical(conn.specs[alias], conn.autocommit)
-        futures = [executor().submit(fetch, alias) for alias in aliases]
+    # borrowed here (Borrows: in the one order every caller uses), not by the workers: a
+    # transaction's first use of a container (its begin, a two-phase branch) is never raced;
+    # in autocommit given back at the end (each fetch's own borrow finds them held)
+    with conn.transaction.borrow_all(conn.specs[alias] for alias in by_alias) as borrows:
+        futures = [executor().submit(fetch, alias) for alias in borrows.physicals]
         try:
             wait(futures)
         except BaseException:
@@ -369,9 +367,6 @@ def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
             raise
         for future in futures:
             future.result()  # the first error, after every fetch has ended
-    finally:
-        for alias in aliases:
-            conn.after_statement(alias)  # autocommit: given back (once; the rest is a no-op)
 
 
 def explain(conn: Session, stmt: Statement, params: Any,

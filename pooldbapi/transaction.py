@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from . import telemetry
 from .backends import backend as load_backend
@@ -21,7 +21,7 @@ from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
 
@@ -84,8 +84,50 @@ class Borrow:
             # in autocommit the server may have committed it before the connection went
             err.lost_kind = self._lost_kind
             err.unknown = {self.alias: (0,)}
-        self._tx.failed_on(self.alias, phys, err, self._touched)
+        self.failed(err)
         raise err from exc
+
+    def failed(self, err: Error, wrote: bool = False) -> None:
+        """The statement failed here with err (already wrapped): the connection given back, or
+        the transaction failed where it lost work (wrote: rows were acknowledged here)."""
+        self._tx.failed_on(self.alias, self._phys, err, self._touched or wrote)
+
+
+class Borrows:
+    """`with transaction.borrow_all(specs) as borrows:` one statement's use of several
+    containers at once (the workers of a write, the reads of a federated select): each a
+    Borrow, taken in the one order of container definitions (so that two statements writing
+    to the same containers never wait for each other in a cycle, and a transaction's first use
+    of a container, its begin, is never raced by workers); in autocommit each given back at
+    the end, except one failed() gave back or failed the transaction for."""
+
+    __slots__ = ("_each", "_failed", "physicals")
+
+    def __init__(self, tx: Transaction, specs: Iterable[ContainerSpec]) -> None:
+        self._each: dict[str, Borrow] = {}
+        self._failed: set[str] = set()
+        self.physicals: dict[str, Physical] = {}  # each container's connection
+        try:
+            for spec in sorted(specs, key=lambda s: s.order):
+                self._each[spec.alias] = Borrow(tx, spec, None, False)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.physicals.update((alias, b._phys) for alias, b in self._each.items())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def failed(self, alias: str, err: Error, wrote: bool) -> None:
+        """The work on one container failed with err (see Borrow.failed)."""
+        self._failed.add(alias)
+        self._each[alias].failed(err, wrote)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for alias, each in self._each.items():
+            if alias not in self._failed:
+                each._tx.after_statement(alias)
 
 
 class Xid(NamedTuple):
@@ -262,6 +304,10 @@ class Transaction:
         """One statement's use of a container's connection (see Borrow); lost_kind: the kind
         of a write whose outcome a lost connection leaves unknown in autocommit."""
         return Borrow(self, spec, lost_kind, keep)
+
+    def borrow_all(self, specs: Iterable[ContainerSpec]) -> Borrows:
+        """One statement's use of several containers' connections at once (see Borrows)."""
+        return Borrows(self, specs)
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit (unless a
