@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pooldbapi
-from pooldbapi import cache, dialect, eager
+from pooldbapi import cache
 from pooldbapi.backends import sqlite_declared
 from pooldbapi.cache import BoundedCache, cached, text_size
+from pooldbapi.federated import dialect, eager
 from pooldbapi.sql import structure
 
 

@@ -18,8 +18,8 @@ from pooldbapi.backends.oracle import (
     connect_arguments,
     type_code,
 )
-from pooldbapi.eager import partial_sql
-from pooldbapi.local import pushdown_sql
+from pooldbapi.federated.eager import partial_sql
+from pooldbapi.federated.engine import pushdown_sql
 from pooldbapi.ops.synchronize import delete_sql, insert_sql, update_sql
 from pooldbapi.settings import make_spec
 from pooldbapi.sql.parse import parse

@@ -406,7 +406,8 @@ def test_work_on_one_container_runs_on_the_callers_thread(backend, autocommit, t
     hand nothing to the worker pool and start no thread."""
     import threading
 
-    from pooldbapi import local, runner
+    from pooldbapi import runner
+    from pooldbapi.federated import engine as local
     dsn = f"driver=sqlite;database={tmp_path / 'one.db'}" if backend == "sqlite" else \
         request.getfixturevalue("pg").conninfo()
     conn = pooldbapi.connect({"one": dsn}, autocommit=True)

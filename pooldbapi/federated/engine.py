@@ -17,19 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from .backends import backend as load_backend
-from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
-from .dbapi import TypeCode, category_of_value
-from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
-from .eager import Partial, plan
-from .eager import partial_sql as eager_sql
-from .errors import Error, ProgrammingError, wrap
-from .result import Part, Result
-from .runner import Stream, execute_on, executor
-from .sql.paramstyle import bind, source_style
-from .sql.parse import Occurrence, Statement, parse, unquote
-from .sql.render import render
-from .sql.structure import (
+from ..backends import backend as load_backend
+from ..backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
+from ..dbapi import TypeCode, category_of_value
+from ..errors import Error, ProgrammingError, wrap
+from ..result import Part, Result
+from ..runner import Stream, execute_on, executor
+from ..sql.paramstyle import bind, source_style
+from ..sql.parse import Occurrence, Statement, parse, unquote
+from ..sql.render import render
+from ..sql.structure import (
     TABLE,
     Shape,
     marked,
@@ -39,10 +36,13 @@ from .sql.structure import (
     unresolved,
     values_for,
 )
+from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
+from .eager import Partial, plan
+from .eager import partial_sql as eager_sql
 
 if TYPE_CHECKING:
-    from .dbapi import Description
-    from .session import Session
+    from ..dbapi import Description
+    from ..session import Session
 
 CACHE_MIB = 64
 """The local engine keeps up to this much in memory; past it, pages go to its temporary file."""
