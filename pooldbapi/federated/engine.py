@@ -26,19 +26,11 @@ from ..runner import Stream, execute_on, executor
 from ..sql.paramstyle import bind, source_style
 from ..sql.parse import Occurrence, Statement, parse, unquote
 from ..sql.render import render
-from ..sql.structure import (
-    TABLE,
-    Shape,
-    marked,
-    marker_values,
-    of_select,
-    span,
-    unresolved,
-    values_for,
-)
+from ..sql.structure import TABLE, marked, marker_values, values_for
 from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
+from .shape import Shape, of_select, span, unresolved
 
 if TYPE_CHECKING:
     from ..dbapi import Description
