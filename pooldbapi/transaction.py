@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
-def branch(raw: Any, xid: Xid, alias: str) -> Any:
-    """Return the driver's xid of one container's branch of a pooldbapi transaction."""
-    return raw.xid(xid.format_id, xid.gtrid, f"{xid.bqual}:{alias}")
+def branch(xid: Xid, alias: str) -> tuple[int, str, str]:
+    """The format id, global id and qualifier of one container's branch of a pooldbapi
+    transaction."""
+    return xid.format_id, xid.gtrid, f"{xid.bqual}:{alias}"
 
 
 log = logging.getLogger("pooldbapi")
@@ -263,7 +264,7 @@ class Transaction:
             try:
                 phys.link.set_autocommit(autocommit)
                 if self.xid is not None:
-                    phys.raw.tpc_begin(branch(phys.raw, self.xid, spec.alias))
+                    phys.link.tpc_begin(*branch(self.xid, spec.alias))
                 elif not autocommit:
                     phys.link.begin()
             except Exception as exc:
@@ -363,8 +364,7 @@ class Transaction:
             # all or nothing wherever the failure allows it. (Prepared branches of a two-phase
             # commit must all be committed: the decision was taken.)
             doing = undo if action == "commit" and failed else action
-            step: Callable[[], None] = getattr(phys.link if not doing.startswith("tpc_")
-                                               else phys.raw, doing)
+            step: Callable[[], None] = getattr(phys.link, doing)
             try:
                 with phys.lock:
                     step()
@@ -455,7 +455,7 @@ class Transaction:
         for alias, phys in list(self.borrowed.items()):
             try:
                 with phys.lock:
-                    phys.raw.tpc_prepare()
+                    phys.link.tpc_prepare()
             except Exception as exc:
                 if phys.link.lost(exc):
                     HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
@@ -520,7 +520,7 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
         pool = phys.pool
         try:
             phys.link.set_autocommit(True)
-            for raw_xid in phys.raw.tpc_recover():
+            for raw_xid in phys.link.tpc_recover():
                 bqual = raw_xid.bqual or ""
                 if raw_xid.format_id is None or ":" not in bqual:
                     continue  # not a pooldbapi branch
@@ -544,7 +544,7 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
             for ours, raw_xid in branches:
                 if ours == tuple(xid):
                     try:
-                        getattr(phys.raw, action)(raw_xid)
+                        getattr(phys.link, action)(raw_xid)
                         done += 1
                     except Exception as exc:  # another container of the same server did it
                         if "does not exist" not in str(exc):

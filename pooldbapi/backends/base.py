@@ -152,9 +152,9 @@ class Link(ABC):
         except self.driver_error:
             pass
 
+    @abstractmethod
     def is_broken(self) -> bool:
         """Tell whether the connection can no longer be used."""
-        return False
 
     def aborted(self) -> bool:
         """Tell whether the open transaction was undone by the server after an error (so a
@@ -187,6 +187,28 @@ class Link(ABC):
     @abstractmethod
     def atomic(self) -> AbstractContextManager[Any]:
         """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
+
+    # Two-phase commit (where Backend.two_phase): PEP 249's calls on the driver's connection
+
+    def tpc_begin(self, format_id: int, gtrid: str, bqual: str) -> None:
+        """Start this connection's branch of a two-phase transaction."""
+        self.raw.tpc_begin(self.raw.xid(format_id, gtrid, bqual))
+
+    def tpc_prepare(self) -> None:
+        """Prepare the branch begun here (the first phase)."""
+        self.raw.tpc_prepare()
+
+    def tpc_commit(self, xid: Any = None) -> None:
+        """Commit the branch begun here, or (xid: one tpc_recover listed) a prepared one."""
+        self.raw.tpc_commit() if xid is None else self.raw.tpc_commit(xid)
+
+    def tpc_rollback(self, xid: Any = None) -> None:
+        """Roll back the branch begun here, or (xid: one tpc_recover listed) a prepared one."""
+        self.raw.tpc_rollback() if xid is None else self.raw.tpc_rollback(xid)
+
+    def tpc_recover(self) -> list[Any]:
+        """The driver's xids of the prepared branches on this connection's server."""
+        return list(self.raw.tpc_recover())
 
 
 class CopyRows(Protocol):
