@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from ..dbapi import Description
 from ..errors import Error, OperationalError, wrap
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 
 __all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend",
            "Link", "driver_error"]
@@ -34,7 +35,7 @@ class Backend(Protocol):
     which answers for one connection. Each back-end module exposes one instance as BACKEND."""
 
     name: str
-    paramstyle: str          # the marker style render() writes for it: qmark, format or numeric
+    paramstyle: Paramstyle   # the marker style render() writes for it: qmark, format or numeric
     runs_sql: bool           # False for REST back-ends: selects are evaluated locally
     transactional: bool      # has transactions (savepoints); False: every write is immediate
     two_phase: bool          # supports DB-API TPC

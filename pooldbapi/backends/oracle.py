@@ -27,6 +27,7 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 from .base import PROBE_ROWS, Backend, CallLimiter, Description, DriverBackend, Link
 
 PROBE_SQL = "select 1 from dual"
@@ -172,7 +173,7 @@ class OracleBackend(DriverBackend):
     """python-oracledb in thin mode (no Oracle client libraries needed)."""
 
     name = "oracle"
-    paramstyle = "numeric"
+    paramstyle = Paramstyle.NUMERIC
     runs_sql = True
     transactional = True
     two_phase = True

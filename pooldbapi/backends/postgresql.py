@@ -24,6 +24,7 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 from .base import Backend, CallLimiter, Description, DriverBackend, Link
 
 _CATEGORY = {
@@ -199,7 +200,7 @@ class PostgreSQLBackend(DriverBackend):
     """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
 
     name = "postgresql"
-    paramstyle = "format"
+    paramstyle = Paramstyle.FORMAT
     runs_sql = True
     transactional = True
     two_phase = True

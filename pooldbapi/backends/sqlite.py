@@ -11,6 +11,7 @@ from typing import Any
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 from ..sql.parse import OTHER
 from .base import Backend, CallLimiter, Description, DriverBackend, Link
 from .sqlite_declared import category as declared_category
@@ -180,7 +181,7 @@ class SQLiteBackend(DriverBackend):
     """stdlib sqlite3; physical connections may move between threads, access serialised."""
 
     name = "sqlite"
-    paramstyle = "qmark"
+    paramstyle = Paramstyle.QMARK
     runs_sql = True
     transactional = True
     two_phase = False

@@ -12,6 +12,7 @@ import requests
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec, seconds
+from ...sql.paramstyle import Paramstyle
 from ..base import Backend, CallLimiter, Link
 from . import oauth
 from .budget import budget_for
@@ -143,7 +144,7 @@ class ODataBackend:
     """OData v4 or v2 over requests; no transactions, no SQL: selects are evaluated locally."""
 
     name = "odata"
-    paramstyle = "qmark"
+    paramstyle = Paramstyle.QMARK
     runs_sql = False
     transactional = False
     two_phase = False
