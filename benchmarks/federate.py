@@ -41,7 +41,7 @@ if which == "single":
 elif which == "duckdb":
     import sqlite3, tempfile, duckdb, pandas as pd, psycopg
 else:
-    import pooldbapi, pooldbapi.local, pooldbapi.backends.postgresql, pooldbapi.backends.sqlite
+    import pooldbapi, pooldbapi.federated.engine, pooldbapi.backends.postgresql, pooldbapi.backends.sqlite
 start = time.perf_counter()
 if which == "single":
     with psycopg.connect({dsn!r}) as c:

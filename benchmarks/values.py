@@ -24,6 +24,7 @@ from sqlglot.tokens import SQLGLOTC_INSTALLED
 from sqlparse.lexer import Lexer
 
 import pooldbapi
+from pooldbapi.federated import shape as federated_shape
 from pooldbapi.sql import parse as scan
 from pooldbapi.sql import structure
 from pooldbapi.sql.parse import parse
@@ -170,13 +171,13 @@ def main() -> None:
         count = 200
         started = time.perf_counter()
         for _ in range(count):
-            for fn in (structure.tree, structure.shape, structure._unresolved):
+            for fn in (structure.tree, federated_shape.shape, federated_shape._unresolved):
                 fn.cache.clear()  # type: ignore[attr-defined]
-            structure.of_select(stmt, "postgres")
+            federated_shape.of_select(stmt, "postgres")
         cold = (time.perf_counter() - started) / count * 1e6
         started = time.perf_counter()
         for _ in range(count * 10):
-            structure.of_select(stmt, "postgres")
+            federated_shape.of_select(stmt, "postgres")
         warm = (time.perf_counter() - started) / count / 10 * 1e6
         federated_rows.append({"statement": text[:60], "parse_and_read_us": cold,
                                "cached_us": warm})

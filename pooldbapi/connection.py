@@ -13,8 +13,8 @@ from typing import Any, Self
 from . import errors
 from .context import Context, Options
 from .cursor import Cursor
-from .dialect import checked as checked_dialect
 from .errors import InterfaceError, ProgrammingError
+from .federated.dialect import checked as checked_dialect
 from .health import HEALTH
 from .router import Router
 from .settings import ContainerSpec, Settings

@@ -189,17 +189,17 @@ class Health:
             return
         backend = load_backend(spec.driver, spec.alias)
         try:
-            raw = backend.connect(spec, throttle_for(spec) if backend.throttles_calls else None)
+            link = backend.connect(spec, throttle_for(spec) if backend.throttles_calls else None)
         except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
             self.failed(spec, type(exc).__name__)
             return
         try:
-            backend.probe(raw)
+            link.probe()
         except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
             self.failed(spec, f"probe failed: {type(exc).__name__}")
             return
         finally:
-            backend.close(raw)
+            link.close()
         self.succeeded(spec)
         self._share(spec, lambda store, key: store.release(key))  # the probe lease
 

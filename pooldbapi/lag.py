@@ -118,7 +118,7 @@ class Prober:
         from .backends import backend as load_backend
         raw = self._sessions.get(spec.key)
         if raw is None or raw.closed:
-            raw = load_backend(spec.driver, spec.alias).connect(spec)
+            raw = load_backend(spec.driver, spec.alias).connect(spec).raw
             raw.autocommit = True
             raw.execute(f"set statement_timeout = '{PROBE_TIMEOUT}'")
             self._sessions[spec.key] = raw

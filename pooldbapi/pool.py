@@ -14,8 +14,8 @@ from typing import Any
 
 from . import telemetry
 from .backends import backend as load_backend
-from .backends.base import Backend, Description
-from .errors import Error, OperationalError, wrap
+from .backends.base import Description, Link, driver_error
+from .errors import Error, OperationalError
 from .health import HEALTH
 from .settings import ContainerSpec
 from .throttle import Limiter, throttle_for
@@ -24,18 +24,22 @@ log = logging.getLogger("pooldbapi")
 
 
 class Physical:
-    """One physical connection and what the pool knows of it: the link to its driver, which
-    the layers above ask about the connection (is_broken, aborted, check, atomic, reset,
-    describe, wrap) instead of calling the back-end with the raw connection."""
+    """One pooled connection and what the pool knows of it (when opened and given back,
+    whether its session changed, who keeps it); its link (backends.base.Link) answers for the
+    connection: is_broken, aborted, check, atomic, describe and wrap are the link's own."""
 
     __slots__ = (
         "_cursor",
+        "aborted",
+        "atomic",
         "backend",
         "check",
         "created",
         "describe",
         "in_transaction",
+        "is_broken",
         "limiter",
+        "link",
         "lock",
         "parked_by",
         "pool",
@@ -43,13 +47,15 @@ class Physical:
         "returned",
         "session_changed",
         "spec",
+        "wrap",
     )
 
-    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend, pool: Pool) -> None:
+    def __init__(self, link: Link, pool: Pool) -> None:
         self.pool = pool  # given back there, even if close_all() replaced the pools meanwhile
-        self.raw = raw
-        self.spec = spec
-        self.backend = backend
+        self.link = link
+        self.raw = link.raw  # the driver's connection (two-phase calls; a REST service's keys)
+        self.spec = link.spec
+        self.backend = backend = link.backend
         self.created = self.returned = time.monotonic()
         self.session_changed = False
         self.in_transaction = False  # borrowed by a transaction that began on it
@@ -57,51 +63,25 @@ class Physical:
         # sqlite3 connections move between worker threads: access is serialised
         self.lock = threading.Lock()
         self._cursor: Any = None
-        # the PEP 249 description of a cursor's result, pooldbapi type codes (cursor, first
-        # row, text: see Backend.describe)
-        self.describe: Callable[..., Description | None] = backend.describe
-        # whether the idle connection still works (a round trip only if in doubt)
-        self.check: Callable[[], bool] = backend.checker(raw)
+        # the link's answers, bound once (each is a call on the one-container path)
+        self.describe: Callable[..., Description | None] = link.describe
+        self.check: Callable[[], bool] = link.check
+        self.is_broken: Callable[[], bool] = link.is_broken
+        self.aborted: Callable[[], bool] = link.aborted
+        self.atomic: Callable[[], AbstractContextManager[Any]] = link.atomic
+        self.wrap: Callable[[BaseException], Error] = link.wrap
         # what the runner waits on before a call (None: the back-end waits itself, per call)
         self.limiter: Limiter | None = None if backend.throttles_calls else pool.limiter
 
-    def wrap(self, exc: BaseException) -> Error:
-        """A driver error on this connection as a pooldbapi error: the class and SQLSTATE its
-        back-end maps it to, the container's alias, the container's secrets masked."""
-        return wrap_driver_error(self.backend, self.spec, exc)
-
-    def is_broken(self) -> bool:
-        """Tell whether the connection can no longer be used."""
-        return self.backend.is_broken(self.raw)
-
-    def aborted(self) -> bool:
-        """Tell whether the server undid the open transaction after an error."""
-        return self.backend.aborted(self.raw)
-
-    def atomic(self) -> AbstractContextManager[Any]:
-        """A block made all-or-nothing: a savepoint in a transaction, its own one outside."""
-        return self.backend.atomic(self.raw)
-
     def reset(self) -> bool:
         """Make the connection fit for the next user (False: it is closed instead)."""
-        return self.backend.reset(self.raw, self.session_changed)
+        return self.link.reset(self.session_changed)
 
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
         if self._cursor is None:
             self._cursor = self.raw.cursor()
         return self._cursor
-
-
-def wrap_driver_error(backend: Backend, spec: ContainerSpec, exc: BaseException,
-                      connecting: bool = False) -> Error:
-    """The one place a driver error becomes a pooldbapi error (Physical.wrap on a connection);
-    connecting: a failed connect, where the driver's catch-all DatabaseError is an
-    OperationalError."""
-    cls, state = backend.error_class(exc)
-    if connecting and cls.__name__ == "DatabaseError":
-        cls = OperationalError
-    return wrap(exc, spec.alias, spec.secrets, state, cls)
 
 
 class PoolClosed(OperationalError):
@@ -171,22 +151,22 @@ class Pool:
     def _connect(self) -> Physical:
         started = time.perf_counter()
         try:
-            raw = self.backend.connect(
+            link = self.backend.connect(
                 self.spec, self.limiter if self.backend.throttles_calls else None)
         except Error:
             raise
         except Exception as exc:
             self._errors += 1
-            err = wrap_driver_error(self.backend, self.spec, exc, connecting=True)
+            err = driver_error(self.backend, self.spec, exc, connecting=True)
             err.unsent = True
-            if self.backend.is_connection_error(exc, None):
+            if self.backend.is_connection_error(exc):
                 err.connection_failure = True
                 HEALTH.failed(self.spec, str(err))
             raise err from exc
         HEALTH.succeeded(self.spec)
         if telemetry.ON:
             telemetry.created(self.spec, time.perf_counter() - started)
-        return Physical(raw, self.spec, self.backend, self)
+        return Physical(link, self)
 
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
@@ -270,7 +250,7 @@ class Pool:
             # the check may need a round trip: never under the pool's lock
             if not self._expired(candidate, now) and candidate.check():
                 return candidate
-            self.backend.close(candidate.raw)
+            candidate.link.close()
             with self._lock:
                 if not self._idle:
                     break
@@ -346,7 +326,7 @@ class Pool:
                 elif phys.parked_by() is None:  # its connection went without closing
                     orphans.append(self._take_parked(phys))
         for phys in stale:
-            self.backend.close(phys.raw)
+            phys.link.close()
         for phys in orphans:
             self.release(phys)
 
@@ -392,7 +372,7 @@ class Pool:
             self._idle.remove(phys)
             self._open -= 1
             empty = self._open == 0
-        self.backend.close(phys.raw)
+        phys.link.close()
         if empty:
             with _LOCK:
                 if _POOLS.get(self.spec.key) is self and self.stats().open == 0:
@@ -415,7 +395,7 @@ class Pool:
         if keep and now - phys.created > self.spec.options.connection_lifetime:
             keep = False
         if not keep:
-            self.backend.close(phys.raw)
+            phys.link.close()
         over = False
         with self._lock:
             if not keep:
@@ -445,7 +425,7 @@ class Pool:
             for phys in idle:
                 _untrack(phys)
         for phys in idle:
-            self.backend.close(phys.raw)
+            phys.link.close()
 
     def stats(self) -> PoolStats:
         """Return this pool's counters."""

@@ -160,7 +160,7 @@ class Stream:
             if throttle is not None:
                 throttle.take()
             with self._phys.lock:
-                self._cur = self._phys.backend.open_stream(self._phys.raw, text, values, batch)
+                self._cur = self._phys.link.open_stream(text, values, batch)
                 self.description = self._phys.describe(self._cur, None, text)
             conn.transaction.streams.add(self)
         # the units chosen for this select are in flight until the stream ends
@@ -300,15 +300,14 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
     error undoes these rows and nothing before them), outside one in a transaction of their own
     (a single row needs none). The rows a RETURNING row gives are read before the savepoint
     ends (SQLite finishes such a statement only as its rows are read) and kept in out."""
-    backend = phys.backend
     if telemetry.ON:
         telemetry.called(phys.spec.alias)
     if bound.item.copy is not None:
         table, columns = bound.item.copy
-        copy_rows = backend.copy_rows
+        copy_rows = phys.link.copy_rows
         assert copy_rows is not None  # (a page has copy only where its back-end has a bulk path)
         with phys.atomic():
-            return copy_rows(phys.raw, table, columns, values)
+            return copy_rows(table, columns, values)
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
@@ -447,58 +446,48 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
     plan = {alias: items for alias, items in plan.items() if items}
     if not plan:
         return Result(rowcount=0)
-    touched = {alias for alias in plan if conn.transaction.holds(alias)}
-    physicals: dict[str, Physical] = {}
-    try:
-        # One global order of acquisition (by container definition, as pools are keyed), so
-        # that connections writing to the same containers never wait for each other in a cycle.
-        for alias in sorted(plan, key=lambda a: conn.specs[a].order):
-            physicals[alias] = conn.transaction.physical(conn.specs[alias], conn.autocommit)
+    # One order of acquisition (by container definition, as pools are keyed: Borrows), so
+    # that connections writing to the same containers never wait for each other in a cycle.
+    with conn.transaction.borrow_all(conn.specs[alias] for alias in plan) as borrows:
+        physicals = borrows.physicals
         # Bind everything first: bad parameters are raised before any row is written.
         bounds = {alias: [_bind(physicals[alias], item) for item in items]
                   for alias, items in plan.items()}
-    except BaseException:
-        for alias in physicals:
-            conn.after_statement(alias)
-        raise
-    stop = threading.Event()
-    started = time.monotonic()
-    # made before the work starts, so that an interruption still knows what was written
-    outcomes: dict[str, _Outcome] = {alias: _Outcome() for alias in bounds}
-    work = _work if not telemetry.ON else telemetry.work(_work)  # a child span per container
-    try:
-        if len(bounds) == 1:
-            alias, rows = next(iter(bounds.items()))
-            work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
-        else:
-            # every share on a worker: an interruption of the calling thread then lands
-            # between rows (the workers stop at their boundary and record what they wrote),
-            # never inside a driver's call
-            futures: dict[str, Future[_Outcome]] = {
-                alias: executor().submit(_guarded, stop, work, physicals[alias], rows, stop,
-                                         chunk, conn.progress, outcomes[alias])
-                for alias, rows in bounds.items()}
-            try:
-                for future in futures.values():
-                    future.result()
-            except BaseException:
-                # Ctrl-C (or the like) in the caller: the workers stop at a row boundary, and
-                # none may go on writing on a session the caller now rolls back or gives back
-                stop.set()
-                wait(futures.values())
-                raise
-    except BaseException as exc:
-        if isinstance(exc, Exception):
+        stop = threading.Event()
+        started = time.monotonic()
+        # made before the work starts, so that an interruption still knows what was written
+        outcomes: dict[str, _Outcome] = {alias: _Outcome() for alias in bounds}
+        work = _work if not telemetry.ON else telemetry.work(_work)  # a child span per container
+        try:
+            if len(bounds) == 1:
+                alias, rows = next(iter(bounds.items()))
+                work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
+            else:
+                # every share on a worker: an interruption of the calling thread then lands
+                # between rows (the workers stop at their boundary and record what they wrote),
+                # never inside a driver's call
+                futures: dict[str, Future[_Outcome]] = {
+                    alias: executor().submit(_guarded, stop, work, physicals[alias], rows, stop,
+                                             chunk, conn.progress, outcomes[alias])
+                    for alias, rows in bounds.items()}
+                try:
+                    for future in futures.values():
+                        future.result()
+                except BaseException:
+                    # Ctrl-C (or the like) in the caller: the workers stop at a row boundary,
+                    # and none may go on writing on a session the caller now rolls back or
+                    # gives back
+                    stop.set()
+                    wait(futures.values())
+                    raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                _interrupted(conn, exc, outcomes)
             raise
-        _interrupted(conn, exc, outcomes, physicals)
-        raise
-    conn.router.settle(time.monotonic() - started)
-    for alias, outcome in outcomes.items():
-        if outcome.error is not None:
-            conn.transaction.failed_on(alias, physicals[alias], outcome.error,
-                                       alias in touched or bool(outcome.done))
-        else:
-            conn.after_statement(alias)
+        conn.router.settle(time.monotonic() - started)
+        for alias, outcome in outcomes.items():
+            if outcome.error is not None:
+                borrows.failed(alias, outcome.error, bool(outcome.done))
     failed = [(a, o) for a, o in outcomes.items() if o.error is not None]
     if failed:
         alias, outcome = min(failed, key=lambda f: f[1].row or 0)
@@ -525,11 +514,11 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
     return result
 
 
-def _interrupted(conn: Session, exc: BaseException, outcomes: dict[str, _Outcome],
-                 physicals: dict[str, Physical]) -> None:
+def _interrupted(conn: Session, exc: BaseException, outcomes: dict[str, _Outcome]) -> None:
     """An interruption (KeyboardInterrupt, SystemExit) during a write: rows were written that
     the caller was never told of. In a transaction nothing of them may be kept silently: the
-    transaction fails. In autocommit they are committed: say which, on the exception."""
+    transaction fails. In autocommit they are committed: say which, on the exception (the
+    sessions are given back as the borrow ends)."""
     written = {a: o.done for a, o in outcomes.items() if o.done}
     where = rows_per_container(written)
     if conn.autocommit:
@@ -539,8 +528,6 @@ def _interrupted(conn: Session, exc: BaseException, outcomes: dict[str, _Outcome
         if inflight:  # interrupted inside a call on the calling thread
             exc.add_note("pooldbapi: committed or not (in flight at the interruption): "
                          + rows_per_container(inflight))
-        for alias in physicals:
-            conn.after_statement(alias)
         return
     if conn.transaction.failed is None:
         conn.transaction.failed = OperationalError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from . import telemetry
 from .backends import backend as load_backend
@@ -21,19 +21,15 @@ from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
 
-def branch(raw: Any, xid: Xid, alias: str) -> Any:
-    """Return the driver's xid of one container's branch of a pooldbapi transaction."""
-    return raw.xid(xid.format_id, xid.gtrid, f"{xid.bqual}:{alias}")
+def branch(xid: Xid, alias: str) -> tuple[int, str, str]:
+    """The format id, global id and qualifier of one container's branch of a pooldbapi
+    transaction."""
+    return xid.format_id, xid.gtrid, f"{xid.bqual}:{alias}"
 
-
-def _raw_call(name: str) -> Callable[[Any], None]:
-    def call(raw: Any) -> None:
-        getattr(raw, name)()
-    return call
 
 log = logging.getLogger("pooldbapi")
 
@@ -42,7 +38,7 @@ def wrap_error(exc: BaseException, phys: Physical) -> Error:
     """A driver error on a physical connection as a pooldbapi error (secrets masked); a lost
     connection is told to health, and the pool's idle sessions are let go."""
     err = phys.wrap(exc)
-    if phys.backend.is_connection_error(exc, phys.raw):
+    if phys.link.lost(exc):
         err.connection_failure = True
         HEALTH.failed(phys.spec, str(err))
         pool_for(phys.spec).close_idle()
@@ -82,6 +78,48 @@ class Borrow:
                                         self._lost_kind)
         if err is not None:
             raise err from exc
+
+    def failed(self, err: Error, wrote: bool = False) -> None:
+        """The statement failed here with err (already wrapped): the connection given back, or
+        the transaction failed where it lost work (wrote: rows were acknowledged here)."""
+        self._tx.failed_on(self.alias, self._phys, err, self._touched or wrote)
+
+
+class Borrows:
+    """`with transaction.borrow_all(specs) as borrows:` one statement's use of several
+    containers at once (the workers of a write, the reads of a federated select): each a
+    Borrow, taken in the one order of container definitions (so that two statements writing
+    to the same containers never wait for each other in a cycle, and a transaction's first use
+    of a container, its begin, is never raced by workers); in autocommit each given back at
+    the end, except one failed() gave back or failed the transaction for."""
+
+    __slots__ = ("_each", "_failed", "physicals")
+
+    def __init__(self, tx: Transaction, specs: Iterable[ContainerSpec]) -> None:
+        self._each: dict[str, Borrow] = {}
+        self._failed: set[str] = set()
+        self.physicals: dict[str, Physical] = {}  # each container's connection
+        try:
+            for spec in sorted(specs, key=lambda s: s.order):
+                self._each[spec.alias] = Borrow(tx, spec, None, False)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.physicals.update((alias, b._phys) for alias, b in self._each.items())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def failed(self, alias: str, err: Error, wrote: bool) -> None:
+        """The work on one container failed with err (see Borrow.failed)."""
+        self._failed.add(alias)
+        self._each[alias].failed(err, wrote)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for alias, each in self._each.items():
+            if alias not in self._failed:
+                each._tx.after_statement(alias)
 
 
 class Xid(NamedTuple):
@@ -226,11 +264,11 @@ class Transaction:
                 phys = acquire(spec) if not telemetry.ON else \
                     telemetry.acquire(lambda: acquire(spec))
             try:
-                phys.backend.set_autocommit(phys.raw, autocommit)
+                phys.link.set_autocommit(autocommit)
                 if self.xid is not None:
-                    phys.raw.tpc_begin(branch(phys.raw, self.xid, spec.alias))
+                    phys.link.tpc_begin(*branch(self.xid, spec.alias))
                 elif not autocommit:
-                    phys.backend.begin(phys.raw)
+                    phys.link.begin()
             except Exception as exc:
                 self._release(phys, broken=True)
                 raise phys.wrap(exc) from exc
@@ -269,6 +307,10 @@ class Transaction:
         """One statement's use of a container's connection (see Borrow); lost_kind: the kind
         of a write whose outcome a lost connection leaves unknown in autocommit."""
         return Borrow(self, spec, lost_kind, keep)
+
+    def borrow_all(self, specs: Iterable[ContainerSpec]) -> Borrows:
+        """One statement's use of several containers' connections at once (see Borrows)."""
+        return Borrows(self, specs)
 
     def after_statement(self, alias: str, broken: bool = False) -> None:
         """Give the container's connection back after a statement in autocommit (unless a
@@ -343,15 +385,13 @@ class Transaction:
             # all or nothing wherever the failure allows it. (Prepared branches of a two-phase
             # commit must all be committed: the decision was taken.)
             doing = undo if action == "commit" and failed else action
-            step: Callable[[object], None] = getattr(phys.backend, doing) \
-                if not doing.startswith("tpc_") else _raw_call(doing)
+            step: Callable[[], None] = getattr(phys.link, doing)
             try:
                 with phys.lock:
-                    step(phys.raw)
+                    step()
                 (done if doing == action else rolled_back).append(alias)
             except Exception as exc:  # noqa: BLE001 - every container's outcome is collected
-                lost = phys.backend.is_connection_error(exc, phys.raw) or \
-                    phys.is_broken()
+                lost = phys.link.lost(exc) or phys.is_broken()
                 if lost:
                     HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
                 if doing in ("rollback", "tpc_rollback") and lost:
@@ -436,9 +476,9 @@ class Transaction:
         for alias, phys in list(self.borrowed.items()):
             try:
                 with phys.lock:
-                    phys.raw.tpc_prepare()
+                    phys.link.tpc_prepare()
             except Exception as exc:
-                if phys.backend.is_connection_error(exc, phys.raw):
+                if phys.link.lost(exc):
                     HEALTH.failed(phys.spec, f"tpc_prepare failed: {type(exc).__name__}")
                 raise phys.wrap(exc) from exc
         self.prepared = True
@@ -500,8 +540,8 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
         phys = acquire(spec)
         pool = phys.pool
         try:
-            phys.backend.set_autocommit(phys.raw, True)
-            for raw_xid in phys.raw.tpc_recover():
+            phys.link.set_autocommit(True)
+            for raw_xid in phys.link.tpc_recover():
                 bqual = raw_xid.bqual or ""
                 if raw_xid.format_id is None or ":" not in bqual:
                     continue  # not a pooldbapi branch
@@ -521,11 +561,11 @@ def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> 
         phys = acquire(specs[alias])
         pool = phys.pool
         try:
-            phys.backend.set_autocommit(phys.raw, True)
+            phys.link.set_autocommit(True)
             for ours, raw_xid in branches:
                 if ours == tuple(xid):
                     try:
-                        getattr(phys.raw, action)(raw_xid)
+                        getattr(phys.link, action)(raw_xid)
                         done += 1
                     except Exception as exc:  # another container of the same server did it
                         if "does not exist" not in str(exc):

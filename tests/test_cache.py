@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pooldbapi
-from pooldbapi import cache, dialect, eager
+from pooldbapi import cache
 from pooldbapi.backends import sqlite_declared
 from pooldbapi.cache import BoundedCache, cached, text_size
+from pooldbapi.federated import dialect, eager, shape
 from pooldbapi.sql import structure
 
 
@@ -80,7 +81,7 @@ def test_the_decorator_keeps_results_by_arguments_also_none_and_never_an_excepti
 
 
 FEDERATED_CACHES = {
-    "tree": structure.tree, "shape": structure.shape, "to_sqlite": dialect.to_sqlite,
+    "tree": structure.tree, "shape": shape.shape, "to_sqlite": dialect.to_sqlite,
     "item_texts": dialect.item_texts, "eager plan": eager.plan,
     "declared sources": sqlite_declared._sources,
 }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pooldbapi.eager import partial_sql, plan
+from pooldbapi.federated.eager import partial_sql, plan
 
 OWN = frozenset({"store_id", "amount", "qty"})  # f: the large occurrence
 OTHERS = frozenset({"id", "region"})            # s: the other one

@@ -420,7 +420,7 @@ def test_different_containers_are_read_at_the_same_time_and_given_back(mixed, pg
     in autocommit every connection is back in its pool after."""
     import threading
 
-    from pooldbapi import local
+    from pooldbapi.federated import engine as local
     from pooldbapi.pool import pool_for
     threads, handed_over = {}, {}
     submitted = []

@@ -11,9 +11,15 @@ import pytest
 from pgcluster import free_port
 
 import pooldbapi
-from pooldbapi.backends.oracle import BACKEND, PROBE_SQL, connect_arguments, type_code
-from pooldbapi.eager import partial_sql
-from pooldbapi.local import pushdown_sql
+from pooldbapi.backends.oracle import (
+    BACKEND,
+    PROBE_SQL,
+    OracleLink,
+    connect_arguments,
+    type_code,
+)
+from pooldbapi.federated.eager import partial_sql
+from pooldbapi.federated.engine import pushdown_sql
 from pooldbapi.ops.synchronize import delete_sql, insert_sql, update_sql
 from pooldbapi.settings import make_spec
 from pooldbapi.sql.parse import parse
@@ -102,10 +108,10 @@ def test_error_map_keeps_the_ora_code(message, code, cls):
 
 def test_lost_connections_are_connection_errors():
     assert BACKEND.is_connection_error(oracle_error("ORA-03113: end-of-file on"
-                                                    " communication channel", 3113), None)
+                                                    " communication channel", 3113))
     assert not BACKEND.is_connection_error(oracle_error("ORA-01017: invalid username/password;"
-                                                        " logon denied", 1017), None)
-    assert not BACKEND.is_connection_error(oracle_error("ORA-00001: unique constraint", 1), None)
+                                                        " logon denied", 1017))
+    assert not BACKEND.is_connection_error(oracle_error("ORA-00001: unique constraint", 1))
 
 
 def test_generated_statements_sent_to_oracle():
@@ -169,15 +175,16 @@ class RecordingConnection:
 
 def test_probe_and_page_savepoints_send_oracle_sql():
     raw = RecordingConnection()
-    BACKEND.probe(raw)
+    link = OracleLink(raw, make_spec("ora", "driver=oracle;user=scott"), BACKEND)
+    link.probe()
     assert raw.log == ["select 1 from dual"]
     raw.log.clear()
-    with BACKEND.atomic(raw):
+    with link.atomic():
         pass
     assert raw.log[0].startswith("savepoint pooldbapi_page_")
     assert raw.commits == 1 and raw.autocommit is True  # autocommit: the page commits whole
     raw.log.clear()
-    with pytest.raises(ZeroDivisionError), BACKEND.atomic(raw):
+    with pytest.raises(ZeroDivisionError), link.atomic():
         _ = 1 / 0
     name = raw.log[0].split()[-1]
     assert raw.log == [f"savepoint {name}", f"rollback to savepoint {name}"]

@@ -506,9 +506,8 @@ def test_positions_are_described_with_line_and_column(text, position, expected):
     assert where(text, position) == expected
 
 
-def test_significant_tokens_carry_their_depth_and_skip_comments_and_literal_parentheses():
+def test_significant_tokens_skip_whitespace_and_comments_and_keep_literals_whole():
     stmt = parse("select (a, /* ( */ (b)) from t -- )\n where x = ')'")
-    assert [(t.value, t.depth) for t in stmt.significant()] == [
-        ("select", 0), ("(", 0), ("a", 1), (",", 1), ("(", 1), ("b", 2), (")", 1), (")", 0),
-        ("from", 0), ("t", 0), ("where", 0), ("x", 0), ("=", 0), ("')'", 0)]
+    assert [t.value for t in stmt.significant()] == [
+        "select", "(", "a", ",", "(", "b", ")", ")", "from", "t", "where", "x", "=", "')'"]
     assert stmt.significant() is stmt.significant()  # kept, not scanned again

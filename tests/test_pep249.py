@@ -369,7 +369,7 @@ def app_converters():
 
 
 def test_pooldbapi_registers_no_sqlite_converters():
-    import pooldbapi.local  # noqa: F401 - the local engine's converters go by its own names
+    import pooldbapi.federated.engine  # noqa: F401 - the local engine's converters go by its own names
     mine = {name for name, convert in sqlite3.converters.items()
             if convert.__module__.startswith("pooldbapi")}
     assert mine and all(name.startswith("POOLDBAPI_") for name in mine)

@@ -107,7 +107,7 @@ def test_synchronize_matches_rows_by_a_multi_column_key_and_insert_or_update_del
 @pytest.fixture
 def two_sources(tmp_path, monkeypatch):
     """Two SQLite containers, and the texts each occurrence's container was asked."""
-    from pooldbapi import local
+    from pooldbapi.federated import engine as local
     conn = pooldbapi.connect(_lite(tmp_path, "x", "y"), autocommit=True)
     conn.execute("create table a@x (id int, v int)")
     conn.execute("create table b@y (id int, w int)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pooldbapi import local
+from pooldbapi.federated import engine as local
 from pooldbapi.ops import ddl, dml, select
 from pooldbapi.router import Router
 from pooldbapi.settings import ContainerSpec, make_spec

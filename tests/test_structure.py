@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 import pooldbapi
+from pooldbapi.federated.shape import of_select, span
 from pooldbapi.sql.parse import parse
-from pooldbapi.sql.structure import marked, of_select, span
+from pooldbapi.sql.structure import marked
 
 
 def shape_of(sql: str, read: str = "postgres"):  # type: ignore[no-untyped-def]

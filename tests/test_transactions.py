@@ -361,6 +361,43 @@ def test_borrow_gives_back_in_autocommit_wraps_driver_errors_and_keeps_for_strea
         conn.close()
 
 
+def test_borrow_all_takes_each_session_in_the_definitions_order_and_gives_back_but_a_failed_one(
+        tmp_path):
+    """Transaction.borrow_all(): several containers' sessions for one statement, a Borrow each:
+    taken in the one order of container definitions, given back at the end in autocommit;
+    one told failed() fails the transaction where it lost work; a connect that fails gives
+    back those taken before it."""
+    from pooldbapi.pool import pool_for
+    conn = pooldbapi.connect({"b": f"driver=sqlite;database={tmp_path / 'b.db'}",
+                              "a": f"driver=sqlite;database={tmp_path / 'a.db'}",
+                              "gone": f"driver=sqlite;database={tmp_path / 'no' / 'x.db'}"},
+                             autocommit=True)
+    tx, specs = conn.transaction, conn.specs
+    ordered = sorted(("a", "b"), key=lambda a: specs[a].order)
+    try:
+        with tx.borrow_all([specs["b"], specs["a"]]) as borrows:
+            assert list(borrows.physicals) == ordered
+            assert tx.borrowed == borrows.physicals
+        assert tx.borrowed == {}
+        assert pool_for(specs["a"]).stats().in_use == pool_for(specs["b"]).stats().in_use == 0
+        with pytest.raises(pooldbapi.OperationalError, match="cannot open SQLite database"), \
+                tx.borrow_all([specs[a] for a in ("a", "b", "gone")]):
+            pass  # (not reached: the missing directory's database cannot be opened)
+        assert tx.borrowed == {}  # those taken before the failed connect went back
+        assert pool_for(specs["a"]).stats().in_use == pool_for(specs["b"]).stats().in_use == 0
+        conn.autocommit = False
+        with tx.borrow_all([specs["a"], specs["b"]]) as borrows:
+            borrows.physicals["a"].raw.execute("create table t (x int)")
+            lost = pooldbapi.OperationalError("a: the link went")
+            lost.container, lost.connection_failure = "a", True
+            borrows.failed("a", lost, wrote=True)
+        assert tx.failed is lost and set(tx.borrowed) == {"b"}  # b stays until rollback
+        conn.rollback()
+        assert tx.borrowed == {} and tx.failed is None
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("autocommit", [False, True])
 def test_work_on_one_container_runs_on_the_callers_thread(backend, autocommit, tmp_path,
@@ -369,7 +406,8 @@ def test_work_on_one_container_runs_on_the_callers_thread(backend, autocommit, t
     hand nothing to the worker pool and start no thread."""
     import threading
 
-    from pooldbapi import local, runner
+    from pooldbapi import runner
+    from pooldbapi.federated import engine as local
     dsn = f"driver=sqlite;database={tmp_path / 'one.db'}" if backend == "sqlite" else \
         request.getfixturevalue("pg").conninfo()
     conn = pooldbapi.connect({"one": dsn}, autocommit=True)

@@ -1,15 +1,19 @@
-"""The Backend protocol: connect, paramstyle, type codes, error map, capabilities."""
+"""The Backend protocol (paramstyle, capabilities, error map, connect) and the Link: one open
+connection, owning the driver's raw connection."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..dbapi import Description
-from ..errors import Error
+from ..errors import Error, OperationalError, wrap
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 
-__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend"]
+__all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend",
+           "Link", "driver_error"]
 
 
 class CallLimiter(Protocol):
@@ -25,19 +29,13 @@ class CallLimiter(Protocol):
         ...
 
 
-class CopyRows(Protocol):
-    """A back-end's bulk path: write a page of rows to a table (its columns, None: all, in
-    order) on a raw connection; return the rows written."""
-
-    def __call__(self, raw: Any, table: str, columns: tuple[str, ...] | None,
-                 rows: Sequence[Any]) -> int: ...
-
-
 class Backend(Protocol):
-    """One driver behind pooldbapi. Each back-end module exposes one instance as BACKEND."""
+    """One driver behind pooldbapi: what holds for all its connections (paramstyle, limits,
+    capabilities, the error map, the statements it is asked for); connect() opens a Link,
+    which answers for one connection. Each back-end module exposes one instance as BACKEND."""
 
     name: str
-    paramstyle: str          # the marker style render() writes for it: qmark, format or numeric
+    paramstyle: Paramstyle   # the marker style render() writes for it: qmark, format or numeric
     runs_sql: bool           # False for REST back-ends: selects are evaluated locally
     transactional: bool      # has transactions (savepoints); False: every write is immediate
     two_phase: bool          # supports DB-API TPC
@@ -46,80 +44,29 @@ class Backend(Protocol):
     #                            (PostgreSQL plans no parallel scan for a cursor)
     throttles_calls: bool    # takes a limiter slot for each call it makes (REST: a statement
     #                          may need several calls), so the runner takes none for it
+    copies_rows: bool        # its links have a bulk path for pages of plain values
+    #                          (Link.copy_rows: PostgreSQL's COPY); False: executemany
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
     max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
     rowcount_after_close: bool  # the driver's closed cursor still tells rowcount, lastrowid
 
-    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
-        """Open a physical connection with the spec's forwarded keys; reject unknown keys.
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Link:
+        """Open a connection with the spec's forwarded keys; reject unknown keys.
         limiter: the container's limit, for a back-end that throttles its own calls."""
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         """Return a hard cap on physical connections (1 for an in-memory SQLite), or None."""
 
-    def set_autocommit(self, raw: Any, on: bool) -> None:
-        """Put an idle physical connection into or out of autocommit."""
-
-    def begin(self, raw: Any) -> None:
-        """Start a transaction (where the driver does not start one implicitly)."""
-
-    def commit(self, raw: Any) -> None:
-        """Commit the physical connection's transaction."""
-
-    def rollback(self, raw: Any) -> None:
-        """Roll back the physical connection's transaction."""
-
     def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
         """Tell whether a DDL or OTHER statement (kind, its first keywords) may leave state in
-        the session that reset() must clear."""
-
-    def reset(self, raw: Any, session_changed: bool) -> bool:
-        """Make a returned connection fit for the next user: rolled back, session cleared.
-        False: the session cannot be cleared here, so the connection is closed instead."""
-        return True
-
-    def close(self, raw: Any) -> None:
-        """Close a physical connection, ignoring errors."""
-
-    def is_broken(self, raw: Any) -> bool:
-        """Tell whether the physical connection can no longer be used."""
-
-    def aborted(self, raw: Any) -> bool:
-        """Tell whether the open transaction was undone by the server after an error (so a
-        COMMIT would quietly roll back); False where the driver undoes only the statement."""
-
-    def check(self, raw: Any) -> bool:
-        """Tell whether an idle connection still works (cheaply; a round trip only if in doubt)."""
-
-    def checker(self, raw: Any) -> Callable[[], bool]:
-        """check() of one connection, made once when it is opened (with what the back-end
-        keeps for it between checks)."""
-
-    def probe(self, raw: Any) -> None:
-        """Send the health probe's statement (a round trip); raise if the container fails."""
-
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
-                 text: str | None = None) -> Description | None:
-        """Return the PEP 249 description with pooldbapi type codes, or None. Back-ends that
-        type columns by their values get the first row (None: no row) and the statement's text
-        (for what a row cannot tell)."""
+        the session that Link.reset() must clear."""
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         """Return the pooldbapi class and the SQLSTATE (or driver code) of a driver error."""
 
-    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
-        """Tell whether an error means the container, not the statement, failed."""
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
-        """Execute a select on a cursor that fetches its rows in batches, not all at once."""
-
-    def atomic(self, raw: Any) -> AbstractContextManager[Any]:
-        """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
-
-    @property
-    def copy_rows(self) -> CopyRows | None:
-        """The bulk path for pages of plain values (PostgreSQL's COPY); None: pages go
-        through executemany."""
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Tell whether a failed connect means the container failed (it is unreachable), not
+        the caller's keys (Link.lost tells it of an error on an open connection)."""
 
     def lastrowid(self, cursor: Any) -> Any:
         """Return the id of the row the last insert wrote, where the driver knows it."""
@@ -140,6 +87,139 @@ class Backend(Protocol):
         """The row count in the row of estimate_text's statement."""
 
 
+def driver_error(backend: Backend, spec: ContainerSpec, exc: BaseException,
+                 connecting: bool = False) -> Error:
+    """The one place a driver error becomes a pooldbapi error (Link.wrap on a connection): the
+    class and SQLSTATE its back-end maps it to, the container's alias, its secrets masked;
+    connecting: a failed connect, where the driver's catch-all DatabaseError is an
+    OperationalError."""
+    cls, state = backend.error_class(exc)
+    if connecting and cls.__name__ == "DatabaseError":
+        cls = OperationalError
+    return wrap(exc, spec.alias, spec.secrets, state, cls)
+
+
+class Link(ABC):
+    """One open connection of a back-end, owning the driver's raw connection: the layers above
+    ask it (is_broken, aborted, reset, atomic, describe, wrap ...) instead of handing the raw
+    connection to the back-end. What most PEP 249 drivers share; each back-end's subclass
+    overrides what its driver does differently."""
+
+    __slots__ = ("backend", "raw", "spec")
+
+    driver_error: type[BaseException] = Exception  # the driver's base exception class
+    copy_rows: CopyRows | None = None  # the bulk path (Backend.copies_rows), None: none
+
+    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
+        self.raw = raw
+        self.spec = spec
+        self.backend = backend
+
+    def wrap(self, exc: BaseException) -> Error:
+        """A driver error on this connection as a pooldbapi error (see driver_error)."""
+        return driver_error(self.backend, self.spec, exc)
+
+    def lost(self, exc: BaseException) -> bool:
+        """Tell whether an error on this connection means the container, not the statement,
+        failed."""
+        return self.backend.is_connection_error(exc)
+
+    def set_autocommit(self, on: bool) -> None:
+        """Put the idle connection into or out of autocommit."""
+        self.raw.autocommit = on
+
+    def begin(self) -> None:
+        """Start a transaction (where the driver does not start one implicitly)."""
+        # the driver opens a transaction at the first statement
+
+    def commit(self) -> None:
+        """Commit the connection's transaction."""
+        self.raw.commit()
+
+    def rollback(self) -> None:
+        """Roll back the connection's transaction."""
+        self.raw.rollback()
+
+    def reset(self, session_changed: bool) -> bool:
+        """Make a returned connection fit for the next user: rolled back, session cleared.
+        False: the session cannot be cleared here, so the connection is closed instead."""
+        self.raw.rollback()
+        return not session_changed
+
+    def close(self) -> None:
+        """Close the connection, ignoring the driver's errors."""
+        try:
+            self.raw.close()
+        except self.driver_error:
+            pass
+
+    @abstractmethod
+    def is_broken(self) -> bool:
+        """Tell whether the connection can no longer be used."""
+
+    def aborted(self) -> bool:
+        """Tell whether the open transaction was undone by the server after an error (so a
+        COMMIT would quietly roll back); False where the driver undoes only the statement."""
+        return False  # the statement is undone, the transaction goes on (Oracle's rule)
+
+    def check(self) -> bool:
+        """Tell whether the idle connection still works (cheaply; a round trip only if in
+        doubt)."""
+        return not self.is_broken()
+
+    @abstractmethod
+    def probe(self) -> None:
+        """Send the health probe's statement (a round trip); raise if the container fails."""
+
+    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
+                 text: str | None = None) -> Description | None:
+        """Return the PEP 249 description with pooldbapi type codes, or None. Back-ends that
+        type columns by their values get the first row (None: no row) and the statement's text
+        (for what a row cannot tell)."""
+        return cursor.description  # type: ignore[no-any-return]
+
+    def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        """Execute a select on a cursor that fetches its rows in batches, not all at once."""
+        cur = self.raw.cursor()
+        cur.arraysize = batch
+        cur.execute(text, values) if values is not None else cur.execute(text)
+        return cur
+
+    @abstractmethod
+    def atomic(self) -> AbstractContextManager[Any]:
+        """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
+
+    # Two-phase commit (where Backend.two_phase): PEP 249's calls on the driver's connection
+
+    def tpc_begin(self, format_id: int, gtrid: str, bqual: str) -> None:
+        """Start this connection's branch of a two-phase transaction."""
+        self.raw.tpc_begin(self.raw.xid(format_id, gtrid, bqual))
+
+    def tpc_prepare(self) -> None:
+        """Prepare the branch begun here (the first phase)."""
+        self.raw.tpc_prepare()
+
+    def tpc_commit(self, xid: Any = None) -> None:
+        """Commit the branch begun here, or (xid: one tpc_recover listed) a prepared one."""
+        self.raw.tpc_commit() if xid is None else self.raw.tpc_commit(xid)
+
+    def tpc_rollback(self, xid: Any = None) -> None:
+        """Roll back the branch begun here, or (xid: one tpc_recover listed) a prepared one."""
+        self.raw.tpc_rollback() if xid is None else self.raw.tpc_rollback(xid)
+
+    def tpc_recover(self) -> list[Any]:
+        """The driver's xids of the prepared branches on this connection's server."""
+        return list(self.raw.tpc_recover())
+
+
+class CopyRows(Protocol):
+    """A link's bulk path: write a page of rows to a table (its columns, None: all, in order);
+    return the rows written."""
+
+    def __call__(self, table: str, columns: tuple[str, ...] | None,
+                 rows: Sequence[Any]) -> int: ...
+
+
 PROBE_ROWS = 100_000
 """A limit probe counts at most this many rows (and one more, to tell 'more')."""
 
@@ -148,35 +228,17 @@ class DriverBackend:
     """What most PEP 249 drivers share; a back-end module overrides what its driver does
     differently."""
 
-    driver_error: type[BaseException] = Exception  # the driver's base exception class
     rowcount_after_close = False  # the driver's closed cursor still tells rowcount, lastrowid
+    copies_rows = False  # no bulk path: pages go through executemany
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
 
-    def set_autocommit(self, raw: Any, on: bool) -> None:
-        raw.autocommit = on
-
-    def begin(self, raw: Any) -> None:
-        pass  # the driver opens a transaction at the first statement
-
-    def commit(self, raw: Any) -> None:
-        raw.commit()
-
-    def rollback(self, raw: Any) -> None:
-        raw.rollback()
-
-    def close(self, raw: Any) -> None:
-        try:
-            raw.close()
-        except self.driver_error:
-            pass
-
-    def aborted(self, raw: Any) -> bool:
-        return False  # the statement is undone, the transaction goes on (Oracle's rule)
-
     def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
         return True
+
+    def lastrowid(self, cursor: Any) -> Any:
+        return cursor.lastrowid
 
     def call_text(self, name: str, markers: str) -> str | None:
         return None

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import oracledb
@@ -28,7 +27,8 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
-from .base import PROBE_ROWS, Backend, CallLimiter, Description, DriverBackend
+from ..sql.paramstyle import Paramstyle
+from .base import PROBE_ROWS, Backend, CallLimiter, Description, DriverBackend, Link
 
 PROBE_SQL = "select 1 from dual"
 """What the health probe sends to an Oracle container (Oracle has no select without from)."""
@@ -116,46 +116,24 @@ def connect_arguments(spec: ContainerSpec) -> tuple[oracledb.ConnectParams, dict
     return params, extra
 
 
-class OracleBackend(DriverBackend):
-    """python-oracledb in thin mode (no Oracle client libraries needed)."""
+class OracleLink(Link):
+    """One python-oracledb connection."""
+
+    __slots__ = ()
 
     driver_error = oracledb.Error
 
-    name = "oracle"
-    paramstyle = "numeric"
-    runs_sql = True
-    transactional = True
-    two_phase = True
-    describes_from_values = False
-    cursor_reads_slower = False
-    copy_rows = None  # no bulk path: pages go through executemany
-    throttles_calls = False
-    max_parameters: int | None = 65535  # bind variables per statement
-    max_statement_bytes: int | None = None
+    # (reset: Link's; ALTER SESSION and the like stay with the session, so a session changed
+    # is closed)
 
-    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
-        params, extra = connect_arguments(spec)
-        return oracledb.connect(params=params, **extra)
-
-    def reset(self, raw: Any, session_changed: bool) -> bool:
-        raw.rollback()
-        return not session_changed  # ALTER SESSION and the like stay with the session
-
-    def is_broken(self, raw: Any) -> bool:
+    def is_broken(self) -> bool:
         try:
-            return not raw.is_healthy()
+            return not self.raw.is_healthy()
         except oracledb.Error:
             return True
 
-    def check(self, raw: Any) -> bool:
-        return not self.is_broken(raw)
-
-    def checker(self, raw: Any) -> Callable[[], bool]:
-        return partial(self.check, raw)
-
-    def probe(self, raw: Any) -> None:
-        """Send the health probe's statement."""
-        with raw.cursor() as cur:
+    def probe(self) -> None:
+        with self.raw.cursor() as cur:
             cur.execute(PROBE_SQL)
             cur.fetchall()
 
@@ -166,29 +144,15 @@ class OracleBackend(DriverBackend):
         return tuple((col[0], type_code(col[1]), col[2], col[3], col[4], col[5], col[6])
                      for col in cursor.description)
 
-    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
-        code = ora_code(exc)
-        err = exc.args[0] if exc.args else None
-        number = getattr(err, "code", 0) or 0
-        cls = _BY_CODE.get(number) or (ProgrammingError if 900 <= number < 1000 else None)
-        return cls or pep249_class(exc), code
-
-    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
-        if not isinstance(exc, oracledb.Error):
-            return False
-        err = exc.args[0] if exc.args else None
-        if getattr(err, "is_session_dead", False):
-            return True
-        return ora_code(exc) in _LOST_DPY or getattr(err, "code", 0) in _LOST
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
-        cur = raw.cursor()
+    def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        cur = self.raw.cursor()
         cur.arraysize = cur.prefetchrows = batch
         cur.execute(text, values) if values is not None else cur.execute(text)
         return cur
 
     @contextmanager
-    def atomic(self, raw: Any) -> Iterator[None]:
+    def atomic(self) -> Iterator[None]:
+        raw = self.raw
         was = raw.autocommit
         raw.autocommit = False
         name = f"pooldbapi_page_{next(_SAVEPOINTS)}"
@@ -205,12 +169,43 @@ class OracleBackend(DriverBackend):
             raw.autocommit = True
 
 
-    def lastrowid(self, cursor: Any) -> Any:
-        return cursor.lastrowid  # the ROWID of the row written
+class OracleBackend(DriverBackend):
+    """python-oracledb in thin mode (no Oracle client libraries needed)."""
+
+    name = "oracle"
+    paramstyle = Paramstyle.NUMERIC
+    runs_sql = True
+    transactional = True
+    two_phase = True
+    describes_from_values = False
+    cursor_reads_slower = False
+    throttles_calls = False
+    max_parameters: int | None = 65535  # bind variables per statement
+    max_statement_bytes: int | None = None
+
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> OracleLink:
+        params, extra = connect_arguments(spec)
+        return OracleLink(oracledb.connect(params=params, **extra), spec, self)
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        code = ora_code(exc)
+        err = exc.args[0] if exc.args else None
+        number = getattr(err, "code", 0) or 0
+        cls = _BY_CODE.get(number) or (ProgrammingError if 900 <= number < 1000 else None)
+        return cls or pep249_class(exc), code
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        if not isinstance(exc, oracledb.Error):
+            return False
+        err = exc.args[0] if exc.args else None
+        if getattr(err, "is_session_dead", False):
+            return True
+        return ora_code(exc) in _LOST_DPY or getattr(err, "code", 0) in _LOST
+
+    # (lastrowid: DriverBackend's, the ROWID of the row written)
 
     def call_text(self, name: str, markers: str) -> str | None:
         return f"begin {name}({markers}); end;"  # OUT values are not returned
-
 
     def estimate_text(self, text: str) -> str | None:
         return (f"select count(*) from ({text} fetch first {PROBE_ROWS + 1} rows only)"

@@ -5,7 +5,7 @@ import itertools
 import json
 import re
 import select
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,7 +24,8 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
-from .base import Backend, CallLimiter, Description, DriverBackend
+from ..sql.paramstyle import Paramstyle
+from .base import Backend, CallLimiter, Description, DriverBackend, Link
 
 _CATEGORY = {
     NUMBER_NAME: {"int2", "int4", "int8", "float4", "float8", "numeric", "oid", "money", "bool"},
@@ -66,49 +67,30 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
-class PostgreSQLBackend(DriverBackend):
-    """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
+class PostgreSQLLink(Link):
+    """One psycopg connection."""
+
+    __slots__ = ("_poller",)
 
     driver_error = psycopg.Error
 
-    name = "postgresql"
-    paramstyle = "format"
-    runs_sql = True
-    transactional = True
-    two_phase = True
-    describes_from_values = False
-    cursor_reads_slower = True
-    throttles_calls = False
-    max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
-    max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
+    def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
+        super().__init__(raw, spec, backend)
+        self._poller: select.poll | None = None  # check()'s, made at its first call
 
-    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
-        params = dict(spec.params)
-        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
-        # psycopg's own connect argument; every other key is a libpq conninfo keyword
-        threshold = params.pop("prepare_threshold", None)
-        extra: dict[str, Any] = {}
-        if threshold is not None:
-            try:
-                extra["prepare_threshold"] = None if threshold.lower() == "none" else \
-                    int(threshold)
-            except ValueError:
-                raise InterfaceError(f"container {spec.alias!r}: key 'prepare_threshold' has"
-                                     f" an invalid value {threshold!r}") from None
-        try:
-            return psycopg.connect(make_conninfo(**params), **extra)
-        except psycopg.ProgrammingError as exc:
-            match = _INVALID_OPTION.search(str(exc))
-            if match:
-                raise InterfaceError(f"container {spec.alias!r}: the postgresql driver rejects"
-                                     f" the key {match.group(1)!r}") from None
-            raise
+    def lost(self, exc: BaseException) -> bool:
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        state = getattr(exc, "sqlstate", None) or ""
+        raw = self.raw
+        return bool(raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES))
 
-    def set_autocommit(self, raw: Any, on: bool) -> None:
-        if raw.autocommit != on:
-            raw.autocommit = on
+    def set_autocommit(self, on: bool) -> None:
+        if self.raw.autocommit != on:
+            self.raw.autocommit = on
 
-    def reset(self, raw: Any, session_changed: bool) -> bool:
+    def reset(self, session_changed: bool) -> bool:
+        raw = self.raw
         # (pgconn's status directly: raw.info builds a ConnectionInfo on every call)
         if raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             raw.rollback()
@@ -125,47 +107,41 @@ class PostgreSQLBackend(DriverBackend):
                 prepared.clear()
         return True
 
-    def is_broken(self, raw: Any) -> bool:
-        return bool(raw.closed or raw.broken)
+    def is_broken(self) -> bool:
+        return bool(self.raw.closed or self.raw.broken)
 
-    def aborted(self, raw: Any) -> bool:
+    def aborted(self) -> bool:
         # any statement error aborts a PostgreSQL transaction; a later COMMIT rolls it back
-        return bool(raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
+        return bool(self.raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
 
-    def check(self, raw: Any) -> bool:
-        return self.checker(raw)()
-
-    def checker(self, raw: Any) -> Callable[[], bool]:
+    def check(self) -> bool:
         # An idle session has nothing to say: a readable socket means the server ended it
         # (terminated, shut down) or left a message; only then ask with a round trip. The
         # poll object is made once per connection (poll() costs less than select() for one
         # descriptor; the descriptor is the connection's for its life).
-        poller: select.poll | None = None
+        raw = self.raw
+        if raw.closed or raw.broken:
+            return False
+        try:
+            poller = self._poller
+            if poller is None:
+                poller = self._poller = select.poll()
+                poller.register(raw.pgconn.socket, select.POLLIN)
+            readable = poller.poll(0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        if not readable:
+            return True
+        try:
+            raw.execute("select 1")
+            raw.rollback()
+            return True
+        except psycopg.Error:
+            return False
 
-        def check() -> bool:
-            nonlocal poller
-            if raw.closed or raw.broken:
-                return False
-            try:
-                if poller is None:
-                    poller = select.poll()
-                    poller.register(raw.pgconn.socket, select.POLLIN)
-                readable = poller.poll(0)
-            except (OSError, ValueError, psycopg.Error):
-                return False
-            if not readable:
-                return True
-            try:
-                raw.execute("select 1")
-                raw.rollback()
-                return True
-            except psycopg.Error:
-                return False
-        return check
-
-    def probe(self, raw: Any) -> None:
-        raw.execute(PROBE_SQL).fetchall()
-        self.rollback(raw)
+    def probe(self) -> None:
+        self.raw.execute(PROBE_SQL).fetchall()
+        self.rollback()
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:
@@ -186,29 +162,17 @@ class PostgreSQLBackend(DriverBackend):
             _DESCRIPTIONS[key] = found
         return found
 
-    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
-        return pep249_class(exc), getattr(exc, "sqlstate", None)
-
-    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
-        if not isinstance(exc, psycopg.OperationalError):
-            return False
-        state = getattr(exc, "sqlstate", None) or ""
-        if raw is None:
-            # libpq gives no SQLSTATE for a failed connect: tell the server's absence from a
-            # refusal of the caller (wrong password, unknown database), which is theirs to fix
-            return bool(_UNREACHABLE.search(str(exc))) or state.startswith(_CONNECTION_CLASSES)
-        return bool(raw.broken or raw.closed or state.startswith(_CONNECTION_CLASSES))
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+    def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
         # a server-side cursor; outside a transaction it must be WITH HOLD to outlive the DECLARE
         name = f"pooldbapi_{next(_CURSOR_NUMBERS)}"
-        cur = raw.cursor(name=name, withhold=raw.autocommit)
+        cur = self.raw.cursor(name=name, withhold=self.raw.autocommit)
         cur.itersize = batch
         cur.execute(text, values)
         return cur
 
     @contextmanager
-    def atomic(self, raw: Any) -> Iterator[None]:
+    def atomic(self) -> Iterator[None]:
+        raw = self.raw
         if raw.autocommit:
             with raw.transaction():
                 yield
@@ -222,14 +186,65 @@ class PostgreSQLBackend(DriverBackend):
             raise
         raw.execute("RELEASE SAVEPOINT pooldbapi_page")
 
-    def copy_rows(self, raw: Any, table: str, columns: tuple[str, ...] | None,
+    def copy_rows(self, table: str, columns: tuple[str, ...] | None,
                   rows: Sequence[Any]) -> int:
         target = f"{table} ({', '.join(columns)})" if columns else table
-        with raw.cursor() as cur:
+        with self.raw.cursor() as cur:
             with cur.copy(f"COPY {target} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return int(cur.rowcount)
+
+
+class PostgreSQLBackend(DriverBackend):
+    """psycopg 3, every unknown key forwarded to psycopg.connect with its spelling unchanged."""
+
+    name = "postgresql"
+    paramstyle = Paramstyle.FORMAT
+    runs_sql = True
+    transactional = True
+    two_phase = True
+    describes_from_values = False
+    cursor_reads_slower = True
+    throttles_calls = False
+    copies_rows = True  # COPY FROM STDIN (PostgreSQLLink.copy_rows)
+    max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
+    max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
+
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None
+                ) -> PostgreSQLLink:
+        params = dict(spec.params)
+        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
+        # psycopg's own connect argument; every other key is a libpq conninfo keyword
+        threshold = params.pop("prepare_threshold", None)
+        extra: dict[str, Any] = {}
+        if threshold is not None:
+            try:
+                extra["prepare_threshold"] = None if threshold.lower() == "none" else \
+                    int(threshold)
+            except ValueError:
+                raise InterfaceError(f"container {spec.alias!r}: key 'prepare_threshold' has"
+                                     f" an invalid value {threshold!r}") from None
+        try:
+            raw = psycopg.connect(make_conninfo(**params), **extra)
+        except psycopg.ProgrammingError as exc:
+            match = _INVALID_OPTION.search(str(exc))
+            if match:
+                raise InterfaceError(f"container {spec.alias!r}: the postgresql driver rejects"
+                                     f" the key {match.group(1)!r}") from None
+            raise
+        return PostgreSQLLink(raw, spec, self)
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        return pep249_class(exc), getattr(exc, "sqlstate", None)
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        # libpq gives no SQLSTATE for a failed connect: tell the server's absence from a
+        # refusal of the caller (wrong password, unknown database), which is theirs to fix
+        state = getattr(exc, "sqlstate", None) or ""
+        return bool(_UNREACHABLE.search(str(exc))) or state.startswith(_CONNECTION_CLASSES)
 
     def lastrowid(self, cursor: Any) -> Any:
         return None  # PostgreSQL has no row id: use RETURNING

@@ -4,16 +4,16 @@ from __future__ import annotations
 import datetime
 import decimal
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
+from ..sql.paramstyle import Paramstyle
 from ..sql.parse import OTHER
-from .base import Backend, CallLimiter, Description, DriverBackend
+from .base import Backend, CallLimiter, Description, DriverBackend, Link
 from .sqlite_declared import category as declared_category
 from .sqlite_declared import declared as declared_types
 
@@ -63,118 +63,61 @@ def _limit(category: int, default: int) -> int:
         probe.close()
 
 
-class SQLiteBackend(DriverBackend):
-    """stdlib sqlite3; physical connections may move between threads, access serialised."""
+class SQLiteLink(Link):
+    """One sqlite3 connection; it may move between threads (access serialised by the pool's
+    record of it)."""
+
+    __slots__ = ()
 
     driver_error = sqlite3.Error
 
-    name = "sqlite"
-    paramstyle = "qmark"
-    runs_sql = True
-    transactional = True
-    two_phase = False
-    describes_from_values = True
-    cursor_reads_slower = False
-    copy_rows = None  # no bulk path: pages go through executemany
-    throttles_calls = False
-    # the library's SQLITE_MAX_VARIABLE_NUMBER and SQLITE_MAX_SQL_LENGTH (32,766 and 10^9
-    # since 3.32 by default; a build may set others)
-    max_parameters: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9),
-                                        32766)
-    max_statement_bytes: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_SQL_LENGTH", 1),
-                                             1_000_000_000)
-
-    rowcount_after_close = True
-
-    def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        for key, value in spec.params:
-            convert = _KEYS.get(key)
-            if convert is None:
-                raise InterfaceError(f"container {spec.alias!r}: sqlite3.connect does not take"
-                                     f" the key {key!r} (it takes {', '.join(_KEYS)})")
-            try:
-                kwargs[key] = convert(value)  # type: ignore[operator]
-            except ValueError:
-                raise InterfaceError(f"container {spec.alias!r}: key {key!r} has an invalid"
-                                     f" value {value!r}") from None
-        if "database" not in kwargs:
-            raise InterfaceError(f"container {spec.alias!r}: the sqlite driver needs the key"
-                                 " 'database' (a file name or :memory:)")
-        return kwargs
-
-    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
-        kwargs = self._kwargs(spec)
-        try:
-            raw = sqlite3.connect(**kwargs, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise OperationalError(f"container {spec.alias!r}: cannot open SQLite database"
-                                   f" {kwargs['database']!r}: {exc}") from exc
-        return raw
-
-    def max_connections(self, spec: ContainerSpec) -> int | None:
-        database = spec.param("database", "") or ""
-        # every connection to :memory: is a database of its own: pin it to one
-        return 1 if database in ("", ":memory:") or "mode=memory" in database else None
-
-    def set_autocommit(self, raw: Any, on: bool) -> None:
+    def set_autocommit(self, on: bool) -> None:
         pass  # isolation_level=None: autocommit unless begin() was called
 
-    def begin(self, raw: Any) -> None:
-        raw.execute("BEGIN")
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
 
-    def commit(self, raw: Any) -> None:
-        if raw.in_transaction:
-            raw.execute("COMMIT")
+    def commit(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("COMMIT")
 
-    def rollback(self, raw: Any) -> None:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
+    def rollback(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
 
-    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
-        # ATTACH, DETACH, PRAGMA (other statements) and temporary objects live in the session;
-        # CREATE TABLE and the like live in the database file
-        return kind == OTHER or "TEMP" in words or "TEMPORARY" in words
-
-    def reset(self, raw: Any, session_changed: bool) -> bool:
-        self.rollback(raw)
+    def reset(self, session_changed: bool) -> bool:
+        self.rollback()
         if not session_changed:
             return True
         # no DISCARD ALL: an ATTACH, a pragma or a temporary table stays with the session, so
         # the connection is closed; except an in-memory database, which closing would lose
-        main = raw.execute("pragma database_list").fetchone()
+        main = self.raw.execute("pragma database_list").fetchone()
         return bool(main is not None and not main[2])
 
-    def close(self, raw: Any) -> None:
+    def close(self) -> None:
         # roll back first: a connection that a live cursor's statement keeps from closing
         # (sqlite3 leaves it a zombie) would otherwise keep its transaction's locks
         try:
-            self.rollback(raw)
+            self.rollback()
         except sqlite3.Error:
             pass
-        super().close(raw)
+        super().close()
 
-    def is_broken(self, raw: Any) -> bool:
+    def is_broken(self) -> bool:
         try:
-            raw.total_changes  # noqa: B018 - raises on a closed connection
+            self.raw.total_changes  # noqa: B018 - raises on a closed connection
         except sqlite3.ProgrammingError:
             return True
         return False
 
-    def check(self, raw: Any) -> bool:
-        return not self.is_broken(raw)
-
-    def checker(self, raw: Any) -> Callable[[], bool]:
-        return partial(self.check, raw)
-
-    def aborted(self, raw: Any) -> bool:
+    def aborted(self) -> bool:
         # most errors undo the statement only; SQLITE_FULL, IOERR, NOMEM and some BUSY cases
         # roll the whole transaction back, which shows as no transaction being open any more
-        return not raw.in_transaction
+        return not self.raw.in_transaction
 
-    def probe(self, raw: Any) -> None:
-        raw.execute(PROBE_SQL).fetchall()
-        self.rollback(raw)
+    def probe(self) -> None:
+        self.raw.execute(PROBE_SQL).fetchall()
+        self.rollback()
 
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:
@@ -204,27 +147,12 @@ class SQLiteBackend(DriverBackend):
             _DESCRIBED[key] = described
         return described
 
-    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
-        code = getattr(exc, "sqlite_errorname", None)
-        cls = pep249_class(exc)
-        # sqlite3 reports SQL mistakes (syntax, no such table) as OperationalError
-        if code == "SQLITE_ERROR" and cls is OperationalError:
-            cls = ProgrammingError
-        return cls, code
-
-    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
-        code = getattr(exc, "sqlite_errorname", "")
-        return code in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT")
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
-        cur = raw.cursor()  # sqlite3 steps through the result as rows are fetched
-        cur.arraysize = batch
-        cur.execute(text, values) if values is not None else cur.execute(text)
-        return cur
+    # (open_stream: Link's; sqlite3 steps through the result as rows are fetched)
 
     @contextmanager
-    def atomic(self, raw: Any) -> Iterator[None]:
+    def atomic(self) -> Iterator[None]:
         # SAVEPOINT nests in a transaction and opens one of its own in autocommit
+        raw = self.raw
         outermost = not raw.in_transaction
         raw.execute("SAVEPOINT pooldbapi_page")
         try:
@@ -237,13 +165,85 @@ class SQLiteBackend(DriverBackend):
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
             else:
-                raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
-                raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+                try:
+                    raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
+                except sqlite3.OperationalError as gone:
+                    # an interruption landed just after the RELEASE: the page is in the
+                    # caller's transaction, which the interruption fails; it goes on up
+                    if "no such savepoint" not in str(gone):
+                        raise
+                else:
+                    raw.execute("RELEASE SAVEPOINT pooldbapi_page")
             raise
 
 
-    def lastrowid(self, cursor: Any) -> Any:
-        return cursor.lastrowid
+class SQLiteBackend(DriverBackend):
+    """stdlib sqlite3; physical connections may move between threads, access serialised."""
+
+    name = "sqlite"
+    paramstyle = Paramstyle.QMARK
+    runs_sql = True
+    transactional = True
+    two_phase = False
+    describes_from_values = True
+    cursor_reads_slower = False
+    throttles_calls = False
+    # the library's SQLITE_MAX_VARIABLE_NUMBER and SQLITE_MAX_SQL_LENGTH (32,766 and 10^9
+    # since 3.32 by default; a build may set others)
+    max_parameters: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9),
+                                        32766)
+    max_statement_bytes: int | None = _limit(getattr(sqlite3, "SQLITE_LIMIT_SQL_LENGTH", 1),
+                                             1_000_000_000)
+
+    rowcount_after_close = True
+
+    def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for key, value in spec.params:
+            convert = _KEYS.get(key)
+            if convert is None:
+                raise InterfaceError(f"container {spec.alias!r}: sqlite3.connect does not take"
+                                     f" the key {key!r} (it takes {', '.join(_KEYS)})")
+            try:
+                kwargs[key] = convert(value)  # type: ignore[operator]
+            except ValueError:
+                raise InterfaceError(f"container {spec.alias!r}: key {key!r} has an invalid"
+                                     f" value {value!r}") from None
+        if "database" not in kwargs:
+            raise InterfaceError(f"container {spec.alias!r}: the sqlite driver needs the key"
+                                 " 'database' (a file name or :memory:)")
+        return kwargs
+
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> SQLiteLink:
+        kwargs = self._kwargs(spec)
+        try:
+            raw = sqlite3.connect(**kwargs, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise OperationalError(f"container {spec.alias!r}: cannot open SQLite database"
+                                   f" {kwargs['database']!r}: {exc}") from exc
+        return SQLiteLink(raw, spec, self)
+
+    def max_connections(self, spec: ContainerSpec) -> int | None:
+        database = spec.param("database", "") or ""
+        # every connection to :memory: is a database of its own: pin it to one
+        return 1 if database in ("", ":memory:") or "mode=memory" in database else None
+
+    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+        # ATTACH, DETACH, PRAGMA (other statements) and temporary objects live in the session;
+        # CREATE TABLE and the like live in the database file
+        return kind == OTHER or "TEMP" in words or "TEMPORARY" in words
+
+    def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
+        code = getattr(exc, "sqlite_errorname", None)
+        cls = pep249_class(exc)
+        # sqlite3 reports SQL mistakes (syntax, no such table) as OperationalError
+        if code == "SQLITE_ERROR" and cls is OperationalError:
+            cls = ProgrammingError
+        return cls, code
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        code = getattr(exc, "sqlite_errorname", "")
+        return code in ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
     def call_text(self, name: str, markers: str) -> str | None:
         return f"select {name}({markers})"  # an SQL function, one row

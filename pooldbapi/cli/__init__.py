@@ -211,7 +211,7 @@ def _reach(spec: ContainerSpec) -> str:
     pool = phys.pool
     broken = False
     try:
-        phys.backend.probe(phys.raw)
+        phys.link.probe()
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises is the answer
         broken = True
         return f"no: {wrap_error(exc, phys)}"

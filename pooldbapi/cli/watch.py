@@ -43,7 +43,7 @@ def _probe(spec: ContainerSpec) -> str:
     pool = phys.pool
     try:
         with phys.lock:
-            phys.backend.probe(phys.raw)
+            phys.link.probe()
     except Exception:  # noqa: BLE001 - any failure is shown; the connection is dropped
         pool.release(phys, broken=True)
         return "failed"

@@ -56,7 +56,7 @@ def plan_pages(conn: Session, stmt: Statement, rows: Sequence[Sequence[Any]],
         backend = load_backend(conn.specs[alias].driver, alias)
         plan.setdefault(alias, []).append(Item(
             stmt, range(first + start, first + min(start + size, len(rows))),
-            rows[start:start + size], page=True, copy=copy if backend.copy_rows is not None else None))
+            rows[start:start + size], page=True, copy=copy if backend.copies_rows else None))
     return plan
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import local
 from ..dbapi import TypeCode
 from ..errors import Error, NotSupportedError
+from ..federated import engine as local
 from ..result import Result
 from ..runner import Stream, execute_on, execute_routed
 from ..sql.parse import Statement

@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 from ..errors import ProgrammingError
 from .parse import Rendered, Statement
 
-POSITIONAL = ("qmark", "numeric", "format")
-PERCENT_STYLES = ("format", "pyformat")
 
+class Paramstyle(StrEnum):
+    """PEP 249's marker styles, each equal to its name (a back-end's Backend.paramstyle)."""
+
+    QMARK = "qmark"        # ?
+    NUMERIC = "numeric"    # :1
+    NAMED = "named"        # :name
+    FORMAT = "format"      # %s
+    PYFORMAT = "pyformat"  # %(name)s
+
+
+POSITIONAL = (Paramstyle.QMARK, Paramstyle.NUMERIC, Paramstyle.FORMAT)
+PERCENT_STYLES = (Paramstyle.FORMAT, Paramstyle.PYFORMAT)
 
 
 def source_style(stmt: Statement) -> str | None:

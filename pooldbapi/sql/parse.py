@@ -180,21 +180,12 @@ class Statement:
         return where(self.text, position)
 
     def significant(self) -> tuple[Token, ...]:
-        """The scan's tokens that are neither whitespace nor comments, each with its depth in
-        parentheses; kept once asked for (most statements never need them)."""
+        """The scan's tokens that are neither whitespace nor comments; kept once asked for
+        (most statements never need them)."""
         found = self.derived.tokens
         if found is None:
-            out, depth = [], 0
-            for tok in lex(self.text):
-                if tok.ttype in GAP:
-                    continue
-                if tok.is_punct(")"):
-                    depth = max(0, depth - 1)
-                tok.depth = depth
-                out.append(tok)
-                if tok.is_punct("("):
-                    depth += 1
-            found = self.derived.tokens = tuple(out)
+            found = self.derived.tokens = tuple(tok for tok in lex(self.text)
+                                                if tok.ttype not in GAP)
         return found
 
 
@@ -207,12 +198,10 @@ def where(text: str, position: int) -> str:
 
 @dataclass(slots=True)
 class Token:
-    """One lexed token: its kind (KEYWORD, NAME, ...), its text and offset (and its depth in
-    parentheses, where Statement.significant() gave it)."""
+    """One lexed token: its kind (KEYWORD, NAME, ...), its text and offset."""
     ttype: str
     value: str
     start: int
-    depth: int = 0
 
     @property
     def upper(self) -> str:

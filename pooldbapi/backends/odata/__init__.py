@@ -3,9 +3,8 @@ are evaluated locally from what the service returns; writes are one call per row
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -13,7 +12,8 @@ import requests
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec, seconds
-from ..base import Backend, CallLimiter, Description
+from ...sql.paramstyle import Paramstyle
+from ..base import Backend, CallLimiter, Link
 from . import oauth
 from .budget import budget_for
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
@@ -93,95 +93,92 @@ def _check_header_value(alias: str, key: str, value: str) -> None:
                              " Latin-1, which no HTTP header can carry") from None
 
 
+class ODataLink(Link):
+    """One connection to an OData service (client.ODataConnection): no transactions, every
+    write is immediate."""
+
+    __slots__ = ()
+
+    def lost(self, exc: BaseException) -> bool:
+        return bool(getattr(exc, "connection_failure", False))
+
+    def set_autocommit(self, on: bool) -> None:
+        pass  # every write is immediate
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass  # cannot undo what the service took
+
+    def reset(self, session_changed: bool) -> bool:
+        return True  # no session on the service side
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def is_broken(self) -> bool:
+        return bool(self.raw.closed)
+
+    # (aborted: Link's; no transactions, every write is immediate)
+
+    def probe(self) -> None:
+        # the service's own answer: a wrong path or another server answers no $metadata
+        ET.fromstring(self.raw.request("GET", "$metadata").content)
+
+    # (describe: Link's, the cursor's own description)
+
+    def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
+        cur = ODataCursor(self.raw)
+        cur.execute(text, values)
+        return cur
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        # no transactions: nothing can make a block all-or-nothing; each call of it (a bulk
+        # page's rows reach here) stands on its own
+        yield
+
+
 class ODataBackend:
     """OData v4 or v2 over requests; no transactions, no SQL: selects are evaluated locally."""
 
     name = "odata"
-    paramstyle = "qmark"
+    paramstyle = Paramstyle.QMARK
     runs_sql = False
     transactional = False
     two_phase = False
     describes_from_values = False
     cursor_reads_slower = False
-    copy_rows = None  # no bulk path: pages are sent row by row
+    copies_rows = False  # no bulk path: pages are sent row by row
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
     rowcount_after_close = False
 
-    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Any:
+    def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> ODataLink:
         url, session, timeout, verify = session_for(spec)
         auth = oauth.source_for(spec, timeout, verify)
         budget = budget_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
-        return ODataConnection(url, session, timeout, verify, spec.options.max_tries,
-                               spec.secrets, hold, limiter, adaptive,
-                               spec.options.rate_limit_wait, spec.alias, odata_version(spec),
-                               auth, budget)
+        return ODataLink(ODataConnection(url, session, timeout, verify, spec.options.max_tries,
+                                         spec.secrets, hold, limiter, adaptive,
+                                         spec.options.rate_limit_wait, spec.alias,
+                                         odata_version(spec), auth, budget), spec, self)
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
 
-    def set_autocommit(self, raw: Any, on: bool) -> None:
-        pass  # every write is immediate
-
-    def begin(self, raw: Any) -> None:
-        pass
-
-    def commit(self, raw: Any) -> None:
-        pass
-
-    def rollback(self, raw: Any) -> None:
-        pass  # cannot undo what the service took
-
     def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
         return False  # no session on the service side
-
-    def reset(self, raw: Any, session_changed: bool) -> bool:
-        return True
-
-    def close(self, raw: Any) -> None:
-        raw.close()
-
-    def is_broken(self, raw: Any) -> bool:
-        return bool(raw.closed)
-
-    def aborted(self, raw: Any) -> bool:
-        return False  # no transactions: every write is immediate
-
-    def check(self, raw: Any) -> bool:
-        return not raw.closed
-
-    def checker(self, raw: Any) -> Callable[[], bool]:
-        return partial(self.check, raw)
-
-    def probe(self, raw: Any) -> None:
-        # the service's own answer: a wrong path or another server answers no $metadata
-        ET.fromstring(raw.request("GET", "$metadata").content)
-
-    def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
-                 text: str | None = None) -> Description | None:
-        return cursor.description  # type: ignore[no-any-return]
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         status = getattr(exc, "status", None)
         return pep249_class(exc), f"HTTP {status}" if status else None
 
-    def is_connection_error(self, exc: BaseException, raw: Any) -> bool:
+    def is_connection_error(self, exc: BaseException) -> bool:
         return bool(getattr(exc, "connection_failure", False))
-
-    def open_stream(self, raw: Any, text: str, values: Sequence[Any] | None, batch: int) -> Any:
-        cur = ODataCursor(raw)
-        cur.execute(text, values)
-        return cur
-
-    @contextmanager
-    def atomic(self, raw: Any) -> Iterator[None]:
-        # no transactions: nothing can make a block all-or-nothing; each call of it (a bulk
-        # page's rows reach here) stands on its own
-        yield
-
 
     def lastrowid(self, cursor: Any) -> Any:
         return None
@@ -191,7 +188,6 @@ class ODataBackend:
 
     def key_range_text(self, table: str, start: int, step: int) -> str | None:
         return None  # a REST service has no DDL
-
 
     def estimate_text(self, text: str) -> str | None:
         return None  # a select on a service is evaluated locally: no statement to ask

@@ -12,9 +12,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from .cache import cached
-from .errors import InterfaceError, ProgrammingError
-from .sql.structure import read_tree
+from ..cache import cached
+from ..errors import InterfaceError, ProgrammingError
+from ..sql.structure import read_tree
 
 OF_DRIVER = {"postgresql": "postgres", "sqlite": "sqlite", "oracle": "oracle"}
 """sqlglot's name of each SQL back-end's dialect (REST back-ends have none)."""

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-from .cache import cached
+from ..cache import cached
+from ..sql.structure import conjuncts, read_tree
 from .dialect import keep_names
-from .sql.structure import conjuncts, read_tree
 
 _AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 PREFIX = "pooldbapi_a"

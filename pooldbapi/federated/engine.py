@@ -17,32 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from .backends import backend as load_backend
-from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
-from .dbapi import TypeCode, category_of_value
+from ..backends import backend as load_backend
+from ..backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
+from ..dbapi import TypeCode, category_of_value
+from ..errors import Error, ProgrammingError, wrap
+from ..result import Part, Result
+from ..runner import Stream, execute_on, executor
+from ..sql.paramstyle import bind, source_style
+from ..sql.parse import Occurrence, Statement, parse, unquote
+from ..sql.render import render
+from ..sql.structure import TABLE, marked, marker_values, values_for
 from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
-from .errors import Error, ProgrammingError, wrap
-from .result import Part, Result
-from .runner import Stream, execute_on, executor
-from .sql.paramstyle import bind, source_style
-from .sql.parse import Occurrence, Statement, parse, unquote
-from .sql.render import render
-from .sql.structure import (
-    TABLE,
-    Shape,
-    marked,
-    marker_values,
-    of_select,
-    span,
-    unresolved,
-    values_for,
-)
+from .shape import Shape, of_select, span, unresolved
 
 if TYPE_CHECKING:
-    from .dbapi import Description
-    from .session import Session
+    from ..dbapi import Description
+    from ..session import Session
 
 CACHE_MIB = 64
 """The local engine keeps up to this much in memory; past it, pages go to its temporary file."""
@@ -355,13 +347,11 @@ def _fetch_all(conn: Session, plan_: LocalPlan, engine: LocalEngine,
 
 def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
                        fetch: Callable[[str], None]) -> None:
-    # borrowed here, in the one order every caller uses, not by the workers: a transaction's
-    # first use of a container (its begin, a two-phase branch) is never raced
-    aliases = sorted(by_alias, key=lambda a: conn.specs[a].order)
-    try:
-        for alias in aliases:
-            conn.transaction.physical(conn.specs[alias], conn.autocommit)
-        futures = [executor().submit(fetch, alias) for alias in aliases]
+    # borrowed here (Borrows: in the one order every caller uses), not by the workers: a
+    # transaction's first use of a container (its begin, a two-phase branch) is never raced;
+    # in autocommit given back at the end (each fetch's own borrow finds them held)
+    with conn.transaction.borrow_all(conn.specs[alias] for alias in by_alias) as borrows:
+        futures = [executor().submit(fetch, alias) for alias in borrows.physicals]
         try:
             wait(futures)
         except BaseException:
@@ -369,9 +359,6 @@ def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
             raise
         for future in futures:
             future.result()  # the first error, after every fetch has ended
-    finally:
-        for alias in aliases:
-            conn.after_statement(alias)  # autocommit: given back (once; the rest is a no-op)
 
 
 def explain(conn: Session, stmt: Statement, params: Any,

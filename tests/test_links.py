@@ -1,0 +1,59 @@
+"""The back-ends' links (backends/base.py Link): one connection each, owning the driver's."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from pooldbapi.backends.sqlite import BACKEND, SQLiteLink
+from pooldbapi.settings import make_spec
+
+
+class InterruptedAfter:
+    """A sqlite3 connection whose execute of a statement starting with `word` runs it, then
+    raises KeyboardInterrupt (Ctrl-C landing just after the driver's call returned)."""
+
+    def __init__(self, raw: sqlite3.Connection, word: str) -> None:
+        self.raw, self.word = raw, word
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        cur = self.raw.execute(sql)
+        if sql.startswith(self.word):
+            raise KeyboardInterrupt
+        return cur
+
+
+def _link(tmp_path, word: str) -> tuple[SQLiteLink, sqlite3.Connection]:
+    spec = make_spec("s", f"driver=sqlite;database={tmp_path / 's.db'}")
+    raw = BACKEND.connect(spec).raw
+    raw.execute("create table t (x int)")
+    return SQLiteLink(InterruptedAfter(raw, word), spec, BACKEND), raw
+
+
+def test_sqlite_page_interrupted_after_its_release_in_a_transaction_raises_the_interrupt(
+        tmp_path):
+    """Ctrl-C just after a page's savepoint was released (in a transaction): the interrupt
+    goes on up, not the 'no such savepoint' of undoing a savepoint already gone."""
+    link, raw = _link(tmp_path, "RELEASE")
+    raw.execute("BEGIN")
+    with pytest.raises(KeyboardInterrupt), link.atomic():
+        raw.execute("insert into t values (1)")
+    assert raw.in_transaction  # the caller's transaction is still there to roll back
+    raw.execute("ROLLBACK")
+    raw.close()
+
+
+def test_sqlite_page_interrupted_before_its_release_undoes_the_page_only(tmp_path):
+    """Ctrl-C inside a page (in a transaction): its rows are undone, what came before stays."""
+    link, raw = _link(tmp_path, "insert into t values (2)")
+    raw.execute("BEGIN")
+    raw.execute("insert into t values (1)")
+    with pytest.raises(KeyboardInterrupt), link.atomic():
+        link.raw.execute("insert into t values (2)")
+    assert raw.execute("select x from t").fetchall() == [(1,)]
+    raw.execute("ROLLBACK")
+    raw.close()
