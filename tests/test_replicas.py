@@ -493,7 +493,9 @@ def test_a_measure_older_than_its_limit_allows_keeps_the_standby_out(standbys, m
         monkeypatch.setattr(lag_module.Prober, "measure", measure)
         try:
             _until(lambda: prober.lag.seconds_at(time.monotonic()) > LIMIT)
-            assert prober.lag.seconds == 0.0  # the last measure itself still says 0 s
+            # the last measure itself still says the standby is within its limit (it was
+            # taken before the hang: 0 s, or the age of a commit it had not yet replayed)
+            assert prober.lag.seconds <= LIMIT
             assert _where_reads_go(conn) == {"rep2": 20}
         finally:
             hung.set()
