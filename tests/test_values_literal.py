@@ -264,3 +264,23 @@ def test_postgresql_gets_each_server_s_literal_rows_in_order(two_servers):
         got = [tuple(r) for r in two_servers.execute(f"select n, s from lit@{alias}"
                                                       " order by id")]
         assert got == [(i, f"x'{i}), (") for i in range(10) if picked[i] == alias]
+
+
+def test_qmarks_of_a_long_list_are_each_row_s_in_place_and_none_inside_strings():
+    """Rows whose only marker is '?' get their placeholders from one pass over the text (the
+    '?' inside strings blanked): every marker at its place, none from a literal."""
+    rows = [f"(?, '?{i}', ?, 'a''?', {i})" if i % 3 else "(?, ?)" for i in range(3000)]
+    text = "insert into t@{a,b} (x, y, z, w, v) values " + ", ".join(rows)
+    found = scan._literal_rows(text)
+    assert found is not None and len(found[1]) == 3000
+    expected = [i for i in range(len(text)) if text[i] == "?" and
+                text.count("'", 0, i) % 2 == 0]
+    markers = found[2]
+    assert [(p.style, p.key, p.start, p.end) for p in markers] == \
+        [("qmark", None, i, i + 1) for i in expected]
+    assert all(type(p) is scan.Placeholder for p in markers)
+    assert scan.parse(text).placeholders == tuple(markers)
+    mixed = "insert into t values (?, :a), ('?', ?)"
+    assert [p.style for p in scan.parse(mixed).placeholders] == ["qmark", "named", "qmark"]
+    only_inside = scan._literal_rows("insert into t values ('?', 1), ('??', 2)")
+    assert only_inside is not None and only_inside[2] == []

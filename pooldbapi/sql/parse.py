@@ -648,14 +648,35 @@ def _plain_rows(text: str) -> list[Token] | None:
     return toks
 
 
+def _masked(text: str, chars: str) -> str:
+    """The text (of standard strings only) with the given characters blanked inside its
+    strings: the same length, each of them left only where it stands outside a literal."""
+    parts = text.split("'")
+    if len(parts) > 1:
+        inside = "'".join(parts[1::2])
+        for char in chars:
+            inside = inside.replace(char, " ")
+        parts[1::2] = inside.split("'")
+    return "'".join(parts)
+
+
+def _qmarks(masked: str, pos: int) -> list[Placeholder]:
+    """The qmark placeholders of rows the row expression read, where '?' is their only
+    marker: one at each '?' outside their strings (masked: blanked inside), made at C
+    speed (a generated statement holds tens of thousands)."""
+    starts = accumulate(map(operator.add, map(len, masked.split("?")[:-1]), repeat(1)),
+                        initial=pos - 1)
+    next(starts)  # (the initial value)
+    at = list(starts)
+    return list(map(tuple.__new__, repeat(Placeholder),
+                    zip(repeat("qmark"), repeat(None), at, map(operator.add, at, repeat(1)))))
+
+
 def _plain_spans(text: str, pos: int) -> tuple[tuple[int, int], ...]:
     """The rows' spans of a VALUES list _plain_rows took, its rows from pos: each '(' and ')'
     outside the strings opens and closes one (they nest in none); found in the text with the
     parentheses inside its strings blanked, at C speed (splits, maps and sums)."""
-    parts = text[pos:].split("'")
-    if len(parts) > 1:
-        parts[1::2] = "'".join(parts[1::2]).replace("(", " ").replace(")", " ").split("'")
-    masked = "'".join(parts)  # the text from pos, of the same length
+    masked = _masked(text[pos:], "()")
 
     def places(char: str) -> Iterator[int]:
         at = accumulate(map(operator.add, map(len, masked.split(char)[:-1]), repeat(1)),
@@ -733,7 +754,11 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
     end = spans[-1][1]
     region = text[pos:end]
     markers: list[Placeholder] = []
-    if "?" in region or "%" in region or ":" in region:
+    if "?" in region and "%" not in region and ":" not in region:
+        masked = _masked(region, "?")
+        if "?" in masked:  # (not only inside strings)
+            markers = _qmarks(masked, pos)
+    elif "?" in region or "%" in region or ":" in region:
         make = tuple.__new__
         seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
         for body, (lo, _) in zip(pieces[1:2 * count:2], spans):
