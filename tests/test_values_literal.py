@@ -284,3 +284,48 @@ def test_qmarks_of_a_long_list_are_each_row_s_in_place_and_none_inside_strings()
     assert [p.style for p in scan.parse(mixed).placeholders] == ["qmark", "named", "qmark"]
     only_inside = scan._literal_rows("insert into t values ('?', 1), ('??', 2)")
     assert only_inside is not None and only_inside[2] == []
+
+
+def test_rows_without_markers_or_with_qmarks_only_are_not_read_one_by_one(monkeypatch):
+    """Markers are looked for row by row only where another style than '?' is in the rows;
+    rows after a gap that is no separator are not the list's."""
+    def per_row(body: str) -> list:
+        raise AssertionError(f"read row by row: {body}")
+
+    monkeypatch.setattr(scan, "_row_markers", per_row)
+    for text in ("insert into t values (1, 'a'), (2, '?')",
+                 "insert into t values (?, 'a'), (?, '?')",
+                 "insert into t values (1, 'a'), (2, 'b') returning id"):
+        assert scan._literal_rows(text) is not None
+    text = "insert into t values (1), (2) on conflict do update set x = (3)"
+    found = scan._literal_rows(text)
+    assert found is not None and found[1] == [(21, 24), (26, 29)]
+    assert "".join(t.value for t in found[0]) == text
+
+
+def test_the_row_expression_s_tokens_stand_where_their_text_does():
+    toks, _, _ = scan._literal_rows("insert into t values (1), (2) returning x")
+    at = [t.ttype for t in toks].index(scan.ROWS)
+    assert [(t.ttype, t.value, t.start) for t in toks[at - 2:at + 1]] == [
+        (scan.KEYWORD, "values", 14), (scan.WHITESPACE, " ", 20), (scan.ROWS, "(1), (2)", 21)]
+    toks, _, _ = scan._literal_rows("insert into t values(1)")
+    assert [(t.ttype, t.value, t.start) for t in toks[-2:]] == [
+        (scan.KEYWORD, "values", 14), (scan.ROWS, "(1)", 20)]
+    assert all(t.value for t in toks)
+
+
+def test_long_lists_the_rows_are_read_from_are_never_lexed_whole(monkeypatch):
+    """Rows the row expression reads, and repeated rows it does not (an E'' string), are read by
+    their shortcuts: the tokenizer never lexes the whole text."""
+    def whole(text: str) -> list:
+        raise AssertionError("lexed whole")
+
+    monkeypatch.setattr(scan, "lex", whole)
+    distinct = "insert into t@{a,b} (x, y) values " + ", ".join(
+        f"(?, {i})" for i in range(2000)) + " returning x"
+    stmt = scan._scan(distinct)
+    assert len(stmt.values_rows) == 2000 and len(stmt.placeholders) == 2000
+    assert stmt.clause("RETURNING") is not None
+    repeated = "insert into t@{a,b} (x, y) values " + ", ".join(["(?, E'x')"] * 2000)
+    stmt = scan._scan(repeated)
+    assert len(stmt.values_rows) == 2000 and len(stmt.placeholders) == 2000
