@@ -195,6 +195,12 @@ def test_rows_taken_unread_are_what_the_scan_that_reads_them_gives(rows, sep, ta
         assert not isinstance(fast.values_rows, scan.Rows), text
 
 
+def _fields(stmt):
+    return (stmt.kind, stmt.occurrences, stmt.placeholders, stmt.removed,
+            tuple(stmt.values_rows), stmt.words, stmt.select_start, stmt.columns,
+            stmt.clauses, stmt.end, stmt.dollar_markers)
+
+
 def test_plain_rows_are_declined_where_anything_but_plain_values_stands():
     take = "insert into t values (1, 'a'), (2, 'b')"
     assert scan._plain_rows(take) is not None
@@ -210,9 +216,22 @@ def test_plain_rows_are_declined_where_anything_but_plain_values_stands():
                  "insert into t values (1, x), (2, 'b')",
                  "insert into t values (1, 'a') (2, 'b') 3",
                  "insert into t values 1",
+                 "insert into t values ('1), (2)",
+                 "insert into t values (--1)\n",
+                 "insert into t values (1, --2\n 3)",
                  "select 1 from t where x in (values (1))",
                  "insert /* values (1) */ into t select 1"):
         assert scan._plain_rows(text) is None, text
+    toks = scan._plain_rows(take + " ")
+    assert toks is not None and "".join(t.value for t in toks) == take + " "
+    assert [(t.ttype, t.value, t.start) for t in toks[-3:]] == [
+        (scan.KEYWORD, "values", 14), (scan.WHITESPACE, " ", 20),
+        (scan.ROWS, "(1, 'a'), (2, 'b') ", 21)]
+    toks = scan._plain_rows("insert into t values(1)")
+    assert toks is not None and toks[-1].start == 20 and all(t.value for t in toks)
+    for text in ("insert into t values ('1), (2)", "insert into t values (--1)\n",
+                 "insert into t values X (1)", "insert into t values\t\r\n(1)"):
+        assert _fields(scan._scan(text)) == _fields(scan._read(text, scan.lex(text))), text
     stmt = scan._scan(take)
     assert stmt.values_rows == ((21, 29), (31, 39))
     assert repr(stmt.values_rows) == "((21, 29), (31, 39))"
