@@ -31,8 +31,9 @@ def _check_params(stmt: Statement, params: Any) -> None:
 
 def execute(conn: Session, stmt: Statement, params: Any) -> Result:
     """Run the statement on the container chosen for this execution (or per row)."""
-    if len(stmt.values_rows) > 1 and any(len(set(conn.router.resolve(lst, stmt))) > 1
-                                         for lst in stmt.lists):
+    # the lists first: on one container the rows are never read (see parse.Rows)
+    if any(len(set(conn.router.resolve(lst, stmt))) > 1 for lst in stmt.lists) and \
+            len(stmt.values_rows) > 1:
         return _regrouped(conn, stmt, params)
     choice = conn.route(stmt)
     if stmt.select_start is not None and len(set(choice.values())) > 1:
@@ -101,7 +102,7 @@ def _within_limits(stmt: Statement, indices: Sequence[int], max_parameters: int 
     if (max_parameters is None or len(stmt.placeholders) <= max_parameters) and \
             (max_bytes is None or len(stmt.text) <= max_bytes // 4):
         return [indices]  # the common case: even the whole statement fits
-    spans, starts = stmt.values_rows, [p.start for p in stmt.placeholders]
+    spans, starts = tuple(stmt.values_rows), [p.start for p in stmt.placeholders]
     first, last = spans[0][0], spans[-1][1]
     fixed_params = len(starts) - (bisect.bisect_left(starts, last) -
                                   bisect.bisect_left(starts, first))

@@ -2,11 +2,13 @@
 text."""
 from __future__ import annotations
 
+import operator
 import re
 import string
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
 from typing import Any, ClassVar, NamedTuple
 
 from sqlglot import TokenType
@@ -150,7 +152,7 @@ class Statement:
     occurrences: tuple[Occurrence, ...]
     placeholders: tuple[Placeholder, ...]
     removed: tuple[tuple[int, int], ...]
-    values_rows: tuple[tuple[int, int], ...] = ()
+    values_rows: Sequence[tuple[int, int]] = ()
     words: tuple[str, ...] = ()
     select_start: int | None = None      # insert ... select: where the select begins
     columns: tuple[str, ...] | None = None   # insert: the column list, as written
@@ -568,27 +570,23 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
     return toks, len(unit), count
 
 
-_SPACE = "[ \t\r\n]*"
-_NUMBER = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-_ITEM = (rf"(?>{_NUMBER}|'[^']*+(?:''[^']*+)*+'|[-+]{_SPACE}{_NUMBER}"
-         r"|(?i:null|true|false|default)|\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+)")
-_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?:{_SPACE},{_SPACE}{_ITEM})*+{_SPACE}\))"
-                  rf"(?:{_SPACE},{_SPACE}(?=\())?")
+_SPACE = "[ \t\r\n]*+"
+_NUMBER = r"(?:[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+"
+_ITEM = (rf"(?>'[^']*+(?:''[^']*+)*+'|[-+]?+{_SPACE}{_NUMBER}"
+         r"|(?i:null|true|false|default)|\?|%s|%\([A-Za-z0-9_]++\)s|:[A-Za-z0-9_]++)")
+_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?:{_SPACE},{_SPACE}{_ITEM})*+{_SPACE}\))")
 """One row of plain values (numbers, standard strings with '' escapes, null, true, false,
-default, pooldbapi's markers), and the ', ' before the next row."""
+default, pooldbapi's markers); as a group, so that splitting a text by it keeps the rows."""
+_SEPARATOR = re.compile(r"(?:[ \t\r\n]*,[ \t\r\n]*)?")
+"""What may stand between two rows the expression read: a comma, spaces around it, or
+nothing ('(1)(2)' is two rows to the tokenizer too)."""
 _VALUES = re.compile(r"\bvalues(?=[ \t\r\n]|\()", re.IGNORECASE)
 _MARKER = re.compile(r"'[^']*(?:''[^']*)*'|(\?|%s|%\([A-Za-z0-9_]+\)s|:[A-Za-z0-9_]+)")
 
 
-def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
-                                      list[Placeholder]] | None:
-    """The tokens of 'insert ... values (row), (row), ...' with one ROWS token standing for
-    the rows after VALUES that _ROW recognises (plain values only: anything else, a cast, a
-    comment, an E'' or dollar quote, a call, ends them, and the tokenizer reads the rest);
-    and those rows' spans and placeholders. None where the text has not that shape.
-
-    The tokenizer lexes the text up to VALUES and what follows the rows; the rows themselves
-    are what the scan would read from their tokens: a span each, and their markers."""
+def _values_head(text: str) -> tuple[list[Token], int, int] | None:
+    """The tokens of an insert up to its VALUES keyword, where VALUES ends and where what
+    follows it begins (after spaces); None where the text is no 'insert ... values'."""
     found = _VALUES.search(text)
     if found is None:
         return None
@@ -601,30 +599,165 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
     pos = found.end()
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
-    spans: list[tuple[int, int]] = []
-    markers: list[Placeholder] = []
-    end = pos
-    for row in _ROW.finditer(text, pos):
-        if row.start() != end:
-            break  # the rows end where the next one is not a plain row
-        spans.append(row.span(1))
-        end = row.end()
-    if not spans:
+    return toks, found.end(), pos
+
+
+_PLAIN_ROWS = re.compile(
+    r"(?:\((?:[0-9 \t\r\n,.+'-]++|(?<=[0-9.])[eE](?=[-+]?[0-9])"
+    r"|(?<![A-Za-z0-9_])(?i:null|true|false|default)(?![A-Za-z0-9_]))*+\)"
+    r"[ \t\r\n]*+,?+[ \t\r\n]*+)++")
+"""A VALUES list to the end of the text, each string literal reduced to one quote: rows
+(without nested parentheses) of digits, signs, dots, exponents, commas, strings, null, true,
+false and default, with commas and spaces between them."""
+
+
+def _plain_rows(text: str) -> list[Token] | None:
+    """The tokens of 'insert ... values (row), (row), ...' whose rows run to the end of the
+    text and hold only numbers, standard strings, null, true, false, default (no marker, no
+    name, no comment, no other kind of literal, no ';', no nested parentheses): the head
+    lexed, and one ROWS token for the rest. None where the text has not that shape.
+
+    Such rows can mean nothing to the scan but their spans, so none is read: the strings are
+    cut out (a split at the quotes, standard strings having no other escape than ''), and
+    one expression checks what is left, both at C speed. The spans are found when asked for
+    (see Rows); on one container nothing asks."""
+    head = _values_head(text)
+    if head is None:
         return None
+    toks, after, pos = head
+    parts = text[pos:].split("'")
+    if len(parts) % 2 == 0:
+        return None  # an unclosed quote
+    skeleton = "'".join(parts[0::2])
+    if _PLAIN_ROWS.fullmatch(skeleton) is None or "--" in skeleton:
+        return None
+    if pos > after:
+        toks.append(Token(WHITESPACE, text[after:pos], after))
+    toks.append(Token(ROWS, text[pos:], pos))
+    return toks
+
+
+def _masked(text: str, chars: str) -> str:
+    """The text (of standard strings only) with the given characters blanked inside its
+    strings: the same length, each of them left only where it stands outside a literal."""
+    parts = text.split("'")
+    if len(parts) > 1:
+        inside = "'".join(parts[1::2])
+        for char in chars:
+            inside = inside.replace(char, " ")
+        parts[1::2] = inside.split("'")
+    return "'".join(parts)
+
+
+def _qmarks(masked: str, pos: int) -> list[Placeholder]:
+    """The qmark placeholders of rows the row expression read, where '?' is their only
+    marker: one at each '?' outside their strings (masked: blanked inside), made at C
+    speed (a generated statement holds tens of thousands)."""
+    starts = accumulate(map(operator.add, map(len, masked.split("?")[:-1]), repeat(1)),
+                        initial=pos - 1)
+    next(starts)  # (the initial value)
+    at = list(starts)
+    return list(map(tuple.__new__, repeat(Placeholder),
+                    zip(repeat("qmark"), repeat(None), at, map(operator.add, at, repeat(1)))))
+
+
+def _plain_spans(text: str, pos: int) -> tuple[tuple[int, int], ...]:
+    """The rows' spans of a VALUES list _plain_rows took, its rows from pos: each '(' and ')'
+    outside the strings opens and closes one (they nest in none); found in the text with the
+    parentheses inside its strings blanked, at C speed (splits, maps and sums)."""
+    masked = _masked(text[pos:], "()")
+
+    def places(char: str) -> Iterator[int]:
+        at = accumulate(map(operator.add, map(len, masked.split(char)[:-1]), repeat(1)),
+                        initial=pos - 1)
+        next(at)  # (the initial value)
+        return at
+
+    return tuple(zip(places("("), map(operator.add, places(")"), repeat(1))))
+
+
+class Rows(Sequence[tuple[int, int]]):
+    """The spans of the rows _plain_rows took without reading them, found when first asked
+    for (see _plain_spans)."""
+
+    __slots__ = ("_pos", "_spans", "_text")
+
+    def __init__(self, text: str, pos: int) -> None:
+        self._text, self._pos = text, pos
+        self._spans: tuple[tuple[int, int], ...] | None = None
+
+    def _get(self) -> tuple[tuple[int, int], ...]:
+        spans = self._spans
+        if spans is None:
+            spans = self._spans = _plain_spans(self._text, self._pos)
+        return spans
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._get()[index]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Rows, tuple, list)):
+            return self._get() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
+                                      list[Placeholder]] | None:
+    """The tokens of 'insert ... values (row), (row), ...' with one ROWS token standing for
+    the rows after VALUES that _ROW recognises (plain values only: anything else, a cast, a
+    comment, an E'' or dollar quote, a call, ends them, and the tokenizer reads the rest);
+    and those rows' spans and placeholders. None where the text has not that shape.
+
+    The tokenizer lexes the text up to VALUES and what follows the rows; the rows themselves
+    are found in one pass of the expression over the rest (a split of the text by it: rows
+    and what lies between them), their spans by adding up the pieces' lengths, at C speed;
+    only their markers, where the rows hold any, are read a row (of each distinct text) at a
+    time."""
+    head = _values_head(text)
+    if head is None:
+        return None
+    toks, after, pos = head
+    # rows and, between them, what separates them: [before, row, gap, row, ..., row, rest]
+    pieces = _ROW.split(text[pos:])
+    if len(pieces) < 3 or pieces[0]:
+        return None  # no row of plain values right after VALUES
+    count = len(pieces) // 2  # rows found; they are the list's while the gaps are separators
+    gaps = pieces[2:-1:2]
+    for gap in set(gaps):
+        if _SEPARATOR.fullmatch(gap) is None:
+            count = min(count, gaps.index(gap) + 1)
+    ends = list(accumulate(map(len, pieces[:2 * count]), initial=pos))
+    spans = list(zip(ends[1::2], ends[2::2]))
     end = spans[-1][1]
     region = text[pos:end]
-    if "?" in region or "%" in region or ":" in region:
+    markers: list[Placeholder] = []
+    if "?" in region and "%" not in region and ":" not in region:
+        masked = _masked(region, "?")
+        if "?" in masked:  # (not only inside strings)
+            markers = _qmarks(masked, pos)
+    elif "?" in region or "%" in region or ":" in region:
         make = tuple.__new__
         seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
-        for lo, hi in spans:
-            body = text[lo:hi]
+        for body, (lo, _) in zip(pieces[1:2 * count:2], spans):
             marks = seen.get(body)
             if marks is None:
                 marks = seen[body] = _row_markers(body)
             markers.extend([make(Placeholder, (style, key, start + lo, stop + lo))
                             for style, key, start, stop in marks])
-    if pos > found.end():
-        toks.append(Token(WHITESPACE, text[found.end():pos], found.end()))
+    if pos > after:
+        toks.append(Token(WHITESPACE, text[after:pos], after))
     toks.append(Token(ROWS, region, pos))
     if end < len(text):
         _lex(text, end, toks)
@@ -643,6 +776,17 @@ def _row_markers(body: str) -> list[tuple[str, int | str | None, int, int]]:
 
 
 def _scan(text: str) -> Statement:
+    plain = _plain_rows(text)
+    if plain is not None:
+        stmt = _read(text, plain, rows=(Rows(text, plain[-1].start), []))
+        if stmt is not None:
+            return stmt
+    return _scan_rows(text)
+
+
+def _scan_rows(text: str) -> Statement:
+    """The scan that reads every row of a VALUES list (by the row expression, the repeated-
+    row shortcut or the tokenizer)."""
     literal = _literal_rows(text)
     if literal is not None:
         stmt = _read(text, literal[0], rows=literal[1:])
@@ -659,7 +803,7 @@ def _scan(text: str) -> Statement:
 
 
 def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
-          rows: tuple[list[tuple[int, int]], list[Placeholder]] | None = None
+          rows: tuple[Sequence[tuple[int, int]], list[Placeholder]] | None = None
           ) -> Statement | None:
     """The statement the tokens of a text say; None where the REPEATED token of the shortcut
     stands where the scan is not just after a VALUES list's first row, or the ROWS token
@@ -727,6 +871,7 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
     prev_upper = ""
     marks: list[tuple[str, int, int]] = []
     operator_like: set[int] = set()  # '?' right after an operand: where an operator stands
+    lazy: Rows | None = None
     i = 0
     while i < len(sig):
         tok = sig[i]
@@ -741,7 +886,10 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
             if not (kind in (INSERT, BULK) and values_depth == 0 == depth == bracket
                     and not values_rows and rows is not None):
                 return None
-            values_rows.extend(rows[0])
+            if isinstance(rows[0], Rows):
+                lazy = rows[0]  # the rows run to the end: nothing after them is read
+            else:
+                values_rows.extend(rows[0])
             placeholders.extend(rows[1])
             prev_upper = ""  # as after the last row's ')'
             i += 1
@@ -861,10 +1009,12 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
                                                         if after.ttype is WHITESPACE
                                                         else 0)))
     end = sig[-1].start if sig and sig[-1].is_punct(";") else len(text.rstrip())
+    if values_rows and values_rows[-1][1] == -1:
+        values_rows.pop()  # a row left open at the end (only the last one can be)
     clauses = tuple((name, at, body, marks[n + 1][1] if n + 1 < len(marks) else end)
                     for n, (name, at, body) in enumerate(marks))
     return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
-                     tuple(r for r in values_rows if r[1] != -1), words, select_start=select_start,
+                     lazy if lazy is not None else tuple(values_rows), words, select_start=select_start,
                      columns=columns, clauses=clauses, end=end,
                      dollar_markers=tuple(dollar_markers))
 

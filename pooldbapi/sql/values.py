@@ -7,7 +7,7 @@ import bisect
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any
 
 from .paramstyle import source_style
@@ -103,6 +103,8 @@ class _Segments:
         return pos - piece[0] + piece[2]
 
 
+_LO, _HI = operator.itemgetter(0), operator.itemgetter(1)
+
 GROUP_CACHE = 8
 """Row sets kept per statement (at most; also bounded by text): a round-robin over a list gives
 the same few row sets again."""
@@ -177,14 +179,16 @@ def _picker(kept: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
 
 def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     text = stmt.text
-    spans = stmt.values_rows
+    spans = tuple(stmt.values_rows)
     first, last = spans[0][0], spans[-1][1]
-    chosen = [spans[index] for index in rows]
-    lengths = [hi - lo for lo, hi in chosen]
+    # no Python step per row where there are no markers in the rows: maps and slices only
+    chosen = list(map(spans.__getitem__, rows))
+    los, his = list(map(_LO, chosen)), list(map(_HI, chosen))
+    lengths = list(map(operator.sub, his, los))
     # where each row starts in the group: after the prefix, rows joined by ', '
-    ats = list(accumulate([n + 2 for n in lengths[:-1]], initial=first))
+    ats = list(accumulate(map(operator.add, lengths[:-1], repeat(2)), initial=first))
     made_rows = list(zip(ats, map(operator.add, ats, lengths), strict=True))
-    out = [text[:first], ", ".join([text[lo:hi] for lo, hi in chosen]), text[last:]]
+    out = [text[:first], ", ".join(map(text.__getitem__, map(slice, los, his))), text[last:]]
     starts = [p.start for p in stmt.placeholders]
     head, tail = bisect.bisect_left(starts, first), bisect.bisect_left(starts, last)
     inside: list[tuple[int, int]] = []  # a row's placeholders (indices) and its shift
