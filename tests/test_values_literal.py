@@ -39,10 +39,10 @@ def traced() -> Iterator[Traced]:
     original = sqlite_backend.SQLiteBackend.connect
 
     def connect(self, spec, limiter=None):  # type: ignore[no-untyped-def]
-        raw = original(self, spec, limiter)
+        link = original(self, spec, limiter)
         path = spec.param("database")
-        raw.set_trace_callback(lambda s: trace.sent.setdefault(path, []).append(s))
-        return raw
+        link.raw.set_trace_callback(lambda s: trace.sent.setdefault(path, []).append(s))
+        return link
 
     pooldbapi.close_all()
     sqlite_backend.SQLiteBackend.connect = connect  # type: ignore[method-assign]
