@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from . import waits
 from .backends import backend as load_backend
 from .backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
 from .dbapi import TypeCode, category_of_value
@@ -353,6 +354,10 @@ def _fetch_all(conn: Session, plan_: LocalPlan, engine: LocalEngine,
                 codes.setdefault(name, code)
 
 
+def _bound(fetch: Callable[[str], None], alias: str) -> Callable[[], None]:
+    return lambda: fetch(alias)
+
+
 def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
                        fetch: Callable[[str], None]) -> None:
     # borrowed here, in the one order every caller uses, not by the workers: a transaction's
@@ -361,6 +366,9 @@ def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
     try:
         for alias in aliases:
             conn.transaction.physical(conn.specs[alias], conn.autocommit)
+        if waits.active():  # a call of pooldbapi.aio: one greenlet per container, no thread
+            waits.gather([_bound(fetch, alias) for alias in aliases], lambda: None)
+            return
         futures = [executor().submit(fetch, alias) for alias in aliases]
         try:
             wait(futures)

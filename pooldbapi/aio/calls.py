@@ -1,6 +1,7 @@
-"""Calls of the shared core made for a task: one at a time per connection, each in a worker
-thread so that the event loop never blocks on a driver; a cancelled task is treated as Ctrl-C
-is in the synchronous API (its call stops at the next row boundary, an open transaction is
+"""Calls of the shared core made for a task: one at a time per connection, each either in a
+greenlet on the event loop's thread, its waits awaited (waits.py; sessions of drivers with an
+async API: NATIVE), or in a worker thread, so that the event loop never blocks on a driver; a
+cancelled task is treated as Ctrl-C is in the synchronous API (its call stops at the next row boundary, an open transaction is
 failed and rolled back on its containers, autocommit says which rows were committed)."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import waits
 from ..errors import Error, OperationalError
 
 if TYPE_CHECKING:
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
 
+NATIVE = frozenset({"postgresql"})
+"""Drivers whose sessions a call drives through their own async API (psycopg's
+AsyncConnection): a connection whose containers are all of these runs its calls in greenlets
+on the event loop's thread; any other runs them on its worker thread."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
 executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
@@ -70,6 +76,8 @@ class Calls:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.native = waits.available() and \
+            all(spec.driver in NATIVE for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
         _CALLS.add(self)
         self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
@@ -81,6 +89,13 @@ class Calls:
         if self.worker is None:
             self.worker = ThreadPoolExecutor(1, thread_name_prefix="pooldbapi-aio")
         return self.worker
+
+    def _start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """fn under way: in a greenlet driven by a task of its own (native), else on the
+        connection's thread; either way with the caller's context."""
+        if self.native:
+            return asyncio.ensure_future(waits.spawn(fn))
+        return in_worker(fn, self._worker())
 
     def close(self) -> None:
         """Let the thread end once its last call has (called after the connection's close)."""
@@ -97,11 +112,11 @@ class Calls:
             raise Interrupted
 
     async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
-        """Run fn in a worker thread; on cancellation wait for it to stop, then settle the
-        transaction. committed: says what a call that ended anyway committed (autocommit)."""
+        """Run fn (in a greenlet or a worker thread); on cancellation wait for it to stop,
+        then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
         async with self.lock:
             self._cancel.clear()
-            work = in_worker(fn, self._worker())
+            work = self._start(fn)
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
@@ -111,8 +126,8 @@ class Calls:
                 # is settled as for work still running)
                 self._cancel.set()
                 await _settled(work)
-                await _settled(in_worker(partial(self._after_cancel, work, cancelled,
-                                                 committed), self._worker()))
+                await _settled(self._start(partial(self._after_cancel, work, cancelled,
+                                                   committed)))
                 raise
 
     def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,
@@ -142,7 +157,7 @@ class Calls:
 
 
 async def _settled(work: asyncio.Future[Any]) -> None:
-    """Wait until the worker's call has ended, whatever further cancellations come: a session
+    """Wait until the call under way has ended, whatever further cancellations come: a session
     may not be used by the next call while a worker still writes on it. The wait is bounded by
     the core's own (the rows of one batch, the pool's timeout)."""
     while not work.done():

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from ... import telemetry
+from ... import telemetry, waits
 from ...dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -156,7 +156,7 @@ class Hold:
         """Sleep until the container may be called."""
         delay = self.until - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            waits.sleep(delay)
 
 
 class AdaptiveRate:
@@ -183,7 +183,7 @@ class AdaptiveRate:
             start = max(now, self._next)
             self._next = start + 1.0 / self.rate
         if start > now:
-            time.sleep(start - now)
+            waits.sleep(start - now)
         return max(start - now, 0.0)
 
     def throttled(self) -> None:
@@ -295,7 +295,7 @@ class ODataConnection:
                 self.limiter.hold_until(time.monotonic() + delay)
             if telemetry.ON:
                 telemetry.retried(self.alias)
-            time.sleep(delay)
+            waits.sleep(delay)
             waited += delay
         if response.status_code >= 400:
             refused = _error(response.status_code, redact(response.text, self.all_secrets()))

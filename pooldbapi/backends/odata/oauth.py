@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from ... import waits
 from ...errors import InterfaceError, OperationalError, redact, remember_secrets
 from ...settings import ContainerSpec, seconds
 from ...state import store_key
@@ -196,7 +197,7 @@ class TokenSource:
                 raise OperationalError(f"{self.alias}: no OAuth2 token within"
                                        f" {lease:.0f} s: another process holds"
                                        " the refresh lease")
-            time.sleep(POLL)
+            waits.sleep(POLL)
 
     def _forget_in_store(self, access: str) -> None:
         assert self.store is not None
@@ -247,7 +248,7 @@ class TokenSource:
         if previous is not None and previous.asked:
             wait = previous.asked + self.interval - time.time()
             if wait > 0:
-                time.sleep(wait)
+                waits.sleep(wait)
         refresh = previous.refresh if previous is not None and previous.refresh else \
             self.first_refresh
         form = {"client_id": self.client_id, "client_secret": self.client_secret}

@@ -1,0 +1,254 @@
+"""Where the core waits: the one seam between its synchronous code and an event loop.
+
+The core is written once, synchronously. A pooldbapi.aio call runs it in a greenlet on the
+event loop's thread (spawn()); every wait of the core (a driver's I/O through an adapter, a
+sleep, a lock, the pool's wait for a free session, work on several containers at once) goes
+through this module, which blocks the thread as before outside such a greenlet and, inside
+one, hands the awaitable to the event loop and resumes when it is done (await_only): the
+technique SQLAlchemy runs its synchronous core over asyncio drivers with. Without greenlet
+installed (the `aio` extra) everything blocks as before."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import Any, TypeVar, cast
+
+try:
+    from greenlet import getcurrent, greenlet  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - the aio extra brings it
+    greenlet = None
+    getcurrent = None
+
+T = TypeVar("T")
+LOCK_POLL = 0.0005
+"""Seconds between two tries of a lock another greenlet of the loop's thread holds."""
+
+
+class NotInLoop(RuntimeError):
+    """An awaitable was handed to await_only outside a call of pooldbapi.aio's greenlet
+    mode (a session of an event loop used by synchronous code, or from another thread)."""
+
+
+if greenlet is not None:
+    class _Call(greenlet):  # type: ignore[misc]
+        """The greenlet a pooldbapi.aio call runs the core in (its parent: the event loop's)."""
+
+        pooldbapi_async = True
+
+        def __init__(self, fn: Callable[..., Any], parent: Any) -> None:
+            super().__init__(fn, parent)
+            self.gr_context = parent.gr_context  # the task's contextvars (its span)
+
+
+def available() -> bool:
+    """Tell whether the greenlet package is there (pooldbapi.aio's native calls need it)."""
+    return greenlet is not None
+
+
+def active() -> bool:
+    """Tell whether the calling code runs in a greenlet of spawn() (so waits are awaited)."""
+    return getcurrent is not None and getattr(getcurrent(), "pooldbapi_async", False)
+
+
+async def spawn(fn: Callable[[], T]) -> T:
+    """Run the synchronous fn in a greenlet on this event loop's thread; each await_only in
+    it awaits here. Exceptions (and BaseExceptions) of fn are raised to the caller; one
+    raised into the await (a cancellation) is thrown into fn at its wait."""
+    if greenlet is None:
+        raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
+    call = _Call(fn, getcurrent())
+    result = call.switch()
+    while not call.dead:
+        try:
+            value = await result
+        except BaseException as exc:  # noqa: BLE001 - a cancellation reaches fn at its wait
+            result = call.throw(exc)
+        else:
+            result = call.switch(value)
+    return cast(T, result)
+
+
+class _Resume:
+    """An awaitable that goes on with a coroutine the greenlet started and that suspended:
+    what it yields (a future) goes to the task, what the task sends goes back to it."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro, self.yielded = coro, yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self.coro, self.yielded
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as exc:  # noqa: BLE001 - a cancellation goes into the driver
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def await_only(awaitable: Awaitable[T]) -> T:
+    """Wait for an awaitable from synchronous code that runs in a greenlet of spawn(). A
+    coroutine is first run right here, so one that ends without waiting (a fetch of rows
+    already read) costs no switch; one that waits is handed on to the event loop."""
+    current = getcurrent() if getcurrent is not None else None
+    if not getattr(current, "pooldbapi_async", False):
+        if isinstance(awaitable, Coroutine):
+            awaitable.close()
+        raise NotInLoop("a session of an event loop was used outside pooldbapi.aio's calls"
+                        " (from synchronous code or another thread)")
+    assert current is not None
+    if isinstance(awaitable, Coroutine):
+        try:
+            yielded = awaitable.send(None)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        return cast(T, current.parent.switch(_Resume(awaitable, yielded)))
+    return cast(T, current.parent.switch(awaitable))
+
+
+def run_ready(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (a driver's close, which only frees its socket) from
+    synchronous code; NotInLoop if it would wait."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    coro.close()
+    raise NotInLoop("the call needs its event loop")
+
+
+def sleep(seconds: float) -> None:
+    """Sleep: awaited in a greenlet of spawn(), else the thread sleeps."""
+    if active():
+        await_only(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+class LoopLock:
+    """A lock that a greenlet of spawn() may hold across waits: one that finds it taken tries
+    again after an awaited pause, so the event loop (and with it the holder) goes on; a
+    thread blocks as on a threading.Lock."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if self._lock.acquire(blocking=False):
+            return
+        if not active():
+            self._lock.acquire()
+            return
+        while not self._lock.acquire(blocking=False):
+            await_only(asyncio.sleep(LOCK_POLL))
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Tell whether someone holds the lock."""
+        return self._lock.locked()
+
+
+def new_lock() -> threading.Lock | LoopLock:
+    """The lock of something used across waits: a LoopLock in a greenlet of spawn() (what it
+    guards belongs to that event loop), else a threading.Lock."""
+    return LoopLock() if active() else threading.Lock()
+
+
+def gather(calls: Sequence[Callable[[], T]], interrupted: Callable[[], None]) -> list[T]:
+    """Run synchronous calls at once, each in a greenlet of its own driven by a task of this
+    loop (the caller being in a greenlet of spawn()); return their results in order, or raise
+    the first one's exception (in order) once every call has ended. Should the wait itself be
+    interrupted, `interrupted` is told (it stops the calls at their next boundary) and every
+    call is still waited for: none may go on using what the caller gives back."""
+    tasks = [asyncio.ensure_future(spawn(call)) for call in calls]
+    try:
+        await_only(asyncio.wait(tasks))
+    except BaseException:
+        interrupted()
+        await_only(_settled(tasks))
+        raise
+    return [task.result() for task in tasks]
+
+
+async def _settled(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            continue
+
+
+class Wakeup:
+    """What a waiter of the pool sleeps on: a threading.Condition on the pool's lock for a
+    thread, a future of its loop for a greenlet of spawn() (woken from any thread)."""
+
+    __slots__ = ("cond", "future", "loop")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future[None] | None = None
+        if active():
+            self.loop = asyncio.get_running_loop()
+            self.future = self.loop.create_future()
+
+    def notify(self) -> None:
+        """Wake the waiter (held: the lock the condition is on)."""
+        if self.loop is None:
+            self.cond.notify()
+        else:
+            self.loop.call_soon_threadsafe(_set, self.future)
+
+    def wait(self, lock: threading.Lock, timeout: float) -> None:
+        """Wait up to timeout seconds to be woken (held: lock; held again on return)."""
+        if self.future is None:
+            self.cond.wait(timeout)
+            return
+        lock.release()
+        try:
+            await_only(asyncio.wait({self.future}, timeout=timeout))
+        finally:
+            lock.acquire()  # (the pool holds it briefly, never across a wait)
+            if self.future.done():  # a later wait waits for a later wake-up
+                self.future = self.loop.create_future() if self.loop is not None else None
+
+
+def _set(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+_NUMBERS = iter(range(1, sys.maxsize))
+_LOOPS_LOCK = threading.Lock()
+
+
+def loop_key() -> int | None:
+    """A number of the running event loop in a greenlet of spawn() (a session belongs to
+    the loop it was opened on: such sessions are pooled per loop), None outside one."""
+    if not active():
+        return None
+    loop = asyncio.get_running_loop()
+    found = _LOOPS.get(loop)
+    if found is None:
+        with _LOOPS_LOCK:
+            found = _LOOPS.get(loop)
+            if found is None:
+                found = _LOOPS[loop] = next(_NUMBERS)
+    return found
