@@ -17,8 +17,11 @@ def run(coro):
 
 
 def live_calls():
+    """Worker greenlets in the middle of a call (the idle ones are kept for later calls)."""
     gc.collect()
-    return [g for g in gc.get_objects() if isinstance(g, waits._Call) and not g.dead]
+    idle = waits._idle()
+    return [g for g in gc.get_objects()
+            if isinstance(g, waits._Worker) and not g.dead and g not in idle]
 
 
 def test_a_spawned_call_returns_its_value_and_its_awaits_run_on_the_loop():
@@ -77,6 +80,44 @@ def test_a_cancellation_reaches_the_call_at_its_wait_and_the_call_may_finish():
     run(main())
     assert seen == ["cancelled at the wait"]
     assert live_calls() == []
+
+
+def test_a_shielded_call_is_told_of_its_cancellation_and_ends_its_wait_first():
+    told, seen = [], []
+
+    def work():
+        try:
+            waits.await_only(asyncio.sleep(0.1))  # a driver's wait: not cut short
+        except asyncio.CancelledError:
+            seen.append("thrown in")
+            raise
+        seen.append("wait ended")
+        return "done"
+
+    async def main():
+        task = asyncio.ensure_future(waits.spawn(work, lambda: told.append("cancelled")))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(waits.Cancelled) as info:
+            await task
+        return info.value.ended
+
+    ended = run(main())
+    assert told == ["cancelled"] and seen == ["wait ended"]
+    assert ended.value == "done" and ended.exc is None
+    assert live_calls() == []
+
+
+def test_worker_greenlets_are_reused_from_call_to_call():
+    def me():
+        import greenlet
+        return greenlet.getcurrent()
+
+    async def twice():
+        return await waits.spawn(me), await waits.spawn(me)
+
+    first, second = run(twice())
+    assert first is second
 
 
 def test_nested_calls_run_at_once_as_tasks_not_threads():

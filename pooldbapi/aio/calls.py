@@ -90,13 +90,6 @@ class Calls:
             self.worker = ThreadPoolExecutor(1, thread_name_prefix="pooldbapi-aio")
         return self.worker
 
-    def _start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        """fn under way: in a greenlet driven by a task of its own (native), else on the
-        connection's thread; either way with the caller's context."""
-        if self.native:
-            return asyncio.ensure_future(waits.spawn(fn))
-        return in_worker(fn, self._worker())
-
     def close(self) -> None:
         """Let the thread end once its last call has (called after the connection's close)."""
         if self.worker is not None:
@@ -116,7 +109,9 @@ class Calls:
         then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
         async with self.lock:
             self._cancel.clear()
-            work = self._start(fn)
+            if self.native:
+                return await self._run_here(fn, committed)
+            work = in_worker(fn, self._worker())
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
@@ -126,13 +121,26 @@ class Calls:
                 # is settled as for work still running)
                 self._cancel.set()
                 await _settled(work)
-                await _settled(self._start(partial(self._after_cancel, work, cancelled,
-                                                   committed)))
+                await _settled(in_worker(partial(self._after_cancel, work.exception(),
+                                                 cancelled, committed), self._worker()))
                 raise
 
-    def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,
+    async def _run_here(self, fn: Callable[[], T], committed: Callable[[], str] | None) -> T:
+        """Run fn in a greenlet on the loop's thread; a cancellation is told to the core (it
+        stops at its next row boundary) while the driver's wait goes on; once fn has ended,
+        the transaction is settled and CancelledError raised."""
+        try:
+            return await waits.spawn(fn, self._cancel.set)
+        except waits.Cancelled as cancelled:
+            try:  # the settling is not cut short by further cancellations either
+                await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
+                                          committed), _ignore)
+            except waits.Cancelled:
+                pass
+            raise
+
+    def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
                       committed: Callable[[], str] | None) -> None:
-        exc = work.exception()
         for note in getattr(exc, "__notes__", ()):  # what the runner said of the rows
             cancelled.add_note(note)
         conn, tx = self.conn, self.conn.transaction
@@ -154,6 +162,10 @@ class Calls:
             tx.failed = failed  # still failed: every statement and commit() raise until rollback()
             cancelled.add_note("pooldbapi: the transaction was interrupted and is failed (every"
                                " container was rolled back): call rollback()")
+
+
+def _ignore() -> None:
+    pass
 
 
 async def _settled(work: asyncio.Future[Any]) -> None:
