@@ -10,11 +10,14 @@ installed (the `aio` extra) everything blocks as before."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import os
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 try:
@@ -268,6 +271,40 @@ def new_lock() -> threading.Lock | LoopLock:
     """The lock of something used across waits: a LoopLock in a greenlet of spawn() (what it
     guards belongs to that event loop), else a threading.Lock."""
     return LoopLock() if active() else threading.Lock()
+
+
+IO_WORKERS = 32
+"""Threads for the blocking calls of drivers without an async API (blocking())."""
+_IO: ThreadPoolExecutor | None = None
+_IO_LOCK = threading.Lock()
+
+
+def _io() -> ThreadPoolExecutor:
+    global _IO
+    if _IO is None:
+        with _IO_LOCK:
+            if _IO is None:
+                _IO = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="pooldbapi-io")
+    return _IO
+
+
+def _forget_io() -> None:
+    global _IO, _IO_LOCK
+    _IO, _IO_LOCK = None, threading.Lock()  # the parent's threads do not exist in a child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_io)
+
+
+def blocking(fn: Callable[[], T]) -> T:
+    """Make a blocking call of a driver that has no async API (an HTTP request through
+    requests): in a greenlet of spawn() on a thread of a shared pool, awaited (with the
+    caller's contextvars), so the event loop goes on; elsewhere right here."""
+    if not active():
+        return fn()
+    context = contextvars.copy_context()
+    return await_only(asyncio.get_running_loop().run_in_executor(_io(), context.run, fn))
 
 
 def gather(calls: Sequence[Callable[[], T]], interrupted: Callable[[], None]) -> list[T]:

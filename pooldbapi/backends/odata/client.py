@@ -12,6 +12,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -253,8 +254,9 @@ class ODataConnection:
                                      "Authorization": f"Bearer {sent}"}
             try:
                 self.calls += 1
-                response = self.session.request(method, url, timeout=self.timeout,
-                                                verify=self.verify, **kwargs)
+                response = waits.blocking(partial(  # (a thread's, in pooldbapi.aio)
+                    self.session.request, method, url, timeout=self.timeout,
+                    verify=self.verify, **kwargs))
             except requests.RequestException as exc:
                 failure = redact(f"{type(exc).__name__}: {exc}", self.all_secrets())
                 # an invalid URL or header (requests' ValueErrors) is no lost connection

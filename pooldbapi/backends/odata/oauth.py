@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
@@ -262,8 +263,9 @@ class TokenSource:
         secrets = self.static + ((refresh,) if refresh else ())
         self.requests += 1
         try:
-            answer = requests.post(self.url, data=form, timeout=self.timeout,
-                                   verify=self.verify, headers={"Accept": "application/json"})
+            answer = waits.blocking(partial(
+                requests.post, self.url, data=form, timeout=self.timeout, verify=self.verify,
+                headers={"Accept": "application/json"}))
         except requests.RequestException as exc:
             raise OperationalError(f"{self.alias}: the OAuth2 token server cannot be reached:"
                                    f" {redact(type(exc).__name__ + ': ' + str(exc), secrets)}"
