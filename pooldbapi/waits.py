@@ -121,7 +121,9 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     worker = idle.pop() if idle else _Worker()
     current = getcurrent()
     worker.parent = current
-    worker.gr_context = current.gr_context  # the task's contextvars (its span)
+    # the task's contextvars (its span), as a copy: what the call sets stays in the call,
+    # as in a worker thread's call
+    worker.gr_context = current.gr_context.copy()
     shield = _Shield(on_cancel) if on_cancel is not None else None
     result = worker.switch(fn)
     while type(result) is not _Ended:

@@ -108,6 +108,25 @@ def test_a_shielded_call_is_told_of_its_cancellation_and_ends_its_wait_first():
     assert live_calls() == []
 
 
+def test_a_call_sees_its_tasks_contextvars_and_what_it_sets_stays_in_it():
+    import contextvars
+    var = contextvars.ContextVar("request", default="none")
+
+    def call():
+        seen = var.get()
+        var.set("set in the call")
+        return seen
+
+    async def task(value):
+        var.set(value)
+        return await waits.spawn(call), await waits.spawn(call), var.get()
+
+    async def main():
+        return await asyncio.gather(task("a"), task("b"))
+
+    assert run(main()) == [("a", "a", "a"), ("b", "b", "b")]
+
+
 def test_worker_greenlets_are_reused_from_call_to_call():
     def me():
         import greenlet

@@ -111,7 +111,9 @@ class TokenSource:
         self.static = tuple(s for s in (self.client_secret, self.first_refresh) if s)
         self.current = Token()
         self.requests = 0  # token requests sent by this process
-        self._lock = threading.Lock()
+        # held across the token request: a greenlet of pooldbapi.aio that waits for it
+        # awaits, so the event loop (and the request) goes on
+        self._lock = waits.LoopLock()
 
     @property
     def secrets(self) -> tuple[str, ...]:
