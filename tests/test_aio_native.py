@@ -174,3 +174,35 @@ def test_sqlite_connections_keep_their_worker_thread(tmp_path):
         await conn.close()
 
     run(main())
+
+
+def test_bulk_pages_go_through_copy_and_a_streamed_source_on_async_sessions(
+        pg, pg2, no_threads, monkeypatch):
+    table(pg, pg2, name="nat_bulk", ddl="(id int, v text)")
+    table(pg, name="nat_src", ddl="(id int, v text)")
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("insert into nat_src select g, 'v' || g from generate_series(1, 300) g")
+    copied = []
+    real = pg_async.Copy.write_row
+
+    def write_row(self, row):
+        copied.append(row)
+        return real(self, row)
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"a": pg.conninfo(), "b": pg2.conninfo()})
+        cur = conn.cursor()
+        await cur.executemany("bulk insert into nat_bulk@{a,b} (id, v) values (?, ?)",
+                              [(i, f"r{i}") for i in range(200)])
+        await cur.execute("bulk insert into nat_bulk@{a,b} (id, v) select id, v from nat_src@a")
+        await conn.commit()
+        await conn.close()
+
+    monkeypatch.setattr(pg_async.Copy, "write_row", write_row)
+    run(main())
+    counts = []
+    for cluster in (pg, pg2):
+        with psycopg.connect(cluster.dsn) as raw:
+            counts.append(raw.execute("select count(*) from nat_bulk").fetchone()[0])
+    assert sum(counts) == 500 and all(counts)
+    assert len(copied) == 500  # every page through COPY
