@@ -29,8 +29,8 @@ NATIVE = frozenset({"postgresql", "odata"})
 """Drivers a call drives from the event loop's thread: PostgreSQL through psycopg's
 AsyncConnection, OData with its limiter's and retries' waits awaited and each HTTP request on
 a thread of waits.blocking(). A connection whose containers are all of these runs its calls in
-greenlets on the loop's thread; any other (SQLite: sqlite3 is faster called from one thread
-per call than per driver call) runs them on its worker thread."""
+greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
+per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
 executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
