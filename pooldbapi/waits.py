@@ -73,11 +73,29 @@ KEPT_WORKERS = 64
 """Idle worker greenlets kept per thread for later calls."""
 
 
+class _Kept:
+    """A thread's idle workers."""
+
+    __slots__ = ("__weakref__", "workers")
+
+    def __init__(self) -> None:
+        self.workers: list[Any] = []
+
+
+_EVERY_IDLE: weakref.WeakSet[_Kept] = weakref.WeakSet()  # each live thread's
+
+
 def _idle() -> list[Any]:
-    found: list[Any] | None = getattr(_IDLE, "workers", None)
+    found: _Kept | None = getattr(_IDLE, "kept", None)
     if found is None:
-        found = _IDLE.workers = []
-    return found
+        found = _IDLE.kept = _Kept()
+        _EVERY_IDLE.add(found)
+    return found.workers
+
+
+def idle_workers() -> list[Any]:
+    """The worker greenlets kept idle, in every thread (the others are in a call)."""
+    return [worker for kept in list(_EVERY_IDLE) for worker in list(kept.workers)]
 
 
 def available() -> bool:

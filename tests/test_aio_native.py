@@ -88,7 +88,8 @@ def test_work_over_two_servers_runs_as_tasks_without_a_thread(pg, pg2, no_thread
         return before, told
 
     before, told = run(main())
-    assert seen_threads <= before  # no thread started for the call
+    # no thread started for the call (the pools' reaper starts with the loop's new pools)
+    assert seen_threads - before <= {"pooldbapi-reaper"}
     # each row a call of its own (throttled): the two containers were written at once
     assert sorted(told) == ["a"] * 20 + ["b"] * 20
     assert told.index("b") < len(told) - 1 - told[::-1].index("a")

@@ -19,9 +19,9 @@ def run(coro):
 def live_calls():
     """Worker greenlets in the middle of a call (the idle ones are kept for later calls)."""
     gc.collect()
-    idle = waits._idle()
+    idle = waits.idle_workers()  # (those of other threads' event loops among them)
     return [g for g in gc.get_objects()
-            if isinstance(g, waits._Worker) and not g.dead and g not in idle]
+            if isinstance(g, waits._Worker) and not g.dead and not any(g is i for i in idle)]
 
 
 def test_a_spawned_call_returns_its_value_and_its_awaits_run_on_the_loop():
