@@ -150,7 +150,8 @@ def rate_row(operation: str, api: str, tokens: int, calls: int, elapsed: float, 
             "call_ms": round(latency, 1)}
 
 
-async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
+async def odata_cases(rate: int, delay_ms: int, seconds: float,
+                      strategy: str | None = None) -> list[dict]:
     import os
     import threading
 
@@ -167,7 +168,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
             lst = "{" + ",".join(aliases) + "}"
             total = int(n * rate * seconds)
             tasks = 2 * n
-            conns = [await pooldbapi.aio.connect(specs, autocommit=True) for _ in range(tasks)]
+            conns = [await pooldbapi.aio.connect(specs, autocommit=True, strategy=strategy)
+                     for _ in range(tasks)]
             for a in aliases:  # $metadata, before the clock runs
                 await conns[0].execute(f"select count(*) from Journals@{a} where ID = 1")
             start = time.perf_counter()
@@ -196,7 +198,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
                                 latency))
             for conn in conns:
                 await conn.close()
-            syncs = [pooldbapi.connect(specs, autocommit=True) for _ in range(tasks)]
+            syncs = [pooldbapi.connect(specs, autocommit=True, strategy=strategy)
+                     for _ in range(tasks)]
 
             def sync_reads(conn: pooldbapi.Connection, k: int, lst: str = lst) -> None:
                 for _ in range(k):
@@ -226,7 +229,8 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float) -> list[dict]:
 
 async def main_async(args: argparse.Namespace) -> None:
     if args.only == "odata":
-        report("aio_odata", await odata_cases(args.rate, args.delay_ms, args.seconds),
+        report("aio_odata", await odata_cases(args.rate, args.delay_ms, args.seconds,
+                                              args.strategy),
                ["operation", "api", "tokens", "calls", "calls_per_s", "limit", "efficiency",
                 "call_ms"])
         return
@@ -251,6 +255,8 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=50, help="added to every OData call")
     parser.add_argument("--seconds", type=float, default=3.0, help="OData calls per case:"
                         " tokens x rate x seconds")
+    parser.add_argument("--strategy", help="the OData connections' strategy (default: the"
+                        " connect() default, round-robin)")
     args = parser.parse_args()
     pin_client()
     asyncio.run(main_async(args))

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from . import telemetry
+from . import telemetry, waits
 from .backends import backend as load_backend
 from .backends.base import Description, Link, driver_error
 from .errors import Error, OperationalError
@@ -61,7 +61,7 @@ class Physical:
         self.in_transaction = False  # borrowed by a transaction that began on it
         self.parked_by: Any = None  # kept by this borrower between autocommit statements
         # sqlite3 connections move between worker threads: access is serialised
-        self.lock = threading.Lock()
+        self.lock = waits.new_lock()  # (held across awaits by a session of an event loop)
         self._cursor: Any = None
         # the link's answers, bound once (each is a call on the one-container path)
         self.describe: Callable[..., Description | None] = link.describe
@@ -93,10 +93,11 @@ class Waiter:
     connection hands it (or its place under the maximum: `granted` with no `phys`) straight to
     the oldest waiter, so one that just gave a connection back cannot take it again first."""
 
-    __slots__ = ("cond", "granted", "phys")
+    __slots__ = ("granted", "phys", "wake")
 
     def __init__(self, lock: threading.Lock) -> None:
-        self.cond = threading.Condition(lock)  # the pool's own lock: no hand-over is missed
+        # on the pool's own lock: no hand-over is missed (a greenlet of pooldbapi.aio awaits)
+        self.wake = waits.Wakeup(lock)
         self.granted = False
         self.phys: Physical | None = None
 
@@ -121,8 +122,9 @@ class PoolStats:
 class Pool:
     """The physical connections of one container definition."""
 
-    def __init__(self, spec: ContainerSpec) -> None:
+    def __init__(self, spec: ContainerSpec, key: Any = None) -> None:
         self.spec = spec
+        self.key = spec.key if key is None else key  # (an event loop's sessions: its own)
         self.backend = load_backend(spec.driver, spec.alias)
         opts = spec.options
         cap = self.backend.max_connections(spec)
@@ -183,7 +185,7 @@ class Pool:
             return False
         waiter = self._waiting.popleft()
         waiter.granted, waiter.phys = True, phys
-        waiter.cond.notify()
+        waiter.wake.notify()
         return True
 
     def _free_place(self) -> None:
@@ -209,7 +211,7 @@ class Pool:
                         f"container {self.spec.alias!r}: no free physical connection within"
                         f" {self.spec.options.pool_timeout:g} s (all {self.maximum} of"
                         " maximum-number-of-pooled-connections are in use)")
-                waiter.cond.wait(remaining)
+                waiter.wake.wait(self._lock, remaining)
             return waiter.phys
         except BaseException:
             if not waiter.granted:
@@ -375,8 +377,8 @@ class Pool:
         phys.link.close()
         if empty:
             with _LOCK:
-                if _POOLS.get(self.spec.key) is self and self.stats().open == 0:
-                    del _POOLS[self.spec.key]
+                if _POOLS.get(self.key) is self and self.stats().open == 0:
+                    del _POOLS[self.key]
                     self.close()
 
     def release(self, phys: Physical, broken: bool = False) -> None:
@@ -412,7 +414,7 @@ class Pool:
             self.closed = True
             waiting, self._waiting = self._waiting, deque()
             for waiter in waiting:  # each goes to the successor pool
-                waiter.cond.notify()
+                waiter.wake.notify()
         self.close_idle()
 
     def close_idle(self) -> None:
@@ -461,7 +463,7 @@ def _evict() -> None:
         victim.pool.evict(victim)
 
 
-_POOLS: dict[str, Pool] = {}
+_POOLS: dict[Any, Pool] = {}
 _LOCK = threading.Lock()
 INHERITED: list[Any] = []
 """Pools and physical connections a child process inherited through fork: kept referenced and
@@ -486,13 +488,16 @@ def acquire(spec: ContainerSpec) -> Physical:
 
 
 def pool_for(spec: ContainerSpec) -> Pool:
-    """Return the process-wide pool of a container definition, creating it on first use."""
-    found = _POOLS.get(spec.key)
+    """Return the process-wide pool of a container definition, creating it on first use; a
+    call of pooldbapi.aio gets the pool of its event loop's sessions."""
+    loop = waits.loop_key()
+    key = spec.key if loop is None else (spec.key, loop)
+    found = _POOLS.get(key)
     if found is None:
         with _LOCK:
-            found = _POOLS.get(spec.key)
+            found = _POOLS.get(key)
             if found is None:
-                found = _POOLS[spec.key] = Pool(spec)
+                found = _POOLS[key] = Pool(spec, key)
                 _start_reaper()
     return found
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import waits
 from .errors import ProgrammingError
 from .health import HEALTH
 from .lag import LAG, PRIMARY_SQL, Lag, lsn, replayed_past
@@ -200,7 +201,7 @@ class Replicas:
                 return False
             asked = True
             if not replayed_past(seen, target) and time.monotonic() < deadline:
-                time.sleep(POLL)
+                waits.sleep(POLL)
         self.caught[standby] = target
         return True
 

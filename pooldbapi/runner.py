@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import telemetry
+from . import telemetry, waits
 from .backends import backend as load_backend
 from .dbapi import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
@@ -462,6 +463,13 @@ def run_items(conn: Session, plan: dict[str, list[Item]], chunk: int | None = No
             if len(bounds) == 1:
                 alias, rows = next(iter(bounds.items()))
                 work(physicals[alias], rows, stop, chunk, conn.progress, outcomes[alias])
+            elif waits.active():
+                # a call of pooldbapi.aio: every share in a greenlet of its own, driven by a
+                # task of the event loop (no thread); an interruption stops them at a row
+                # boundary
+                waits.gather([partial(_guarded, stop, work, physicals[alias], rows, stop,
+                                      chunk, conn.progress, outcomes[alias])
+                              for alias, rows in bounds.items()], stop.set)
             else:
                 # every share on a worker: an interruption of the calling thread then lands
                 # between rows (the workers stop at their boundary and record what they wrote),

@@ -10,7 +10,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import telemetry
+from . import telemetry, waits
 from .errors import InterfaceError, OperationalError
 from .settings import ContainerSpec
 from .state import store_key
@@ -71,12 +71,12 @@ class Limiter:
                             f"container {self.alias!r}: max-calls-per-day"
                             f" ({window.limit:g}) is used up; the next day starts in"
                             f" {wait / 3600:.1f} h")
-                    time.sleep(wait)
+                    waits.sleep(wait)
                     waited += wait
         if self.store is not None and self.interval is None:  # spacing honours holds itself
             held = self.store.held(self.key)
             if held:
-                time.sleep(held)
+                waits.sleep(held)
                 waited += held
         if self.interval is not None:
             wait = None
@@ -86,7 +86,7 @@ class Limiter:
                 assert self.spacing is not None
                 wait = self.spacing.reserve(calls)
             if wait > 0:
-                time.sleep(wait)
+                waits.sleep(wait)
                 waited += wait
         if waited and telemetry.ON:
             telemetry.throttled(self.alias, waited)

@@ -363,3 +363,34 @@ def test_the_refresh_lease_outlasts_a_slow_token_request(redis_server, monkeypat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_aio_tasks_sharing_one_app_refresh_its_token_without_blocking_each_other(checked):
+    """Through pooldbapi.aio both containers are read at once, in greenlets of one thread: the
+    one that waits for the token another is refreshing awaits (a thread's lock held across the
+    awaited token request would stop the event loop, and with it the request)."""
+    import asyncio
+    import threading
+
+    import pooldbapi.aio
+    server, gateway = checked({"app1": (SECRET, "rt-first-1")}, lifetime=1)
+    outcome = []
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"new": spec(server, gateway),
+                                            "old": spec(server, gateway, url=gateway.url_v2)})
+        assert conn.calls.native
+        for _ in range(4):
+            cur = await conn.execute("select a.ID, b.description from Journals@new a join"
+                                     " Journals@old b on a.ID = b.ID where a.ID < 3 and"
+                                     " b.ID < 3 order by a.ID")
+            outcome.append(await cur.fetchall())
+            await asyncio.sleep(0.7)
+        await conn.close()
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    loop_thread.start()
+    loop_thread.join(60)
+    assert not loop_thread.is_alive(), "the event loop is stuck"
+    assert outcome == [[(1, "journal 1"), (2, "journal 2")]] * 4
+    assert len(server.events("refresh")) >= 2 and not refreshes_used_twice(server)

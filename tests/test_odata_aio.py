@@ -62,3 +62,53 @@ def test_counts_and_inserts_over_three_tokens_from_tasks(gateways):
     posts = [line for line in gateway.calls() if "POST" in line and "tok-aio-" in line]
     assert {a: sum(f"tok-aio-{a}" in line for line in posts) for a in ALIASES} == \
         {a: 3 for a in ALIASES}
+
+
+def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threads(
+        gateways, monkeypatch):
+    """No worker thread per connection or per container; the limiter's waits are awaited
+    (a sleep of the loop's thread fails the test); each HTTP request on a pooldbapi-io thread."""
+    import threading
+
+    from pooldbapi import runner, waits
+    from pooldbapi.aio import calls
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker thread was asked for")
+    monkeypatch.setattr(calls.Calls, "_worker", refuse)
+    monkeypatch.setattr(runner, "executor", refuse)
+    loop_thread = threading.get_ident()
+    real_sleep = waits.time.sleep
+
+    def sleep(seconds):
+        import traceback
+        assert threading.get_ident() != loop_thread, \
+            "the event loop's thread slept:\n" + "".join(traceback.format_stack())
+        real_sleep(seconds)
+    request_threads = set()
+    real_request = requests.Session.request
+
+    def request(self, *args, **kwargs):
+        request_threads.add(threading.current_thread().name)
+        return real_request(self, *args, **kwargs)
+    monkeypatch.setattr(requests.Session, "request", request)
+    gateway = gateways()
+    specs = {a: f"driver=odata;url={gateway.url};token=tok-nat-{a};max-calls-per-second=10"
+             for a in ("eol1", "eol2")}
+    before = task_count(gateway)
+    monkeypatch.setattr(waits.time, "sleep", sleep)  # (time.sleep itself, from here on)
+    request_threads.clear()
+
+    async def main():
+        conn = await pooldbapi.aio.connect(specs, autocommit=True)
+        assert conn.calls.native
+        cur = conn.cursor()
+        await cur.executemany("insert into Tasks@{eol1,eol2} (description) values (?)",
+                              [(f"nat {i}",) for i in range(8)])
+        written = cur.containers
+        await conn.close()
+        return written
+
+    assert asyncio.run(main()) == {"eol1": 4, "eol2": 4}
+    assert request_threads and all(n.startswith("pooldbapi-io") for n in request_threads)
+    assert task_count(gateway) == before + 8

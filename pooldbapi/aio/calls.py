@@ -1,6 +1,7 @@
-"""Calls of the shared core made for a task: one at a time per connection, each in a worker
-thread so that the event loop never blocks on a driver; a cancelled task is treated as Ctrl-C
-is in the synchronous API (its call stops at the next row boundary, an open transaction is
+"""Calls of the shared core made for a task: one at a time per connection, each either in a
+greenlet on the event loop's thread, its waits awaited (waits.py; sessions of drivers with an
+async API: NATIVE), or in a worker thread, so that the event loop never blocks on a driver; a
+cancelled task is treated as Ctrl-C is in the synchronous API (its call stops at the next row boundary, an open transaction is
 failed and rolled back on its containers, autocommit says which rows were committed)."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import waits
 from ..errors import Error, OperationalError
 
 if TYPE_CHECKING:
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
 
+NATIVE = frozenset({"postgresql", "odata"})
+"""Drivers a call drives from the event loop's thread: PostgreSQL through psycopg's
+AsyncConnection, OData with its limiter's and retries' waits awaited and each HTTP request on
+a thread of waits.blocking(). A connection whose containers are all of these runs its calls in
+greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
+per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
 executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
@@ -70,6 +78,8 @@ class Calls:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.native = waits.available() and \
+            all(spec.driver in NATIVE for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
         _CALLS.add(self)
         self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
@@ -97,10 +107,12 @@ class Calls:
             raise Interrupted
 
     async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
-        """Run fn in a worker thread; on cancellation wait for it to stop, then settle the
-        transaction. committed: says what a call that ended anyway committed (autocommit)."""
+        """Run fn (in a greenlet or a worker thread); on cancellation wait for it to stop,
+        then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
         async with self.lock:
             self._cancel.clear()
+            if self.native:
+                return await self._run_here(fn, committed)
             work = in_worker(fn, self._worker())
             try:
                 return await asyncio.shield(work)
@@ -111,13 +123,26 @@ class Calls:
                 # is settled as for work still running)
                 self._cancel.set()
                 await _settled(work)
-                await _settled(in_worker(partial(self._after_cancel, work, cancelled,
-                                                 committed), self._worker()))
+                await _settled(in_worker(partial(self._after_cancel, work.exception(),
+                                                 cancelled, committed), self._worker()))
                 raise
 
-    def _after_cancel(self, work: asyncio.Future[T], cancelled: asyncio.CancelledError,
+    async def _run_here(self, fn: Callable[[], T], committed: Callable[[], str] | None) -> T:
+        """Run fn in a greenlet on the loop's thread; a cancellation is told to the core (it
+        stops at its next row boundary) while the driver's wait goes on; once fn has ended,
+        the transaction is settled and CancelledError raised."""
+        try:
+            return await waits.spawn(fn, self._cancel.set)
+        except waits.Cancelled as cancelled:
+            try:  # the settling is not cut short by further cancellations either
+                await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
+                                          committed), _ignore)
+            except waits.Cancelled:
+                pass
+            raise
+
+    def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
                       committed: Callable[[], str] | None) -> None:
-        exc = work.exception()
         for note in getattr(exc, "__notes__", ()):  # what the runner said of the rows
             cancelled.add_note(note)
         conn, tx = self.conn, self.conn.transaction
@@ -141,8 +166,12 @@ class Calls:
                                " container was rolled back): call rollback()")
 
 
+def _ignore() -> None:
+    pass
+
+
 async def _settled(work: asyncio.Future[Any]) -> None:
-    """Wait until the worker's call has ended, whatever further cancellations come: a session
+    """Wait until the call under way has ended, whatever further cancellations come: a session
     may not be used by the next call while a worker still writes on it. The wait is bounded by
     the core's own (the rows of one batch, the pool's timeout)."""
     while not work.done():

@@ -14,6 +14,7 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 from psycopg.postgres import types as pg_types
 
+from .. import waits
 from ..dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -226,7 +227,11 @@ class PostgreSQLBackend(DriverBackend):
                 raise InterfaceError(f"container {spec.alias!r}: key 'prepare_threshold' has"
                                      f" an invalid value {threshold!r}") from None
         try:
-            raw = psycopg.connect(make_conninfo(**params), **extra)
+            if waits.active():  # a call of pooldbapi.aio: psycopg's AsyncConnection, adapted
+                from . import pg_async
+                raw: Any = pg_async.connect(make_conninfo(**params), **extra)
+            else:
+                raw = psycopg.connect(make_conninfo(**params), **extra)
         except psycopg.ProgrammingError as exc:
             match = _INVALID_OPTION.search(str(exc))
             if match:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from .. import waits
 from ..backends import backend as load_backend
 from ..backends import sqlite as _sqlite_types  # noqa: F401 - its adapters
 from ..dbapi import TypeCode, category_of_value
@@ -345,12 +346,19 @@ def _fetch_all(conn: Session, plan_: LocalPlan, engine: LocalEngine,
                 codes.setdefault(name, code)
 
 
+def _bound(fetch: Callable[[str], None], alias: str) -> Callable[[], None]:
+    return lambda: fetch(alias)
+
+
 def _fetch_in_parallel(conn: Session, by_alias: dict[str, list[int]],
                        fetch: Callable[[str], None]) -> None:
     # borrowed here (Borrows: in the one order every caller uses), not by the workers: a
     # transaction's first use of a container (its begin, a two-phase branch) is never raced;
     # in autocommit given back at the end (each fetch's own borrow finds them held)
     with conn.transaction.borrow_all(conn.specs[alias] for alias in by_alias) as borrows:
+        if waits.active():  # a call of pooldbapi.aio: one greenlet per container, no thread
+            waits.gather([_bound(fetch, alias) for alias in borrows.physicals], lambda: None)
+            return
         futures = [executor().submit(fetch, alias) for alias in borrows.physicals]
         try:
             wait(futures)

@@ -12,12 +12,13 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from ... import telemetry
+from ... import telemetry, waits
 from ...dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -156,7 +157,7 @@ class Hold:
         """Sleep until the container may be called."""
         delay = self.until - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            waits.sleep(delay)
 
 
 class AdaptiveRate:
@@ -183,7 +184,7 @@ class AdaptiveRate:
             start = max(now, self._next)
             self._next = start + 1.0 / self.rate
         if start > now:
-            time.sleep(start - now)
+            waits.sleep(start - now)
         return max(start - now, 0.0)
 
     def throttled(self) -> None:
@@ -253,8 +254,9 @@ class ODataConnection:
                                      "Authorization": f"Bearer {sent}"}
             try:
                 self.calls += 1
-                response = self.session.request(method, url, timeout=self.timeout,
-                                                verify=self.verify, **kwargs)
+                response = waits.blocking(partial(  # (a thread's, in pooldbapi.aio)
+                    self.session.request, method, url, timeout=self.timeout,
+                    verify=self.verify, **kwargs))
             except requests.RequestException as exc:
                 failure = redact(f"{type(exc).__name__}: {exc}", self.all_secrets())
                 # an invalid URL or header (requests' ValueErrors) is no lost connection
@@ -295,7 +297,7 @@ class ODataConnection:
                 self.limiter.hold_until(time.monotonic() + delay)
             if telemetry.ON:
                 telemetry.retried(self.alias)
-            time.sleep(delay)
+            waits.sleep(delay)
             waited += delay
         if response.status_code >= 400:
             refused = _error(response.status_code, redact(response.text, self.all_secrets()))

@@ -22,10 +22,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
 
+from ... import waits
 from ...errors import InterfaceError, OperationalError, redact, remember_secrets
 from ...settings import ContainerSpec, seconds
 from ...state import store_key
@@ -109,7 +111,9 @@ class TokenSource:
         self.static = tuple(s for s in (self.client_secret, self.first_refresh) if s)
         self.current = Token()
         self.requests = 0  # token requests sent by this process
-        self._lock = threading.Lock()
+        # held across the token request: a greenlet of pooldbapi.aio that waits for it
+        # awaits, so the event loop (and the request) goes on
+        self._lock = waits.LoopLock()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -196,7 +200,7 @@ class TokenSource:
                 raise OperationalError(f"{self.alias}: no OAuth2 token within"
                                        f" {lease:.0f} s: another process holds"
                                        " the refresh lease")
-            time.sleep(POLL)
+            waits.sleep(POLL)
 
     def _forget_in_store(self, access: str) -> None:
         assert self.store is not None
@@ -247,7 +251,7 @@ class TokenSource:
         if previous is not None and previous.asked:
             wait = previous.asked + self.interval - time.time()
             if wait > 0:
-                time.sleep(wait)
+                waits.sleep(wait)
         refresh = previous.refresh if previous is not None and previous.refresh else \
             self.first_refresh
         form = {"client_id": self.client_id, "client_secret": self.client_secret}
@@ -261,8 +265,9 @@ class TokenSource:
         secrets = self.static + ((refresh,) if refresh else ())
         self.requests += 1
         try:
-            answer = requests.post(self.url, data=form, timeout=self.timeout,
-                                   verify=self.verify, headers={"Accept": "application/json"})
+            answer = waits.blocking(partial(
+                requests.post, self.url, data=form, timeout=self.timeout, verify=self.verify,
+                headers={"Accept": "application/json"}))
         except requests.RequestException as exc:
             raise OperationalError(f"{self.alias}: the OAuth2 token server cannot be reached:"
                                    f" {redact(type(exc).__name__ + ': ' + str(exc), secrets)}"

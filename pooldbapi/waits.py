@@ -1,0 +1,411 @@
+"""Where the core waits: the one seam between its synchronous code and an event loop.
+
+The core is written once, synchronously. A pooldbapi.aio call runs it in a greenlet on the
+event loop's thread (spawn()); every wait of the core (a driver's I/O through an adapter, a
+sleep, a lock, the pool's wait for a free session, work on several containers at once) goes
+through this module, which blocks the thread as before outside such a greenlet and, inside
+one, hands the awaitable to the event loop and resumes when it is done (await_only): the
+technique SQLAlchemy runs its synchronous core over asyncio drivers with. Without greenlet
+installed (the `aio` extra) everything blocks as before."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
+
+try:
+    from greenlet import getcurrent, greenlet  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - the aio extra brings it
+    greenlet = None
+    getcurrent = None
+
+T = TypeVar("T")
+LOCK_POLL = 0.0005
+"""Seconds between two tries of a lock another greenlet of the loop's thread holds."""
+
+
+class NotInLoop(RuntimeError):
+    """An awaitable was handed to await_only outside a call of pooldbapi.aio's greenlet
+    mode (a session of an event loop used by synchronous code, or from another thread)."""
+
+
+class _Ended:
+    """What a call of a worker greenlet ended with: its value or its exception."""
+
+    __slots__ = ("exc", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.exc: BaseException | None = None
+
+
+if greenlet is not None:
+    class _Worker(greenlet):  # type: ignore[misc]
+        """A greenlet that runs pooldbapi.aio's calls one after another (its parent: the
+        event loop's greenlet of the moment). Kept between calls: making a greenlet costs
+        about 9 us, switching to one well under 1."""
+
+        pooldbapi_async = True
+
+        def __init__(self) -> None:
+            super().__init__(self._serve)
+
+        def _serve(self, fn: Callable[[], Any]) -> None:
+            while True:
+                ended = _Ended()
+                try:
+                    ended.value = fn()
+                except BaseException as exc:  # noqa: BLE001 - handed to spawn(), raised there
+                    ended.exc = exc
+                fn = None  # type: ignore[assignment]  # (nothing of the call kept while idle)
+                fn = self.parent.switch(ended)
+
+
+_IDLE = threading.local()
+KEPT_WORKERS = 64
+"""Idle worker greenlets kept per thread for later calls."""
+
+
+class _Kept:
+    """A thread's idle workers."""
+
+    __slots__ = ("__weakref__", "workers")
+
+    def __init__(self) -> None:
+        self.workers: list[Any] = []
+
+
+_EVERY_IDLE: weakref.WeakSet[_Kept] = weakref.WeakSet()  # each live thread's
+
+
+def _idle() -> list[Any]:
+    found: _Kept | None = getattr(_IDLE, "kept", None)
+    if found is None:
+        found = _IDLE.kept = _Kept()
+        _EVERY_IDLE.add(found)
+    return found.workers
+
+
+def idle_workers() -> list[Any]:
+    """The worker greenlets kept idle, in every thread (the others are in a call)."""
+    return [worker for kept in list(_EVERY_IDLE) for worker in list(kept.workers)]
+
+
+def available() -> bool:
+    """Tell whether the greenlet package is there (pooldbapi.aio's native calls need it)."""
+    return greenlet is not None
+
+
+def active() -> bool:
+    """Tell whether the calling code runs in a greenlet of spawn() (so waits are awaited)."""
+    return getcurrent is not None and getattr(getcurrent(), "pooldbapi_async", False)
+
+
+class Cancelled(asyncio.CancelledError):
+    """Raised by spawn(fn, on_cancel) once fn ended after its task was cancelled: `ended`
+    has what fn returned or raised."""
+
+    def __init__(self, ended: _Ended) -> None:
+        super().__init__()
+        self.ended = ended
+
+
+class _Shield:
+    """A call's cancellations while it waits: told to on_cancel, never thrown into the
+    driver, whose wait goes on (so no call is abandoned in the middle of a protocol)."""
+
+    __slots__ = ("cancelled", "on_cancel")
+
+    def __init__(self, on_cancel: Callable[[], None]) -> None:
+        self.on_cancel = on_cancel
+        self.cancelled = False
+
+
+async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None) -> T:
+    """Run the synchronous fn in a greenlet on this event loop's thread; each await_only in
+    it awaits here. What fn raises is raised to the caller. A cancellation of the task is
+    thrown into fn at its wait; with on_cancel it is told to on_cancel instead, fn's waits go
+    on, and once fn has ended Cancelled (a CancelledError) is raised with its outcome."""
+    if greenlet is None:
+        raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
+    idle = _idle()
+    worker = idle.pop() if idle else _Worker()
+    current = getcurrent()
+    worker.parent = current
+    # the task's contextvars (its span), as a copy: what the call sets stays in the call,
+    # as in a worker thread's call
+    worker.gr_context = current.gr_context.copy()
+    shield = _Shield(on_cancel) if on_cancel is not None else None
+    result = worker.switch(fn)
+    while type(result) is not _Ended:
+        if shield is not None:
+            result.shield = shield
+        try:
+            value = await result
+        except BaseException as exc:  # noqa: BLE001 - a cancellation reaches fn at its wait
+            result = worker.throw(exc)
+        else:
+            result = worker.switch(value)
+    if len(idle) < KEPT_WORKERS:
+        idle.append(worker)
+    if shield is not None and shield.cancelled:
+        raise Cancelled(result)
+    if result.exc is not None:
+        raised, result.exc = result.exc, None
+        raise raised
+    return cast(T, result.value)
+
+
+def _proxy(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """A future done when `future` is: what a shielded wait gives the task to cancel."""
+    proxy = future.get_loop().create_future()
+
+    def done(_: asyncio.Future[Any]) -> None:
+        if not proxy.done():
+            proxy.set_result(None)
+    future.add_done_callback(done)
+    proxy._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
+    return proxy
+
+
+class _Resume:
+    """An awaitable that goes on with a coroutine the greenlet started and that suspended:
+    what it yields (a future) goes to the task, what the task sends goes back to it. Under a
+    shield the task gets a proxy of each future, and a cancellation is told, not thrown in."""
+
+    __slots__ = ("coro", "shield", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro, self.yielded = coro, yielded
+        self.shield: _Shield | None = None
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded, shield = self.coro, self.yielded, self.shield
+        while True:
+            try:
+                if shield is not None and isinstance(yielded, asyncio.Future):
+                    while not yielded.done():  # (a cancellation: wait for the driver's again)
+                        try:
+                            yield _proxy(yielded)
+                        except asyncio.CancelledError:
+                            shield.cancelled = True
+                            shield.on_cancel()
+                    yielded._asyncio_future_blocking = False
+                    sent = None  # (the driver reads its future's result itself)
+                else:
+                    sent = yield yielded
+            except BaseException as exc:  # noqa: BLE001 - a cancellation goes into the driver
+                if shield is not None and isinstance(exc, asyncio.CancelledError):
+                    shield.cancelled = True
+                    shield.on_cancel()
+                    sent = None
+                else:
+                    try:
+                        yielded = coro.throw(exc)
+                    except StopIteration as stop:
+                        return stop.value
+                    continue
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _awaiting(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def await_only(awaitable: Awaitable[T]) -> T:
+    """Wait for an awaitable from synchronous code that runs in a greenlet of spawn(). The
+    coroutine is first run right here, so one that ends without waiting (a fetch of rows
+    already read) costs no switch; one that waits is handed on to the event loop."""
+    current = getcurrent() if getcurrent is not None else None
+    if not getattr(current, "pooldbapi_async", False):
+        if isinstance(awaitable, Coroutine):
+            awaitable.close()
+        raise NotInLoop("a session of an event loop was used outside pooldbapi.aio's calls"
+                        " (from synchronous code or another thread)")
+    assert current is not None
+    coro = awaitable if isinstance(awaitable, Coroutine) else _awaiting(awaitable)
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    return cast(T, current.parent.switch(_Resume(coro, yielded)))
+
+
+def run_ready(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (a driver's close, which only frees its socket) from
+    synchronous code; NotInLoop if it would wait."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    coro.close()
+    raise NotInLoop("the call needs its event loop")
+
+
+def sleep(seconds: float) -> None:
+    """Sleep: awaited in a greenlet of spawn(), else the thread sleeps."""
+    if active():
+        await_only(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+class LoopLock:
+    """A lock that a greenlet of spawn() may hold across waits: one that finds it taken tries
+    again after an awaited pause, so the event loop (and with it the holder) goes on; a
+    thread blocks as on a threading.Lock."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if self._lock.acquire(blocking=False):
+            return
+        if not active():
+            self._lock.acquire()
+            return
+        while not self._lock.acquire(blocking=False):
+            await_only(asyncio.sleep(LOCK_POLL))
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Tell whether someone holds the lock."""
+        return self._lock.locked()
+
+
+def new_lock() -> threading.Lock | LoopLock:
+    """The lock of something used across waits: a LoopLock in a greenlet of spawn() (what it
+    guards belongs to that event loop), else a threading.Lock."""
+    return LoopLock() if active() else threading.Lock()
+
+
+IO_WORKERS = 32
+"""Threads for the blocking calls of drivers without an async API (blocking())."""
+_IO: ThreadPoolExecutor | None = None
+_IO_LOCK = threading.Lock()
+
+
+def _io() -> ThreadPoolExecutor:
+    global _IO
+    if _IO is None:
+        with _IO_LOCK:
+            if _IO is None:
+                _IO = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="pooldbapi-io")
+    return _IO
+
+
+def _forget_io() -> None:
+    global _IO, _IO_LOCK
+    _IO, _IO_LOCK = None, threading.Lock()  # the parent's threads do not exist in a child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_io)
+
+
+def blocking(fn: Callable[[], T]) -> T:
+    """Make a blocking call of a driver that has no async API (an HTTP request through
+    requests): in a greenlet of spawn() on a thread of a shared pool, awaited (with the
+    caller's contextvars), so the event loop goes on; elsewhere right here."""
+    if not active():
+        return fn()
+    context = contextvars.copy_context()
+    return await_only(asyncio.get_running_loop().run_in_executor(_io(), context.run, fn))
+
+
+def gather(calls: Sequence[Callable[[], T]], interrupted: Callable[[], None]) -> list[T]:
+    """Run synchronous calls at once, each in a greenlet of its own driven by a task of this
+    loop (the caller being in a greenlet of spawn()); return their results in order, or raise
+    the first one's exception (in order) once every call has ended. Should the wait itself be
+    interrupted, `interrupted` is told (it stops the calls at their next boundary) and every
+    call is still waited for: none may go on using what the caller gives back."""
+    tasks = [asyncio.ensure_future(spawn(call)) for call in calls]
+    try:
+        await_only(asyncio.wait(tasks))
+    except BaseException:
+        interrupted()
+        await_only(_settled(tasks))
+        raise
+    return [task.result() for task in tasks]
+
+
+async def _settled(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            continue
+
+
+class Wakeup:
+    """What a waiter of the pool sleeps on: a threading.Condition on the pool's lock for a
+    thread, a future of its loop for a greenlet of spawn() (woken from any thread)."""
+
+    __slots__ = ("cond", "future", "loop")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future[None] | None = None
+        if active():
+            self.loop = asyncio.get_running_loop()
+            self.future = self.loop.create_future()
+
+    def notify(self) -> None:
+        """Wake the waiter (held: the lock the condition is on)."""
+        if self.loop is None:
+            self.cond.notify()
+        else:
+            self.loop.call_soon_threadsafe(_set, self.future)
+
+    def wait(self, lock: threading.Lock, timeout: float) -> None:
+        """Wait up to timeout seconds to be woken (held: lock; held again on return)."""
+        if self.future is None:
+            self.cond.wait(timeout)
+            return
+        lock.release()
+        try:
+            await_only(asyncio.wait({self.future}, timeout=timeout))
+        finally:
+            lock.acquire()  # (the pool holds it briefly, never across a wait)
+            if self.future.done():  # a later wait waits for a later wake-up
+                self.future = self.loop.create_future() if self.loop is not None else None
+
+
+def _set(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+_NUMBERS = iter(range(1, sys.maxsize))
+_LOOPS_LOCK = threading.Lock()
+
+
+def loop_key() -> int | None:
+    """A number of the running event loop in a greenlet of spawn() (a session belongs to
+    the loop it was opened on: such sessions are pooled per loop), None outside one."""
+    if not active():
+        return None
+    loop = asyncio.get_running_loop()
+    found = _LOOPS.get(loop)
+    if found is None:
+        with _LOOPS_LOCK:
+            found = _LOOPS.get(loop)
+            if found is None:
+                found = _LOOPS[loop] = next(_NUMBERS)
+    return found
