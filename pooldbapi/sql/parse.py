@@ -570,11 +570,13 @@ def _rows_in_head(text: str, size: int) -> tuple[list[Token], int, int] | int | 
     return toks, len(unit), count
 
 
-_SPACE = "[ \t\r\n]*+"
-_NUMBER = r"(?:[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+"
-_ITEM = (rf"(?>'[^']*+(?:''[^']*+)*+'|[-+]?+{_SPACE}{_NUMBER}"
-         r"|(?i:null|true|false|default)|\?|%s|%\([A-Za-z0-9_]++\)s|:[A-Za-z0-9_]++)")
-_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?:{_SPACE},{_SPACE}{_ITEM})*+{_SPACE}\))")
+# (no possessive quantifier: Python 3.11 before 3.11.5 matched wrongly with them, CPython
+# gh-106052; an atomic group is what they mean)
+_SPACE = "(?>[ \t\r\n]*)"
+_NUMBER = r"(?:(?>[0-9]+)(?>(?:\.(?>[0-9]+))?)|\.(?>[0-9]+))(?>(?:[eE](?>[-+]?)(?>[0-9]+))?)"
+_ITEM = (rf"(?>'(?>[^']*)(?>(?:''(?>[^']*))*)'|(?>[-+]?){_SPACE}{_NUMBER}"
+         r"|(?i:null|true|false|default)|\?|%s|%\((?>[A-Za-z0-9_]+)\)s|:(?>[A-Za-z0-9_]+))")
+_ROW = re.compile(rf"(\({_SPACE}{_ITEM}(?>(?:{_SPACE},{_SPACE}{_ITEM})*){_SPACE}\))")
 """One row of plain values (numbers, standard strings with '' escapes, null, true, false,
 default, pooldbapi's markers); as a group, so that splitting a text by it keeps the rows."""
 _SEPARATOR = re.compile(r"(?:[ \t\r\n]*,[ \t\r\n]*)?")
@@ -603,9 +605,9 @@ def _values_head(text: str) -> tuple[list[Token], int, int] | None:
 
 
 _PLAIN_ROWS = re.compile(
-    r"(?:\((?:[0-9 \t\r\n,.+'-]++|(?<=[0-9.])[eE](?=[-+]?[0-9])"
-    r"|(?<![A-Za-z0-9_])(?i:null|true|false|default)(?![A-Za-z0-9_]))*+\)"
-    r"[ \t\r\n]*+,?+[ \t\r\n]*+)++")
+    r"(?>(?:\((?>(?:(?>[0-9 \t\r\n,.+'-]+)|(?<=[0-9.])[eE](?=[-+]?[0-9])"
+    r"|(?<![A-Za-z0-9_])(?i:null|true|false|default)(?![A-Za-z0-9_]))*)\)"
+    r"(?>[ \t\r\n]*)(?>,?)(?>[ \t\r\n]*))+)")
 """A VALUES list to the end of the text, each string literal reduced to one quote: rows
 (without nested parentheses) of digits, signs, dots, exponents, commas, strings, null, true,
 false and default, with commas and spaces between them."""
