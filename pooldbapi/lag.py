@@ -10,12 +10,16 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import ContainerSpec
 from .state import store_key
 from .state.redis import store_for
+
+if TYPE_CHECKING:
+    from .backends.base import Link
 
 log = logging.getLogger("pooldbapi")
 
@@ -107,27 +111,27 @@ class Prober:
         self.lag = Lag(standby.alias, primary.alias)
         self.asked = time.monotonic()
         self.history: deque[tuple[float, int]] = deque(maxlen=HISTORY)
-        self._sessions: dict[str, Any] = {}
+        self._sessions: dict[str, Link] = {}
         self._owner = owner
         self._key = store_key("lag", standby.key, primary.key)
         self.thread = threading.Thread(target=self._loop, daemon=True,
                                        name=f"pooldbapi-lag-{standby.alias}")
         self.done = threading.Event()  # set after each probe (tests and the command wait on it)
 
-    def _session(self, spec: ContainerSpec) -> Any:
+    def _session(self, spec: ContainerSpec) -> Link:
         from .backends import backend as load_backend
-        raw = self._sessions.get(spec.key)
-        if raw is None or raw.closed:
-            raw = load_backend(spec.driver, spec.alias).connect(spec).raw
-            raw.autocommit = True
-            raw.execute(f"set statement_timeout = '{PROBE_TIMEOUT}'")
-            self._sessions[spec.key] = raw
-        return raw
+        link = self._sessions.get(spec.key)
+        if link is None or link.is_broken():
+            link = load_backend(spec.driver, spec.alias).connect(spec)
+            link.set_autocommit(True)
+            link.first_row(f"set statement_timeout = '{PROBE_TIMEOUT}'")
+            self._sessions[spec.key] = link
+        return link
 
     def _close(self) -> None:
-        for raw in self._sessions.values():
+        for link in self._sessions.values():
             try:
-                raw.close()
+                link.close()
             except Exception:  # noqa: BLE001, S110 - a session already gone has nothing to close
                 pass
         self._sessions.clear()
@@ -136,10 +140,10 @@ class Prober:
         """Measure once: the primary's position, then the standby's replay."""
         now = time.monotonic()
         try:
-            primary = lsn(self._session(self.primary).execute(PRIMARY_SQL).fetchone()[0])
+            primary = lsn(_row(self._session(self.primary), PRIMARY_SQL)[0])
             if primary is not None:
                 self.history.append((now, primary))
-            recovering, replay, by_ts = self._session(self.standby).execute(LAG_SQL).fetchone()
+            recovering, replay, by_ts = _row(self._session(self.standby), LAG_SQL)
         except Exception as exc:  # noqa: BLE001 - any failure: the lag is unknown until it answers
             self._close()
             return replace(self.lag, seconds=None, error=type(exc).__name__, at=now)
@@ -179,6 +183,13 @@ class Prober:
         seconds, replayed, promoted, error = json.loads(text)
         return Lag(self.standby.alias, self.primary.alias, seconds, replayed, promoted, error,
                    time.monotonic())
+
+
+def _row(link: Link, sql: str) -> Sequence[Any]:
+    row = link.first_row(sql)
+    if row is None:
+        raise LookupError(f"no row from {sql!r}")
+    return row
 
 
 class LagProbes:

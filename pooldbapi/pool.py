@@ -43,7 +43,6 @@ class Physical:
         "lock",
         "parked_by",
         "pool",
-        "raw",
         "returned",
         "session_changed",
         "spec",
@@ -53,7 +52,6 @@ class Physical:
     def __init__(self, link: Link, pool: Pool) -> None:
         self.pool = pool  # given back there, even if close_all() replaced the pools meanwhile
         self.link = link
-        self.raw = link.raw  # the driver's connection (two-phase calls; a REST service's keys)
         self.spec = link.spec
         self.backend = backend = link.backend
         self.created = self.returned = time.monotonic()
@@ -80,7 +78,7 @@ class Physical:
     def cursor(self) -> Any:
         """Return the driver cursor kept for this connection (results are read whole)."""
         if self._cursor is None:
-            self._cursor = self.raw.cursor()
+            self._cursor = self.link.cursor()
         return self._cursor
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import waits
 from .errors import ProgrammingError
@@ -17,6 +17,7 @@ from .settings import ContainerSpec
 from .sql.parse import SELECT, Statement
 
 if TYPE_CHECKING:
+    from .backends.base import Link
     from .router import Pins, Router
     from .transaction import Transaction
 
@@ -211,19 +212,19 @@ class Replicas:
         phys = self.tx.borrowed.get(alias)
         if phys is not None:
             with phys.lock:
-                return _one(phys.raw, sql)
+                return _one(phys.link, sql)
         pool = pool_for(self.specs[alias])
         phys = pool.acquire()
         broken = True
         try:
             with phys.lock:
-                value = _one(phys.raw, sql)
+                value = _one(phys.link, sql)
             broken = False
             return value
         finally:
             pool.release(phys, broken)
 
 
-def _one(raw: Any, sql: str) -> str | None:
-    row = raw.execute(sql).fetchone()
+def _one(link: Link, sql: str) -> str | None:
+    row = link.first_row(sql)
     return None if row is None or row[0] is None else str(row[0])

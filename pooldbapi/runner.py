@@ -3,11 +3,10 @@ in order within one; errors stop the others at a row boundary and say what was w
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -407,27 +406,8 @@ def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Seque
             return
 
 
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def executor() -> ThreadPoolExecutor:
-    """The process-wide worker threads that run work on several containers at once."""
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        with _EXECUTOR_LOCK:
-            if _EXECUTOR is None:
-                _EXECUTOR = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="pooldbapi")
-    return _EXECUTOR
-
-
-def _forget_executor() -> None:
-    global _EXECUTOR, _EXECUTOR_LOCK
-    _EXECUTOR, _EXECUTOR_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executor)
+executor = waits.SharedThreads(MAX_WORKERS, "pooldbapi")
+"""The process-wide worker threads that run work on several containers at once."""
 
 
 def _guarded(stop: threading.Event, work: Callable[..., _Outcome], *args: Any) -> _Outcome:

@@ -293,28 +293,34 @@ def new_lock() -> threading.Lock | LoopLock:
     return LoopLock() if active() else threading.Lock()
 
 
+class SharedThreads:
+    """Worker threads shared by the process, made at the first call; a forked child makes its
+    own (the parent's threads do not exist there). Calling it returns the executor."""
+
+    def __init__(self, workers: int, prefix: str) -> None:
+        self.workers, self.prefix = workers, prefix
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def __call__(self) -> ThreadPoolExecutor:
+        found = self._executor
+        if found is None:
+            with self._lock:
+                found = self._executor
+                if found is None:
+                    found = self._executor = ThreadPoolExecutor(
+                        self.workers, thread_name_prefix=self.prefix)
+        return found
+
+    def _forget(self) -> None:
+        self._executor, self._lock = None, threading.Lock()
+
+
 IO_WORKERS = 32
 """Threads for the blocking calls of drivers without an async API (blocking())."""
-_IO: ThreadPoolExecutor | None = None
-_IO_LOCK = threading.Lock()
-
-
-def _io() -> ThreadPoolExecutor:
-    global _IO
-    if _IO is None:
-        with _IO_LOCK:
-            if _IO is None:
-                _IO = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="pooldbapi-io")
-    return _IO
-
-
-def _forget_io() -> None:
-    global _IO, _IO_LOCK
-    _IO, _IO_LOCK = None, threading.Lock()  # the parent's threads do not exist in a child
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_io)
+_io = SharedThreads(IO_WORKERS, "pooldbapi-io")
 
 
 def blocking(fn: Callable[[], T]) -> T:

@@ -50,8 +50,8 @@ def test_a_postgresql_connection_runs_on_the_loops_thread_over_async_sessions(pg
         cur = conn.cursor()
         await cur.execute("insert into nat_one values (%s)", ("x",))
         phys = conn.sync.transaction.borrowed["p"]
-        assert isinstance(phys.raw, pg_async.Connection)
-        assert isinstance(phys.raw.raw, psycopg.AsyncConnection)
+        assert isinstance(phys.link.raw, pg_async.Connection)
+        assert isinstance(phys.link.raw.raw, psycopg.AsyncConnection)
         await cur.execute("select v, count(*) over () from nat_one")
         assert await cur.fetchall() == [("x", 1)]
         await conn.commit()
@@ -139,7 +139,7 @@ def test_sessions_are_pooled_per_event_loop(pg):
         phys = next(p for p in pool_module._POOLS.values()
                     if p.spec.alias == "p" and p.key == p.spec.key)
         assert pid not in (first, other)
-        assert all(not isinstance(ph.raw, pg_async.Connection) for ph in phys._idle)
+        assert all(not isinstance(ph.link.raw, pg_async.Connection) for ph in phys._idle)
 
 
 def test_a_call_waiting_for_a_full_pool_awaits_while_the_holder_goes_on(pg, no_threads):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import pooldbapi
-from pooldbapi.sql.parse import parse
+from pooldbapi.sql.parse import StatementKind, parse
 from pooldbapi.sql.render import render
 
 OCCURRENCES = [
@@ -132,6 +132,14 @@ KINDS = [
 @pytest.mark.parametrize("text, kind", KINDS)
 def test_kinds(text, kind):
     assert parse(text).kind == kind
+
+
+@pytest.mark.parametrize("text, kind", KINDS)
+def test_every_kind_is_a_member_of_statement_kind_equal_to_its_word(text, kind):
+    """Statement.kind is a StatementKind (the word a message shows, a dict key as before)."""
+    found = parse(text).kind
+    assert type(found) is StatementKind and found is StatementKind(kind)
+    assert f"{found}" == str(found) == kind and {kind: 1}[found] == 1
 
 
 ERRORS = [

@@ -350,7 +350,7 @@ def test_a_kept_session_is_never_used_by_two_at_once(tmp_path):
                 phys = tx.physical(spec, True)
                 with guard:
                     assert users.setdefault(id(phys), me) == me, "two users of one session"
-                phys.raw.execute("select 1")
+                phys.link.first_row("select 1")
                 with guard:
                     del users[id(phys)]
                 tx.after_statement("s")

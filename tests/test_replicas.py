@@ -512,8 +512,8 @@ def test_the_probers_sessions_have_a_statement_timeout(standbys):
     try:
         prober = lag_module.Prober(conn.specs["rep1"], conn.specs["pri"], "test")
         try:
-            raw = prober._session(conn.specs["rep1"])
-            assert raw.execute("show statement_timeout").fetchone()[0] == "2s"
+            link = prober._session(conn.specs["rep1"])
+            assert link.first_row("show statement_timeout") == ("2s",)
         finally:
             prober._close()
     finally:

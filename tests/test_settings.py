@@ -120,7 +120,7 @@ def test_unknown_driver_and_sqlite_key(tmp_path):
 def test_sqlite_values_are_converted(tmp_path):
     conn = pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path / 'x.db'};timeout=0.25"})
     phys = conn.transaction.physical(conn.specs["a"], False)
-    assert phys.raw.execute("select 1").fetchone() == (1,)
+    assert phys.link.raw.execute("select 1").fetchone() == (1,)
     conn.close()
 
 

@@ -205,7 +205,7 @@ def test_an_error_outside_pooldbapi_view_is_caught_at_commit(two, pg):
     two.execute("insert into tx@p2 (id) values (7)")
     phys = two.transaction.borrowed["p2"]
     with pytest.raises(psycopg.errors.DivisionByZero):
-        phys.raw.execute("select 1/0")
+        phys.link.raw.execute("select 1/0")
     with pytest.raises(pooldbapi.OperationalError, match="p2.*aborted"):
         two.commit()
     assert ids(pg) == []
@@ -347,13 +347,13 @@ def test_borrow_gives_back_in_autocommit_wraps_driver_errors_and_keeps_for_strea
         tx.give_back("a")
         with pytest.raises(pooldbapi.ProgrammingError, match=r"^a: no such table: nope") as info, \
                 tx.borrow(spec, lost_kind="insert") as phys:
-            phys.raw.execute("select * from nope")
+            phys.link.raw.execute("select * from nope")
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
         assert info.value.container == "a" and info.value.lost_kind is None  # not a lost link
         assert tx.borrowed == {}
         conn.autocommit = False
         with tx.borrow(spec) as phys:
-            phys.raw.execute("create table t (x int)")
+            phys.link.raw.execute("create table t (x int)")
         assert tx.borrowed == {"a": phys}  # in a transaction it stays until commit
         conn.rollback()
         assert tx.borrowed == {}
@@ -387,7 +387,7 @@ def test_borrow_all_takes_each_session_in_the_definitions_order_and_gives_back_b
         assert pool_for(specs["a"]).stats().in_use == pool_for(specs["b"]).stats().in_use == 0
         conn.autocommit = False
         with tx.borrow_all([specs["a"], specs["b"]]) as borrows:
-            borrows.physicals["a"].raw.execute("create table t (x int)")
+            borrows.physicals["a"].link.raw.execute("create table t (x int)")
             lost = pooldbapi.OperationalError("a: the link went")
             lost.container, lost.connection_failure = "a", True
             borrows.failed("a", lost, wrote=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 
@@ -312,3 +313,29 @@ def test_each_event_loop_has_a_key_of_its_own():
     first = run(twice())
     second = run(twice())
     assert first[0] == first[1] and first[0] != second[0]
+
+
+def test_shared_threads_are_made_once_at_the_first_call_and_anew_in_a_forked_child():
+    """SharedThreads (runner.executor, the blocking calls' pool): one executor for the
+    process, made when first asked for; a forked child, where the parent's threads do not
+    exist, makes its own, which runs its work."""
+    threads = waits.SharedThreads(2, "pooldbapi-test")
+    assert threads._executor is None  # nothing made before the first call
+    parents = threads()
+    try:
+        assert threads() is parents
+        assert parents.submit(threading.current_thread).result(10).name.startswith(
+            "pooldbapi-test")
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports by its exit status only
+            code = 1
+            try:
+                own = threads()
+                code = 0 if own is not parents and own.submit(lambda: 7).result(10) == 7 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert threads() is parents  # the parent keeps its own
+    finally:
+        parents.shutdown()

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..dbapi import Description
-from ..errors import Error, OperationalError, wrap
+from ..errors import Error, NotSupportedError, OperationalError, wrap
 from ..settings import ContainerSpec
 from ..sql.paramstyle import Paramstyle
 
@@ -177,6 +177,29 @@ class Link(ABC):
         type columns by their values get the first row (None: no row) and the statement's text
         (for what a row cannot tell)."""
         return cursor.description  # type: ignore[no-any-return]
+
+    def cursor(self) -> Any:
+        """A new cursor of the driver's connection."""
+        return self.raw.cursor()
+
+    def first_row(self, sql: str) -> Sequence[Any] | None:
+        """Execute a statement without parameters on a cursor of its own; return its first
+        row (None: no row, or a statement that returns none)."""
+        cur = self.raw.cursor()
+        cur.execute(sql)
+        return cur.fetchone() if cur.description is not None else None
+
+    # A REST service's entity sets (ODataLink answers from the service's $metadata)
+
+    def entity_keys(self, entity: str) -> list[str]:
+        """The key properties of an entity set."""
+        raise NotSupportedError(f"{self.spec.alias}: a {self.spec.driver} container has no"
+                                f" entity sets")
+
+    def unsafe_key(self, entity: str, key: dict[str, Any]) -> str | None:
+        """Why a key cannot be sent as one path segment (None: it can)."""
+        raise NotSupportedError(f"{self.spec.alias}: a {self.spec.driver} container has no"
+                                f" entity sets")
 
     def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
         """Execute a select on a cursor that fetches its rows in batches, not all at once."""

@@ -37,8 +37,7 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
     target = stmt.text[slice(*target_span)].strip()
     entity = unquote(occ.name.split(".")[-1])
     with conn.transaction.borrow(conn.specs[entity_alias]) as phys:
-        raw: Any = phys.raw  # a REST connection knows its entity sets' keys ($metadata)
-        keys = raw.keys(entity)
+        keys = phys.link.entity_keys(entity)  # a REST service knows them ($metadata)
     if not keys:
         raise NotSupportedError(f"{occ.name} has no key: a REST service updates by key")
     # every statement made from this one carries the caller's values by marker: any style
@@ -51,7 +50,7 @@ def execute(conn: Session, stmt: Statement, params: Any, entity_alias: str) -> R
     # path segment stops the statement, rather than its row half-way through
     with conn.transaction.borrow(conn.specs[entity_alias]) as phys:
         for row in found.rows:
-            why = phys.raw.unsafe_key(entity, dict(zip(keys, row, strict=True)))
+            why = phys.link.unsafe_key(entity, dict(zip(keys, row, strict=True)))
             if why is not None:
                 raise ProgrammingError(f"{entity_alias}: {why}; nothing was written")
     by_key = " and ".join(f"{k} = :{_KEY}{n}" for n, k in enumerate(keys))

@@ -8,6 +8,7 @@ import string
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import accumulate, repeat
 from typing import Any, ClassVar, NamedTuple
 
@@ -79,9 +80,22 @@ def _word_end(text: str, pos: int) -> int:
     return pos
 
 
-SELECT, INSERT, UPDATE, DELETE, DDL, TCL, BULK, SYNC, OTHER = (
-    "select", "insert", "update", "delete", "ddl", "transaction-control", "bulk-insert",
-    "synchronize", "other")
+class StatementKind(StrEnum):
+    """What a statement does (Statement.kind), each member equal to the word messages and
+    telemetry show."""
+
+    SELECT = "select"
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    DDL = "ddl"
+    TCL = "transaction-control"
+    BULK = "bulk-insert"
+    SYNC = "synchronize"
+    OTHER = "other"
+
+
+SELECT, INSERT, UPDATE, DELETE, DDL, TCL, BULK, SYNC, OTHER = StatementKind
 _DDL_WORDS = {"CREATE", "CREATE OR REPLACE", "DROP", "ALTER", "TRUNCATE", "COMMENT"}
 _TCL_WORDS = {"COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "ABORT", "END"}
 _STOP = {"SELECT", "VALUES", "WHERE", "SET", "ON", "USING", "GROUP BY", "ORDER BY", "HAVING",
@@ -148,7 +162,7 @@ class Statement:
     """A parsed statement: what kind it is, its occurrences, placeholders and removed spans."""
 
     text: str
-    kind: str
+    kind: StatementKind
     occurrences: tuple[Occurrence, ...]
     placeholders: tuple[Placeholder, ...]
     removed: tuple[tuple[int, int], ...]
@@ -417,7 +431,7 @@ def _before(toks: list[Token], i: int) -> int:
     return i
 
 
-def _kind(sig: list[Token], match: dict[int, int]) -> str:
+def _kind(sig: list[Token], match: dict[int, int]) -> StatementKind:
     if not sig:
         return OTHER
     first = sig[0].upper
@@ -432,10 +446,10 @@ def _kind(sig: list[Token], match: dict[int, int]) -> str:
             elif tok.is_punct(")"):
                 depth -= 1
             elif depth == 0 and tok.upper in ("INSERT", "UPDATE", "DELETE", "MERGE"):
-                return {"MERGE": OTHER}.get(tok.upper, tok.upper.lower())
+                return OTHER if tok.upper == "MERGE" else StatementKind(tok.upper.lower())
         return SELECT
     if first in ("INSERT", "UPDATE", "DELETE"):
-        return first.lower()
+        return StatementKind(first.lower())
     if first == "BULK" and second == "INSERT":
         return BULK
     if first == "SYNCHRONIZE":

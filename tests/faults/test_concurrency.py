@@ -112,7 +112,7 @@ def _child(body) -> int:
 def test_a_child_never_touches_its_parents_open_transaction(table, pg):
     conn = pooldbapi.connect({"p": pg.conninfo()})
     conn.execute("insert into cc (id) values (1)")
-    backend_pid = conn.transaction.borrowed["p"].raw.info.backend_pid
+    backend_pid = conn.transaction.borrowed["p"].link.raw.info.backend_pid
 
     def child() -> int:
         try:
@@ -132,7 +132,7 @@ def test_a_child_never_touches_its_parents_open_transaction(table, pg):
 
     assert _child(child) == 0
     # the parent's session is alive and still holds its transaction
-    assert conn.transaction.borrowed["p"].raw.info.backend_pid == backend_pid
+    assert conn.transaction.borrowed["p"].link.raw.info.backend_pid == backend_pid
     conn.commit()
     assert ids(pg) == [1]
     assert pooldbapi.health().get("p") is None or pooldbapi.health()["p"].healthy

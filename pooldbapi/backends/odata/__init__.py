@@ -128,6 +128,12 @@ class ODataLink(Link):
 
     # (describe: Link's, the cursor's own description)
 
+    def entity_keys(self, entity: str) -> list[str]:
+        return self.raw.keys(entity)  # type: ignore[no-any-return]
+
+    def unsafe_key(self, entity: str, key: dict[str, Any]) -> str | None:
+        return self.raw.unsafe_key(entity, key)  # type: ignore[no-any-return]
+
     def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:
         cur = ODataCursor(self.raw)
         cur.execute(text, values)
