@@ -61,18 +61,24 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
             cur = phys.cursor()
             if stmt.kind in _SESSION_KINDS and backend.changes_session(stmt.kind, stmt.words):
                 phys.session_changed = True
-            cur.execute(text, values) if values is not None else cur.execute(text)
-            if backend.describes_from_values:  # typed by the first row: describe after it
-                rows = cur.fetchall() if cur.description is not None else None
-                description = phys.describe(cur, rows[0] if rows else None, text)
-            else:
-                description = phys.describe(cur)
-                rows = cur.fetchall() if description is not None else None
+            description, rows = _run(phys, cur, text, values)
             if rows is not None:
                 return Part(alias, rows, description, len(rows), None)
             rowcount = cur.rowcount
             return Part(alias, None, description, rowcount,
                         backend.lastrowid(cur) if rowcount == 1 else None)
+
+
+def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
+         ) -> tuple[Description | None, list[Any] | None]:
+    """Execute on the session's cursor (its lock held) and fetch: the description and the
+    rows, or (None, None) for a statement that returns none."""
+    cur.execute(text, values) if values is not None else cur.execute(text)
+    if phys.backend.describes_from_values:  # typed by the first row: describe after it
+        rows = cur.fetchall() if cur.description is not None else None
+        return phys.describe(cur, rows[0] if rows else None, text), rows
+    description = phys.describe(cur)
+    return description, cur.fetchall() if description is not None else None
 
 
 class Direct:
@@ -118,13 +124,7 @@ class Direct:
                 phys.limiter.take()
             with phys.lock:
                 cur = phys.cursor()
-                cur.execute(text, values) if values is not None else cur.execute(text)
-                if backend.describes_from_values:  # typed by the first row: describe after it
-                    rows = cur.fetchall() if cur.description is not None else None
-                    description = phys.describe(cur, rows[0] if rows else None, text)
-                else:
-                    description = phys.describe(cur)
-                    rows = cur.fetchall() if description is not None else None
+                description, rows = _run(phys, cur, text, values)
                 if rows is not None:
                     result = Result(description, rows, len(rows), None, {alias: 1})
                 else:
