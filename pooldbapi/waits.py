@@ -163,22 +163,43 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     return cast(T, result.value)
 
 
-def _proxy(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    """A future done when `future` is: what a shielded wait gives the task to cancel."""
-    proxy = future.get_loop().create_future()
+class _ShieldedWait:
+    """What a shielded wait gives the task in place of the driver's future: the task is woken
+    by the driver's future itself (no proxy future, no extra turn of the loop), and a
+    cancellation of the task is told to the shield instead of cancelling the driver's future
+    (cancel() answers False, so asyncio throws CancelledError in once the wait is over)."""
 
-    def done(_: asyncio.Future[Any]) -> None:
-        if not proxy.done():
-            proxy.set_result(None)
-    future.add_done_callback(done)
-    proxy._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
-    return proxy
+    __slots__ = ("_asyncio_future_blocking", "future", "shield")
+
+    def __init__(self, future: asyncio.Future[Any], shield: _Shield) -> None:
+        self.future, self.shield = future, shield
+        self._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.future.get_loop()
+
+    def add_done_callback(self, fn: Callable[[Any], object], *,
+                          context: contextvars.Context | None = None) -> None:
+        self.future.add_done_callback(fn, context=context)
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        return self.future.remove_done_callback(fn)
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self, msg: Any = None) -> bool:
+        shield = self.shield
+        shield.cancelled = True
+        shield.on_cancel()
+        return False
 
 
 class _Resume:
     """An awaitable that goes on with a coroutine the greenlet started and that suspended:
     what it yields (a future) goes to the task, what the task sends goes back to it. Under a
-    shield the task gets a proxy of each future, and a cancellation is told, not thrown in."""
+    shield the task waits on each future through a _ShieldedWait, and a cancellation is told,
+    not thrown in."""
 
     __slots__ = ("coro", "shield", "yielded")
 
@@ -191,12 +212,15 @@ class _Resume:
         while True:
             try:
                 if shield is not None and isinstance(yielded, asyncio.Future):
-                    while not yielded.done():  # (a cancellation: wait for the driver's again)
+                    while not yielded.done():  # (woken early: wait for the driver's again)
                         try:
-                            yield _proxy(yielded)
-                        except asyncio.CancelledError:
-                            shield.cancelled = True
-                            shield.on_cancel()
+                            yield _ShieldedWait(yielded, shield)
+                        except asyncio.CancelledError:  # (told by _ShieldedWait.cancel)
+                            if not shield.cancelled:
+                                shield.cancelled = True
+                                shield.on_cancel()
+                        except BaseException:  # noqa: BLE001, S110 - the future's own outcome
+                            pass  # (the driver reads it from its future)
                     yielded._asyncio_future_blocking = False
                     sent = None  # (the driver reads its future's result itself)
                 else:
