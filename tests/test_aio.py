@@ -424,6 +424,65 @@ def test_a_task_cancelled_while_waiting_for_the_connection_runs_nothing(tmp_path
 
 
 @pytest.mark.postgresql
+def test_a_connections_calls_run_one_at_a_time_in_order_of_arrival(pg):
+    from pooldbapi import waits
+    ran = []
+
+    def call(name):
+        def fn():
+            ran.append(f"{name} in")
+            waits.sleep(0.02)
+            ran.append(f"{name} out")
+            return name
+        return fn
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        tasks = [asyncio.create_task(conn.calls.run(call(name))) for name in "abcd"]
+        got = await asyncio.gather(*tasks)
+        door = (conn.calls.busy, len(conn.calls.waiters))
+        await conn.close()
+        return got, door
+
+    got, door = run(main())
+    assert got == list("abcd")
+    assert ran == [f"{n} {w}" for n in "abcd" for w in ("in", "out")]
+    assert door == (False, 0)
+
+
+@pytest.mark.postgresql
+def test_a_call_cancelled_as_the_door_is_handed_to_it_hands_it_on_and_runs_nothing(pg):
+    from pooldbapi import waits
+    ran = []
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        loop = asyncio.get_running_loop()
+        later: dict[str, asyncio.Task] = {}
+
+        def first():
+            waits.sleep(0.02)
+            ran.append("first")
+            # runs before the second call's task is woken by the hand-over
+            loop.call_soon(later["second"].cancel)
+
+        first_task = asyncio.create_task(conn.calls.run(first))
+        await asyncio.sleep(0)
+        later["second"] = asyncio.create_task(conn.calls.run(lambda: ran.append("second")))
+        third = asyncio.create_task(conn.calls.run(lambda: ran.append("third")))
+        await first_task
+        with pytest.raises(asyncio.CancelledError):
+            await later["second"]
+        await third
+        door = (conn.calls.busy, len(conn.calls.waiters))
+        await conn.close()
+        return door
+
+    assert run(main()) == (False, 0)
+    assert ran == ["first", "third"]
+
+
+@pytest.mark.postgresql
 def test_postgresql_cancelled_executemany_leaves_no_open_transaction(pg, pg2):
     for cluster in (pg, pg2):
         with psycopg.connect(cluster.dsn, autocommit=True) as raw:

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -82,7 +83,10 @@ class Calls:
             all(spec.driver in NATIVE for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
         _CALLS.add(self)
-        self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
+        # a connection's calls are serialised, as threads' are: one in the door at a time, the
+        # others waiting in order of arrival (the door is handed to the oldest)
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
         self._cancel = threading.Event()
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
@@ -109,8 +113,13 @@ class Calls:
     async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
         """Run fn (in a greenlet or a worker thread); on cancellation wait for it to stop,
         then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
-        async with self.lock:
-            self._cancel.clear()
+        if self.busy:
+            await self._turn()
+        else:  # (no task, future or lock object for a call that finds the door free)
+            self.busy = True
+        try:
+            if self._cancel.is_set():
+                self._cancel.clear()
             if self.native:
                 return await self._run_here(fn, committed)
             work = in_worker(fn, self._worker())
@@ -126,6 +135,30 @@ class Calls:
                 await _settled(in_worker(partial(self._after_cancel, work.exception(),
                                                  cancelled, committed), self._worker()))
                 raise
+        finally:
+            self._leave()
+
+    async def _turn(self) -> None:
+        """Wait for the calls that came before (the door is handed over: it stays busy)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._leave()  # handed the door as the task was cancelled: the next one's
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def _leave(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy = False
 
     async def _run_here(self, fn: Callable[[], T], committed: Callable[[], str] | None) -> T:
         """Run fn in a greenlet on the loop's thread; a cancellation is told to the core (it
