@@ -175,7 +175,8 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     on, and once fn has ended Cancelled (a CancelledError) is raised with its outcome."""
     if greenlet is None:
         raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
-    idle = _idle()
+    kept = getattr(_IDLE, "kept", None)  # (_idle(), inline: once per call)
+    idle = kept.workers if kept is not None else _idle()
     worker = idle.pop() if idle else _Worker()
     current = getcurrent()
     worker.parent = current

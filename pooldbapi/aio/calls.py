@@ -9,7 +9,6 @@ import asyncio
 import contextvars
 import logging
 import os
-import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -87,7 +86,9 @@ class Calls:
         # others waiting in order of arrival (the door is handed to the oldest)
         self.busy = False
         self.waiters: deque[asyncio.Future[None]] = deque()
-        self._cancel = threading.Event()
+        # set once the task of the call under way was cancelled (read by the core at its row
+        # boundaries, from the worker thread too: a plain attribute, no lock needed)
+        self.cancelling = False
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
 
@@ -107,7 +108,7 @@ class Calls:
         # cancelled call stops
         if self.progress is not None:
             self.progress(alias, rows)
-        if self._cancel.is_set():
+        if self.cancelling:
             raise Interrupted
 
     async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
@@ -118,10 +119,14 @@ class Calls:
         else:  # (no task, future or lock object for a call that finds the door free)
             self.busy = True
         try:
-            if self._cancel.is_set():
-                self._cancel.clear()
-            if self.native:
-                return await self._run_here(fn, committed)
+            self.cancelling = False
+            if self.native:  # in a greenlet on the loop's thread: a cancellation is told to
+                # the core (it stops at its next row boundary) while the driver's wait goes on
+                try:
+                    return await waits.spawn(fn, self._cancelled)
+                except waits.Cancelled as cancelled:
+                    await self._settle_here(cancelled, committed)
+                    raise
             work = in_worker(fn, self._worker())
             try:
                 return await asyncio.shield(work)
@@ -130,7 +135,7 @@ class Calls:
                     raise  # the work itself was cancelled (never started)
                 # (the work may have ended in the same turn as the cancellation: what it did
                 # is settled as for work still running)
-                self._cancel.set()
+                self.cancelling = True
                 await _settled(work)
                 await _settled(in_worker(partial(self._after_cancel, work.exception(),
                                                  cancelled, committed), self._worker()))
@@ -160,19 +165,18 @@ class Calls:
                 return
         self.busy = False
 
-    async def _run_here(self, fn: Callable[[], T], committed: Callable[[], str] | None) -> T:
-        """Run fn in a greenlet on the loop's thread; a cancellation is told to the core (it
-        stops at its next row boundary) while the driver's wait goes on; once fn has ended,
-        the transaction is settled and CancelledError raised."""
+    def _cancelled(self) -> None:
+        self.cancelling = True
+
+    async def _settle_here(self, cancelled: waits.Cancelled,
+                           committed: Callable[[], str] | None) -> None:
+        """Once a cancelled call has ended, settle the transaction (in a greenlet, not cut
+        short by further cancellations either)."""
         try:
-            return await waits.spawn(fn, self._cancel.set)
-        except waits.Cancelled as cancelled:
-            try:  # the settling is not cut short by further cancellations either
-                await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
-                                          committed), _ignore)
-            except waits.Cancelled:
-                pass
-            raise
+            await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
+                                      committed), _ignore)
+        except waits.Cancelled:
+            pass
 
     def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
                       committed: Callable[[], str] | None) -> None:
