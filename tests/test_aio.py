@@ -610,6 +610,52 @@ def test_a_forked_child_never_uses_the_parents_sessions(pg):
             ["child", "parent"]
 
 
+def test_a_forked_child_connects_and_runs_sqlite_calls_on_threads_of_its_own(tmp_path):
+    """connect()'s shared threads and a connection's worker thread are the parent's: a child
+    makes its own at its first call."""
+    import os
+
+    from pooldbapi.aio import calls
+    make_tables(tmp_path, 1)
+    specs = lite_specs(tmp_path, 1)
+
+    async def insert(conn, who):
+        await conn.execute("insert into t (v) values (?)", (who,))
+        await conn.commit()
+
+    async def child_part(conn):
+        if calls._connects._executor is not None or conn.calls.worker is not None:
+            return 3  # the parent's threads, which do not exist here
+        await insert(conn, "child, parent's connection")  # (SQLite: a file, no session kept)
+        mine = await pooldbapi.aio.connect(specs)
+        await insert(mine, "child")
+        await mine.close()
+        await conn.close()
+        return 0
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn = loop.run_until_complete(pooldbapi.aio.connect(specs))
+        loop.run_until_complete(insert(conn, "parent"))
+        assert calls._connects._executor is not None and conn.calls.worker is not None
+        child = os.fork()
+        if child == 0:
+            code = 2
+            try:
+                code = asyncio.run(child_part(conn))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        loop.run_until_complete(insert(conn, "parent again"))
+        loop.run_until_complete(conn.close())
+    finally:
+        loop.close()
+    with closing(sqlite3.connect(tmp_path / "eol1.db")) as raw:
+        assert sorted(r[0] for r in raw.execute("select v from t")) == \
+            ["child", "child, parent's connection", "parent", "parent again"]
+
+
 @pytest.mark.postgresql
 def test_postgresql_a_statement_that_ends_after_its_cancellation_says_what_it_committed(pg):
     with psycopg.connect(pg.dsn, autocommit=True) as raw:
@@ -638,9 +684,9 @@ def test_connections_waiting_for_a_full_pool_never_hold_back_the_call_that_frees
         tmp_path, monkeypatch):
     # every worker of a shared executor could be taken by calls waiting for the pool's one
     # session: the commit that gives it back would then wait for a worker until pool-timeout
+    from pooldbapi import waits
     from pooldbapi.aio import calls
-    monkeypatch.setattr(calls, "WORKERS", 2)
-    monkeypatch.setattr(calls, "_EXECUTOR", None)
+    monkeypatch.setattr(calls, "_connects", waits.SharedThreads(2, "pooldbapi-aio"))
     make_tables(tmp_path, 1, "create table t (x int)")
     spec = {"eol1": f"driver=sqlite;database={tmp_path / 'eol1.db'};"
                     "maximum-number-of-pooled-connections=1;pool-timeout=5"}

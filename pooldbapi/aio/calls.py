@@ -33,27 +33,19 @@ greenlets on the loop's thread; any other runs them on its worker thread (SQLite
 per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
-executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
-_EXECUTOR: ThreadPoolExecutor | None = None
+executor has only cores + 4 threads: too few for connects that mostly wait on a server),
+shared by the process and made anew in a forked child (waits.SharedThreads)."""
+_connects = waits.SharedThreads(WORKERS, "pooldbapi-aio")
 _CALLS: weakref.WeakSet[Calls] = weakref.WeakSet()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(WORKERS, thread_name_prefix="pooldbapi-aio")
-    return _EXECUTOR
-
-
-def _forget_executors() -> None:
-    global _EXECUTOR
-    _EXECUTOR = None  # the parent's threads do not exist in a child
+def _forget_workers() -> None:
     for calls in list(_CALLS):
-        calls.worker = None
+        calls.worker = None  # the parent's threads do not exist in a child
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executors)
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
@@ -61,7 +53,7 @@ def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
     """Run fn in a worker thread (of executor, else the shared pool) with the caller's context
     (OpenTelemetry's current span)."""
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(executor or _executor(), context.run, fn)
+    return asyncio.get_running_loop().run_in_executor(executor or _connects(), context.run, fn)
 
 
 class Interrupted(BaseException):
