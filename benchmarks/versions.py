@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from common import report
 from overhead import MODES, per_call, pin_client, pin_server
@@ -135,6 +136,71 @@ def postgresql_cases(other: ModuleType, rounds: int, n: int) -> list[dict]:
         factory.close()
 
 
+async def postgresql_aio_cases(other: ModuleType, rounds: int, n: int) -> list[dict]:
+    """The same through each version's pooldbapi.aio, against psycopg's AsyncConnection (one
+    event loop; CPU: time.thread_time, the calls running on the loop's thread)."""
+    import time
+
+    import psycopg
+    from pgcluster import ClusterFactory
+
+    import pooldbapi.aio
+    other_aio = importlib.import_module(f"{OTHER}.aio")
+
+    async def per_block(call: Callable[[], Any], k: int) -> float:
+        cpu = time.thread_time()
+        for _ in range(k):
+            await call()
+        return (time.thread_time() - cpu) / k * 1e6
+
+    def afetch(cur: Any, text: str) -> Callable[[], Any]:
+        async def call() -> object:
+            await cur.execute(text, (1,))
+            return await cur.fetchall()
+        return call
+
+    async def nothing() -> None:
+        return None
+
+    factory = ClusterFactory()
+    try:
+        cluster = factory.new()
+        pin_server(cluster.data)
+        out = []
+        for mode, autocommit in MODES:
+            cpu: dict[str, list[float]] = {"raw": [], "other": [], "this": []}
+            for _ in range(rounds):  # new server sessions every round
+                raw = await psycopg.AsyncConnection.connect(cluster.dsn, autocommit=autocommit)
+                other.close_all()
+                pooldbapi.close_all()
+                conns = {name: await package.connect({"pg": cluster.conninfo()},
+                                                     autocommit=autocommit)
+                         for name, package in (("other", other_aio), ("this", pooldbapi.aio))}
+                calls = {"raw": afetch(raw.cursor(), "select %s"),
+                         **{name: afetch(conn.cursor(), "select ?")
+                            for name, conn in conns.items()}}
+                ends = {"raw": nothing if autocommit else raw.commit,
+                        **{name: nothing if autocommit else conn.commit
+                           for name, conn in conns.items()}}
+                for name, call in calls.items():  # warm up: sessions open, statements prepared
+                    await call()
+                    await ends[name]()
+                names = list(calls)
+                for r in range(3):
+                    for name in names[r % 3:] + names[:r % 3]:
+                        cpu[name].append(await per_block(calls[name], n))
+                        await ends[name]()
+                for conn in conns.values():
+                    await conn.close()
+                await raw.close()
+            row = rows_of("postgresql", mode, cpu)
+            row["case"] = "postgresql (aio): select one row + fetchall"
+            out.append(row)
+        return out
+    finally:
+        factory.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--other", type=Path, required=True,
@@ -142,7 +208,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, default=2000, help="SQLite executes per block")
     parser.add_argument("--pg-n", type=int, default=300, help="PostgreSQL executes per block")
-    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--only", choices=["sqlite", "postgresql", "aio"],
+                        help="aio: PostgreSQL through pooldbapi.aio against psycopg's"
+                        " AsyncConnection (not run otherwise)")
     args = parser.parse_args()
     pin_client()
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,6 +220,9 @@ def main() -> None:
             rows += sqlite_cases(other, args.rounds, args.n, Path(tmp))
         if args.only in (None, "postgresql"):
             rows += postgresql_cases(other, args.rounds, args.pg_n)
+        if args.only == "aio":
+            import asyncio
+            rows += asyncio.run(postgresql_aio_cases(other, args.rounds, args.pg_n))
     report("versions", rows, ["case", "mode", "raw_cpu_us", "other_cpu_us", "this_cpu_us",
                               "other_added_cpu_us", "this_added_cpu_us"])
 

@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import CoroutineType
 from typing import Any, TypeVar, cast
 
 try:
@@ -119,13 +120,52 @@ class Cancelled(asyncio.CancelledError):
 
 class _Shield:
     """A call's cancellations while it waits: told to on_cancel, never thrown into the
-    driver, whose wait goes on (so no call is abandoned in the middle of a protocol)."""
+    driver, whose wait goes on (so no call is abandoned in the middle of a protocol).
 
-    __slots__ = ("cancelled", "on_cancel")
+    Also what the task waits on in place of each of the driver's futures: the task is woken
+    by that future itself (no proxy future, no extra turn of the loop), and the task's
+    cancel() is told to on_cancel instead of cancelling the driver's future (it answers False,
+    so asyncio throws CancelledError in once the wait is over)."""
+
+    __slots__ = ("_asyncio_future_blocking", "cancelled", "future", "on_cancel")
 
     def __init__(self, on_cancel: Callable[[], None]) -> None:
         self.on_cancel = on_cancel
         self.cancelled = False
+        self.future: asyncio.Future[Any] | None = None  # the driver's, waited on
+        self._asyncio_future_blocking = False
+
+    def waiting(self, future: asyncio.Future[Any]) -> _Shield:
+        """Self, to be yielded to the task for a wait on the driver's future."""
+        self.future = future
+        self._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
+        return self
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        assert self.future is not None
+        return self.future.get_loop()
+
+    def add_done_callback(self, fn: Callable[[Any], object], *,
+                          context: contextvars.Context | None = None) -> None:
+        assert self.future is not None
+        self.future.add_done_callback(fn, context=context)
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        assert self.future is not None
+        return self.future.remove_done_callback(fn)
+
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+    def cancel(self, msg: Any = None) -> bool:
+        self.tell()
+        return False
+
+    def tell(self) -> None:
+        """Tell on_cancel of a cancellation (once)."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.on_cancel()
 
 
 async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None) -> T:
@@ -135,7 +175,8 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     on, and once fn has ended Cancelled (a CancelledError) is raised with its outcome."""
     if greenlet is None:
         raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
-    idle = _idle()
+    kept = getattr(_IDLE, "kept", None)  # (_idle(), inline: once per call)
+    idle = kept.workers if kept is not None else _idle()
     worker = idle.pop() if idle else _Worker()
     current = getcurrent()
     worker.parent = current
@@ -160,25 +201,14 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     if result.exc is not None:
         raised, result.exc = result.exc, None
         raise raised
-    return cast(T, result.value)
-
-
-def _proxy(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    """A future done when `future` is: what a shielded wait gives the task to cancel."""
-    proxy = future.get_loop().create_future()
-
-    def done(_: asyncio.Future[Any]) -> None:
-        if not proxy.done():
-            proxy.set_result(None)
-    future.add_done_callback(done)
-    proxy._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
-    return proxy
+    return result.value  # type: ignore[no-any-return]
 
 
 class _Resume:
     """An awaitable that goes on with a coroutine the greenlet started and that suspended:
     what it yields (a future) goes to the task, what the task sends goes back to it. Under a
-    shield the task gets a proxy of each future, and a cancellation is told, not thrown in."""
+    shield the task waits on each future through the _Shield, and a cancellation is told,
+    not thrown in."""
 
     __slots__ = ("coro", "shield", "yielded")
 
@@ -191,20 +221,21 @@ class _Resume:
         while True:
             try:
                 if shield is not None and isinstance(yielded, asyncio.Future):
-                    while not yielded.done():  # (a cancellation: wait for the driver's again)
+                    while not yielded.done():  # (woken early: wait for the driver's again)
                         try:
-                            yield _proxy(yielded)
-                        except asyncio.CancelledError:
-                            shield.cancelled = True
-                            shield.on_cancel()
+                            yield shield.waiting(yielded)
+                        except asyncio.CancelledError:  # (told already by shield.cancel)
+                            shield.tell()
+                        except BaseException:  # noqa: BLE001, S110 - the future's own outcome
+                            pass  # (the driver reads it from its future)
+                    shield.future = None
                     yielded._asyncio_future_blocking = False
                     sent = None  # (the driver reads its future's result itself)
                 else:
                     sent = yield yielded
             except BaseException as exc:  # noqa: BLE001 - a cancellation goes into the driver
                 if shield is not None and isinstance(exc, asyncio.CancelledError):
-                    shield.cancelled = True
-                    shield.on_cancel()
+                    shield.tell()
                     sent = None
                 else:
                     try:
@@ -232,13 +263,14 @@ def await_only(awaitable: Awaitable[T]) -> T:
             awaitable.close()
         raise NotInLoop("a session of an event loop was used outside pooldbapi.aio's calls"
                         " (from synchronous code or another thread)")
-    assert current is not None
-    coro = awaitable if isinstance(awaitable, Coroutine) else _awaiting(awaitable)
+    # (a driver's coroutine: its exact type, before the slower check against the ABC)
+    coro = awaitable if type(awaitable) is CoroutineType or isinstance(awaitable, Coroutine) \
+        else _awaiting(awaitable)
     try:
         yielded = coro.send(None)
     except StopIteration as stop:
-        return cast(T, stop.value)
-    return cast(T, current.parent.switch(_Resume(coro, yielded)))
+        return stop.value  # type: ignore[no-any-return]
+    return current.parent.switch(_Resume(coro, yielded))  # type: ignore[no-any-return, union-attr]
 
 
 def run_ready(coro: Coroutine[Any, Any, T]) -> T:

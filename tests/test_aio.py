@@ -424,6 +424,65 @@ def test_a_task_cancelled_while_waiting_for_the_connection_runs_nothing(tmp_path
 
 
 @pytest.mark.postgresql
+def test_a_connections_calls_run_one_at_a_time_in_order_of_arrival(pg):
+    from pooldbapi import waits
+    ran = []
+
+    def call(name):
+        def fn():
+            ran.append(f"{name} in")
+            waits.sleep(0.02)
+            ran.append(f"{name} out")
+            return name
+        return fn
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        tasks = [asyncio.create_task(conn.calls.run(call(name))) for name in "abcd"]
+        got = await asyncio.gather(*tasks)
+        door = (conn.calls.busy, len(conn.calls.waiters))
+        await conn.close()
+        return got, door
+
+    got, door = run(main())
+    assert got == list("abcd")
+    assert ran == [f"{n} {w}" for n in "abcd" for w in ("in", "out")]
+    assert door == (False, 0)
+
+
+@pytest.mark.postgresql
+def test_a_call_cancelled_as_the_door_is_handed_to_it_hands_it_on_and_runs_nothing(pg):
+    from pooldbapi import waits
+    ran = []
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()})
+        loop = asyncio.get_running_loop()
+        later: dict[str, asyncio.Task] = {}
+
+        def first():
+            waits.sleep(0.02)
+            ran.append("first")
+            # runs before the second call's task is woken by the hand-over
+            loop.call_soon(later["second"].cancel)
+
+        first_task = asyncio.create_task(conn.calls.run(first))
+        await asyncio.sleep(0)
+        later["second"] = asyncio.create_task(conn.calls.run(lambda: ran.append("second")))
+        third = asyncio.create_task(conn.calls.run(lambda: ran.append("third")))
+        await first_task
+        with pytest.raises(asyncio.CancelledError):
+            await later["second"]
+        await third
+        door = (conn.calls.busy, len(conn.calls.waiters))
+        await conn.close()
+        return door
+
+    assert run(main()) == (False, 0)
+    assert ran == ["first", "third"]
+
+
+@pytest.mark.postgresql
 def test_postgresql_cancelled_executemany_leaves_no_open_transaction(pg, pg2):
     for cluster in (pg, pg2):
         with psycopg.connect(cluster.dsn, autocommit=True) as raw:
@@ -551,6 +610,52 @@ def test_a_forked_child_never_uses_the_parents_sessions(pg):
             ["child", "parent"]
 
 
+def test_a_forked_child_connects_and_runs_sqlite_calls_on_threads_of_its_own(tmp_path):
+    """connect()'s shared threads and a connection's worker thread are the parent's: a child
+    makes its own at its first call."""
+    import os
+
+    from pooldbapi.aio import calls
+    make_tables(tmp_path, 1)
+    specs = lite_specs(tmp_path, 1)
+
+    async def insert(conn, who):
+        await conn.execute("insert into t (v) values (?)", (who,))
+        await conn.commit()
+
+    async def child_part(conn):
+        if calls._connects._executor is not None or conn.calls.worker is not None:
+            return 3  # the parent's threads, which do not exist here
+        await insert(conn, "child, parent's connection")  # (SQLite: a file, no session kept)
+        mine = await pooldbapi.aio.connect(specs)
+        await insert(mine, "child")
+        await mine.close()
+        await conn.close()
+        return 0
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn = loop.run_until_complete(pooldbapi.aio.connect(specs))
+        loop.run_until_complete(insert(conn, "parent"))
+        assert calls._connects._executor is not None and conn.calls.worker is not None
+        child = os.fork()
+        if child == 0:
+            code = 2
+            try:
+                code = asyncio.run(child_part(conn))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        loop.run_until_complete(insert(conn, "parent again"))
+        loop.run_until_complete(conn.close())
+    finally:
+        loop.close()
+    with closing(sqlite3.connect(tmp_path / "eol1.db")) as raw:
+        assert sorted(r[0] for r in raw.execute("select v from t")) == \
+            ["child", "child, parent's connection", "parent", "parent again"]
+
+
 @pytest.mark.postgresql
 def test_postgresql_a_statement_that_ends_after_its_cancellation_says_what_it_committed(pg):
     with psycopg.connect(pg.dsn, autocommit=True) as raw:
@@ -579,9 +684,9 @@ def test_connections_waiting_for_a_full_pool_never_hold_back_the_call_that_frees
         tmp_path, monkeypatch):
     # every worker of a shared executor could be taken by calls waiting for the pool's one
     # session: the commit that gives it back would then wait for a worker until pool-timeout
+    from pooldbapi import waits
     from pooldbapi.aio import calls
-    monkeypatch.setattr(calls, "WORKERS", 2)
-    monkeypatch.setattr(calls, "_EXECUTOR", None)
+    monkeypatch.setattr(calls, "_connects", waits.SharedThreads(2, "pooldbapi-aio"))
     make_tables(tmp_path, 1, "create table t (x int)")
     spec = {"eol1": f"driver=sqlite;database={tmp_path / 'eol1.db'};"
                     "maximum-number-of-pooled-connections=1;pool-timeout=5"}

@@ -109,6 +109,74 @@ def test_a_shielded_call_is_told_of_its_cancellation_and_ends_its_wait_first():
     assert live_calls() == []
 
 
+def _turns_until_resumed(wait_for):
+    """Turns of the loop between a future's result and the resumption of what waits for it:
+    a callback that schedules itself again counts the turns meanwhile."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        ticks = []
+
+        def tick():
+            ticks.append(None)
+            if len(ticks) < 10:
+                loop.call_soon(tick)
+
+        def done():
+            future.set_result("ready")
+            tick()
+
+        loop.call_soon(done)
+        assert await wait_for(future) == "ready"
+        return len(ticks)
+    return run(main())
+
+
+def test_a_shielded_wait_resumes_as_soon_as_a_plain_await_of_the_future_does():
+    async def plain(future):
+        return await future
+
+    async def shielded(future):
+        return await waits.spawn(lambda: waits.await_only(future), lambda: None)
+
+    async def shielded_coroutine(future):  # (a driver's coroutine that awaits its future)
+        return await waits.spawn(lambda: waits.await_only(plain(future)), lambda: None)
+
+    turns = _turns_until_resumed(plain)
+    assert _turns_until_resumed(shielded) == turns
+    assert _turns_until_resumed(shielded_coroutine) == turns
+
+
+def test_a_shielded_wait_is_told_of_each_cancellation_once_and_the_driver_reads_its_future():
+    told, seen = [], []
+
+    async def driver(future):
+        try:
+            return await future  # a failure of the driver's own future reaches the driver
+        except KeyError:
+            seen.append("driver read its failure")
+            return "handled"
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        task = asyncio.ensure_future(waits.spawn(lambda: waits.await_only(driver(future)),
+                                                 lambda: told.append("cancelled")))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not future.cancelled() and not task.done()  # the driver's wait goes on
+        future.set_exception(KeyError("io"))
+        with pytest.raises(waits.Cancelled) as info:
+            await task
+        return info.value.ended
+
+    ended = run(main())
+    assert told == ["cancelled"] and seen == ["driver read its failure"]
+    assert ended.value == "handled"
+    assert live_calls() == []
+
+
 def test_a_call_sees_its_tasks_contextvars_and_what_it_sets_stays_in_it():
     import contextvars
     var = contextvars.ContextVar("request", default="none")

@@ -9,8 +9,8 @@ import asyncio
 import contextvars
 import logging
 import os
-import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -33,27 +33,19 @@ greenlets on the loop's thread; any other runs them on its worker thread (SQLite
 per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
-executor has only cores + 4 threads: too few for connects that mostly wait on a server)."""
-_EXECUTOR: ThreadPoolExecutor | None = None
+executor has only cores + 4 threads: too few for connects that mostly wait on a server),
+shared by the process and made anew in a forked child (waits.SharedThreads)."""
+_connects = waits.SharedThreads(WORKERS, "pooldbapi-aio")
 _CALLS: weakref.WeakSet[Calls] = weakref.WeakSet()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = ThreadPoolExecutor(WORKERS, thread_name_prefix="pooldbapi-aio")
-    return _EXECUTOR
-
-
-def _forget_executors() -> None:
-    global _EXECUTOR
-    _EXECUTOR = None  # the parent's threads do not exist in a child
+def _forget_workers() -> None:
     for calls in list(_CALLS):
-        calls.worker = None
+        calls.worker = None  # the parent's threads do not exist in a child
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executors)
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
@@ -61,7 +53,7 @@ def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
     """Run fn in a worker thread (of executor, else the shared pool) with the caller's context
     (OpenTelemetry's current span)."""
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(executor or _executor(), context.run, fn)
+    return asyncio.get_running_loop().run_in_executor(executor or _connects(), context.run, fn)
 
 
 class Interrupted(BaseException):
@@ -82,8 +74,13 @@ class Calls:
             all(spec.driver in NATIVE for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
         _CALLS.add(self)
-        self.lock = asyncio.Lock()   # a connection's calls are serialised, as threads' are
-        self._cancel = threading.Event()
+        # a connection's calls are serialised, as threads' are: one in the door at a time, the
+        # others waiting in order of arrival (the door is handed to the oldest)
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        # set once the task of the call under way was cancelled (read by the core at its row
+        # boundaries, from the worker thread too: a plain attribute, no lock needed)
+        self.cancelling = False
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
 
@@ -103,16 +100,25 @@ class Calls:
         # cancelled call stops
         if self.progress is not None:
             self.progress(alias, rows)
-        if self._cancel.is_set():
+        if self.cancelling:
             raise Interrupted
 
     async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
         """Run fn (in a greenlet or a worker thread); on cancellation wait for it to stop,
         then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
-        async with self.lock:
-            self._cancel.clear()
-            if self.native:
-                return await self._run_here(fn, committed)
+        if self.busy:
+            await self._turn()
+        else:  # (no task, future or lock object for a call that finds the door free)
+            self.busy = True
+        try:
+            self.cancelling = False
+            if self.native:  # in a greenlet on the loop's thread: a cancellation is told to
+                # the core (it stops at its next row boundary) while the driver's wait goes on
+                try:
+                    return await waits.spawn(fn, self._cancelled)
+                except waits.Cancelled as cancelled:
+                    await self._settle_here(cancelled, committed)
+                    raise
             work = in_worker(fn, self._worker())
             try:
                 return await asyncio.shield(work)
@@ -121,25 +127,48 @@ class Calls:
                     raise  # the work itself was cancelled (never started)
                 # (the work may have ended in the same turn as the cancellation: what it did
                 # is settled as for work still running)
-                self._cancel.set()
+                self.cancelling = True
                 await _settled(work)
                 await _settled(in_worker(partial(self._after_cancel, work.exception(),
                                                  cancelled, committed), self._worker()))
                 raise
+        finally:
+            self._leave()
 
-    async def _run_here(self, fn: Callable[[], T], committed: Callable[[], str] | None) -> T:
-        """Run fn in a greenlet on the loop's thread; a cancellation is told to the core (it
-        stops at its next row boundary) while the driver's wait goes on; once fn has ended,
-        the transaction is settled and CancelledError raised."""
+    async def _turn(self) -> None:
+        """Wait for the calls that came before (the door is handed over: it stays busy)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
         try:
-            return await waits.spawn(fn, self._cancel.set)
-        except waits.Cancelled as cancelled:
-            try:  # the settling is not cut short by further cancellations either
-                await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
-                                          committed), _ignore)
-            except waits.Cancelled:
-                pass
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._leave()  # handed the door as the task was cancelled: the next one's
+            else:
+                self.waiters.remove(waiter)
             raise
+
+    def _leave(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy = False
+
+    def _cancelled(self) -> None:
+        self.cancelling = True
+
+    async def _settle_here(self, cancelled: waits.Cancelled,
+                           committed: Callable[[], str] | None) -> None:
+        """Once a cancelled call has ended, settle the transaction (in a greenlet, not cut
+        short by further cancellations either)."""
+        try:
+            await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
+                                      committed), _ignore)
+        except waits.Cancelled:
+            pass
 
     def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
                       committed: Callable[[], str] | None) -> None:
