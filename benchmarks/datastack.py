@@ -11,6 +11,7 @@ time.process_time: pooldbapi writes several containers from worker threads, whic
 time.thread_time of the caller would not count.
 
     python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm]
+        [--backends postgresql,sqlite]
     (values = params,literals: the multi-row VALUES cases with parameters, with literals)
 """
 from __future__ import annotations
@@ -143,7 +144,8 @@ def files_native(files: dict[str, str], aliases: list[str], texts: list[str],
     return native
 
 
-def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> list[dict]:
+def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
+                 backends: tuple[str, ...] = ("postgresql", "sqlite")) -> list[dict]:
     import psycopg
     out = []
     clusters = [factory.new(), factory.new()]
@@ -177,7 +179,7 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> li
 
     for literal in kinds:
         kind = "multi-row VALUES, literals" if literal else "multi-row VALUES, parameters"
-        for backend in ("postgresql", "sqlite"):
+        for backend in backends:
             native_texts, native_params = values_texts("%s" if backend == "postgresql"
                                                        else "?", literal)
             texts, params = values_texts("?", literal)
@@ -223,7 +225,7 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> li
                 conn.close()
     raw.close()
     lite.close()
-    if True not in kinds:
+    if True not in kinds or "sqlite" not in backends:
         return out
     # the README's literal case: literal VALUES over three SQLite containers against
     # executemany of the same rows over the same containers, both through pooldbapi
@@ -370,6 +372,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="values,pandas,orm")
+    parser.add_argument("--backends", default="postgresql,sqlite",
+                        help="the multi-row VALUES cases' back-ends")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     from pgcluster import ClusterFactory
@@ -382,7 +386,8 @@ def main() -> None:
             kinds = tuple(k for k, name in ((False, "params"), (True, "literals"))
                           if name in only or "values" in only)
             if kinds:
-                rows += values_cases(args.rounds, factory, Path(tmp), kinds)
+                rows += values_cases(args.rounds, factory, Path(tmp), kinds,
+                                     tuple(args.backends.split(",")))
             if "pandas" in only:
                 rows += pandas_cases(args.rounds, Path(tmp))
             if "orm" in only:

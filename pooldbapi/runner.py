@@ -314,14 +314,16 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         if bound.returning and out is not None:
             _returned(phys, cur, out, indices)
         return int(max(cur.rowcount, 0))
-    with phys.atomic():
+    with phys.link.atomic_calls() as late:  # late: the results are read after the block
         if len(values) == 1:
             cur.execute(bound.text, values[0])
-            if bound.returning and out is not None:
+            if bound.returning and out is not None and not late:
                 _returned(phys, cur, out, indices)
         else:
             cur.executemany(bound.text, values)
-        return int(max(cur.rowcount, 0))
+    if late and len(values) == 1 and bound.returning and out is not None:
+        _returned(phys, cur, out, indices)
+    return int(max(cur.rowcount, 0))
 
 
 def _returned(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> None:

@@ -212,6 +212,13 @@ class Link(ABC):
     def atomic(self) -> AbstractContextManager[Any]:
         """Make a block all-or-nothing: a savepoint in a transaction, its own one outside."""
 
+    def atomic_calls(self) -> AbstractContextManager[Any]:
+        """atomic() for a block of execute and executemany calls on the driver, nothing else
+        (no COPY). Its value is true where the block's statements and those that make it
+        atomic are sent together as it ends (PostgreSQL's pipeline): their results (rowcount,
+        RETURNING rows) are then read after the block, not in it."""
+        return self.atomic()
+
     # Two-phase commit (where Backend.two_phase): PEP 249's calls on the driver's connection
 
     def tpc_begin(self, format_id: int, gtrid: str, bqual: str) -> None:

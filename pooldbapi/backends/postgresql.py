@@ -68,6 +68,16 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
+def _drain(pipeline: psycopg.Pipeline) -> None:
+    """Read what is left of a pipeline whose statement failed as it was sent (executemany
+    reads answers as it sends): the server skipped the rest up to the Sync, and psycopg
+    would log each skipped one at the block's end."""
+    try:
+        pipeline.sync()
+    except psycopg.Error:
+        pass
+
+
 class PostgreSQLLink(Link):
     """One psycopg connection."""
 
@@ -186,6 +196,56 @@ class PostgreSQLLink(Link):
             raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page")
             raise
         raw.execute("RELEASE SAVEPOINT pooldbapi_page")
+
+    @contextmanager
+    def atomic_calls(self) -> Iterator[bool]:
+        # One round trip where atomic() takes three: the block's statements and the
+        # savepoint's (or BEGIN and COMMIT) go in one pipeline, ended by one Sync (the server
+        # stops at the first error and skips the rest up to the Sync). psycopg's executemany
+        # rides the pipeline it finds, and sets the cursor's results as the answers are read.
+        raw = self.raw
+        if type(raw) is not psycopg.Connection:  # pooldbapi.aio's adapter: no pipeline there
+            with self.atomic():
+                yield False
+            return
+        autocommit = raw.autocommit
+        # In autocommit a BEGIN and a COMMIT, though the statements up to a Sync are one
+        # implicit transaction already: psycopg loses track of a pipeline whose Sync fails (a
+        # deferred constraint checked there), and answers the next call with PIPELINE_SYNC.
+        # Never prepared: psycopg counts a statement prepared once its Parse is queued, and a
+        # RELEASE skipped after an error would stay so, unknown to the server.
+        begin, end = ("BEGIN", "COMMIT") if autocommit else \
+            ("SAVEPOINT pooldbapi_page", "RELEASE SAVEPOINT pooldbapi_page")
+        try:
+            with raw.pipeline() as pipeline:
+                raw.execute(begin, prepare=False)
+                try:
+                    yield True
+                except psycopg.Error:
+                    _drain(pipeline)
+                    raise
+                raw.execute(end, prepare=False)
+        except BaseException:
+            self._undo_block(autocommit)
+            raise
+
+    def _undo_block(self, autocommit: bool) -> None:
+        """After a failed pipeline: undo exactly the block (its transaction in autocommit, back
+        to its savepoint in a transaction). Where that fails because nothing of the session's
+        transaction can commit any more (the session is lost, or the savepoint was never made
+        in a transaction already aborted), the block's error is the one to tell; any other
+        failure is raised."""
+        raw = self.raw
+        status = raw.pgconn.transaction_status
+        try:
+            if not autocommit:
+                raw.execute("ROLLBACK TO SAVEPOINT pooldbapi_page", prepare=False)
+            elif status != pq.TransactionStatus.IDLE:  # (IDLE: the COMMIT failed, undoing all)
+                raw.execute("ROLLBACK", prepare=False)
+        except psycopg.Error:
+            if not (raw.broken or raw.closed or
+                    raw.pgconn.transaction_status == pq.TransactionStatus.INERROR):
+                raise
 
     def copy_rows(self, table: str, columns: tuple[str, ...] | None,
                   rows: Sequence[Any]) -> int:

@@ -1,0 +1,294 @@
+"""What pooldbapi sends PostgreSQL for a container's share of a write: the statement and what
+makes it atomic (SAVEPOINT / RELEASE in a transaction, nothing but the Sync in autocommit) in
+one pipeline, one round trip; an error at any place in it undoes exactly that share. The round
+trips are counted from libpq's protocol trace of each session: one ReadyForQuery answers each
+Sync (or simple Query) the client waits for."""
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg import pq
+
+import pooldbapi
+from pooldbapi.backends.postgresql import BACKEND, PostgreSQLBackend, PostgreSQLLink
+from pooldbapi.settings import make_spec
+
+
+class Traces:
+    """Every PostgreSQL session opened while installed, traced to a file per session."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, list[str]] = {}
+
+    def text(self, alias: str) -> str:
+        out = []
+        for path in self.paths.get(alias, []):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                out.append(f.read())
+        return "".join(out)
+
+    def mark(self) -> dict[str, int]:
+        return {alias: len(self.text(alias)) for alias in self.paths}
+
+    def since(self, mark: dict[str, int], alias: str) -> list[str]:
+        """The trace's lines of the session(s) of alias written since mark."""
+        return self.text(alias)[mark.get(alias, 0):].splitlines()
+
+    def round_trips(self, mark: dict[str, int], alias: str) -> int:
+        return sum("\tReadyForQuery\t" in line for line in self.since(mark, alias))
+
+
+@pytest.fixture
+def traces(monkeypatch, tmp_path) -> Iterator[Traces]:
+    found = Traces()
+    connect = PostgreSQLBackend.connect
+
+    def traced(self, spec, limiter=None):
+        link = connect(self, spec, limiter)
+        fd, path = tempfile.mkstemp(dir=tmp_path, prefix=spec.alias)
+        link.raw.pgconn.trace(fd)
+        link.raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        found.paths.setdefault(spec.alias, []).append(path)
+        return link
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect", traced)
+    yield found
+    pooldbapi.close_all()  # the traced sessions closed before their files go
+
+
+def _table(*clusters, ddl: str = "create table pipe (id int primary key check (id >= 0),"
+                                 " v text)") -> None:
+    for cluster in clusters:
+        cluster.sql("drop table if exists pipe")
+        cluster.sql(ddl)
+
+
+def _held(cluster) -> list[int]:
+    return [r[0] for r in cluster.sql("select id from pipe order by id")]
+
+
+def _values(ids: list[int], literal: bool) -> tuple[str, list[object] | None]:
+    if literal:
+        return ("insert into pipe@{p1,p2} (id, v) values "
+                + ", ".join(f"({i}, 'v{i}')" for i in ids)), None
+    return ("insert into pipe@{p1,p2} (id, v) values " + ", ".join(["(?, ?)"] * len(ids)),
+            [x for i in ids for x in (i, f"v{i}")])
+
+
+def _connect(pg, pg2, **kwargs) -> pooldbapi.Connection:
+    return pooldbapi.connect({"p1": pg.conninfo(), "p2": pg2.conninfo()}, seed=3, **kwargs)
+
+
+@pytest.mark.parametrize("literal", [True, False], ids=["literals", "parameters"])
+def test_multi_row_values_in_a_transaction_is_one_round_trip_per_container(
+        pg, pg2, traces, literal):
+    _table(pg, pg2)
+    conn = _connect(pg, pg2)
+    cur = conn.cursor()
+    cur.execute(*_values(list(range(6)), literal))  # the sessions opened, BEGIN sent
+    mark = traces.mark()
+    cur.execute(*_values(list(range(6, 12)), literal))
+    assert cur.rowcount == 6
+    for alias in ("p1", "p2"):
+        assert traces.round_trips(mark, alias) == 1, alias
+        sent = [line for line in traces.since(mark, alias) if line.startswith("F")]
+        assert [line.split("\t")[2] for line in sent if "\tParse\t" in line or
+                "\tSync" in line] == ["Parse", "Parse", "Parse", "Sync"], sent
+        parsed = [line for line in sent if "\tParse\t" in line]
+        assert '"SAVEPOINT pooldbapi_page"' in parsed[0]
+        assert "insert into pipe" in parsed[1]
+        assert '"RELEASE SAVEPOINT pooldbapi_page"' in parsed[2]
+    conn.commit()
+    assert sorted(_held(pg) + _held(pg2)) == list(range(12))
+    assert _held(pg) and _held(pg2)
+    conn.close()
+
+
+def test_executemany_in_autocommit_is_one_round_trip_per_container_begin_and_commit_in_it(
+        pg, pg2, traces):
+    _table(pg, pg2)
+    conn = _connect(pg, pg2, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("insert into pipe@{p1,p2} (id, v) values (100, 'w'), (101, 'w')")
+    mark = traces.mark()
+    cur.executemany("insert into pipe@{p1,p2} (id, v) values (?, ?)",
+                    [(i, "x") for i in range(8)])
+    assert cur.rowcount == 8
+    for alias in ("p1", "p2"):
+        assert traces.round_trips(mark, alias) == 1, alias
+        parsed = [line.split("\t")[3] for line in traces.since(mark, alias)
+                  if line.startswith("F") and "\tParse\t" in line]
+        assert [p.split('"')[3] for p in parsed] == [
+            "BEGIN", "insert into pipe (id, v) values ($1, $2)", "COMMIT"], parsed
+    assert sorted(_held(pg) + _held(pg2)) == [*range(8), 100, 101]
+    conn.close()
+
+
+def test_returning_rows_come_back_in_row_order_in_one_round_trip(pg, pg2, traces):
+    _table(pg, pg2)
+    conn = _connect(pg, pg2)
+    cur = conn.cursor()
+    cur.execute("insert into pipe@{p1,p2} (id, v) values (50, 'w') returning id")
+    mark = traces.mark()
+    ids = [7, 3, 9, 1, 8, 2, 6]
+    cur.execute("insert into pipe@{p1,p2} (id, v) values " +
+                ", ".join(f"({i}, 'r{i}')" for i in ids) + " returning id, v")
+    assert cur.fetchall() == [(i, f"r{i}") for i in ids]
+    for alias in ("p1", "p2"):
+        assert traces.round_trips(mark, alias) == 1, alias
+    conn.commit()
+    assert sorted(_held(pg) + _held(pg2)) == sorted([*ids, 50])
+    conn.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+@pytest.mark.parametrize("place", ["first", "middle", "last"])
+def test_an_error_in_the_pipeline_undoes_that_share_only_and_names_the_row(
+        pg, pg2, autocommit, place):
+    """A row violating a check at the first, a middle or the last place of one container's
+    share of a multi-row VALUES: that share is undone (in a transaction back to its savepoint,
+    what came before kept), the replay names the row, and what the error reports written is
+    what the servers hold."""
+    _table(pg, pg2)
+    conn = _connect(pg, pg2, autocommit=autocommit)
+    cur = conn.cursor()
+    cur.execute(*_values([100, 101, 102, 103], literal=True))
+    ids = list(range(10))
+    bad = {"first": 0, "middle": 4, "last": 8}[place]  # (rows 0, 2, ... share a container)
+    ids[bad] = -1
+    with pytest.raises(pooldbapi.IntegrityError) as info:
+        cur.execute(*_values(ids, literal=False))
+    err = info.value
+    assert err.row == bad
+    assert err.unknown is None
+    written = {i for rows in (err.written or {}).values() for i in rows}
+    assert bad not in written
+    conn.commit()
+    held = sorted(_held(pg) + _held(pg2))
+    assert held == sorted([100, 101, 102, 103, *(ids[i] for i in written)])
+    conn.close()
+
+
+def test_a_deferred_constraint_failing_at_the_sync_undoes_the_batch_in_autocommit(pg):
+    """In autocommit the Sync ends the batch's implicit transaction: a deferred unique
+    constraint fails there, at the pipeline's last place. Nothing of the batch is kept; the
+    replay then commits row by row and stops at the duplicate."""
+    _table(pg, ddl="create table pipe (id int, v text, unique (id) deferrable initially"
+                   " deferred)")
+    conn = pooldbapi.connect({"p1": pg.conninfo()}, autocommit=True)
+    rows = [(1, "a"), (2, "b"), (3, "c"), (2, "dup"), (4, "d")]
+    with pytest.raises(pooldbapi.IntegrityError) as info:
+        conn.cursor().executemany("insert into pipe (id, v) values (?, ?)", rows)
+    assert info.value.row == 3
+    assert info.value.written == {"p1": (0, 1, 2)}
+    assert [tuple(r) for r in pg.sql("select id, v from pipe order by id")] == rows[:3]
+    conn.close()
+
+
+def test_a_statement_failing_in_pipelines_past_the_prepare_threshold_keeps_its_error(pg):
+    """psycopg prepares a statement from its sixth execution, counting it prepared as its
+    Parse is queued; a savepoint's RELEASE skipped after an error must not be left counted
+    so (the next pipeline would name a prepared statement the server never made)."""
+    _table(pg)
+    conn = pooldbapi.connect({"p1": pg.conninfo()})
+    cur = conn.cursor()
+    for n in range(12):
+        with pytest.raises(pooldbapi.IntegrityError) as info:
+            cur.executemany("insert into pipe (id, v) values (?, 'x')",
+                            [(1000 + 2 * n,), (-1,), (1001 + 2 * n,)])
+        assert info.value.row == 1, n
+    conn.commit()
+    assert _held(pg) == [1000 + 2 * n for n in range(12)]
+    conn.close()
+
+
+def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg):
+    """The link on its own: the transaction was aborted before the block, so its SAVEPOINT
+    fails, and the going back to a savepoint never made must not hide that error."""
+    _table(pg)
+    link = BACKEND.connect(make_spec("p1", pg.conninfo()))
+    assert isinstance(link, PostgreSQLLink)
+    raw = link.raw
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        raw.execute("select 1 / 0")
+    cur = raw.cursor()
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction), link.atomic_calls():
+        cur.execute("insert into pipe (id, v) values (1, 'x')")
+    raw.rollback()
+    assert _held(pg) == []
+    link.close()
+
+
+def _slow_row(cluster, at: int) -> None:
+    """A trigger that keeps the insert of id `at` busy for a while (to be killed meanwhile)."""
+    cluster.sql("create or replace function pipe_slow() returns trigger language plpgsql as $$"
+                f" begin if new.id = {at} then perform pg_sleep(30); end if; return new; end"
+                " $$")
+    cluster.sql("create trigger pipe_slow before insert on pipe for each row"
+                " execute function pipe_slow()")
+
+
+def _when_busy(cluster, then: Callable[[], object]) -> threading.Thread:
+    """Call `then` once a session of the cluster waits in pg_sleep."""
+    def watch() -> None:
+        for _ in range(600):
+            rows = cluster.sql("select count(*) from pg_stat_activity where"
+                               " wait_event = 'PgSleep'")
+            if rows[0][0]:
+                then()
+                return
+            threading.Event().wait(0.05)
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+def test_a_session_killed_mid_pipeline_in_autocommit_reports_its_rows_unknown(pg):
+    _table(pg)
+    _slow_row(pg, 5)
+    conn = pooldbapi.connect({"p1": pg.conninfo(application_name="pipe-victim")},
+                             autocommit=True)
+    killer = _when_busy(pg, lambda: pg.sql("select pg_terminate_backend(pid) from"
+                                           " pg_stat_activity where application_name ="
+                                           " 'pipe-victim'"))
+    try:
+        with pytest.raises(pooldbapi.OperationalError) as info:
+            conn.cursor().executemany("insert into pipe (id, v) values (?, 'x')",
+                                      [(i,) for i in range(10)])
+    finally:
+        killer.join()
+    err = info.value
+    assert err.connection_failure
+    assert err.unknown == {"p1": tuple(range(10))}
+    assert not err.written
+    assert _held(pg) == []  # the implicit transaction never reached its Sync
+    conn.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_a_server_killed_mid_pipeline_keeps_the_report_true(clusters, autocommit):
+    victim = clusters.new(synchronous_commit="on")  # what the server acknowledged survives
+    _table(victim)
+    _slow_row(victim, 3)
+    conn = pooldbapi.connect({"p1": victim.conninfo()}, autocommit=autocommit)
+    killer = _when_busy(victim, lambda: victim.stop("immediate"))
+    try:
+        with pytest.raises(pooldbapi.OperationalError) as info:
+            conn.cursor().executemany("insert into pipe (id, v) values (?, 'x')",
+                                      [(i,) for i in range(6)])
+    finally:
+        killer.join()
+    err = info.value
+    assert err.connection_failure
+    assert not err.written
+    if autocommit:
+        assert err.unknown == {"p1": tuple(range(6))}
+    else:  # the transaction had nothing there before: nothing is lost, nothing in doubt
+        assert err.unknown is None
+    victim.start()
+    assert _held(victim) == []  # nothing of the pipeline had reached its Sync
+    conn.close()
