@@ -121,3 +121,51 @@ def test_odata_calls_run_on_the_loop_with_waits_and_http_requests_awaited(
     # $metadata and 8 rows, each on the loop's thread
     assert len(request_threads) >= 9 and set(request_threads) == {loop_thread}
     assert task_count(gateway) == before + 8
+
+
+def test_a_service_that_never_answers_fails_the_call_at_its_timeout():
+    """httpx's timeout is a cancellation inside the request's own task: it ends the call
+    with the driver's error (the wait for a call is never cancelled from outside)."""
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/odata/"
+
+        async def main():
+            conn = await pooldbapi.aio.connect({"hung": f"driver=odata;url={url};timeout=1"})
+            try:
+                with pytest.raises(pooldbapi.OperationalError, match="ReadTimeout") as info:
+                    await asyncio.wait_for(conn.execute("select count(*) from Journals@hung"),
+                                           60)  # (a hang guard, far beyond the timeout)
+                return info.value
+            finally:
+                await conn.close()
+
+        error = asyncio.run(main())
+    assert "host='127.0.0.1'" in str(error)
+
+
+def test_the_sessions_http_clients_are_closed_when_their_event_loop_ends(gateways, monkeypatch):
+    """A session goes back to its loop's pool at close(); asyncio.run()'s shutdown closes its
+    AsyncClient and its sockets (nothing is left for the garbage collector to warn about)."""
+    from pooldbapi.backends.odata import http
+    made = []
+    real_init = http.Client.__init__
+
+    def init(self, settings):
+        real_init(self, settings)
+        made.append(self)
+    monkeypatch.setattr(http.Client, "__init__", init)
+    gateway = gateways()
+
+    async def main():
+        conn = await pooldbapi.aio.connect(containers(gateway, ("eol1", "eol2")))
+        await conn.execute("select count(*) from Journals@{eol1,eol2}")
+        await conn.execute("select count(*) from Journals@{eol1,eol2}")
+        await conn.close()
+        assert made and not any(c.client.is_closed for c in made)  # pooled, open
+
+    asyncio.run(main())
+    assert made and all(c.client.is_closed for c in made)

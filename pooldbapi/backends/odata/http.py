@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import threading
 import weakref
 from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +35,24 @@ class Settings:
     verify: bool = True
 
 
+_TLS: dict[bool, ssl.SSLContext] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """The process's TLS context for verify on or off (httpx's defaults: certifi's CA
+    bundle, or SSL_CERT_FILE / SSL_CERT_DIR), made once: loading the CA bundle costs about
+    0.1 s of CPU, which every new client would otherwise spend (on the event loop's thread,
+    in pooldbapi.aio)."""
+    found = _TLS.get(verify)
+    if found is None:
+        with _TLS_LOCK:
+            found = _TLS.get(verify)
+            if found is None:
+                found = _TLS[verify] = httpx.create_ssl_context(verify=verify)
+    return found
+
+
 class Client:
     """A physical connection's HTTP client: an httpx.Client, or an httpx.AsyncClient in a
     call of pooldbapi.aio (the connection then belongs to that event loop), and the query
@@ -45,7 +65,7 @@ class Client:
         # Authorization header on a redirect to another origin)
         options: dict[str, Any] = {
             "headers": settings.headers, "auth": settings.auth, "timeout": settings.timeout,
-            "verify": settings.verify, "follow_redirects": True}
+            "verify": tls_context(settings.verify), "follow_redirects": True}
         self.query = settings.query
         self.client: httpx.Client | httpx.AsyncClient
         if waits.active():
