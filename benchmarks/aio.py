@@ -7,7 +7,13 @@ sqlite3 one included, in one worker thread).
 
 Interleaved blocks (raw, pooldbapi.aio, raw, ...), pinned as benchmarks/overhead.py pins: the
 client on core 0, every PostgreSQL server process on core 1. CPU is the process's
-(time.process_time: the worker threads' included), per execute. Writes
+(time.process_time: the worker threads' included), per execute.
+
+OData (--only odata): per token count, first the service without pooldbapi
+(benchmarks/odata_service.py: a plain httpx.AsyncClient, two tasks per token, each token's
+calls evenly spaced at its rate, the same $count), then pooldbapi's rows; `of_service` is a row's calls/s against what the service alone answered in the same
+run, `per_token` the answered calls/s per token nginx logged (the limiter's schedule as the
+service saw it). The select rows' sessions are made before the clock runs. The service and nginx run on every core, not pinned with the client. Writes
 benchmarks/results/aio.json, aio_sqlite.json and aio_odata.json.
 """
 from __future__ import annotations
@@ -143,25 +149,38 @@ async def sqlite_bridges(rounds: int, n: int, tmp: Path) -> list[dict]:
 
 
 def rate_row(operation: str, api: str, tokens: int, calls: int, elapsed: float, rate: int,
-             latency: float) -> dict:
+             latency: float, gateway: object, service: float) -> dict:
+    from odata_service import per_token
+    rates = per_token(gateway.calls())  # type: ignore[attr-defined]
+    refused = sum(line.startswith("429 ") for line in gateway.calls())  # type: ignore[attr-defined]
+    gateway.forget_calls()  # type: ignore[attr-defined]
+    per_s = calls / elapsed
     return {"operation": operation, "api": api, "tokens": tokens, "calls": calls,
-            "calls_per_s": round(calls / elapsed, 1), "limit": tokens * rate,
-            "efficiency": round(calls / elapsed / (tokens * rate), 3),
-            "call_ms": round(latency, 1)}
+            "calls_per_s": round(per_s, 1), "limit": tokens * rate,
+            "efficiency": round(per_s / (tokens * rate), 3),
+            "of_service": round(per_s / service, 3) if service else 0.0,
+            "per_token": f"{min(rates.values(), default=0.0)}-{max(rates.values(), default=0.0)}",
+            "refused_429": refused, "call_ms": round(latency, 1)}
 
 
 async def odata_cases(rate: int, delay_ms: int, seconds: float,
                       strategy: str | None = None) -> list[dict]:
-    import os
     import threading
 
-    from odata_service_fixture import CapService, Gateway
-    os.environ["POOLDBAPI_CAP_DELAY_MS"] = str(delay_ms)
-    cap = CapService()
-    gateway = Gateway(cap.port, rate, burst=2)
+    from odata_service import service_row, start_service
+    cap, gateway = start_service(rate, delay_ms)  # on every core, not the client's
     out = []
     try:
         for n in (1, 2, 4, 8):
+            await asyncio.sleep(1.5)  # the allowances refill
+            alone = await service_row(gateway, cap, n, rate, seconds)
+            service = alone["calls_per_s"]
+            out.append({"operation": "select, plain httpx client",
+                        "api": "plain", "tokens": n, "calls": int(n * rate * seconds),
+                        "calls_per_s": service, "limit": n * rate,
+                        "efficiency": alone["efficiency"], "of_service": 1.0,
+                        "per_token": alone["per_token"], "refused_429": alone["refused_429"],
+                        "call_ms": alone["p50_ms"]})
             aliases = [f"t{n}_{i}" for i in range(n)]
             specs = {a: f"driver=odata;url={gateway.url};token=tok-{a};max-calls-per-second={rate}"
                      for a in aliases}
@@ -176,12 +195,13 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float,
             await conns[0].execute(f"select count(*) from Journals@{aliases[0]} where ID = 1")
             latency = (time.perf_counter() - start) * 1000
             await asyncio.sleep(1.5)  # the tokens' allowances refill
+            gateway.forget_calls()
             start = time.perf_counter()
             await conns[0].cursor().executemany(f"insert into Tasks@{lst} (description) values (?)",
                                                 [(f"aio {i}",) for i in range(total)])
             elapsed = time.perf_counter() - start
             out.append(rate_row("insert (one executemany)", "aio", n, total, elapsed, rate,
-                                latency))
+                                latency, gateway, service))
             share = [total // tasks + (1 if t < total % tasks else 0) for t in range(tasks)]
 
             async def reads(conn: pooldbapi.aio.AsyncConnection, k: int, lst: str = lst
@@ -190,12 +210,16 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float,
                     cur = await conn.execute(f"select count(*) from Journals@{lst} where ID <= 10")
                     await cur.fetchone()
 
+            # every session the run will use made first (each reads $metadata once, a call
+            # the plain client never makes)
+            await asyncio.gather(*(reads(c, n) for c in conns))
             await asyncio.sleep(1.5)
+            gateway.forget_calls()
             start = time.perf_counter()
             await asyncio.gather(*(reads(c, k) for c, k in zip(conns, share, strict=True)))
             elapsed = time.perf_counter() - start
             out.append(rate_row(f"select ({tasks} tasks)", "aio", n, total, elapsed, rate,
-                                latency))
+                                latency, gateway, service))
             for conn in conns:
                 await conn.close()
             syncs = [pooldbapi.connect(specs, autocommit=True, strategy=strategy)
@@ -205,7 +229,13 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float,
                 for _ in range(k):
                     conn.execute(f"select count(*) from Journals@{lst} where ID <= 10").fetchone()
 
+            warm = [threading.Thread(target=sync_reads, args=(c, n)) for c in syncs]
+            for thread in warm:
+                thread.start()
+            for thread in warm:
+                thread.join()
             await asyncio.sleep(1.5)
+            gateway.forget_calls()
             threads = [threading.Thread(target=sync_reads, args=(c, k))
                        for c, k in zip(syncs, share, strict=True)]
             start = time.perf_counter()
@@ -215,15 +245,12 @@ async def odata_cases(rate: int, delay_ms: int, seconds: float,
                 thread.join()
             elapsed = time.perf_counter() - start
             out.append(rate_row(f"select ({tasks} threads)", "sync", n, total, elapsed, rate,
-                                latency))
+                                latency, gateway, service))
             for sync in syncs:
                 sync.close()
-        refused = sum(line.startswith("429 ") for line in gateway.calls())
-        print(f"429 answers from the service during the run: {refused}")
     finally:
         gateway.close()
         cap.close()
-        os.environ.pop("POOLDBAPI_CAP_DELAY_MS", None)
     return out
 
 
@@ -232,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> None:
         report("aio_odata", await odata_cases(args.rate, args.delay_ms, args.seconds,
                                               args.strategy),
                ["operation", "api", "tokens", "calls", "calls_per_s", "limit", "efficiency",
-                "call_ms"])
+                "of_service", "per_token", "refused_429", "call_ms"])
         return
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as tmp:

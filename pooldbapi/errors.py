@@ -212,9 +212,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _KEYWORD_SECRET.sub(r"\1\2***", text)
 
 
-_LOGGERS = ("pooldbapi", "urllib3", "requests", "psycopg", "oracledb")
+_LOGGERS = ("pooldbapi", "httpx", "httpcore", "urllib3", "requests", "psycopg", "oracledb")
 """The loggers whose records are redacted: pooldbapi's and its drivers' (and their
-children's, such as urllib3.connectionpool, whose DEBUG line quotes each URL)."""
+children's: httpx's INFO line and urllib3.connectionpool's DEBUG line quote each URL)."""
 
 
 def _redacting_factory(previous: Callable[..., logging.LogRecord]

@@ -64,11 +64,15 @@ def test_counts_and_inserts_over_three_tokens_from_tasks(gateways):
         {a: 3 for a in ALIASES}
 
 
-def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threads(
+def test_odata_calls_run_on_the_loop_with_waits_and_http_requests_awaited(
         gateways, monkeypatch):
-    """No worker thread per connection or per container; the limiter's waits are awaited
-    (a sleep of the loop's thread fails the test); each HTTP request on a pooldbapi-io thread."""
+    """No worker thread per connection, per container or per request: the limiter's waits
+    are awaited (a sleep of the loop's thread fails the test) and every HTTP request is an
+    httpx.AsyncClient's, sent on the event loop's thread (no synchronous client, no
+    blocking() hop)."""
     import threading
+
+    import httpx
 
     from pooldbapi import runner, waits
     from pooldbapi.aio import calls
@@ -77,6 +81,7 @@ def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threa
         raise AssertionError("a worker thread was asked for")
     monkeypatch.setattr(calls.Calls, "_worker", refuse)
     monkeypatch.setattr(runner, "executor", refuse)
+    monkeypatch.setattr(waits, "blocking", refuse)
     loop_thread = threading.get_ident()
     real_sleep = waits.time.sleep
 
@@ -85,13 +90,14 @@ def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threa
         assert threading.get_ident() != loop_thread, \
             "the event loop's thread slept:\n" + "".join(traceback.format_stack())
         real_sleep(seconds)
-    request_threads = set()
-    real_request = requests.Session.request
+    request_threads = []
+    real_send = httpx.AsyncClient.send
 
-    def request(self, *args, **kwargs):
-        request_threads.add(threading.current_thread().name)
-        return real_request(self, *args, **kwargs)
-    monkeypatch.setattr(requests.Session, "request", request)
+    async def send(self, *args, **kwargs):
+        request_threads.append(threading.get_ident())
+        return await real_send(self, *args, **kwargs)
+    monkeypatch.setattr(httpx.AsyncClient, "send", send)
+    monkeypatch.setattr(httpx.Client, "send", refuse)
     gateway = gateways()
     specs = {a: f"driver=odata;url={gateway.url};token=tok-nat-{a};max-calls-per-second=10"
              for a in ("eol1", "eol2")}
@@ -100,6 +106,7 @@ def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threa
     request_threads.clear()
 
     async def main():
+        threads = set(threading.enumerate())
         conn = await pooldbapi.aio.connect(specs, autocommit=True)
         assert conn.calls.native
         cur = conn.cursor()
@@ -107,8 +114,58 @@ def test_odata_calls_run_on_the_loop_with_waits_awaited_and_requests_on_io_threa
                               [(f"nat {i}",) for i in range(8)])
         written = cur.containers
         await conn.close()
+        assert not set(threading.enumerate()) - threads, "a thread was started"
         return written
 
     assert asyncio.run(main()) == {"eol1": 4, "eol2": 4}
-    assert request_threads and all(n.startswith("pooldbapi-io") for n in request_threads)
+    # $metadata and 8 rows, each on the loop's thread
+    assert len(request_threads) >= 9 and set(request_threads) == {loop_thread}
     assert task_count(gateway) == before + 8
+
+
+def test_a_service_that_never_answers_fails_the_call_at_its_timeout():
+    """httpx's timeout is a cancellation inside the request's own task: it ends the call
+    with the driver's error (the wait for a call is never cancelled from outside)."""
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/odata/"
+
+        async def main():
+            conn = await pooldbapi.aio.connect({"hung": f"driver=odata;url={url};timeout=1"})
+            try:
+                with pytest.raises(pooldbapi.OperationalError, match="ReadTimeout") as info:
+                    await asyncio.wait_for(conn.execute("select count(*) from Journals@hung"),
+                                           60)  # (a hang guard, far beyond the timeout)
+                return info.value
+            finally:
+                await conn.close()
+
+        error = asyncio.run(main())
+    assert "host='127.0.0.1'" in str(error)
+
+
+def test_the_sessions_http_clients_are_closed_when_their_event_loop_ends(gateways, monkeypatch):
+    """A session goes back to its loop's pool at close(); asyncio.run()'s shutdown closes its
+    AsyncClient and its sockets (nothing is left for the garbage collector to warn about)."""
+    from pooldbapi.backends.odata import http
+    made = []
+    real_init = http.Client.__init__
+
+    def init(self, settings):
+        real_init(self, settings)
+        made.append(self)
+    monkeypatch.setattr(http.Client, "__init__", init)
+    gateway = gateways()
+
+    async def main():
+        conn = await pooldbapi.aio.connect(containers(gateway, ("eol1", "eol2")))
+        await conn.execute("select count(*) from Journals@{eol1,eol2}")
+        await conn.execute("select count(*) from Journals@{eol1,eol2}")
+        await conn.close()
+        assert made and not any(c.client.is_closed for c in made)  # pooled, open
+
+    asyncio.run(main())
+    assert made and all(c.client.is_closed for c in made)

@@ -39,6 +39,19 @@ def test_an_access_token_in_a_url_is_a_secret_everywhere(caplog):
     conn.close()
 
 
+def test_httpx_log_lines_never_quote_a_token_in_the_url(gateways, caplog):
+    """httpx logs each request's URL (INFO), httpcore each step (DEBUG): masked as made."""
+    gateway = gateways()
+    conn = pooldbapi.connect({"o": f"driver=odata;url={gateway.url}?access_token=Tok4nValue"
+                                   ";token=tok-logged"})
+    with caplog.at_level(logging.DEBUG):
+        assert conn.execute("select count(*) from Journals where ID = 1").fetchone() == (1,)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert [line for line in lines if line.startswith("HTTP Request: GET")]  # they are there
+    assert not [line for line in lines if "Tok4nValue" in line]
+    conn.close()
+
+
 def test_no_password_is_reachable_from_a_chained_driver_error(pg):
     conn = pooldbapi.connect({"p": pg.conninfo(password="Pl4inText")}, autocommit=True)
     with pytest.raises(pooldbapi.ProgrammingError) as info:

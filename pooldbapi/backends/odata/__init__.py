@@ -1,4 +1,4 @@
-"""The odata back-end: a REST / OData v4 or v2 service over requests. Entity sets are tables; selects
+"""The odata back-end: a REST / OData v4 or v2 service over httpx (http.py). Entity sets are tables; selects
 are evaluated locally from what the service returns; writes are one call per row."""
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
-import requests
+from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec, seconds
 from ...sql.paramstyle import Paramstyle
 from ..base import Backend, CallLimiter, Link
-from . import oauth
+from . import http, oauth
 from .budget import budget_for
 from .client import AdaptiveRate, Hold, ODataConnection, ODataCursor
 
@@ -24,8 +22,8 @@ _KEYS = ("url", "token", "user", "password", "timeout", "verify", "odata-version
          "max-errors-per-hour", *oauth.KEYS)
 
 
-def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool]:
-    """Check a container's keys and build its requests.Session."""
+def settings_for(spec: ContainerSpec) -> tuple[str, http.Settings]:
+    """Check a container's keys; return its service URL and what every call sends."""
     params = dict(spec.params)
     for key in params:
         if key not in _KEYS and not key.startswith("header."):
@@ -37,7 +35,6 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
     for key, value in params.items():
         if key in ("token", "user", "password") or key.startswith("header."):
             _check_header_value(spec.alias, key, value)
-    session = requests.Session()
     parts = urlsplit(url)
     try:
         port_ok = parts.port is None or parts.port > 0
@@ -50,21 +47,22 @@ def session_for(spec: ContainerSpec) -> tuple[str, requests.Session, float, bool
     if parts.query:
         # a query in the service URL (an access_token, an API version) goes with every call,
         # after whatever path a call adds to the service URL
-        session.params = dict(parse_qsl(parts.query, keep_blank_values=True))
         url = urlunsplit(parts._replace(query="", fragment=""))
+    headers: dict[str, str] = {}
+    auth = None
     if "token" in params:
-        session.headers["Authorization"] = f"Bearer {params['token']}"
+        headers["Authorization"] = f"Bearer {params['token']}"
     elif "user" in params:
-        session.auth = (params["user"], params.get("password", ""))
+        auth = (params["user"], params.get("password", ""))
     for key, value in params.items():
         if key.startswith("header."):
-            session.headers[key[len("header."):]] = value
-    session.headers.setdefault("Accept", "application/json")
-    # a wait of every call: more than 0 (requests refuses 0) and finite
+            headers[key[len("header."):]] = value
+    # (no Accept of its own: the client's */*, as before; a header.Accept replaces it)
+    # a wait of every call: more than 0 and finite
     timeout = seconds(spec.alias, "timeout", params.get("timeout", "30"), above=True)
     verify = params.get("verify", "true").lower() not in ("false", "0", "no", "off")
     odata_version(spec)
-    return url, session, timeout, verify
+    return url, http.Settings(headers, parts.query, auth, timeout, verify)
 
 
 def odata_version(spec: ContainerSpec) -> int | None:
@@ -79,7 +77,7 @@ def odata_version(spec: ContainerSpec) -> int | None:
 
 
 def _check_header_value(alias: str, key: str, value: str) -> None:
-    """A value that goes into an HTTP header must be one requests can send: never a line
+    """A value that goes into an HTTP header must be one HTTP can carry: never a line
     break or another control character (a header of its own), always Latin-1. Otherwise an
     InterfaceError naming the key, never the value: a configuration error, raised at
     connect, that marks no container unhealthy."""
@@ -147,7 +145,7 @@ class ODataLink(Link):
 
 
 class ODataBackend:
-    """OData v4 or v2 over requests; no transactions, no SQL: selects are evaluated locally."""
+    """OData v4 or v2 over httpx; no transactions, no SQL: selects are evaluated locally."""
 
     name = "odata"
     paramstyle = Paramstyle.QMARK
@@ -163,12 +161,14 @@ class ODataBackend:
     rowcount_after_close = False
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> ODataLink:
-        url, session, timeout, verify = session_for(spec)
+        url, settings = settings_for(spec)
+        timeout, verify = settings.timeout, settings.verify
         auth = oauth.source_for(spec, timeout, verify)
         budget = budget_for(spec)
         hold = _HOLDS.setdefault(spec.key, Hold())
         adaptive = _ADAPTIVE.setdefault(spec.key, AdaptiveRate())
-        return ODataLink(ODataConnection(url, session, timeout, verify, spec.options.max_tries,
+        return ODataLink(ODataConnection(url, http.Client(settings), timeout, verify,
+                                         spec.options.max_tries,
                                          spec.secrets, hold, limiter, adaptive,
                                          spec.options.rate_limit_wait, spec.alias,
                                          odata_version(spec), auth, budget), spec, self)

@@ -1,6 +1,7 @@
-"""HTTP for the odata back-end: one requests.Session per physical connection, paging through
-next links, 429 (and 503 on reads) retried after Retry-After, and a DB-API-like cursor over
-the statements pooldbapi sends (translate.py), in OData v4 or v2 (v2.py)."""
+"""Calls of the odata back-end: one httpx client per physical connection (http.py: awaited in
+pooldbapi.aio), paging through next links, 429 (and 503 on reads) retried after Retry-After,
+and a DB-API-like cursor over the statements pooldbapi sends (translate.py), in OData v4 or v2
+(v2.py)."""
 from __future__ import annotations
 
 import datetime
@@ -12,11 +13,8 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
-
-import requests
 
 from ... import telemetry, waits
 from ...dbapi import (
@@ -27,7 +25,7 @@ from ...dbapi import (
     TypeCode,
 )
 from ...errors import redact
-from . import v2
+from . import http, v2
 from .budget import CLIENT_ERRORS, endpoint_of
 from .translate import Request, literal, translate
 
@@ -204,16 +202,16 @@ class AdaptiveRate:
 
 
 class ODataConnection:
-    """A physical connection to an OData service: a requests.Session and its settings."""
+    """A physical connection to an OData service: an httpx client and its settings."""
 
-    def __init__(self, url: str, session: requests.Session, timeout: float, verify: bool,
+    def __init__(self, url: str, client: http.Client, timeout: float, verify: bool,
                  max_tries: int, secrets: Sequence[str], hold: Hold | None = None,
                  limiter: Any = None, adaptive: AdaptiveRate | None = None,
                  rate_limit_wait: float = 60.0, alias: str = "",
                  version: int | None = None, auth: Any = None, budget: Any = None) -> None:
         self.alias = alias  # the container's, for its figures (telemetry)
         self.url = url.rstrip("/") + "/"
-        self.session = session
+        self.http = client
         self.timeout = timeout
         self.verify = verify
         self.max_tries = max_tries
@@ -231,7 +229,7 @@ class ODataConnection:
         self.auth = auth  # an oauth.TokenSource (auth=oauth2), else None
         self.budget = budget  # a budget.ErrorBudget (max-errors-per-hour), else None
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str, **kwargs: Any) -> http.Response:
         """Send one call. 429 is retried (after Retry-After, else a back-off, the rate cut)
         until rate-limit-wait seconds were spent waiting; 503 on reads up to max-tries."""
         url = path if path.startswith("http") else self.url + path
@@ -254,16 +252,13 @@ class ODataConnection:
                                      "Authorization": f"Bearer {sent}"}
             try:
                 self.calls += 1
-                response = waits.blocking(partial(  # (a thread's, in pooldbapi.aio)
-                    self.session.request, method, url, timeout=self.timeout,
-                    verify=self.verify, **kwargs))
-            except requests.RequestException as exc:
-                failure = redact(f"{type(exc).__name__}: {exc}", self.all_secrets())
-                # an invalid URL or header (requests' ValueErrors) is no lost connection
-                lost = not isinstance(exc, ValueError)
+                response = http.send(self.http, method, url, **kwargs)
+            except http.FAILURES as exc:
+                text, lost = http.failure(exc, url)
+                failure = redact(text, self.all_secrets())
             if failure is not None:
-                # raised outside the handler: requests' exception (its .request with the
-                # headers and URL, urllib3's MaxRetryError with .url) is no __context__
+                # raised outside the handler: httpx's exception (its .request with the
+                # headers and URL) is no __context__
                 err = OperationalError(failure)
                 err.connection_failure = lost
                 raise err
@@ -350,7 +345,7 @@ class ODataConnection:
 
     def close(self) -> None:
         self.closed = True
-        self.session.close()
+        http.close(self.http)
 
 
 class ODataCursor:
@@ -554,7 +549,7 @@ def key_segment(entity: str, types: dict[str, str], key: dict[str, Any],
 def _body(request: Request, types: dict[str, str], version: int | None) -> dict[str, Any]:
     from .translate import json_value
     for name, value in request.body.items():
-        # JSON has no NaN or infinity: refused here, before the call (requests would refuse
+        # JSON has no NaN or infinity: refused here, before the call (the client would refuse
         # it while sending, taken for a lost connection of unknown outcome)
         if isinstance(value, float | decimal.Decimal) and not decimal.Decimal(value).is_finite():
             raise ProgrammingError(f"entity set {request.entity!r}: {name!r} cannot be sent:"

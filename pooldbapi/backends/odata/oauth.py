@@ -22,16 +22,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
-
-import requests
 
 from ... import waits
 from ...errors import InterfaceError, OperationalError, redact, remember_secrets
 from ...settings import ContainerSpec, seconds
 from ...state import store_key
 from ...state.redis import RedisStore, store_for
+from . import http
 
 KEYS = ("auth", "token-url", "client-id", "client-secret", "refresh-token", "token-store",
         "token-interval", "scope")
@@ -265,13 +263,12 @@ class TokenSource:
         secrets = self.static + ((refresh,) if refresh else ())
         self.requests += 1
         try:
-            answer = waits.blocking(partial(
-                requests.post, self.url, data=form, timeout=self.timeout, verify=self.verify,
-                headers={"Accept": "application/json"}))
-        except requests.RequestException as exc:
+            answer = http.post(self.url, self.timeout, self.verify, data=form,
+                               headers={"Accept": "application/json"})
+        except http.FAILURES as exc:
+            text, _ = http.failure(exc, self.url)
             raise OperationalError(f"{self.alias}: the OAuth2 token server cannot be reached:"
-                                   f" {redact(type(exc).__name__ + ': ' + str(exc), secrets)}"
-                                   ) from None
+                                   f" {redact(text, secrets)}") from None
         try:
             body: dict[str, Any] = answer.json()
         except ValueError:
