@@ -350,21 +350,6 @@ class SharedThreads:
         self._executor, self._lock = None, threading.Lock()
 
 
-IO_WORKERS = 32
-"""Threads for the blocking calls of drivers without an async API (blocking())."""
-_io = SharedThreads(IO_WORKERS, "pooldbapi-io")
-
-
-def blocking(fn: Callable[[], T]) -> T:
-    """Make a blocking call of a driver that has no async API (an HTTP request through
-    requests): in a greenlet of spawn() on a thread of a shared pool, awaited (with the
-    caller's contextvars), so the event loop goes on; elsewhere right here."""
-    if not active():
-        return fn()
-    context = contextvars.copy_context()
-    return await_only(asyncio.get_running_loop().run_in_executor(_io(), context.run, fn))
-
-
 def gather(calls: Sequence[Callable[[], T]], interrupted: Callable[[], None]) -> list[T]:
     """Run synchronous calls at once, each in a greenlet of its own driven by a task of this
     loop (the caller being in a greenlet of spawn()); return their results in order, or raise

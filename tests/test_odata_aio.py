@@ -68,8 +68,7 @@ def test_odata_calls_run_on_the_loop_with_waits_and_http_requests_awaited(
         gateways, monkeypatch):
     """No worker thread per connection, per container or per request: the limiter's waits
     are awaited (a sleep of the loop's thread fails the test) and every HTTP request is an
-    httpx.AsyncClient's, sent on the event loop's thread (no synchronous client, no
-    blocking() hop)."""
+    httpx.AsyncClient's, sent on the event loop's thread (no synchronous client)."""
     import threading
 
     import httpx
@@ -81,7 +80,6 @@ def test_odata_calls_run_on_the_loop_with_waits_and_http_requests_awaited(
         raise AssertionError("a worker thread was asked for")
     monkeypatch.setattr(calls.Calls, "_worker", refuse)
     monkeypatch.setattr(runner, "executor", refuse)
-    monkeypatch.setattr(waits, "blocking", refuse)
     loop_thread = threading.get_ident()
     real_sleep = waits.time.sleep
 

@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 NATIVE = frozenset({"postgresql", "odata"})
 """Drivers a call drives from the event loop's thread: PostgreSQL through psycopg's
-AsyncConnection, OData with its limiter's and retries' waits awaited and each HTTP request on
-a thread of waits.blocking(). A connection whose containers are all of these runs its calls in
+AsyncConnection, OData through an httpx.AsyncClient, its limiter's and retries' waits
+awaited. A connection whose containers are all of these runs its calls in
 greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
 per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
