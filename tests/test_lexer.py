@@ -121,6 +121,19 @@ def test_bind_gives_the_values_in_marker_order(text, params, values):
     assert tuple(bind(stmt, render(stmt, "qmark").keys, params)) == values
 
 
+def test_bind_copies_a_list_of_positional_values_as_a_tuple():
+    """A generated statement's list of values (3,000 of them) is taken whole: the values,
+    in order, as a tuple of their own (the caller's list may change afterwards)."""
+    stmt = parse("insert into t values " + ", ".join(["(?, ?, ?)"] * 1000))
+    values = list(range(3000))
+    got = bind(stmt, render(stmt, "qmark").keys, values)
+    assert type(got) is tuple and got == tuple(values)
+    with pytest.raises(pooldbapi.ProgrammingError, match="takes 3000 parameters, 2999 given"):
+        bind(stmt, render(stmt, "qmark").keys, values[1:])
+    fmt = parse("select %s, %s")
+    assert bind(fmt, render(fmt, "qmark").keys, [1, 2]) == (1, 2)
+
+
 def test_bind_many_names_the_bad_set_by_the_callers_index():
     stmt = parse("insert into t values (?, ?)")
     keys = render(stmt, "qmark").keys

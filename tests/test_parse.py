@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 import pooldbapi
+from pooldbapi import cache
+from pooldbapi.cache import BoundedCache
 from pooldbapi.sql.parse import StatementKind, parse
 from pooldbapi.sql.render import render
 
@@ -260,11 +262,12 @@ def test_very_long_statements_are_not_cached():
     assert module._cached_bytes <= module.CACHE_BYTES
 
 
-def test_the_last_few_long_statements_are_kept_apart_and_bounded():
-    """A flush's batches repeat one long text: read once; long texts push out only each
-    other (at most 4 of them, 1 MiB in all, none over 256 KiB), never ordinary statements."""
+def test_long_statements_are_kept_apart_and_bounded(monkeypatch):
+    """A flush's batches repeat one long text and a load its few generated ones: each read
+    once; long texts push out only each other (cache.py's long tier: at most LONG_ENTRIES of
+    them, LONG_BYTES in all, none over LONG_LARGEST), never ordinary statements."""
     from pooldbapi.sql import parse as module
-    module.LONG.clear()
+    monkeypatch.setattr(module, "LONG", BoundedCache(4, 1 << 20, 256 << 10))
     short = "select 1 from t@a where x = ?"
     parse(short)
     rows = ", ".join(["(?, ?, ?)"] * 2000)
@@ -279,6 +282,22 @@ def test_the_last_few_long_statements_are_kept_apart_and_bounded():
     huge = "select 1" + " " * (256 << 10)
     parse(huge)
     assert huge not in module.LONG
+
+
+def test_the_long_tier_keeps_the_twenty_statements_of_a_load():
+    """20 distinct generated statements of 1,000 literal rows (25 KB each), repeated: each is
+    scanned once (sqlite3 keeps them all in its statement cache too)."""
+    from pooldbapi.sql import parse as module
+    assert (module.LONG.entries, module.LONG.nbytes, module.LONG.largest) == (
+        cache.LONG_ENTRIES, cache.LONG_BYTES, cache.LONG_LARGEST) == (64, 4 << 20, 1 << 20)
+    module.LONG.clear()
+    texts = ["insert into t@{a,b} (a, b, c) values " + ", ".join(
+        f"({i}, 'name {i}', {i * 0.5})" for i in range(s * 1000, s * 1000 + 1000))
+        for s in range(20)]
+    assert all(len(t) > module.CACHE_TEXT for t in texts)
+    first = [parse(t) for t in texts]
+    assert all(a is b for a, b in zip(first, [parse(t) for t in texts], strict=True))
+    assert len(module.LONG) == 20
 
 
 SYNC_CLAUSES = [

@@ -16,7 +16,7 @@ from sqlglot import TokenType
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 
-from ..cache import BoundedCache
+from ..cache import LONG_BYTES, LONG_ENTRIES, LONG_LARGEST, BoundedCache
 from ..errors import ProgrammingError
 
 # Token kinds of the scan (Token.ttype)
@@ -1115,14 +1115,16 @@ _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 4096
 """Statements kept by text, at most (oldest out first)."""
 CACHE_BYTES = 4 << 20
-"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept (a
-generated multi-row insert would push out everything else, as psycopg also reasons)."""
+"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept here (a
+generated multi-row insert would push out everything else, as psycopg also reasons): LONG
+keeps it apart."""
 CACHE_TEXT = 16 << 10
 _cached_bytes = 0
-LONG = BoundedCache[str, "Statement"](entries=4, nbytes=1 << 20, largest=256 << 10)
-"""The few statements longer than CACHE_TEXT seen last (up to 256 KiB each, 1 MiB in all):
-the batches of one ORM flush or to_sql call repeat one long text, and a one-off generated
-statement pushes out only these, never the cache of ordinary statements."""
+LONG = BoundedCache[str, "Statement"](LONG_ENTRIES, LONG_BYTES, LONG_LARGEST)
+"""The statements longer than CACHE_TEXT seen last (cache.py's long tier: 64 of them, up to
+1 MiB each, 4 MiB in all): the batches of an ORM flush or a to_sql call repeat one long text,
+a load repeats its few generated ones, and a one-off generated statement pushes out only
+these, never the cache of ordinary statements."""
 
 
 def parse(text: str) -> Statement:
