@@ -282,7 +282,7 @@ def test_the_row_expression_reads_plain_rows_and_leaves_the_rest_to_the_tokenize
     found = module._literal_rows(text)
     assert found is not None
     toks, spans, markers = found
-    assert len(spans) == 1000 and markers == []
+    assert len(spans) == 1000 and len(markers) == 0
     assert [t.ttype for t in toks if t.ttype == module.ROWS] == [module.ROWS]
     assert "".join(t.value for t in toks) == text
     assert spans[0] == (text.index("(0,"), text.index("(0,") + len("(0, 'a''0')"))

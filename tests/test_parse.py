@@ -538,3 +538,51 @@ def test_significant_tokens_skip_whitespace_and_comments_and_keep_literals_whole
     assert [t.value for t in stmt.significant()] == [
         "select", "(", "a", ",", "(", "b", ")", ")", "from", "t", "where", "x", "=", "')'"]
     assert stmt.significant() is stmt.significant()  # kept, not scanned again
+
+
+def test_a_generated_statement_s_markers_are_columns_the_collector_does_not_walk():
+    """80,000 markers as objects the garbage collector tracks would set off full collections
+    of the whole process within one scan: they are kept as columns, a Placeholder made as
+    one is read."""
+    import gc
+
+    from pooldbapi.sql import parse as module
+    text = "insert into t@{a,b} (a, b, c, d, e) values " + ", ".join(["(?, ?, ?, ?, ?)"] * 16000)
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        stmt = module._scan(text)
+        made = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert type(stmt.placeholders) is module.Markers and len(stmt.placeholders) == 80000
+    assert made < 20000  # (the rows' spans, 16,000 plain tuples, the collector untracks)
+    second = stmt.placeholders[5]  # the second row's first
+    at = stmt.values_rows[1][0] + 1
+    assert type(second) is module.Placeholder and second == ("qmark", None, at, at + 1)
+    assert stmt.placeholders[-1].start == len(text) - 2
+    assert [text[p.start:p.end] for p in stmt.placeholders[:3]] == ["?"] * 3
+
+
+def test_markers_read_as_the_placeholders_they_stand_for():
+    from pooldbapi.sql.parse import EMPTY, Markers, Placeholder
+    found = [Placeholder("named", "a", 3, 5), Placeholder("qmark", None, 8, 9),
+             Placeholder("numeric", 2, 12, 14)]
+    markers = Markers.of(found)
+    assert list(markers) == found and markers == tuple(found) and len(markers) == 3
+    assert markers[1] == found[1] and markers[-1] == found[2]
+    assert markers[1:] == tuple(found[1:]) and type(markers[1:]) is Markers
+    assert markers.styles() == {"named", "qmark", "numeric"} and markers[1:2].styles() == \
+        {"qmark"} and markers[3:].styles() == set() and EMPTY.styles() == set()
+    assert markers.pick([2, 0], [10, -1]) == (Placeholder("numeric", 2, 22, 24),
+                                             Placeholder("named", "a", 2, 4))
+    assert markers[:1] + markers[2:] == (found[0], found[2])
+    assert markers[:0] + markers == markers and markers + EMPTY == markers
+    same = Markers.of([Placeholder("qmark", None, 1, 2), Placeholder("qmark", None, 4, 5)])
+    assert same.styles() == {"qmark"} and same + same[:1] == (*same, same[0])
+    assert hash(markers) == hash(tuple(found)) and repr(markers) == repr(tuple(found))
+    assert Markers.of([]) is EMPTY
+    stmt = parse("select :a, :b")  # a statement made with Placeholders keeps them as columns
+    again = type(stmt)(stmt.text, stmt.kind, (), tuple(stmt.placeholders), ())
+    assert type(again.placeholders) is Markers and again.placeholders == stmt.placeholders

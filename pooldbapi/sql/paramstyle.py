@@ -28,7 +28,7 @@ def source_style(stmt: Statement) -> str | None:
     derived = stmt.derived
     if derived.style_known:
         return derived.style
-    styles = {p.style for p in stmt.placeholders}
+    styles = stmt.placeholders.styles()
     if len(styles) > 1:
         first = stmt.placeholders[0]
         other = next(p for p in stmt.placeholders if p.style != first.style)
