@@ -177,6 +177,25 @@ def _picker(kept: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
     return operator.itemgetter(*kept)
 
 
+def _strided(rows: range, width: int, other: Callable[[Any], tuple[Any, ...]] | None = None
+             ) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of every k-th row from the j-th (rows: range(j, n, k)), `width` values a
+    row and none outside the rows: `width` extended slices of the caller's list or tuple, at
+    C speed (a round-robin's share of a generated statement: some 60% of an itemgetter's
+    time over a thousand values); other picks from any other sequence (which may not slice)."""
+    count, start, step = len(rows), rows.start * width, rows.step * width
+    last = (count - 1) * step
+
+    def pick(params: Any) -> tuple[Any, ...]:
+        if other is not None and type(params) is not list and type(params) is not tuple:
+            return other(params)
+        out: list[Any] = [None] * (count * width)
+        for column in range(width):
+            out[column::width] = params[start + column:start + column + last + 1:step]
+        return tuple(out)
+    return pick
+
+
 def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
     text = stmt.text
     spans = tuple(stmt.values_rows)
@@ -222,5 +241,13 @@ def _group(stmt: Statement, rows: Sequence[int]) -> Statement:
         select_start=None,
         clauses=tuple((name, move(k), move(b), move(e)) for name, k, b, e in stmt.clauses),
         end=None if stmt.end is None else move(stmt.end), derived=Derived())
-    made.derived.pick = _picker(ordered)
+    width = len(marks) // len(spans) if spans else 0
+    if type(rows) is range and rows and rows.step > 0 and width and \
+            len(marks) == width * len(spans) and \
+            _strided(rows, width)(range(len(marks))) == tuple(ordered):
+        # (the strided pick of the markers' own indices is the order wanted: so it is for
+        # the values, whatever they are)
+        made.derived.pick = _strided(rows, width, _picker(ordered))
+    else:
+        made.derived.pick = _picker(ordered)
     return made
