@@ -11,7 +11,9 @@ time.process_time: pooldbapi writes several containers from worker threads, whic
 time.thread_time of the caller would not count.
 
     python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm]
-    (values = params,literals: the multi-row VALUES cases with parameters, with literals)
+                                   [--backends postgresql,sqlite]
+    (values = params,literals: the multi-row VALUES cases with parameters, with literals;
+    --backends: the back-ends of those cases, both by default)
 """
 from __future__ import annotations
 
@@ -143,18 +145,19 @@ def files_native(files: dict[str, str], aliases: list[str], texts: list[str],
     return native
 
 
-def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> list[dict]:
+def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
+                 backends: tuple[str, ...] = ("postgresql", "sqlite")) -> list[dict]:
     import psycopg
     out = []
-    clusters = [factory.new(), factory.new()]
+    clusters = [factory.new(), factory.new()] if "postgresql" in backends else []
     for cluster in clusters:
         pin_server(cluster)
     specs = {"p0": clusters[0].conninfo(), "p1": clusters[1].conninfo(),
-             "p2": clusters[0].conninfo(application_name="p2")}  # a third definition
+             "p2": clusters[0].conninfo(application_name="p2")} if clusters else {}
     for cluster in clusters:
         with psycopg.connect(cluster.dsn, autocommit=True) as setup:
             setup.execute("create table t (a int, b text, c float8)")
-    raw = psycopg.connect(clusters[0].dsn)
+    raw = psycopg.connect(clusters[0].dsn) if clusters else None
 
     def truncate_pg() -> None:
         for cluster in clusters:
@@ -177,7 +180,7 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> li
 
     for literal in kinds:
         kind = "multi-row VALUES, literals" if literal else "multi-row VALUES, parameters"
-        for backend in ("postgresql", "sqlite"):
+        for backend in backends:
             native_texts, native_params = values_texts("%s" if backend == "postgresql"
                                                        else "?", literal)
             texts, params = values_texts("?", literal)
@@ -221,9 +224,10 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...]) -> li
                                    STATEMENTS * ROWS, got, "-", None))
                     print(out[-1], flush=True)
                 conn.close()
-    raw.close()
+    if raw is not None:
+        raw.close()
     lite.close()
-    if True not in kinds:
+    if True not in kinds or "sqlite" not in backends:
         return out
     # the README's literal case: literal VALUES over three SQLite containers against
     # executemany of the same rows over the same containers, both through pooldbapi
@@ -370,6 +374,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="values,pandas,orm")
+    parser.add_argument("--backends", default="postgresql,sqlite")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     from pgcluster import ClusterFactory
@@ -382,7 +387,8 @@ def main() -> None:
             kinds = tuple(k for k, name in ((False, "params"), (True, "literals"))
                           if name in only or "values" in only)
             if kinds:
-                rows += values_cases(args.rounds, factory, Path(tmp), kinds)
+                rows += values_cases(args.rounds, factory, Path(tmp), kinds,
+                                     tuple(args.backends.split(",")))
             if "pandas" in only:
                 rows += pandas_cases(args.rounds, Path(tmp))
             if "orm" in only:
