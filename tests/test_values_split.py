@@ -198,7 +198,7 @@ def test_a_round_robin_share_takes_its_rows_values_in_order(rows, width, k, data
         assert tuple(bind(made, render(made, "qmark").keys, picked)) == wanted
         # rows alone (no marker after them) are picked by slices, not value by value
         if "?" not in suffix:
-            assert made.derived.pick.__qualname__.startswith("_strided")
+            assert "_strided" in getattr(made.derived.pick, "__qualname__", "")
     uneven = parse("insert into t@{a,b} (a) values (?), (?, ?), (?)")
     assert group_rows(uneven, [1, 2, 3, 4], range(0, 3, 2))[1] == (1, 4)
     assert group_rows(uneven, [1, 2, 3, 4], range(1, 3, 2))[1] == (2, 3)
