@@ -11,8 +11,9 @@ time.process_time: pooldbapi writes several containers from worker threads, whic
 time.thread_time of the caller would not count.
 
     python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm]
-        [--backends postgresql,sqlite]
-    (values = params,literals: the multi-row VALUES cases with parameters, with literals)
+                                   [--backends postgresql,sqlite]
+    (values = params,literals: the multi-row VALUES cases with parameters, with literals;
+    --backends: the back-ends of those cases, both by default)
 """
 from __future__ import annotations
 
@@ -148,15 +149,15 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
                  backends: tuple[str, ...] = ("postgresql", "sqlite")) -> list[dict]:
     import psycopg
     out = []
-    clusters = [factory.new(), factory.new()]
+    clusters = [factory.new(), factory.new()] if "postgresql" in backends else []
     for cluster in clusters:
         pin_server(cluster)
     specs = {"p0": clusters[0].conninfo(), "p1": clusters[1].conninfo(),
-             "p2": clusters[0].conninfo(application_name="p2")}  # a third definition
+             "p2": clusters[0].conninfo(application_name="p2")} if clusters else {}
     for cluster in clusters:
         with psycopg.connect(cluster.dsn, autocommit=True) as setup:
             setup.execute("create table t (a int, b text, c float8)")
-    raw = psycopg.connect(clusters[0].dsn)
+    raw = psycopg.connect(clusters[0].dsn) if clusters else None
 
     def truncate_pg() -> None:
         for cluster in clusters:
@@ -223,7 +224,8 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
                                    STATEMENTS * ROWS, got, "-", None))
                     print(out[-1], flush=True)
                 conn.close()
-    raw.close()
+    if raw is not None:
+        raw.close()
     lite.close()
     if True not in kinds or "sqlite" not in backends:
         return out

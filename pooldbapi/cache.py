@@ -19,7 +19,16 @@ R = TypeVar("R")
 BYTES = 4 << 20
 """Characters of text one cache keeps for its entries, at most."""
 LARGEST = 16 << 10
-"""An entry for a longer text is never kept: it is rebuilt when asked for again."""
+"""An entry for a longer text is never kept in an ordinary cache (a Tiered cache keeps it
+apart, among the long ones)."""
+LONG_ENTRIES = 64
+"""Long entries (texts over LARGEST) a Tiered cache keeps, at most: as sqlite3's statement
+cache (128) and psycopg's prepared statements (100) keep repeated texts whatever their length,
+the batches of a flush or a to_sql call, and a load's few generated statements repeated."""
+LONG_BYTES = 4 << 20
+"""Characters of long texts a Tiered cache keeps, at most."""
+LONG_LARGEST = 1 << 20
+"""A text longer than this is never kept, not even among the long ones."""
 
 
 class BoundedCache(Generic[K, V]):
@@ -84,6 +93,36 @@ class BoundedCache(Generic[K, V]):
         with self._lock:
             self._data.clear()
             self.bytes = 0
+
+
+class Tiered(Generic[K, V]):
+    """Two BoundedCaches under one policy: entries up to LARGEST in one, longer ones (up to
+    LONG_LARGEST) apart, so that generated statements push out only each other and never
+    the many ordinary ones, and those that repeat are still kept."""
+
+    def __init__(self, entries: int, nbytes: int = BYTES) -> None:
+        self.short: BoundedCache[K, V] = BoundedCache(entries, nbytes, LARGEST)
+        self.long: BoundedCache[K, V] = BoundedCache(LONG_ENTRIES, LONG_BYTES, LONG_LARGEST)
+
+    def __len__(self) -> int:
+        return len(self.short) + len(self.long)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self.short or key in self.long
+
+    def get(self, key: K) -> V | None:
+        """The value kept for key (now the most recently used of its tier), or None."""
+        found = self.short.get(key)
+        return found if found is not None else self.long.get(key)
+
+    def put(self, key: K, value: V, size: int) -> V:
+        """Keep value in the tier its size says (not at all over LONG_LARGEST); return it."""
+        return (self.short if size <= LARGEST else self.long).put(key, value, size)
+
+    def clear(self) -> None:
+        """Forget every entry of both tiers."""
+        self.short.clear()
+        self.long.clear()
 
 
 def text_size(*values: object) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .cache import BoundedCache
+from .cache import Tiered
 from .router import VIEWS
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Context:
         self._affinity = affinity  # a transaction keeps each list on the container it chose
         # by statement text: those this router sends whole to one container every time,
         # prepared (runner.Direct); forget() them when the router's default list changes
-        self.plans: BoundedCache[str, Direct] = BoundedCache(PLANS)
+        self.plans: Tiered[str, Direct] = Tiered(PLANS)
         self._views: dict[Router, Context] = {}  # with_router(), by the cursors' views
 
     def with_router(self, router: Router) -> Context:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import pooldbapi
 from pooldbapi import cache
 from pooldbapi.backends import sqlite_declared
-from pooldbapi.cache import BoundedCache, cached, text_size
+from pooldbapi.cache import BoundedCache, Tiered, cached, text_size
 from pooldbapi.federated import dialect, eager, shape
 from pooldbapi.sql import structure
 
@@ -53,6 +53,27 @@ def test_the_bounds_hold_after_any_puts(puts, entries, nbytes, largest):
         if size <= largest:
             assert kept.get(key) == key        # the newest entry is always kept
     assert all(kept.get(k) == k for k in kept)
+
+
+def test_a_tiered_cache_keeps_long_entries_apart_and_bounded(monkeypatch):
+    """Long entries go to a tier of their own: they push out only each other, up to
+    LONG_ENTRIES of them and LONG_BYTES in all, none over LONG_LARGEST."""
+    monkeypatch.setattr(cache, "LONG_ENTRIES", 3)
+    monkeypatch.setattr(cache, "LONG_BYTES", 3 * cache.LARGEST + 30)
+    kept: Tiered[str, int] = Tiered(entries=2)
+    kept.put("s1", 1, 10)
+    kept.put("s2", 2, cache.LARGEST)                 # the longest that is ordinary
+    for n in range(5):                               # five long ones: the last 3 stay
+        kept.put(f"l{n}", n, cache.LARGEST + 10)
+    assert list(kept.short) == ["s1", "s2"] and list(kept.long) == ["l2", "l3", "l4"]
+    assert kept.get("s1") == 1 and kept.get("l3") == 3 and kept.get("l0") is None
+    assert "l4" in kept and "l1" not in kept and len(kept) == 5
+    kept.put("s3", 3, 1)                             # an ordinary one pushes out s2 only
+    assert list(kept.short) == ["s1", "s3"] and len(kept.long) == 3
+    kept.put("big", 9, cache.LONG_LARGEST + 1)       # over the long tier's bound: not kept
+    assert "big" not in kept and kept.long.bytes <= cache.LONG_BYTES
+    kept.clear()
+    assert len(kept) == 0
 
 
 def test_sizes_are_the_characters_of_the_texts():

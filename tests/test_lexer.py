@@ -121,6 +121,19 @@ def test_bind_gives_the_values_in_marker_order(text, params, values):
     assert tuple(bind(stmt, render(stmt, "qmark").keys, params)) == values
 
 
+def test_bind_copies_a_list_of_positional_values_as_a_tuple():
+    """A generated statement's list of values (3,000 of them) is taken whole: the values,
+    in order, as a tuple of their own (the caller's list may change afterwards)."""
+    stmt = parse("insert into t values " + ", ".join(["(?, ?, ?)"] * 1000))
+    values = list(range(3000))
+    got = bind(stmt, render(stmt, "qmark").keys, values)
+    assert type(got) is tuple and got == tuple(values)
+    with pytest.raises(pooldbapi.ProgrammingError, match="takes 3000 parameters, 2999 given"):
+        bind(stmt, render(stmt, "qmark").keys, values[1:])
+    fmt = parse("select %s, %s")
+    assert bind(fmt, render(fmt, "qmark").keys, [1, 2]) == (1, 2)
+
+
 def test_bind_many_names_the_bad_set_by_the_callers_index():
     stmt = parse("insert into t values (?, ?)")
     keys = render(stmt, "qmark").keys
@@ -269,7 +282,7 @@ def test_the_row_expression_reads_plain_rows_and_leaves_the_rest_to_the_tokenize
     found = module._literal_rows(text)
     assert found is not None
     toks, spans, markers = found
-    assert len(spans) == 1000 and markers == []
+    assert len(spans) == 1000 and len(markers) == 0
     assert [t.ttype for t in toks if t.ttype == module.ROWS] == [module.ROWS]
     assert "".join(t.value for t in toks) == text
     assert spans[0] == (text.index("(0,"), text.index("(0,") + len("(0, 'a''0')"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 import pooldbapi
+from pooldbapi import cache
+from pooldbapi.cache import BoundedCache
 from pooldbapi.sql.parse import StatementKind, parse
 from pooldbapi.sql.render import render
 
@@ -260,11 +262,12 @@ def test_very_long_statements_are_not_cached():
     assert module._cached_bytes <= module.CACHE_BYTES
 
 
-def test_the_last_few_long_statements_are_kept_apart_and_bounded():
-    """A flush's batches repeat one long text: read once; long texts push out only each
-    other (at most 4 of them, 1 MiB in all, none over 256 KiB), never ordinary statements."""
+def test_long_statements_are_kept_apart_and_bounded(monkeypatch):
+    """A flush's batches repeat one long text and a load its few generated ones: each read
+    once; long texts push out only each other (cache.py's long tier: at most LONG_ENTRIES of
+    them, LONG_BYTES in all, none over LONG_LARGEST), never ordinary statements."""
     from pooldbapi.sql import parse as module
-    module.LONG.clear()
+    monkeypatch.setattr(module, "LONG", BoundedCache(4, 1 << 20, 256 << 10))
     short = "select 1 from t@a where x = ?"
     parse(short)
     rows = ", ".join(["(?, ?, ?)"] * 2000)
@@ -279,6 +282,22 @@ def test_the_last_few_long_statements_are_kept_apart_and_bounded():
     huge = "select 1" + " " * (256 << 10)
     parse(huge)
     assert huge not in module.LONG
+
+
+def test_the_long_tier_keeps_the_twenty_statements_of_a_load():
+    """20 distinct generated statements of 1,000 literal rows (25 KB each), repeated: each is
+    scanned once (sqlite3 keeps them all in its statement cache too)."""
+    from pooldbapi.sql import parse as module
+    assert (module.LONG.entries, module.LONG.nbytes, module.LONG.largest) == (
+        cache.LONG_ENTRIES, cache.LONG_BYTES, cache.LONG_LARGEST) == (64, 4 << 20, 1 << 20)
+    module.LONG.clear()
+    texts = ["insert into t@{a,b} (a, b, c) values " + ", ".join(
+        f"({i}, 'name {i}', {i * 0.5})" for i in range(s * 1000, s * 1000 + 1000))
+        for s in range(20)]
+    assert all(len(t) > module.CACHE_TEXT for t in texts)
+    first = [parse(t) for t in texts]
+    assert all(a is b for a, b in zip(first, [parse(t) for t in texts], strict=True))
+    assert len(module.LONG) == 20
 
 
 SYNC_CLAUSES = [
@@ -519,3 +538,51 @@ def test_significant_tokens_skip_whitespace_and_comments_and_keep_literals_whole
     assert [t.value for t in stmt.significant()] == [
         "select", "(", "a", ",", "(", "b", ")", ")", "from", "t", "where", "x", "=", "')'"]
     assert stmt.significant() is stmt.significant()  # kept, not scanned again
+
+
+def test_a_generated_statement_s_markers_are_columns_the_collector_does_not_walk():
+    """80,000 markers as objects the garbage collector tracks would set off full collections
+    of the whole process within one scan: they are kept as columns, a Placeholder made as
+    one is read."""
+    import gc
+
+    from pooldbapi.sql import parse as module
+    text = "insert into t@{a,b} (a, b, c, d, e) values " + ", ".join(["(?, ?, ?, ?, ?)"] * 16000)
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        stmt = module._scan(text)
+        made = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert type(stmt.placeholders) is module.Markers and len(stmt.placeholders) == 80000
+    assert made < 20000  # (the rows' spans, 16,000 plain tuples, the collector untracks)
+    second = stmt.placeholders[5]  # the second row's first
+    at = stmt.values_rows[1][0] + 1
+    assert type(second) is module.Placeholder and second == ("qmark", None, at, at + 1)
+    assert stmt.placeholders[-1].start == len(text) - 2
+    assert [text[p.start:p.end] for p in stmt.placeholders[:3]] == ["?"] * 3
+
+
+def test_markers_read_as_the_placeholders_they_stand_for():
+    from pooldbapi.sql.parse import EMPTY, Markers, Placeholder
+    found = [Placeholder("named", "a", 3, 5), Placeholder("qmark", None, 8, 9),
+             Placeholder("numeric", 2, 12, 14)]
+    markers = Markers.of(found)
+    assert list(markers) == found and markers == tuple(found) and len(markers) == 3
+    assert markers[1] == found[1] and markers[-1] == found[2]
+    assert markers[1:] == tuple(found[1:]) and type(markers[1:]) is Markers
+    assert markers.styles() == {"named", "qmark", "numeric"} and markers[1:2].styles() == \
+        {"qmark"} and markers[3:].styles() == set() and EMPTY.styles() == set()
+    assert markers.pick([2, 0], [10, -1]) == (Placeholder("numeric", 2, 22, 24),
+                                             Placeholder("named", "a", 2, 4))
+    assert markers[:1] + markers[2:] == (found[0], found[2])
+    assert markers[:0] + markers == markers and markers + EMPTY == markers
+    same = Markers.of([Placeholder("qmark", None, 1, 2), Placeholder("qmark", None, 4, 5)])
+    assert same.styles() == {"qmark"} and same + same[:1] == (*same, same[0])
+    assert hash(markers) == hash(tuple(found)) and repr(markers) == repr(tuple(found))
+    assert Markers.of([]) is EMPTY
+    stmt = parse("select :a, :b")  # a statement made with Placeholders keeps them as columns
+    again = type(stmt)(stmt.text, stmt.kind, (), tuple(stmt.placeholders), ())
+    assert type(again.placeholders) is Markers and again.placeholders == stmt.placeholders

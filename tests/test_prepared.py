@@ -137,3 +137,23 @@ def test_a_kept_session_the_server_ended_is_replaced_before_a_prepared_statement
     time.sleep(0.2)
     assert conn.execute(text).fetchone()[0] != pid
     conn.close()
+
+
+def test_a_long_generated_statement_is_prepared_apart_from_the_others(lite, monkeypatch):
+    """A generated insert over cache.LARGEST (1,000 literal rows) is kept by the context's
+    long tier, so that its batches repeated are neither parsed nor routed again, and do what
+    the first did; the ordinary plans stay where they were."""
+    from pooldbapi.cache import LARGEST
+    text = "insert into t (x) values " + ", ".join(f"({i})" for i in range(1000, 5000))
+    assert len(text) > LARGEST
+    lite.execute("select count(*) from t")
+    parsed = counting(monkeypatch, cursor_module, "parse")
+    routed = counting(monkeypatch, Router, "route")
+    for _ in range(3):
+        cur = lite.execute(text)
+        assert cur.rowcount == 4000 and cur.containers == {"a": 1}
+    assert (len(parsed), len(routed)) == (1, 1)
+    assert text in lite.context.plans.long and "select count(*) from t" in \
+        lite.context.plans.short
+    assert lite.execute("select count(*), sum(x) from t").fetchall() == [
+        (1 + 3 * 4000, 3 * sum(range(1000, 5000)))]

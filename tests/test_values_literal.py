@@ -302,7 +302,7 @@ def test_qmarks_of_a_long_list_are_each_row_s_in_place_and_none_inside_strings()
     mixed = "insert into t values (?, :a), ('?', ?)"
     assert [p.style for p in scan.parse(mixed).placeholders] == ["qmark", "named", "qmark"]
     only_inside = scan._literal_rows("insert into t values ('?', 1), ('??', 2)")
-    assert only_inside is not None and only_inside[2] == []
+    assert only_inside is not None and list(only_inside[2]) == []
 
 
 def test_rows_without_markers_or_with_qmarks_only_are_not_read_one_by_one(monkeypatch):

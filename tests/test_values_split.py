@@ -4,6 +4,8 @@ gives, and its parameters exactly its rows' values (and those of placeholders ou
 in every placeholder style."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -158,3 +160,45 @@ def test_a_group_maps_positions_without_a_piece_per_row_only_where_none_is_insid
     for rows in ([2, 0], [1], [0, 1, 2]):
         made, _ = group_rows(stmt, [10, 20, 30] if "?" in text else None, rows)
         assert made == parse(made.text)
+
+
+class Values(Sequence):
+    """A sequence of values that takes integer indices only (no slices), as PEP 249 allows."""
+
+    def __init__(self, values):
+        self._values = list(values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getitem__(self, index):
+        if not isinstance(index, int):
+            raise TypeError("integer indices only")
+        return self._values[index]
+
+
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 5), st.data())
+@settings(max_examples=100)
+def test_a_round_robin_share_takes_its_rows_values_in_order(rows, width, k, data):
+    """Every k-th row from the j-th of a generated statement (the shares a round-robin makes):
+    exactly those rows' values, in order, from a list, a tuple or a sequence that does not
+    slice; with a marker outside the rows, or rows of other widths, the same."""
+    j = data.draw(st.integers(0, min(k, rows) - 1))  # (a share has a row at least)
+    row = "(" + ", ".join(["?"] * width) + ")"
+    suffix = data.draw(st.sampled_from(["", " returning a", " on conflict do update set a = ?"]))
+    text = "insert into t@{a,b} (a) values " + ", ".join([row] * rows) + suffix
+    stmt = parse(text)
+    values = [f"v{i}" for i in range(len(stmt.placeholders))]
+    share = range(j, rows, k)
+    wanted = tuple(v for r in share for v in values[r * width:(r + 1) * width]) + \
+        tuple(values[rows * width:])
+    for given_values in (values, tuple(values), Values(values)):
+        made, picked = group_rows(stmt, given_values, share, keep=False)
+        assert tuple(picked) == wanted
+        assert tuple(bind(made, render(made, "qmark").keys, picked)) == wanted
+        # rows alone (no marker after them) are picked by slices, not value by value
+        if "?" not in suffix:
+            assert "_strided" in getattr(made.derived.pick, "__qualname__", "")
+    uneven = parse("insert into t@{a,b} (a) values (?), (?, ?), (?)")
+    assert group_rows(uneven, [1, 2, 3, 4], range(0, 3, 2))[1] == (1, 4)
+    assert group_rows(uneven, [1, 2, 3, 4], range(1, 3, 2))[1] == (2, 3)

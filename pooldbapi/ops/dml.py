@@ -102,7 +102,7 @@ def _within_limits(stmt: Statement, indices: Sequence[int], max_parameters: int 
     if (max_parameters is None or len(stmt.placeholders) <= max_parameters) and \
             (max_bytes is None or len(stmt.text) <= max_bytes // 4):
         return [indices]  # the common case: even the whole statement fits
-    spans, starts = tuple(stmt.values_rows), [p.start for p in stmt.placeholders]
+    spans, starts = tuple(stmt.values_rows), stmt.placeholders.starts
     first, last = spans[0][0], spans[-1][1]
     fixed_params = len(starts) - (bisect.bisect_left(starts, last) -
                                   bisect.bisect_left(starts, first))

@@ -28,7 +28,7 @@ def source_style(stmt: Statement) -> str | None:
     derived = stmt.derived
     if derived.style_known:
         return derived.style
-    styles = {p.style for p in stmt.placeholders}
+    styles = stmt.placeholders.styles()
     if len(styles) > 1:
         first = stmt.placeholders[0]
         other = next(p for p in stmt.placeholders if p.style != first.style)
@@ -103,8 +103,11 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
 def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[Any]:
     """Return the values for the rendered markers, checking params against the statement."""
     style = source_style(stmt)
-    if type(params) is tuple and style in ("qmark", "format") and len(params) == len(keys):
-        return params  # the common case, before the checks of abstract types
+    if style in ("qmark", "format") and len(keys) == (len(params) if type(params) in (
+            tuple, list) else -1):
+        # the common case, before the checks of abstract types: the keys of these styles are
+        # 0, 1, 2, ... (a list copied at C speed, not value by value)
+        return params if type(params) is tuple else tuple(params)
     if style is None:
         if isinstance(params, Mapping) or (isinstance(params, Sequence) and
                                            not isinstance(params, str | bytes) and

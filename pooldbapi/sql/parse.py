@@ -6,17 +6,18 @@ import operator
 import re
 import string
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import accumulate, repeat
-from typing import Any, ClassVar, NamedTuple
+from itertools import accumulate, chain, repeat
+from typing import Any, ClassVar, NamedTuple, overload
 
 from sqlglot import TokenType
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 
-from ..cache import BoundedCache
+from ..cache import LONG_BYTES, LONG_ENTRIES, LONG_LARGEST, BoundedCache
 from ..errors import ProgrammingError
 
 # Token kinds of the scan (Token.ttype)
@@ -130,6 +131,125 @@ class Placeholder(NamedTuple):
     end: int
 
 
+Key = int | str | None
+
+
+class Markers(Sequence[Placeholder]):
+    """A statement's placeholders, kept as columns (their style, key, start and end), a
+    Placeholder made as one is read. A generated statement holds tens of thousands: as named
+    tuples, which the garbage collector never untracks, they set off full collections of
+    every object the process holds, and cost some 130 bytes each (here 16, and nothing for a
+    style or key that every marker shares)."""
+
+    __slots__ = ("_keys", "_styles", "ends", "starts")
+
+    def __init__(self, styles: str | tuple[str, ...], keys: tuple[Key, ...] | None,
+                 starts: array[int], ends: array[int]) -> None:
+        # (see build: one style for all is kept as a str, keys all None as None)
+        self._styles, self._keys, self.starts, self.ends = styles, keys, starts, ends
+
+    @classmethod
+    def build(cls, styles: Sequence[str], keys: Sequence[Key], starts: Iterable[int],
+              ends: Iterable[int]) -> Markers:
+        """The markers of these columns (one entry per marker in each)."""
+        first = styles[0] if styles else None
+        style: str | tuple[str, ...] = first if first is not None and \
+            styles.count(first) == len(styles) else tuple(styles)
+        return cls(style, None if keys.count(None) == len(keys) else tuple(keys),
+                   array("q", starts), array("q", ends))
+
+    @classmethod
+    def of(cls, placeholders: Iterable[Placeholder]) -> Markers:
+        """The markers of these placeholders, in their order."""
+        found = tuple(placeholders)
+        if not found:
+            return EMPTY
+        styles, keys, starts, ends = zip(*found, strict=True)
+        return cls.build(styles, keys, starts, ends)
+
+    def styles(self) -> set[str]:
+        """The styles of the markers (none, one, or the several that are mixed)."""
+        if not self.starts:
+            return set()
+        return {self._styles} if type(self._styles) is str else set(self._styles)
+
+    def style_at(self, index: int) -> str:
+        styles = self._styles
+        return styles if type(styles) is str else styles[index]
+
+    def key_at(self, index: int) -> Key:
+        return None if self._keys is None else self._keys[index]
+
+    def pick(self, indices: Sequence[int], shifts: Sequence[int]) -> Markers:
+        """The markers at these indices, in that order, each moved by its shift."""
+        starts, ends = self.starts, self.ends
+        styles = self._styles if type(self._styles) is str else tuple(map(
+            self._styles.__getitem__, indices))
+        keys = None if self._keys is None else tuple(map(self._keys.__getitem__, indices))
+        return Markers(styles, keys,
+                       array("q", map(operator.add, map(starts.__getitem__, indices), shifts)),
+                       array("q", map(operator.add, map(ends.__getitem__, indices), shifts)))
+
+    def __add__(self, other: object) -> Markers:
+        if not isinstance(other, Markers):
+            return NotImplemented
+        if not other:
+            return self
+        if not self:
+            return other
+        if type(self._styles) is str and self._styles == other._styles:
+            styles: str | tuple[str, ...] = self._styles
+        else:
+            styles = (*self._column(self._styles), *other._column(other._styles))
+        keys = None if self._keys is None and other._keys is None else \
+            (*self._column(self._keys), *other._column(other._keys))
+        return Markers(styles, keys, self.starts + other.starts, self.ends + other.ends)
+
+    def _column(self, values: str | tuple[Any, ...] | None) -> Iterable[Any]:
+        return repeat(values, len(self)) if values is None or type(values) is str else values
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Placeholder: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Markers: ...
+
+    def __getitem__(self, index: int | slice) -> Placeholder | Markers:
+        if isinstance(index, slice):
+            styles, keys = self._styles, self._keys
+            return Markers(styles if type(styles) is str else styles[index],
+                           None if keys is None else keys[index],
+                           self.starts[index], self.ends[index])
+        return Placeholder(self.style_at(index), self.key_at(index), self.starts[index],
+                           self.ends[index])
+
+    def __iter__(self) -> Iterator[Placeholder]:
+        return map(tuple.__new__, repeat(Placeholder), zip(
+            self._column(self._styles), self._column(self._keys), self.starts, self.ends))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Markers):
+            return self.starts == other.starts and self.ends == other.ends and \
+                list(self._column(self._styles)) == list(other._column(other._styles)) and \
+                list(self._column(self._keys)) == list(other._column(other._keys))
+        if isinstance(other, tuple | list):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+EMPTY = Markers((), None, array("q"), array("q"))
+"""No markers (build and of give it for none, so that equal markers have equal columns)."""
+
+
 class Rendered(NamedTuple):
     """Text for one back-end and, per marker in it, the key of its value."""
 
@@ -164,7 +284,7 @@ class Statement:
     text: str
     kind: StatementKind
     occurrences: tuple[Occurrence, ...]
-    placeholders: tuple[Placeholder, ...]
+    placeholders: Markers
     removed: tuple[tuple[int, int], ...]
     values_rows: Sequence[tuple[int, int]] = ()
     words: tuple[str, ...] = ()
@@ -175,6 +295,10 @@ class Statement:
     end: int | None = None   # where the statement ends: before a final ';' and what follows
     dollar_markers: tuple[int, ...] = ()   # where PostgreSQL's own $1, $2 stand (refused)
     derived: Derived = field(default_factory=Derived, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if type(self.placeholders) is not Markers:  # given as Placeholders: kept as columns
+            object.__setattr__(self, "placeholders", Markers.of(self.placeholders))
 
     def clause(self, keyword: str) -> tuple[int, int] | None:
         """The span of a top-level clause's body (after its keyword), or None."""
@@ -203,6 +327,48 @@ class Statement:
             found = self.derived.tokens = tuple(tok for tok in lex(self.text)
                                                 if tok.ttype not in GAP)
         return found
+
+
+class _Columns:
+    """Markers as the scan finds them, column by column (no object per marker)."""
+
+    __slots__ = ("ends", "keys", "starts", "styles")
+
+    def __init__(self) -> None:
+        self.styles: list[str] = []
+        self.keys: list[Key] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self) -> Iterator[Placeholder]:
+        return iter(self.markers())
+
+    def append(self, found: Placeholder) -> None:
+        self.styles.append(found.style)
+        self.keys.append(found.key)
+        self.starts.append(found.start)
+        self.ends.append(found.end)
+
+    def extend(self, other: _Columns) -> None:
+        self.styles.extend(other.styles)
+        self.keys.extend(other.keys)
+        self.starts.extend(other.starts)
+        self.ends.extend(other.ends)
+
+    def keep(self, wanted: Callable[[int], bool]) -> None:
+        """Only the markers whose start is wanted."""
+        kept = [j for j, start in enumerate(self.starts) if wanted(start)]
+        self.styles = [self.styles[j] for j in kept]
+        self.keys = [self.keys[j] for j in kept]
+        self.starts = [self.starts[j] for j in kept]
+        self.ends = [self.ends[j] for j in kept]
+
+    def markers(self) -> Markers:
+        return Markers.build(self.styles, self.keys, self.starts, self.ends) if self.starts \
+            else EMPTY
 
 
 def where(text: str, position: int) -> str:
@@ -665,16 +831,18 @@ def _masked(text: str, chars: str) -> str:
     return "'".join(parts)
 
 
-def _qmarks(masked: str, pos: int) -> list[Placeholder]:
+def _qmarks(masked: str, pos: int, out: _Columns) -> None:
     """The qmark placeholders of rows the row expression read, where '?' is their only
-    marker: one at each '?' outside their strings (masked: blanked inside), made at C
-    speed (a generated statement holds tens of thousands)."""
+    marker: one at each '?' outside their strings (masked: blanked inside), found at C speed
+    (a generated statement holds tens of thousands)."""
     starts = accumulate(map(operator.add, map(len, masked.split("?")[:-1]), repeat(1)),
                         initial=pos - 1)
     next(starts)  # (the initial value)
     at = list(starts)
-    return list(map(tuple.__new__, repeat(Placeholder),
-                    zip(repeat("qmark"), repeat(None), at, map(operator.add, at, repeat(1)))))
+    out.starts.extend(at)
+    out.ends.extend(map(operator.add, at, repeat(1)))
+    out.styles.extend(repeat("qmark", len(at)))
+    out.keys.extend(repeat(None, len(at)))
 
 
 def _plain_spans(text: str, pos: int) -> tuple[tuple[int, int], ...]:
@@ -729,8 +897,7 @@ class Rows(Sequence[tuple[int, int]]):
         return repr(self._get())
 
 
-def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
-                                      list[Placeholder]] | None:
+def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]], _Columns] | None:
     """The tokens of 'insert ... values (row), (row), ...' with one ROWS token standing for
     the rows after VALUES that _ROW recognises (plain values only: anything else, a cast, a
     comment, an E'' or dollar quote, a call, ends them, and the tokenizer reads the rest);
@@ -758,20 +925,22 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]],
     spans = list(zip(ends[1::2], ends[2::2]))
     end = spans[-1][1]
     region = text[pos:end]
-    markers: list[Placeholder] = []
+    markers = _Columns()
     if "?" in region and "%" not in region and ":" not in region:
         masked = _masked(region, "?")
         if "?" in masked:  # (not only inside strings)
-            markers = _qmarks(masked, pos)
+            _qmarks(masked, pos, markers)
     elif "?" in region or "%" in region or ":" in region:
-        make = tuple.__new__
         seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
         for body, (lo, _) in zip(pieces[1:2 * count:2], spans):
             marks = seen.get(body)
             if marks is None:
                 marks = seen[body] = _row_markers(body)
-            markers.extend([make(Placeholder, (style, key, start + lo, stop + lo))
-                            for style, key, start, stop in marks])
+            for style, key, start, stop in marks:
+                markers.styles.append(style)
+                markers.keys.append(key)
+                markers.starts.append(start + lo)
+                markers.ends.append(stop + lo)
     if pos > after:
         toks.append(Token(WHITESPACE, text[after:pos], after))
     toks.append(Token(ROWS, region, pos))
@@ -794,7 +963,7 @@ def _row_markers(body: str) -> list[tuple[str, int | str | None, int, int]]:
 def _scan(text: str) -> Statement:
     plain = _plain_rows(text)
     if plain is not None:
-        stmt = _read(text, plain, rows=(Rows(text, plain[-1].start), []))
+        stmt = _read(text, plain, rows=(Rows(text, plain[-1].start), _Columns()))
         if stmt is not None:
             return stmt
     return _scan_rows(text)
@@ -819,7 +988,7 @@ def _scan_rows(text: str) -> Statement:
 
 
 def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
-          rows: tuple[Sequence[tuple[int, int]], list[Placeholder]] | None = None
+          rows: tuple[Sequence[tuple[int, int]], _Columns] | None = None
           ) -> Statement | None:
     """The statement the tokens of a text say; None where the REPEATED token of the shortcut
     stands where the scan is not just after a VALUES list's first row, or the ROWS token
@@ -841,7 +1010,7 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
     ctes = _cte_names(sig, match)
     occurrences: list[Occurrence] = []
     removed: list[tuple[int, int]] = []
-    placeholders: list[Placeholder] = []
+    placeholders = _Columns()
     dollar_markers: list[int] = []
     values_rows: list[tuple[int, int]] = []
 
@@ -1012,10 +1181,10 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
         prev_upper = (prev_upper + " " + up).strip() if prev_upper == "BULK" else (up or "")
         i += 1
 
-    if operator_like and {p.style for p in placeholders} - {"qmark"}:
+    if operator_like and set(placeholders.styles) - {"qmark"}:
         # with another style in the statement, a '?' where an operator stands is PostgreSQL's
         # jsonb operator (?, ?|, ?&); one where a value stands is still a (mixed) placeholder
-        placeholders = [p for p in placeholders if p.start not in operator_like]
+        placeholders.keep(lambda start: start not in operator_like)
     occurrences.sort(key=lambda o: o.position)
     removed.sort()
     words = tuple(t.upper for t in sig[:3] if t.is_keyword)
@@ -1029,29 +1198,35 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
         values_rows.pop()  # a row left open at the end (only the last one can be)
     clauses = tuple((name, at, body, marks[n + 1][1] if n + 1 < len(marks) else end)
                     for n, (name, at, body) in enumerate(marks))
-    return Statement(text, kind, tuple(occurrences), tuple(placeholders), tuple(removed),
+    return Statement(text, kind, tuple(occurrences), placeholders.markers(), tuple(removed),
                      lazy if lazy is not None else tuple(values_rows), words, select_start=select_start,
                      columns=columns, clauses=clauses, end=end,
                      dollar_markers=tuple(dollar_markers))
 
 
-def _repeat(unit: int, count: int, placeholders: list[Placeholder],
+def _repeat(unit: int, count: int, placeholders: _Columns,
             values_rows: list[tuple[int, int]], dollar_markers: list[int],
             operator_like: set[int]) -> None:
     """What the scan read from the row before the repeats, once for each repeat, moved by
     the repeat's length: its placeholders, its span, its markers."""
     lo, hi = values_rows[-1]
     first = len(placeholders)
-    while first and placeholders[first - 1].start >= lo:
+    while first and placeholders.starts[first - 1] >= lo:
         first -= 1
-    row = placeholders[first:]
+    styles, keys = placeholders.styles[first:], placeholders.keys[first:]
+    starts, ends = placeholders.starts[first:], placeholders.ends[first:]
     dollars = [d for d in dollar_markers if d >= lo]
     operators = [d for d in operator_like if d >= lo]
-    make, shifts = tuple.__new__, range(unit, unit * count + 1, unit)
+    shifts = range(unit, unit * count + 1, unit)
     values_rows.extend([(lo + shift, hi + shift) for shift in shifts])
-    for shift in shifts:
-        placeholders.extend([make(Placeholder, (style, key, start + shift, end + shift))
-                             for style, key, start, end in row])
+    # every repeat's markers at once, column by column: the row's, moved by each shift
+    width = len(starts)
+    moved: Sequence[int] = list(chain.from_iterable(map(repeat, shifts, repeat(width)))) \
+        if width > 1 else shifts
+    placeholders.styles.extend(styles * count)
+    placeholders.keys.extend(keys * count)
+    placeholders.starts.extend(map(operator.add, starts * count, moved))
+    placeholders.ends.extend(map(operator.add, ends * count, moved))
     if dollars or operators:
         for shift in shifts:
             dollar_markers.extend(d + shift for d in dollars)
@@ -1115,14 +1290,16 @@ _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 4096
 """Statements kept by text, at most (oldest out first)."""
 CACHE_BYTES = 4 << 20
-"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept (a
-generated multi-row insert would push out everything else, as psycopg also reasons)."""
+"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept here (a
+generated multi-row insert would push out everything else, as psycopg also reasons): LONG
+keeps it apart."""
 CACHE_TEXT = 16 << 10
 _cached_bytes = 0
-LONG = BoundedCache[str, "Statement"](entries=4, nbytes=1 << 20, largest=256 << 10)
-"""The few statements longer than CACHE_TEXT seen last (up to 256 KiB each, 1 MiB in all):
-the batches of one ORM flush or to_sql call repeat one long text, and a one-off generated
-statement pushes out only these, never the cache of ordinary statements."""
+LONG = BoundedCache[str, "Statement"](LONG_ENTRIES, LONG_BYTES, LONG_LARGEST)
+"""The statements longer than CACHE_TEXT seen last (cache.py's long tier: 64 of them, up to
+1 MiB each, 4 MiB in all): the batches of an ORM flush or a to_sql call repeat one long text,
+a load repeats its few generated ones, and a one-off generated statement pushes out only
+these, never the cache of ordinary statements."""
 
 
 def parse(text: str) -> Statement:
