@@ -1,4 +1,6 @@
-"""Process-wide pools of physical connections, keyed by the resolved container definition."""
+"""Process-wide pools of physical connections, keyed by the resolved container definition
+(and, in a call of pooldbapi.aio, by its event loop: a session belongs to the loop it was
+opened on)."""
 from __future__ import annotations
 
 import atexit

@@ -103,9 +103,22 @@ def test_a_conjunct_belongs_to_the_one_occurrence_whose_columns_it_touches():
     ("select name from People@r limit ?", ""),
     ("select name from People@r limit 3 offset 1", ""),
     ("select name from People@r where id in (select id from People@r) limit 3", ""),
+    ("select name as name from People@r order by name", "order by name"),  # its own column
+    # each clause that makes the rows other than the table's own, with nothing else that does
+    ("select name from People@r group by name limit 3", ""),
+    ("select name from People@r having name > 'a' limit 3", ""),
+    ("select p.name from People@r p join Pets@r q on p.id = q.owner limit 3", ""),
+    ("select name from People@r, Pets@s limit 3", ""),
+    ("select name from People@r window w as (order by name) limit 3", ""),
+    ("with q as (values (1)) select name from People@r limit 3", ""),
 ])
 def test_a_lone_tables_ordering_and_limit(sql, tail):
     assert shape_of(sql).tail == tail
+
+
+def test_a_qualify_clause_keeps_the_ordering_and_limit_local():
+    assert of_select(parse("select name from People@r qualify name > 'a' limit 3"),
+                     "duckdb").tail == ""
 
 
 def test_marked_text_numbers_the_scanned_markers_and_replaces_the_occurrences():
