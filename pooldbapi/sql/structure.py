@@ -85,7 +85,7 @@ def read_tree(text: str, read: str | None = None) -> exp.Expr:
             enclosing.append(nots)
             nots = 0
         elif kind is TokenType.R_PAREN and enclosing:
-            nots = enclosing.pop()
+            enclosing.pop()  # (and the 'not's in a row end with the group: nots is 0 below)
         nots = nots + 1 if kind is TokenType.NOT else 0 if kind is not TokenType.L_PAREN \
             else nots
         deepest = max(deepest, len(enclosing) + sum(enclosing) + nots)
