@@ -189,3 +189,29 @@ def test_no_module_memoises_through_functools_instead_of_the_one_policy():
                     isinstance(node.value, ast.Name) and node.value.id == "functools":
                 found.append(f"{path.relative_to(root)}: functools.{node.attr}")
     assert found == [], found
+
+
+def test_made_once_makes_a_keys_value_once_whatever_the_threads():
+    import threading
+    import time
+
+    from pooldbapi.cache import made_once
+
+    table: dict[str, object] = {}
+    lock = threading.Lock()
+    made = []
+
+    def make() -> object:
+        time.sleep(0.01)  # long enough for every thread to find the key missing
+        made.append(object())
+        return made[-1]
+
+    found: list[object] = []
+    threads = [threading.Thread(target=lambda: found.append(made_once(table, lock, "k", make)))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and found == made * 8 and table == {"k": made[0]}
+    assert made_once(table, lock, "other", object) is table["other"]
