@@ -109,6 +109,9 @@ def test_a_conjunct_belongs_to_the_one_occurrence_whose_columns_it_touches():
     ("select name from People@r limit 3 offset 1", ""),
     ("select name from People@r where id in (select id from People@r) limit 3", ""),
     ("select name as name from People@r order by name", "order by name"),  # its own column
+    ("select name, age from People@r order by name, age desc limit 2",
+     "order by name, age desc limit 2"),
+    ("select name from People@r limit '3'", ""),  # a string, not a number
     # each clause that makes the rows other than the table's own, with nothing else that does
     ("select name from People@r group by name limit 3", ""),
     ("select name from People@r having name > 'a' limit 3", ""),
