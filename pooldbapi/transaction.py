@@ -1,4 +1,5 @@
-"""Which containers a transaction touched; commit and rollback fan-out; partial commits."""
+"""Which containers a transaction touched and each statement's borrow of their sessions
+(Borrow, Borrows); commit and rollback fan-out (End); partial commits; two-phase commit."""
 from __future__ import annotations
 
 import logging
