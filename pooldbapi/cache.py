@@ -125,6 +125,20 @@ class Tiered(Generic[K, V]):
         self.long.clear()
 
 
+def made_once(table: dict[K, V], lock: threading.Lock, key: K, make: Callable[[], V]) -> V:
+    """The value of table for key, made by make() under lock on first use, once whatever the
+    threads (a lookup takes no lock): the process-wide registries by key (pools, limiters,
+    stores). Not a cache: what they keep lives as long as the process, or until its owner
+    drops it."""
+    found = table.get(key)
+    if found is None:
+        with lock:
+            found = table.get(key)
+            if found is None:
+                found = table[key] = make()
+    return found
+
+
 def text_size(*values: object) -> int:
     """An entry's size: the characters of the texts among values (and inside tuples or
     frozensets of them), as the cache measures it."""

@@ -18,7 +18,7 @@ from .federated.dialect import checked as checked_dialect
 from .health import HEALTH
 from .router import Router
 from .settings import ContainerSpec, Settings
-from .transaction import Transaction, Xid, finish_recovered, recover
+from .transaction import End, Transaction, Xid, finish_recovered, recover
 
 log = logging.getLogger("pooldbapi")
 
@@ -221,7 +221,7 @@ class Connection(errors.ConnectionErrors):
                 finally:
                     self._ended(committed=True)
             else:
-                finish_recovered(dict(self.specs), Xid(*xid), "tpc_commit")
+                finish_recovered(dict(self.specs), Xid(*xid), End.TPC_COMMIT)
 
     def tpc_rollback(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
@@ -230,7 +230,7 @@ class Connection(errors.ConnectionErrors):
             if xid is None:
                 self.transaction.tpc_rollback()
             else:
-                finish_recovered(dict(self.specs), Xid(*xid), "tpc_rollback")
+                finish_recovered(dict(self.specs), Xid(*xid), End.TPC_ROLLBACK)
 
     def tpc_recover(self) -> list[Xid]:
         """Return the xids of prepared pooldbapi transactions on the configured containers."""

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .cache import Tiered
+from .cache import BoundedCache, Tiered
 from .router import VIEWS
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class Context:
         # by statement text: those this router sends whole to one container every time,
         # prepared (runner.Direct); forget() them when the router's default list changes
         self.plans: Tiered[str, Direct] = Tiered(PLANS)
-        self._views: dict[Router, Context] = {}  # with_router(), by the cursors' views
+        # with_router(), by the cursors' views (as many as the router keeps views)
+        self._views: BoundedCache[Router, Context] = BoundedCache(VIEWS)
 
     def with_router(self, router: Router) -> Context:
         """The same context with another router (a cursor's view): one per view, so that its
@@ -59,10 +60,8 @@ class Context:
             return self
         found = self._views.get(router)
         if found is None:
-            if len(self._views) >= VIEWS:  # as many as the router keeps views
-                self._views.clear()
-            found = self._views[router] = Context(self.specs, self.transaction, router,
-                                                  self._options, self._affinity)
+            found = self._views.put(router, Context(self.specs, self.transaction, router,
+                                                    self._options, self._affinity), 0)
         return found
 
     def forget(self) -> None:

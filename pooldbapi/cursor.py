@@ -15,7 +15,7 @@ from .result import Result
 from .runner import Direct, Stream, execute_on
 from .settings import parse_alias_list
 from .sql import parse as sqlparse_
-from .sql.parse import Statement, parse
+from .sql.parse import Statement, StatementKind, parse
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 STREAM_BATCH = 2000
 """Rows a streaming cursor fetches from the server at a time (or arraysize, if larger)."""
 
-_EXECUTE: dict[str, Callable[[Context, Statement, Any], Result]] = {
+_EXECUTE: dict[StatementKind, Callable[[Context, Statement, Any], Result]] = {
     sqlparse_.SELECT: select.execute,
     sqlparse_.INSERT: dml.execute,
     sqlparse_.UPDATE: dml.execute,
@@ -37,7 +37,7 @@ _EXECUTE: dict[str, Callable[[Context, Statement, Any], Result]] = {
 _DIRECT = (sqlparse_.SELECT, sqlparse_.INSERT, sqlparse_.UPDATE, sqlparse_.DELETE)
 """Kinds whose statement, routed whole to one container every time, is prepared (Direct): for
 them the operation is execute_on there, whatever it is otherwise."""
-_EXECUTEMANY: dict[str, Callable[[Context, Statement, Sequence[Any]], Result]] = {
+_EXECUTEMANY: dict[StatementKind, Callable[[Context, Statement, Sequence[Any]], Result]] = {
     sqlparse_.INSERT: dml.executemany,
     sqlparse_.UPDATE: dml.executemany,
     sqlparse_.DELETE: dml.executemany,

@@ -5,7 +5,10 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sql.parse import StatementKind
 
 
 class Warning(Exception):
@@ -28,7 +31,7 @@ class Error(Exception):
     connection_failure: bool = False   # the container, not the statement, failed
     unsent: bool = False               # the statement provably never reached the server
     transaction_failed: bool = False   # a write error failed the open transaction: none kept
-    lost_kind: str | None = None       # autocommit: the kind of statement whose outcome is
+    lost_kind: StatementKind | None = None  # autocommit: the kind of statement whose outcome is
     # unknown because the connection was lost while it ran
     rolled_back: tuple[str, ...] | None = None  # a commit that kept nothing: the containers
     # rolled back besides this one

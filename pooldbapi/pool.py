@@ -1,4 +1,6 @@
-"""Process-wide pools of physical connections, keyed by the resolved container definition."""
+"""Process-wide pools of physical connections, keyed by the resolved container definition
+(and, in a call of pooldbapi.aio, by its event loop: a session belongs to the loop it was
+opened on)."""
 from __future__ import annotations
 
 import atexit
@@ -15,6 +17,7 @@ from typing import Any
 from . import telemetry, waits
 from .backends import backend as load_backend
 from .backends.base import Description, Link, driver_error
+from .cache import made_once
 from .errors import Error, OperationalError
 from .health import HEALTH
 from .settings import ContainerSpec
@@ -491,13 +494,14 @@ def pool_for(spec: ContainerSpec) -> Pool:
     loop = waits.loop_key()
     key = spec.key if loop is None else (spec.key, loop)
     found = _POOLS.get(key)
-    if found is None:
-        with _LOCK:
-            found = _POOLS.get(key)
-            if found is None:
-                found = _POOLS[key] = Pool(spec, key)
-                _start_reaper()
-    return found
+    return found if found is not None else made_once(_POOLS, _LOCK, key,
+                                                     lambda: _started(Pool(spec, key)))
+
+
+def _started(pool: Pool) -> Pool:
+    """A new pool, with the reaper running (held: _LOCK)."""
+    _start_reaper()
+    return pool
 
 
 def _start_reaper() -> None:

@@ -27,7 +27,8 @@ kept by its digest, so that a long statement keeps its turn without its text bei
 
 
 VIEWS = 64
-"""Cursors' default lists a connection's router keeps a view for (then it starts afresh)."""
+"""Cursors' default lists a connection's router keeps a view for (least recently used out
+first: cache.py)."""
 
 
 def _digest(text: str) -> str:
@@ -73,7 +74,8 @@ class Router:
         self._since = 0.0  # when the first of them was chosen
         self._runs_sql: dict[str, bool] = {}
         self.replicas: Replicas | None = None  # set where some container is a standby
-        self._views: dict[tuple[str, ...], Router] = {}  # by a cursor's own default list
+        # by a cursor's own default list
+        self._views: BoundedCache[tuple[str, ...], Router] = BoundedCache(VIEWS)
 
     def view(self, default: tuple[str, ...]) -> Router:
         """This router as a cursor with its own default list sees it: the same strategies (a
@@ -90,11 +92,9 @@ class Router:
             found._strategies, found._runs_sql = self._strategies, self._runs_sql
             found._checked = BoundedCache(STRATEGY_CACHE_SIZE)
             found._pending, found._since = [], 0.0
-            found._views = {}
+            found._views = BoundedCache(VIEWS)
             found.replicas = self.replicas
-            if len(self._views) >= VIEWS:
-                self._views.clear()
-            self._views[default] = found
+            self._views.put(default, found, text_size(default))
         return found
 
     @property

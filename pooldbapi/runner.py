@@ -414,7 +414,7 @@ executor = waits.SharedThreads(MAX_WORKERS, "pooldbapi")
 
 def _guarded(stop: threading.Event, work: Callable[..., _Outcome], *args: Any) -> _Outcome:
     """A worker's work: whatever escapes it (an interruption raised by the progress callback)
-    stops the others, the caller's own share among them, at their next row boundary."""
+    stops the other workers at their next row boundary."""
     try:
         return work(*args)
     except BaseException:

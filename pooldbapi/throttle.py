@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import telemetry, waits
+from .cache import made_once
 from .errors import InterfaceError, OperationalError
 from .settings import ContainerSpec
 from .state import store_key
@@ -113,10 +114,4 @@ def throttle_for(spec: ContainerSpec) -> Limiter | None:
         return None
     key: str | tuple[Any, ...] = ("group", opts.rate_limit_group, opts.shared_state) \
         if opts.rate_limit_group else spec.key
-    found = _LIMITERS.get(key)
-    if found is None:
-        with _LOCK:
-            found = _LIMITERS.get(key)
-            if found is None:
-                found = _LIMITERS[key] = Limiter(spec, key)
-    return found
+    return made_once(_LIMITERS, _LOCK, key, lambda: Limiter(spec, key))

@@ -1,9 +1,11 @@
-"""Which containers a transaction touched; commit and rollback fan-out; partial commits."""
+"""Which containers a transaction touched and each statement's borrow of their sessions
+(Borrow, Borrows); commit and rollback fan-out (End); partial commits; two-phase commit."""
 from __future__ import annotations
 
 import logging
 import uuid
 import weakref
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from . import telemetry
@@ -23,6 +25,8 @@ from .settings import ContainerSpec
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from types import TracebackType
+
+    from .sql.parse import StatementKind
 
 
 def branch(xid: Xid, alias: str) -> tuple[int, str, str]:
@@ -45,6 +49,19 @@ def wrap_error(exc: BaseException, phys: Physical) -> Error:
     return err
 
 
+class End(StrEnum):
+    """How a transaction ends on each container: each member the name of the Link method that
+    does it (and equal to the word its messages show)."""
+
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    TPC_COMMIT = "tpc_commit"
+    TPC_ROLLBACK = "tpc_rollback"
+
+
+_UNDOING = (End.ROLLBACK, End.TPC_ROLLBACK)
+
+
 class Borrow:
     """`with transaction.borrow(spec) as phys:` one statement's use of a container: its
     connection borrowed (and begun) on first use; a driver error wrapped, told to health, and
@@ -53,7 +70,7 @@ class Borrow:
 
     __slots__ = ("_keep", "_lost_kind", "_phys", "_touched", "_tx", "alias")
 
-    def __init__(self, tx: Transaction, spec: ContainerSpec, lost_kind: str | None,
+    def __init__(self, tx: Transaction, spec: ContainerSpec, lost_kind: StatementKind | None,
                  keep: bool) -> None:
         self._tx, self.alias = tx, spec.alias
         self._lost_kind, self._keep = lost_kind, keep
@@ -302,8 +319,8 @@ class Transaction:
             if phys.pool.unpark(phys, self._owner):
                 self._release(phys)
 
-    def borrow(self, spec: ContainerSpec, lost_kind: str | None = None, keep: bool = False
-               ) -> Borrow:
+    def borrow(self, spec: ContainerSpec, lost_kind: StatementKind | None = None,
+               keep: bool = False) -> Borrow:
         """One statement's use of a container's connection (see Borrow); lost_kind: the kind
         of a write whose outcome a lost connection leaves unknown in autocommit."""
         return Borrow(self, spec, lost_kind, keep)
@@ -329,7 +346,7 @@ class Transaction:
                 self.parked[alias] = phys
 
     def statement_failed(self, alias: str, phys: Physical, exc: BaseException, touched: bool,
-                         lost_kind: str | None) -> Error | None:
+                         lost_kind: StatementKind | None) -> Error | None:
         """After a statement on a borrowed session raised exc (see Borrow): the session given
         back or the transaction failed as the error requires; returns the pooldbapi error to
         raise from a driver's exc (None: raise exc itself). touched: the session held this
@@ -369,13 +386,13 @@ class Transaction:
             phys.in_transaction = False
             self._release(phys, broken)
 
-    def _finish(self, action: str) -> None:
+    def _finish(self, action: End) -> None:
         if self.inherited:
             self.adopt()
         for stream in list(self.streams):  # a transaction's end ends its streamed results
             stream.close()
-        committing = action in ("commit", "tpc_commit")
-        undo = "tpc_rollback" if action.startswith("tpc_") else "rollback"
+        committing = action in (End.COMMIT, End.TPC_COMMIT)
+        undo = End.TPC_ROLLBACK if action in (End.TPC_COMMIT, End.TPC_ROLLBACK) else End.ROLLBACK
         done: list[str] = []
         rolled_back: list[str] = []
         in_doubt: list[str] = []
@@ -384,7 +401,7 @@ class Transaction:
             # Once a one-phase commit failed, roll the others back rather than commit them:
             # all or nothing wherever the failure allows it. (Prepared branches of a two-phase
             # commit must all be committed: the decision was taken.)
-            doing = undo if action == "commit" and failed else action
+            doing = undo if action == End.COMMIT and failed else action
             step: Callable[[], None] = getattr(phys.link, doing)
             try:
                 with phys.lock:
@@ -394,7 +411,7 @@ class Transaction:
                 lost = phys.link.lost(exc) or phys.is_broken()
                 if lost:
                     HEALTH.failed(phys.spec, f"{doing} failed: {type(exc).__name__}")
-                if doing in ("rollback", "tpc_rollback") and lost:
+                if doing in _UNDOING and lost:
                     # a lost session has no transaction left to roll back
                     self.give_back(alias, broken=True)
                     rolled_back.append(alias)
@@ -408,7 +425,7 @@ class Transaction:
         self.pinned.clear()
         two_phase_branches = self.xid
         self.xid, self.prepared = None, False
-        if action in ("rollback", "tpc_rollback"):
+        if action in _UNDOING:
             self.failed = None
         if not failed:
             return
@@ -459,7 +476,7 @@ class Transaction:
         if self.xid is not None:
             self.tpc_commit()
             return
-        self._finish("commit")
+        self._finish(End.COMMIT)
 
     def tpc_begin(self, xid: Xid) -> None:
         """Start a two-phase transaction: every container touched joins with its own branch."""
@@ -496,19 +513,19 @@ class Transaction:
                 if err.container in self.borrowed:
                     self.give_back(err.container, broken=True)
                 try:
-                    self._finish("tpc_rollback")
+                    self._finish(End.TPC_ROLLBACK)
                 except Error as undo:
                     log.warning("after a failed prepare, rollback failed too: %s", undo)
                 raise
-        self._finish("tpc_commit")
+        self._finish(End.TPC_COMMIT)
 
     def tpc_rollback(self) -> None:
         """Roll back every participant of the two-phase transaction (prepared or not)."""
-        self._finish("tpc_rollback")
+        self._finish(End.TPC_ROLLBACK)
 
     def rollback(self) -> None:
         """Roll back every touched container (each attempted) and give the connections back."""
-        self._finish("tpc_rollback" if self.xid is not None else "rollback")
+        self._finish(End.TPC_ROLLBACK if self.xid is not None else End.ROLLBACK)
 
     def close(self) -> None:
         """Roll back, except that a prepared two-phase transaction is left for recovery; give
@@ -554,7 +571,7 @@ def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]
     return found
 
 
-def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: str) -> None:
+def finish_recovered(specs: dict[str, ContainerSpec], xid: Xid, action: End) -> None:
     """Commit or roll back every prepared branch of xid, wherever it is (recovery)."""
     done = 0
     for alias, branches in recover(specs).items():

@@ -4,6 +4,7 @@ mutants killed and survived and writes benchmarks/results/mutation.json. Takes a
 minutes on 2 cores.
 
     .venv/bin/python scripts/mutation.py            # run, then report
+    .venv/bin/python scripts/mutation.py --only 'pooldbapi.federated.shape.*'  # some modules
     .venv/bin/python scripts/mutation.py --report   # report the last run"""
 from __future__ import annotations
 
@@ -26,19 +27,20 @@ KILLED, SURVIVED, NO_TESTS = {1, 3}, {0}, {5, 33}
 TIMEOUT = {36, -24, 24, 152, 255}
 
 
-def run() -> None:
+def run(only: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mutmut>=3.8,<4"], check=True)
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     mutmut = Path(sys.executable).with_name("mutmut")
     # mutmut exits non-zero when mutants survive: the report says how many
-    subprocess.run([str(mutmut), "run", "--max-children", str(os.cpu_count() or 2)],
+    subprocess.run([str(mutmut), "run", "--max-children", str(os.cpu_count() or 2), *only],
                    cwd=ROOT, check=False)
 
 
 def collect() -> tuple[list[dict[str, object]], list[str]]:
     rows, survivors = [], []
     for meta in sorted((ROOT / "mutants" / "pooldbapi").rglob("*.py.meta")):
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        codes = {key: code for key, code in json.loads(meta.read_text())["exit_code_by_key"].items()
+                 if code is not None}  # (None: not run, outside --only)
         if not codes:
             continue
         count: Counter[str] = Counter()
@@ -68,9 +70,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="report the last run only")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB",
+                        help="run only the mutants whose names match (module.function__mutmut_n;"
+                             " may be repeated)")
     args = parser.parse_args()
     if not args.report:
-        run()
+        run(args.only)
     rows, survivors = collect()
     report("mutation", rows, ["module", "mutants", "killed", "timeout", "survived", "no_tests",
                               "killed_share"])

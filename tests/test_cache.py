@@ -191,3 +191,48 @@ def test_a_long_statement_keeps_its_turn_without_the_router_holding_its_text(tmp
     assert len(keys) == 1 and keys[0].startswith("blake2b:")
     assert conn.router._strategies.bytes + conn.router._checked.bytes < 200
     conn.close()
+
+
+
+def test_no_module_memoises_through_functools_instead_of_the_one_policy():
+    import ast
+    from pathlib import Path
+
+    memo = {"lru_cache", "cache", "cached_property"}
+    root = Path(pooldbapi.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "functools":
+                found += [f"{path.relative_to(root)}: {a.name}" for a in node.names
+                          if a.name in memo]
+            elif isinstance(node, ast.Attribute) and node.attr in memo and \
+                    isinstance(node.value, ast.Name) and node.value.id == "functools":
+                found.append(f"{path.relative_to(root)}: functools.{node.attr}")
+    assert found == [], found
+
+
+def test_made_once_makes_a_keys_value_once_whatever_the_threads():
+    import threading
+    import time
+
+    from pooldbapi.cache import made_once
+
+    table: dict[str, object] = {}
+    lock = threading.Lock()
+    made = []
+
+    def make() -> object:
+        time.sleep(0.01)  # long enough for every thread to find the key missing
+        made.append(object())
+        return made[-1]
+
+    found: list[object] = []
+    threads = [threading.Thread(target=lambda: found.append(made_once(table, lock, "k", make)))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and found == made * 8 and table == {"k": made[0]}
+    assert made_once(table, lock, "other", object) is table["other"]

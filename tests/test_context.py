@@ -53,3 +53,20 @@ def test_a_list_takes_its_turns_alike_through_the_connection_and_a_cursors_view(
     landed = [next(iter((conn if turn % 2 else cur).execute(text).containers))
               for turn in range(4)]
     assert landed in (["a", "b", "a", "b"], ["b", "a", "b", "a"])
+
+
+def test_the_views_of_cursors_default_lists_are_bounded_least_recently_used_out_first(conn):
+    from pooldbapi.router import VIEWS
+
+    router, context = conn.router, conn.context
+    lists = [("a",) * n + ("b",) for n in range(1, VIEWS + 2)]
+    first = router.view(lists[0])
+    first_context = context.with_router(first)
+    for default in lists[1:VIEWS]:
+        context.with_router(router.view(default))
+    assert router.view(lists[0]) is first  # used again: now the most recently used
+    assert context.with_router(first) is first_context
+    context.with_router(router.view(lists[VIEWS]))  # one more: the least recently used goes
+    assert len(router._views) == len(context._views) == VIEWS
+    assert router.view(lists[0]) is first and context.with_router(first) is first_context
+    assert lists[1] not in router._views

@@ -95,3 +95,13 @@ def test_only_the_back_ends_reach_the_driver_s_raw_connection():
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if re.search(r"\.raw\b", line)]
     assert found == []
+
+
+def test_each_end_of_a_transaction_names_the_link_method_that_does_it() -> None:
+    from pooldbapi.backends.base import Link
+    from pooldbapi.transaction import End
+
+    assert {str(end) for end in End} == {"commit", "rollback", "tpc_commit", "tpc_rollback"}
+    for end in End:
+        assert callable(getattr(Link, end)), end
+        assert f"{end} failed" == f"{end.value} failed"  # messages show the word itself

@@ -11,6 +11,7 @@ from ..dbapi import Description
 from ..errors import Error, NotSupportedError, OperationalError, wrap
 from ..settings import ContainerSpec
 from ..sql.paramstyle import Paramstyle
+from ..sql.parse import StatementKind
 
 __all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend",
            "Link", "driver_error"]
@@ -57,7 +58,7 @@ class Backend(Protocol):
     def max_connections(self, spec: ContainerSpec) -> int | None:
         """Return a hard cap on physical connections (1 for an in-memory SQLite), or None."""
 
-    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+    def changes_session(self, kind: StatementKind, words: tuple[str, ...]) -> bool:
         """Tell whether a DDL or OTHER statement (kind, its first keywords) may leave state in
         the session that Link.reset() must clear."""
 
@@ -264,7 +265,7 @@ class DriverBackend:
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
 
-    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+    def changes_session(self, kind: StatementKind, words: tuple[str, ...]) -> bool:
         return True
 
     def lastrowid(self, cursor: Any) -> Any:

@@ -12,7 +12,7 @@ from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
 from ..sql.paramstyle import Paramstyle
-from ..sql.parse import OTHER
+from ..sql.parse import OTHER, StatementKind
 from .base import Backend, CallLimiter, Description, DriverBackend, Link
 from .sqlite_declared import category as declared_category
 from .sqlite_declared import declared as declared_types
@@ -228,7 +228,7 @@ class SQLiteBackend(DriverBackend):
         # every connection to :memory: is a database of its own: pin it to one
         return 1 if database in ("", ":memory:") or "mode=memory" in database else None
 
-    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+    def changes_session(self, kind: StatementKind, words: tuple[str, ...]) -> bool:
         # ATTACH, DETACH, PRAGMA (other statements) and temporary objects live in the session;
         # CREATE TABLE and the like live in the database file
         return kind == OTHER or "TEMP" in words or "TEMPORARY" in words

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable
-from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -46,7 +45,7 @@ def regexp(pattern: str | None, value: object) -> bool | None:
     return re.search(pattern, str(value)) is not None
 
 
-@lru_cache(maxsize=1)
+@cached(1)  # (one answer: the functions of the sqlite3 module loaded)
 def _sqlite_functions() -> frozenset[str]:
     db = sqlite3.connect(":memory:")
     try:

@@ -192,8 +192,9 @@ def shape(text: str, count: int, read: str | None) -> Shape:
 
 def _tail(root: exp.Expr) -> str:
     """'order by ... limit n' where a lone table's rows, filtered by every conjunct, are the
-    result's rows in its order: no grouping, distinct, join, offset, window or subquery, every
-    ordering item one of its columns, the limit a number. '' where not."""
+    result's rows in its order: no grouping (nor having, nor an aggregate), distinct, join,
+    offset, fetch, window, qualify, CTE or subquery, every ordering item one of its columns,
+    the limit a number. '' where not."""
     if not isinstance(root, exp.Select) or any(root.args.get(k) for k in (
             "distinct", "group", "having", "joins", "offset", "qualify", "windows", "with")):
         return ""

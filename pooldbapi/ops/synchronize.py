@@ -43,30 +43,26 @@ def _clause(stmt: Statement, at: int) -> tuple[set[str], list[str], list[str]]:
                 raise fail(f"'{word}' missing")
             pos += 1
 
-    def names() -> list[str]:
+    def listed(fits: Callable[[str], bool], separator: str, what: str) -> list[str]:
+        """Words that fit (as written), one or more, each after the separator."""
         nonlocal pos
         found = []
         while True:
-            if pos >= len(words) or words[pos] == "," or lower[pos] in ("ignore",):
-                raise fail("a column name missing")
+            if pos >= len(words) or not fits(lower[pos]):
+                raise fail(f"{what} missing")
             found.append(words[pos])
             pos += 1
-            if pos < len(words) and words[pos] == ",":
+            if pos < len(words) and lower[pos] == separator:
                 pos += 1
                 continue
             return found
 
+    def names() -> list[str]:
+        return listed(lambda word: word not in (",", "ignore"), ",", "a column name")
+
     expect("with")
-    actions = set()
-    while True:
-        if pos >= len(lower) or lower[pos] not in _ACTIONS:
-            raise fail("insert, update or delete missing")
-        actions.add(lower[pos])
-        pos += 1
-        if pos < len(lower) and lower[pos] == "or":
-            pos += 1
-            continue
-        break
+    actions = {a.lower() for a in listed(_ACTIONS.__contains__, "or",
+                                         "insert, update or delete")}
     expect("identified", "by")
     keys = names()
     ignored: list[str] = []

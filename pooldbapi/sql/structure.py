@@ -83,11 +83,10 @@ def read_tree(text: str, read: str | None = None) -> exp.Expr:
         kind = tok.token_type
         if kind is TokenType.L_PAREN:
             enclosing.append(nots)
-            nots = 0
         elif kind is TokenType.R_PAREN and enclosing:
-            nots = enclosing.pop()
-        nots = nots + 1 if kind is TokenType.NOT else 0 if kind is not TokenType.L_PAREN \
-            else nots
+            enclosing.pop()
+        # a run of 'not's ends at any other token ('(' keeps its count in enclosing)
+        nots = nots + 1 if kind is TokenType.NOT else 0
         deepest = max(deepest, len(enclosing) + sum(enclosing) + nots)
     if deepest > NESTING:
         raise ProgrammingError(_too_deep(f"{deepest} levels of parentheses, function calls,"

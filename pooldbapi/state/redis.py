@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from ..cache import made_once
 from ..errors import redact
 
 log = logging.getLogger("pooldbapi")
@@ -168,13 +169,7 @@ def store_for(url: str | None) -> RedisStore | None:
     """The process's store for a URL (one client and connection pool per URL), or None."""
     if not url:
         return None
-    found = _STORES.get(url)
-    if found is None:
-        with _STORES_LOCK:
-            found = _STORES.get(url)
-            if found is None:
-                found = _STORES[url] = RedisStore(url)
-    return found
+    return made_once(_STORES, _STORES_LOCK, url, lambda: RedisStore(url))
 
 
 def _after_fork() -> None:

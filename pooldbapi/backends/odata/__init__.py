@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec, seconds
 from ...sql.paramstyle import Paramstyle
+from ...sql.parse import StatementKind
 from ..base import Backend, CallLimiter, Link
 from . import http, oauth
 from .budget import budget_for
@@ -176,7 +177,7 @@ class ODataBackend:
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None
 
-    def changes_session(self, kind: str, words: tuple[str, ...]) -> bool:
+    def changes_session(self, kind: StatementKind, words: tuple[str, ...]) -> bool:
         return False  # no session on the service side
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
