@@ -163,8 +163,15 @@ def _spawn(args, tmp_path):
     env = {**os.environ, "POOLDBAPI_HISTORY": str(tmp_path / "history"), "TERM": "xterm",
            "COLUMNS": "100"}
     # a generous timeout: a loaded machine may take long to start the interpreter
+    # Ctrl-C as a terminal's user has it: a suite started in the background by a shell
+    # inherits SIGINT ignored, and Python then installs no handler of its own for it
     return pexpect.spawn(sys.executable, ["-m", "pooldbapi", *args], env=env, timeout=90,
-                         encoding="utf-8", dimensions=(40, 100))
+                         encoding="utf-8", dimensions=(40, 100), preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_the_prompt_takes_multi_line_statements_and_ctrl_c_clears_the_line(tmp_path):
