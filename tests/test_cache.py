@@ -236,3 +236,24 @@ def test_made_once_makes_a_keys_value_once_whatever_the_threads():
         thread.join()
     assert len(made) == 1 and found == made * 8 and table == {"k": made[0]}
     assert made_once(table, lock, "other", object) is table["other"]
+
+
+def test_sqlite_descriptions_are_kept_least_recently_used_out_first(tmp_path, monkeypatch):
+    """A description is built once per result shape, and the shapes kept are bounded under
+    the one policy: the shape used last stays when a new one pushes an old one out."""
+    from pooldbapi.backends import sqlite as backend
+
+    monkeypatch.setattr(backend, "_DESCRIBED", cache.BoundedCache(2, largest=1 << 20))
+    conn = pooldbapi.connect({"a": f"driver=sqlite;database={tmp_path}/d.db"})
+    cur = conn.cursor()
+    cur.execute("create table t@a (n int)")
+    cur.execute("insert into t@a values (1)")
+    for name in ("x", "y"):
+        cur.execute(f"select n as {name} from t@a")
+    cur.execute("select n as x from t@a")  # x now the most recently used
+    kept_x = next(iter(k for k in backend._DESCRIBED if k[0][0][0] == "x"))
+    cur.execute("select n as z from t@a")  # pushes out y, not x
+    assert [k[0][0][0] for k in backend._DESCRIBED] == ["x", "z"]
+    assert kept_x in backend._DESCRIBED
+    assert cur.description[0][0] == "z"
+    conn.close()

@@ -254,12 +254,15 @@ def test_a_question_mark_where_a_value_stands_is_still_a_mixed_placeholder():
             "select ?, :a", {"a": 1})
 
 
-def test_very_long_statements_are_not_cached():
+def test_statements_over_16_kib_are_kept_apart_and_the_largest_not_at_all():
     from pooldbapi.sql import parse as module
-    text = "select 1" + " " * (module.CACHE_TEXT + 1)
+    text = "select 1" + " " * (cache.LARGEST + 1)
     parse(text)
-    assert text not in module._CACHE
-    assert module._cached_bytes <= module.CACHE_BYTES
+    assert text not in module.CACHE.short and text in module.CACHE.long
+    huge = "select 2" + " " * cache.LONG_LARGEST
+    parse(huge)
+    assert huge not in module.CACHE
+    assert module.CACHE.short.bytes <= module.CACHE_BYTES
 
 
 def test_long_statements_are_kept_apart_and_bounded(monkeypatch):
@@ -267,37 +270,37 @@ def test_long_statements_are_kept_apart_and_bounded(monkeypatch):
     once; long texts push out only each other (cache.py's long tier: at most LONG_ENTRIES of
     them, LONG_BYTES in all, none over LONG_LARGEST), never ordinary statements."""
     from pooldbapi.sql import parse as module
-    monkeypatch.setattr(module, "LONG", BoundedCache(4, 1 << 20, 256 << 10))
+    monkeypatch.setattr(module.CACHE, "long", BoundedCache(4, 1 << 20, 256 << 10))
     short = "select 1 from t@a where x = ?"
     parse(short)
     rows = ", ".join(["(?, ?, ?)"] * 2000)
     texts = [f"insert into t{i}@a (a, b, c) values {rows}" for i in range(6)]
-    assert all(len(t) > module.CACHE_TEXT for t in texts)
+    assert all(len(t) > cache.LARGEST for t in texts)
     first = parse(texts[0])
     assert parse(texts[0]) is first and len(first.placeholders) == 6000
     for text in texts[1:]:
         parse(text)
-    assert list(module.LONG) == texts[2:]            # the 4 seen last
-    assert module.LONG.bytes <= 1 << 20 and short in module._CACHE
+    assert list(module.CACHE.long) == texts[2:]            # the 4 seen last
+    assert module.CACHE.long.bytes <= 1 << 20 and short in module.CACHE.short
     huge = "select 1" + " " * (256 << 10)
     parse(huge)
-    assert huge not in module.LONG
+    assert huge not in module.CACHE.long
 
 
 def test_the_long_tier_keeps_the_twenty_statements_of_a_load():
     """20 distinct generated statements of 1,000 literal rows (25 KB each), repeated: each is
     scanned once (sqlite3 keeps them all in its statement cache too)."""
     from pooldbapi.sql import parse as module
-    assert (module.LONG.entries, module.LONG.nbytes, module.LONG.largest) == (
+    assert (module.CACHE.long.entries, module.CACHE.long.nbytes, module.CACHE.long.largest) == (
         cache.LONG_ENTRIES, cache.LONG_BYTES, cache.LONG_LARGEST) == (64, 4 << 20, 1 << 20)
-    module.LONG.clear()
+    module.CACHE.long.clear()
     texts = ["insert into t@{a,b} (a, b, c) values " + ", ".join(
         f"({i}, 'name {i}', {i * 0.5})" for i in range(s * 1000, s * 1000 + 1000))
         for s in range(20)]
-    assert all(len(t) > module.CACHE_TEXT for t in texts)
+    assert all(len(t) > cache.LARGEST for t in texts)
     first = [parse(t) for t in texts]
     assert all(a is b for a, b in zip(first, [parse(t) for t in texts], strict=True))
-    assert len(module.LONG) == 20
+    assert len(module.CACHE.long) == 20
 
 
 SYNC_CLAUSES = [
@@ -492,27 +495,28 @@ def test_the_first_three_keywords_are_kept(text, words):
     assert parse(text).words == words
 
 
-def test_the_parse_cache_is_bounded_in_entries_and_in_bytes_oldest_out_first(monkeypatch):
+def test_the_parse_cache_is_bounded_in_entries_and_in_bytes_least_recently_used_out_first(
+        monkeypatch):
     from pooldbapi.sql import parse as module
-    monkeypatch.setattr(module, "_CACHE", {})
-    monkeypatch.setattr(module, "_cached_bytes", 0)
-    monkeypatch.setattr(module, "CACHE_SIZE", 3)
-    monkeypatch.setattr(module, "CACHE_BYTES", 40)
+    monkeypatch.setattr(module, "CACHE", cache.Tiered(3, 40))
+    kept = module.CACHE.short
     texts = [f"select {i}" for i in range(4)]          # 8 characters each
     for text in texts:
         parse(text)
-    assert list(module._CACHE) == texts[1:]            # at most 3 entries: the oldest left
-    assert module._cached_bytes == 24
+    assert list(kept) == texts[1:]                     # at most 3 entries: the oldest left
+    assert kept.bytes == 24
     long = "select 1 from tttttttttttttttttttttt"      # 36 characters: pushes out two more
     parse(long)
-    assert list(module._CACHE) == [long] and module._cached_bytes == 36
+    assert list(kept) == [long] and kept.bytes == 36
     exact = "select 123"                               # 36 + 10 > 40: the long one goes
     parse(exact)
-    assert list(module._CACHE) == [exact] and module._cached_bytes == 10
+    assert list(kept) == [exact] and kept.bytes == 10
     fits = "select 12345678901234567890123"     # 10 + 30 = 40: fits exactly
     parse(fits)
-    assert list(module._CACHE) == [exact, fits] and module._cached_bytes == 40
-    assert parse(exact) is module._CACHE[exact]
+    assert list(kept) == [exact, fits] and kept.bytes == 40
+    assert parse(exact) is kept.get(exact)            # now the most recently used
+    parse("select 9")                                  # 48 > 40: the least recently used goes
+    assert list(kept) == [exact, "select 9"] and kept.bytes == 18
 
 
 def test_a_statement_that_is_not_text_is_a_programming_error():

@@ -15,6 +15,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.postgres import types as pg_types
 
 from .. import waits
+from ..cache import BoundedCache, text_size
 from ..dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -39,7 +40,9 @@ _CATEGORY = {
 _BY_NAME = {name: cat for cat, names in _CATEGORY.items() for name in names}
 _TYPE_CODES: dict[int, TypeCode] = {}
 _CURSOR_NUMBERS = itertools.count()
-_DESCRIPTIONS: dict[tuple[Any, ...], Description] = {}
+_DESCRIPTIONS: BoundedCache[tuple[Any, ...], Description] = BoundedCache(
+    4096, largest=1 << 20)  # (a result of a thousand columns is still kept)
+"""Descriptions by result shape (each column's name, type, modifier and size)."""
 _INVALID_OPTION = re.compile(r'invalid (?:connection option|URI query parameter) "([^"]+)"')
 # SQLSTATE classes that mean the server or the link, not the statement, failed
 _CONNECTION_CLASSES = ("08", "57P01", "57P02", "57P03", "53300")
@@ -168,9 +171,7 @@ class PostgreSQLLink(Link):
             found = tuple((col.name, type_code(col.type_code), col.display_size,
                            col.internal_size, col.precision, col.scale, col.null_ok)
                           for col in cursor.description)
-            if len(_DESCRIPTIONS) > 4096:
-                _DESCRIPTIONS.clear()
-            _DESCRIPTIONS[key] = found
+            _DESCRIPTIONS.put(key, found, text_size(key))
         return found
 
     def open_stream(self, text: str, values: Sequence[Any] | None, batch: int) -> Any:

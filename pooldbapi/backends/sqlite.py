@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ..cache import BoundedCache, text_size
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
@@ -51,7 +52,8 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
-_DESCRIBED: dict[tuple[Any, ...], Description] = {}
+_DESCRIBED: BoundedCache[tuple[Any, ...], Description] = BoundedCache(
+    4096, largest=1 << 20)  # (a result of a thousand columns is still kept)
 """Descriptions by (sqlite3's column tuple, the first row's value types)."""
 
 def _limit(category: int, default: int) -> int:
@@ -142,9 +144,7 @@ class SQLiteLink(Link):
         described = tuple((col[0], code, None, None, None, None, None)
                           for col, code in zip(columns, codes, strict=True))
         if None not in categories:  # (declared types depend on the statement and schema)
-            if len(_DESCRIBED) >= 4096:
-                _DESCRIBED.clear()
-            _DESCRIBED[key] = described
+            _DESCRIBED.put(key, described, text_size(key))
         return described
 
     # (open_stream: Link's; sqlite3 steps through the result as rows are fetched)

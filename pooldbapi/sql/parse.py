@@ -5,7 +5,6 @@ from __future__ import annotations
 import operator
 import re
 import string
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from sqlglot import TokenType
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 
-from ..cache import LONG_BYTES, LONG_ENTRIES, LONG_LARGEST, BoundedCache
+from ..cache import Tiered
 from ..errors import ProgrammingError
 
 # Token kinds of the scan (Token.ttype)
@@ -1285,39 +1284,23 @@ def _placeholder(tok: Token) -> Placeholder | None:
     return None   # $1, ?name and the like are the back-end's business, sent as written
 
 
-_CACHE: dict[str, Statement] = {}
-_CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 4096
-"""Statements kept by text, at most (oldest out first)."""
+"""Statements of up to 16 KiB (cache.LARGEST) kept by text, at most."""
 CACHE_BYTES = 4 << 20
-"""Text kept in the cache, at most; a statement longer than CACHE_TEXT is never kept here (a
-generated multi-row insert would push out everything else, as psycopg also reasons): LONG
-keeps it apart."""
-CACHE_TEXT = 16 << 10
-_cached_bytes = 0
-LONG = BoundedCache[str, "Statement"](LONG_ENTRIES, LONG_BYTES, LONG_LARGEST)
-"""The statements longer than CACHE_TEXT seen last (cache.py's long tier: 64 of them, up to
-1 MiB each, 4 MiB in all): the batches of an ORM flush or a to_sql call repeat one long text,
-a load repeats its few generated ones, and a one-off generated statement pushes out only
-these, never the cache of ordinary statements."""
+"""Text of those statements kept, at most."""
+CACHE: Tiered[str, Statement] = Tiered(CACHE_SIZE, CACHE_BYTES)
+"""The statements parsed, by text, under cache.py's one policy (least recently used out
+first). A longer one (a generated multi-row insert) is kept in the long tier apart (64 of
+them, up to 1 MiB each, 4 MiB in all), as psycopg and sqlite3 keep theirs: the batches of an
+ORM flush or a to_sql call repeat one long text, a load repeats its few generated ones, and a
+one-off generated statement pushes out only those, never the ordinary statements."""
 
 
 def parse(text: str) -> Statement:
     """Parse a statement, cached process-wide by its text."""
-    global _cached_bytes
     if type(text) is not str and not isinstance(text, str):
         raise ProgrammingError(f"a statement must be a str, not {type(text).__name__}")
-    stmt = _CACHE.get(text)
+    stmt = CACHE.get(text)
     if stmt is not None:
         return stmt
-    if len(text) > CACHE_TEXT:
-        found = LONG.get(text)
-        return found if found is not None else LONG.put(text, _scan(text), len(text))
-    stmt = _scan(text)
-    with _CACHE_LOCK:
-        while _CACHE and (len(_CACHE) >= CACHE_SIZE or _cached_bytes + len(text) > CACHE_BYTES):
-            _cached_bytes -= len(_CACHE.pop(next(iter(_CACHE))).text)
-        if text not in _CACHE:
-            _CACHE[text] = stmt
-            _cached_bytes += len(text)
-    return stmt
+    return CACHE.put(text, _scan(text), len(text))
