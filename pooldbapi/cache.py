@@ -112,8 +112,15 @@ class Tiered(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value kept for key (now the most recently used of its tier), or None."""
-        found = self.short.get(key)
-        return found if found is not None else self.long.get(key)
+        short = self.short._data  # (BoundedCache.get's body: this is on every statement's path)
+        found = short.get(key)
+        if found is None:
+            return self.long.get(key)
+        try:
+            short.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile: the value is still good
+            pass
+        return found[0]
 
     def put(self, key: K, value: V, size: int) -> V:
         """Keep value in the tier its size says (not at all over LONG_LARGEST); return it."""
