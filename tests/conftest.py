@@ -37,6 +37,19 @@ def _fresh_pools() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_threads(monkeypatch):
+    """A call of pooldbapi.aio that would take a worker thread (the connection's, or the
+    runner's per container) fails instead."""
+    from pooldbapi import runner
+    from pooldbapi.aio import calls
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker thread was asked for")
+    monkeypatch.setattr(calls.Calls, "_worker", refuse)
+    monkeypatch.setattr(runner, "executor", refuse)
+
+
+@pytest.fixture
 def lite(tmp_path):
     """Five SQLite containers eol1..eol5 on files, default {eol1..eol5}, DDL broadcast."""
     containers = {f"eol{i}": f"driver=sqlite;database={tmp_path / f'eol{i}.db'}"

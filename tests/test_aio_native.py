@@ -13,8 +13,6 @@ import pytest
 
 import pooldbapi.aio
 from pooldbapi import pool as pool_module
-from pooldbapi import runner
-from pooldbapi.aio import calls
 from pooldbapi.backends import pg_async
 
 pytestmark = pytest.mark.postgresql
@@ -22,16 +20,6 @@ pytestmark = pytest.mark.postgresql
 
 def run(coro):
     return asyncio.run(coro)
-
-
-@pytest.fixture
-def no_threads(monkeypatch):
-    """A call that would take a worker thread (the connection's, or the runner's per
-    container) fails instead."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("a worker thread was asked for")
-    monkeypatch.setattr(calls.Calls, "_worker", refuse)
-    monkeypatch.setattr(runner, "executor", refuse)
 
 
 def table(*clusters, name, ddl="(v text)"):

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
 
-NATIVE = frozenset({"postgresql", "odata"})
+NATIVE = frozenset({"postgresql", "odata", "oracle"})
 """Drivers a call drives from the event loop's thread: PostgreSQL through psycopg's
 AsyncConnection, OData through an httpx.AsyncClient, its limiter's and retries' waits
-awaited. A connection whose containers are all of these runs its calls in
-greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
+awaited, Oracle through python-oracledb's AsyncConnection (async thin mode). A connection
+whose containers are all of these runs its calls in greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
 per call, where the greenlet mode would hop for every driver call; not measured against it)."""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default

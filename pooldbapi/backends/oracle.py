@@ -1,5 +1,7 @@
 """Oracle through python-oracledb in thin mode: keys forwarded to oracledb.connect (typed by
-oracledb's ConnectParams), :1 markers, DB_TYPE_* type codes, ORA- codes kept."""
+oracledb's ConnectParams), :1 markers, DB_TYPE_* type codes, ORA- codes kept. In a call of
+pooldbapi.aio the link's raw connection is oracledb's AsyncConnection behind
+oracle_async.py's adapter: the same link code over either."""
 from __future__ import annotations
 
 import inspect
@@ -10,6 +12,7 @@ from typing import Any
 
 import oracledb
 
+from .. import waits
 from ..dbapi import (
     BINARY_NAME,
     DATETIME_NAME,
@@ -185,7 +188,12 @@ class OracleBackend(DriverBackend):
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> OracleLink:
         params, extra = connect_arguments(spec)
-        return OracleLink(oracledb.connect(params=params, **extra), spec, self)
+        if waits.active():  # a call of pooldbapi.aio: oracledb's AsyncConnection, adapted
+            from . import oracle_async
+            raw: Any = oracle_async.connect(params, **extra)
+        else:
+            raw = oracledb.connect(params=params, **extra)
+        return OracleLink(raw, spec, self)
 
     def error_class(self, exc: BaseException) -> tuple[type[Error], str | None]:
         code = ora_code(exc)

@@ -1,6 +1,6 @@
-"""sqlite+pooldbapi_async, postgresql+pooldbapi_async: the pooldbapi dialects for
-create_async_engine, over pooldbapi.aio through SQLAlchemy's own asyncio adapters (the
-dialects are the synchronous ones; only the DB-API module is the adapted one)."""
+"""sqlite+pooldbapi_async, postgresql+pooldbapi_async, oracle+pooldbapi_async: the pooldbapi
+dialects for create_async_engine, over pooldbapi.aio through SQLAlchemy's own asyncio adapters
+(the dialects are the synchronous ones; only the DB-API module is the adapted one)."""
 from __future__ import annotations
 
 import types
@@ -17,6 +17,7 @@ from sqlalchemy.util.concurrency import await_
 
 import pooldbapi.aio
 
+from .oracle import OracleDialect_pooldbapi
 from .postgresql import PGDialect_pooldbapi
 from .sqlite import SQLiteDialect_pooldbapi
 
@@ -121,5 +122,12 @@ class SQLiteDialect_pooldbapi_async(_Async, SQLiteDialect_pooldbapi):
 
 class PGDialect_pooldbapi_async(_Async, PGDialect_pooldbapi):
     """PostgreSQL over pooldbapi.aio, for create_async_engine."""
+
+    supports_statement_cache = True
+
+
+class OracleDialect_pooldbapi_async(_Async, OracleDialect_pooldbapi):
+    """Oracle over pooldbapi.aio (python-oracledb's async thin mode), for
+    create_async_engine."""
 
     supports_statement_cache = True
