@@ -10,13 +10,14 @@ installed (the `aio` extra) everything blocks as before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import CoroutineType
 from typing import Any, TypeVar, cast
@@ -432,3 +433,57 @@ def loop_key() -> int | None:
             if found is None:
                 found = _LOOPS[loop] = next(_NUMBERS)
     return found
+
+
+def awaited_task(coro: Coroutine[Any, Any, T]) -> T:
+    """Await a coroutine as a task of its own (in a greenlet of spawn()): its timeouts
+    (cancellations within that task) stay its own, and a cancellation of the caller's wait,
+    where pooldbapi.aio lets one in, ends it too."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await_only(task)
+    except BaseException:
+        task.cancel()
+        raise
+
+
+class _LoopClients:
+    """The async clients (each with an aclose()) of one event loop, closed on it when it
+    shuts down: an async generator of the loop's, which asyncio.run() closes
+    (shutdown_asyncgens) while the loop still runs, so that clients kept past the loop's end
+    leave no socket open."""
+
+    def __init__(self) -> None:
+        self.clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.generator = self._closer()
+
+    async def _closer(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            for client in list(self.clients):
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+_ENDINGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = \
+    weakref.WeakKeyDictionary()
+_LOOP_OF: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = \
+    weakref.WeakKeyDictionary()
+
+
+def closed_with_loop(client: Any) -> None:
+    """Have the running loop's shutdown close an async client (its aclose()), kept weakly."""
+    loop = asyncio.get_running_loop()
+    found = _ENDINGS.get(loop)
+    if found is None:
+        found = _ENDINGS[loop] = _LoopClients()
+        # its first step in the loop's thread makes it the loop's (asyncio's firstiter hook)
+        run_ready(found.generator.__anext__())
+    found.clients.add(client)
+    _LOOP_OF[client] = loop
+
+
+def loop_of(client: Any) -> asyncio.AbstractEventLoop | None:
+    """The event loop a client was given to closed_with_loop() on, or None."""
+    return _LOOP_OF.get(client)

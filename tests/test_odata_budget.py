@@ -88,3 +88,32 @@ def test_endpoints():
     assert budget.endpoint_of("Journals/$count?$filter=a") == "Journals"
     assert budget.endpoint_of("Tasks?$top=1") == "Tasks"
     assert budget.endpoint_of("$metadata") == "$metadata"
+
+
+def test_a_sync_and_an_aio_connection_spend_one_budget_through_the_store(gateways,
+                                                                          redis_server):
+    import asyncio
+
+    import pooldbapi.aio
+    redis_server.flush()
+    gateway = gateways()
+    text = (f"driver=odata;url={gateway.url};token=tok-budget3;max-errors-per-hour=2;"
+            f"shared-state={redis_server.url}")
+    first = pooldbapi.connect({"o1": text}, autocommit=True)
+    with pytest.raises(pooldbapi.ProgrammingError, match="HTTP 400"):
+        bad_insert(first)
+    first.close()
+    budget._BUDGETS.clear()  # as another process starts
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"o1": text}, autocommit=True)
+        assert conn.calls.native  # the greenlet mode: the store's calls are awaited
+        insert = ("insert into Journals@o1 (ID, description) values (?, ?)", (1, TOO_LONG))
+        with pytest.raises(pooldbapi.ProgrammingError, match="HTTP 400"):
+            await conn.execute(*insert)
+        with pytest.raises(pooldbapi.OperationalError, match="2 client errors"):
+            await conn.execute(*insert)
+        await conn.close()
+
+    asyncio.run(main())
+    assert len([c for c in gateway.calls() if "/Journals" in c]) == 2

@@ -286,7 +286,7 @@ def test_the_lease_holder_probes_again_rather_than_readmit_an_expired_mark(redis
     one = Health()
     one.failed(spec, "refused")
     one._probe(spec)  # takes the lease; refused again
-    store_for(redis_server.url).client.delete(key + ":down")  # (expired)
+    store_for(redis_server.url).send(lambda io: io.client.delete(key + ":down"))  # (expired)
     one._probe(spec)
     assert connects == ["dead", "dead"]
     assert not one.snapshot()["dead"].healthy

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from typing import Any
 
 from ...errors import InterfaceError, OperationalError
 from ...settings import ContainerSpec
@@ -50,16 +51,16 @@ class ErrorBudget:
         assert self.store is not None
         key = f"{self.key}:{endpoint}"
 
-        def run() -> list[float]:
-            pipe = self.store.client.pipeline()  # type: ignore[union-attr]
+        def run(io: Any) -> Any:
+            pipe = io.client.pipeline()
             pipe.zremrangebyscore(key, "-inf", now - HOUR)
             if add:
                 pipe.zadd(key, {f"{now}:{uuid.uuid4().hex[:8]}": now})
                 pipe.expire(key, int(HOUR) + 60)
             pipe.zrange(key, 0, -1, withscores=True)
-            return [score for _, score in pipe.execute()[-1]]
+            return pipe.execute()  # (a coroutine in a call of pooldbapi.aio)
         found = self.store._call(run)
-        return None if found is None else list(found)
+        return None if found is None else [score for _, score in found[-1]]
 
     def check(self, endpoint: str) -> None:
         """Raise OperationalError, before the call is sent, where the endpoint's budget is

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import ssl
 import threading
-import weakref
-from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,7 +68,7 @@ class Client:
         self.client: httpx.Client | httpx.AsyncClient
         if waits.active():
             self.client = httpx.AsyncClient(**options)
-            _closed_with_loop(self.client)
+            waits.closed_with_loop(self.client)
         else:
             self.client = httpx.Client(**options)
 
@@ -81,71 +79,24 @@ class Client:
         return f"{url}{'&' if '?' in url else '?'}{self.query}"
 
 
-class _LoopClients:
-    """The AsyncClients of one event loop, closed on it when it shuts down: an async
-    generator of the loop's, which asyncio.run() closes (shutdown_asyncgens) while the loop
-    still runs, so that sessions pooled past the loop's end leave no socket open."""
-
-    def __init__(self) -> None:
-        self.clients: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
-        self.generator = self._closer()
-
-    async def _closer(self) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            for client in list(self.clients):
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-
-
-_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = \
-    weakref.WeakKeyDictionary()
-_LOOP_OF: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.AbstractEventLoop] = \
-    weakref.WeakKeyDictionary()
-
-
-def _closed_with_loop(client: httpx.AsyncClient) -> None:
-    loop = asyncio.get_running_loop()
-    found = _LOOPS.get(loop)
-    if found is None:
-        found = _LOOPS[loop] = _LoopClients()
-        # its first step in the loop's thread makes it the loop's (asyncio's firstiter hook)
-        waits.run_ready(found.generator.__anext__())
-    found.clients.add(client)
-    _LOOP_OF[client] = loop
-
-
 def send(client: Client, method: str, url: str, **kwargs: Any) -> Response:
     """Send one request and read its whole answer."""
     http = client.client
     if isinstance(http, httpx.AsyncClient):
-        return _awaited(http.request(method, client.url(url), **kwargs))
+        return waits.awaited_task(http.request(method, client.url(url), **kwargs))
     return http.request(method, client.url(url), **kwargs)
 
 
 def post(url: str, timeout: float, verify: bool, **kwargs: Any) -> Response:
     """One POST of its own (an OAuth2 token request): awaited in a call of pooldbapi.aio."""
     if waits.active():
-        return _awaited(_post(url, timeout, verify, kwargs))
+        return waits.awaited_task(_post(url, timeout, verify, kwargs))
     return httpx.post(url, timeout=timeout, verify=verify, **kwargs)
 
 
 async def _post(url: str, timeout: float, verify: bool, kwargs: dict[str, Any]) -> Response:
     async with httpx.AsyncClient(timeout=timeout, verify=verify) as client:
         return await client.post(url, **kwargs)
-
-
-def _awaited(coro: Coroutine[Any, Any, Response]) -> Response:
-    """Await a request as a task of its own: its timeouts (cancellations within that task)
-    stay its own, and a cancellation of the caller's wait, where pooldbapi.aio lets one in,
-    ends the request too."""
-    task = asyncio.ensure_future(coro)
-    try:
-        return waits.await_only(task)
-    except BaseException:
-        task.cancel()
-        raise
 
 
 def failure(exc: BaseException, url: str) -> tuple[str, bool]:
@@ -175,7 +126,7 @@ def close(wrapped: Client) -> None:
     if waits.active():
         waits.await_only(client.aclose())
         return
-    loop = _LOOP_OF.get(client)
+    loop = waits.loop_of(client)
     if loop is not None and loop.is_running():
         asyncio.run_coroutine_threadsafe(client.aclose(), loop)
         return

@@ -161,7 +161,7 @@ class TokenSource:
 
     def _from_store(self) -> Token:
         assert self.store is not None
-        client = self.store.client
+        send = self.store.send
         owner = uuid.uuid4().hex
         # the lease outlasts the request: expired while it runs, another process would send
         # the refresh token this one is spending
@@ -169,24 +169,27 @@ class TokenSource:
         deadline = time.monotonic() + lease
         while True:
             try:
-                found = Token.loads(client.get(self.key + ":token"))
+                found = Token.loads(send(lambda io: io.client.get(self.key + ":token")))
                 if found is not None and found.origin == self.origin and \
                         found.live():
                     return found
-                if client.set(self.key + ":lease", owner, nx=True, px=int(lease * 1000)):
+                if send(lambda io: io.client.set(self.key + ":lease", owner, nx=True,
+                                                 px=int(lease * 1000))):
                     try:
                         # read again under the lease: another process may just have asked
-                        found = Token.loads(client.get(self.key + ":token"))
+                        found = Token.loads(send(lambda io: io.client.get(self.key + ":token")))
                         if found is not None and found.origin == self.origin and \
                                 found.live():
                             return found
                         token = self._request(found if found is not None and
                                               found.origin == self.origin else None)
                         # kept at once: the refresh token just used is spent
-                        client.set(self.key + ":token", token.dumps())
+                        dumped = token.dumps()
+                        send(lambda io: io.client.set(self.key + ":token", dumped))  # noqa: B023
                         return token
                     finally:
-                        client.eval(_RELEASE, 1, self.key + ":lease", owner)
+                        send(lambda io: io.client.eval(_RELEASE, 1, self.key + ":lease",
+                                                       owner))
                 if found is not None and found.origin == self.origin and found.usable():
                     return found  # another process asks meanwhile: no call waits for it
             except self.store._redis.RedisError as exc:
@@ -203,7 +206,7 @@ class TokenSource:
     def _forget_in_store(self, access: str) -> None:
         assert self.store is not None
         with contextlib.suppress(self.store._redis.RedisError):
-            self.store.client.eval(_FORGET, 1, self.key + ":token", access)
+            self.store.send(lambda io: io.client.eval(_FORGET, 1, self.key + ":token", access))
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
