@@ -176,8 +176,8 @@ def test_postgresql_rows_match_raw_psycopg(pg, text, params, raw, raw_params):
 
 
 def test_marker_styles_are_paramstyle_members() -> None:
-    from pooldbapi.sql.parse import parse
     from pooldbapi.sql.paramstyle import source_style
+    from pooldbapi.sql.parse import parse
     from pooldbapi.sql.styles import Paramstyle
     cases = {"select ?": Paramstyle.QMARK, "select :1": Paramstyle.NUMERIC,
              "select :a": Paramstyle.NAMED, "select %s": Paramstyle.FORMAT,
