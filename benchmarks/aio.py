@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from common import report
-from overhead import MODES, pin_client, pin_server, row
+from overhead import MODES, pin_client, pinned_cluster, row
 
 import pooldbapi
 import pooldbapi.aio
@@ -65,11 +65,7 @@ async def nothing() -> None:
 
 async def postgresql_cases(rounds: int, n: int) -> list[dict]:
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
+    with pinned_cluster() as cluster:
         out = []
         for mode, autocommit in MODES:
             raw_times, pool_times = [], []
@@ -98,8 +94,6 @@ async def postgresql_cases(rounds: int, n: int) -> list[dict]:
             out.append(row("postgresql: select ? + fetchall (psycopg AsyncConnection)", mode,
                            raw_times, pool_times))
         return out
-    finally:
-        factory.close()
 
 
 async def sqlite_bridges(rounds: int, n: int, tmp: Path) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: printing a table and writing its JSON."""
+"""Shared by the benchmark scripts: printing a table and writing its JSON; a process's
+children."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,20 @@ def report(name: str, rows: list[dict], columns: list[str]) -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(rows, indent=2))
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is pid (read from /proc: a server's workers)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
 
 
 def _fmt(value: object) -> str:

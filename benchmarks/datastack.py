@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from common import report
+from common import children, report
 
 import pooldbapi
 
@@ -45,16 +45,7 @@ def pin_server(cluster) -> None:
     """Pin a cluster's postmaster and every process it started to core 1 (backends forked
     later inherit it)."""
     pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
-    pids = {pid}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                pids.add(int(entry.name))
-    for p in pids:
+    for p in [pid, *children(pid)]:
         try:
             os.sched_setaffinity(p, {1})
         except OSError:

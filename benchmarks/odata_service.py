@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import report
+from common import children, report
 
 
 def cpu_seconds(pid: int) -> float:
@@ -29,20 +29,6 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(f) for f in fields[11:15]) / ticks
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is pid (nginx's worker)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
 
 
 async def paced(url: str, tokens: int, rate: int, seconds: float) -> tuple[list[float], int,

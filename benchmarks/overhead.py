@@ -28,10 +28,12 @@ import statistics
 import tempfile
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from common import report
+from common import children, report
 
 import pooldbapi
 
@@ -62,20 +64,25 @@ def pin_server(data: Path) -> None:
         return
     core = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 2)))[1]
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                pids.append(int(entry.name))
-    for pid in pids:
+    for pid in [postmaster, *children(postmaster)]:
         try:
             os.sched_setaffinity(pid, {core})
         except OSError:
             pass  # ended meanwhile
+
+
+@contextmanager
+def pinned_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (tests/pgcluster.py), its server pinned (pin_server);
+    removed on leaving."""
+    from pgcluster import ClusterFactory
+    factory = ClusterFactory()
+    try:
+        cluster = factory.new()
+        pin_server(cluster.data)
+        yield cluster
+    finally:
+        factory.close()
 
 
 def caller(cur, stmt: str, fetch: bool) -> Callable[[], None]:
@@ -144,11 +151,7 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
     the scheduler puts a client and its server process moves the round trip far more than
     anything the driver does."""
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
+    with pinned_cluster() as cluster:
         with psycopg.connect(cluster.dsn, autocommit=True) as setup:
             setup.execute("create table b (x int)")
         out = []
@@ -176,8 +179,6 @@ def postgresql_cases(rounds: int, n: int) -> list[dict]:
                     raw.close()
                 out.append(row(case, mode, raw_times, pool_times))
         return out
-    finally:
-        factory.close()
 
 
 def layers(tmp: Path, repeat: int = 5, number: int = 20000) -> list[dict]:

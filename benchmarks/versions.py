@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from common import report
-from overhead import MODES, per_call, pin_client, pin_server
+from overhead import MODES, per_call, pin_client, pinned_cluster
 
 import pooldbapi
 
@@ -104,11 +104,7 @@ def sqlite_cases(other: ModuleType, rounds: int, n: int, tmp: Path) -> list[dict
 
 def postgresql_cases(other: ModuleType, rounds: int, n: int) -> list[dict]:
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
+    with pinned_cluster() as cluster:
         out = []
         for mode, autocommit in MODES:
             cpu: dict[str, list[float]] = {"raw": [], "other": [], "this": []}
@@ -132,8 +128,6 @@ def postgresql_cases(other: ModuleType, rounds: int, n: int) -> list[dict]:
                 raw.close()
             out.append(rows_of("postgresql", mode, cpu))
         return out
-    finally:
-        factory.close()
 
 
 async def postgresql_aio_cases(other: ModuleType, rounds: int, n: int) -> list[dict]:
@@ -142,7 +136,6 @@ async def postgresql_aio_cases(other: ModuleType, rounds: int, n: int) -> list[d
     import time
 
     import psycopg
-    from pgcluster import ClusterFactory
 
     import pooldbapi.aio
     other_aio = importlib.import_module(f"{OTHER}.aio")
@@ -162,10 +155,7 @@ async def postgresql_aio_cases(other: ModuleType, rounds: int, n: int) -> list[d
     async def nothing() -> None:
         return None
 
-    factory = ClusterFactory()
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
+    with pinned_cluster() as cluster:
         out = []
         for mode, autocommit in MODES:
             cpu: dict[str, list[float]] = {"raw": [], "other": [], "this": []}
@@ -197,8 +187,6 @@ async def postgresql_aio_cases(other: ModuleType, rounds: int, n: int) -> list[d
             row["case"] = "postgresql (aio): select one row + fetchall"
             out.append(row)
         return out
-    finally:
-        factory.close()
 
 
 def main() -> None:

@@ -17,9 +17,10 @@ from .dbapi import Description
 from .errors import Error, InterfaceError, OperationalError, rows_per_container
 from .pool import Physical
 from .result import Part, Result
-from .sql.paramstyle import POSITIONAL, bind, bind_many, source_style
+from .sql.paramstyle import bind, bind_many, source_style
 from .sql.parse import DDL, OTHER, SELECT, Statement
 from .sql.render import render
+from .sql.styles import SEQUENTIAL
 from .transaction import wrap_error
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Direct:
         self.bare = render(stmt, None).text  # executed without parameters: as written
         # a tuple of this many values is bound as it is (bind's first case, -1: never)
         style = source_style(stmt)
-        self.arity = len(self.keys) if style in POSITIONAL and style != "numeric" else -1
+        self.arity = len(self.keys) if style in SEQUENTIAL else -1
         self.lost_kind = None if stmt.kind == SELECT else stmt.kind
 
     def run(self, conn: Session, params: Any) -> Result:

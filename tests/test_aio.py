@@ -562,11 +562,26 @@ def test_callproc_explain_lastrowid_rownumber_and_nextset(tmp_path):
     run(main())
 
 
+def _in_child(work) -> int:
+    """Run the coroutine work in a forked child, on an event loop of the child's own, and
+    return the child's exit code: the coroutine's result, 2 where it raised."""
+    import os
+    child = os.fork()
+    if child == 0:
+        code = 2
+        try:
+            code = asyncio.run(work)
+        finally:
+            os._exit(code)
+    work.close()  # (the parent's copy is never run)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 @pytest.mark.postgresql
 def test_a_forked_child_never_uses_the_parents_sessions(pg):
     """The child's own event loop and worker threads; its parent's transaction cannot go on
     there (nothing sent on the parent's session), the parent's does."""
-    import os
     with psycopg.connect(pg.dsn, autocommit=True) as raw:
         raw.execute("create table if not exists aio_fork (who text)")
         raw.execute("truncate aio_fork")
@@ -592,15 +607,7 @@ def test_a_forked_child_never_uses_the_parents_sessions(pg):
     loop = asyncio.new_event_loop()
     try:
         conn = loop.run_until_complete(parent_part())
-        child = os.fork()
-        if child == 0:
-            code = 2
-            try:
-                code = asyncio.run(child_part(conn))
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(child, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert _in_child(child_part(conn)) == 0
         loop.run_until_complete(conn.commit())
         loop.run_until_complete(conn.close())
     finally:
@@ -613,7 +620,6 @@ def test_a_forked_child_never_uses_the_parents_sessions(pg):
 def test_a_forked_child_connects_and_runs_sqlite_calls_on_threads_of_its_own(tmp_path):
     """connect()'s shared threads and a connection's worker thread are the parent's: a child
     makes its own at its first call."""
-    import os
 
     from pooldbapi.aio import calls
     make_tables(tmp_path, 1)
@@ -638,15 +644,7 @@ def test_a_forked_child_connects_and_runs_sqlite_calls_on_threads_of_its_own(tmp
         conn = loop.run_until_complete(pooldbapi.aio.connect(specs))
         loop.run_until_complete(insert(conn, "parent"))
         assert calls._connects._executor is not None and conn.calls.worker is not None
-        child = os.fork()
-        if child == 0:
-            code = 2
-            try:
-                code = asyncio.run(child_part(conn))
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(child, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert _in_child(child_part(conn)) == 0
         loop.run_until_complete(insert(conn, "parent again"))
         loop.run_until_complete(conn.close())
     finally:

@@ -173,3 +173,17 @@ def test_postgresql_rows_match_raw_psycopg(pg, text, params, raw, raw_params):
         assert [tuple(r) for r in conn.execute(text, params).fetchall()] == expected
     finally:
         conn.close()
+
+
+def test_marker_styles_are_paramstyle_members() -> None:
+    from pooldbapi.sql.paramstyle import source_style
+    from pooldbapi.sql.parse import parse
+    from pooldbapi.sql.styles import Paramstyle
+    cases = {"select ?": Paramstyle.QMARK, "select :1": Paramstyle.NUMERIC,
+             "select :a": Paramstyle.NAMED, "select %s": Paramstyle.FORMAT,
+             "select %(a)s": Paramstyle.PYFORMAT}
+    for text, style in cases.items():
+        stmt = parse(text)
+        assert [type(p.style) for p in stmt.placeholders] == [Paramstyle]
+        assert stmt.placeholders[0].style is style
+        assert source_style(stmt) is style

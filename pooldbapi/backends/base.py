@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from ..dbapi import Description
 from ..errors import Error, NotSupportedError, OperationalError, wrap
 from ..settings import ContainerSpec
-from ..sql.paramstyle import Paramstyle
 from ..sql.parse import StatementKind
+from ..sql.styles import Paramstyle
 
 __all__ = ["PROBE_ROWS", "Backend", "CallLimiter", "CopyRows", "Description", "DriverBackend",
            "Link", "driver_error"]

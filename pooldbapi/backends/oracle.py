@@ -30,7 +30,7 @@ from ..errors import (
     pep249_class,
 )
 from ..settings import ContainerSpec
-from ..sql.paramstyle import Paramstyle
+from ..sql.styles import Paramstyle
 from .base import PROBE_ROWS, Backend, CallLimiter, Description, DriverBackend, Link
 
 PROBE_SQL = "select 1 from dual"

@@ -26,7 +26,7 @@ from ..dbapi import (
 )
 from ..errors import Error, InterfaceError, pep249_class
 from ..settings import ContainerSpec
-from ..sql.paramstyle import Paramstyle
+from ..sql.styles import Paramstyle
 from .base import Backend, CallLimiter, Description, DriverBackend, Link
 
 _CATEGORY = {

@@ -12,8 +12,8 @@ from ..cache import BoundedCache, text_size
 from ..dbapi import TypeCode, category_of_value
 from ..errors import Error, InterfaceError, OperationalError, ProgrammingError, pep249_class
 from ..settings import ContainerSpec
-from ..sql.paramstyle import Paramstyle
 from ..sql.parse import OTHER, StatementKind
+from ..sql.styles import Paramstyle
 from .base import Backend, CallLimiter, Description, DriverBackend, Link
 from .sqlite_declared import category as declared_category
 from .sqlite_declared import declared as declared_types

@@ -28,6 +28,7 @@ from ..sql.paramstyle import bind, source_style
 from ..sql.parse import Occurrence, Statement, parse, unquote
 from ..sql.render import render
 from ..sql.structure import TABLE, marked, marker_values, values_for
+from ..sql.styles import QMARK
 from .dialect import OF_DRIVER, item_texts, of_drivers, regexp, to_sqlite
 from .eager import Partial, plan
 from .eager import partial_sql as eager_sql
@@ -296,7 +297,7 @@ def evaluate(conn: Session, stmt: Statement, params: Any,
         codes: dict[str, TypeCode] = {}
         _fetch_all(conn, plan_, engine, codes)
         local = plan_.local
-        rendered = render(local, "qmark" if params is not None else None)
+        rendered = render(local, QMARK if params is not None else None)
         try:
             cur = engine.db.execute(rendered.text, () if plan_.local_params is None else
                                     bind(local, rendered.keys, plan_.local_params))

@@ -12,6 +12,7 @@ from ..runner import Item, run_items
 from ..sql.paramstyle import source_style
 from ..sql.parse import Statement
 from ..sql.render import strip
+from ..sql.styles import SEQUENTIAL
 from .writes import write_from_select
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def plan_pages(conn: Session, stmt: Statement, rows: Sequence[Sequence[Any]],
                first: int = 0) -> dict[str, list[Item]]:
     """Cut rows into pages, each page for the next container of the target's list."""
     size = page_size(conn, stmt)
-    copy = _copy_target(stmt) if source_style(stmt) in ("qmark", "format") else None
+    copy = _copy_target(stmt) if source_style(stmt) in SEQUENTIAL else None
     starts = range(0, len(rows), size)
     picks = conn.assign(stmt, len(starts))
     plan: dict[str, list[Item]] = {}

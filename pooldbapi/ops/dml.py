@@ -14,6 +14,7 @@ from ..runner import Item, execute_routed, run_items
 from ..sql.paramstyle import bind
 from ..sql.parse import DELETE, UPDATE, Statement
 from ..sql.render import render
+from ..sql.styles import QMARK
 from ..sql.values import group_rows, split_rows
 from ..throttle import throttle_for
 from . import rest
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 def _check_params(stmt: Statement, params: Any) -> None:
     if params is not None:
         # a list as a tuple: the same checks, on bind's path for tuples (no copy per value)
-        bind(stmt, render(stmt, "qmark").keys, tuple(params) if type(params) is list else params)
+        bind(stmt, render(stmt, QMARK).keys, tuple(params) if type(params) is list else params)
 
 
 def execute(conn: Session, stmt: Statement, params: Any) -> Result:

@@ -2,28 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 from ..errors import ProgrammingError
 from .parse import Rendered, Statement
+from .styles import BY_NAME, FORMAT, NUMERIC, PERCENT_STYLES, SEQUENTIAL, SIGNS, Paramstyle
 
 
-class Paramstyle(StrEnum):
-    """PEP 249's marker styles, each equal to its name (a back-end's Backend.paramstyle)."""
-
-    QMARK = "qmark"        # ?
-    NUMERIC = "numeric"    # :1
-    NAMED = "named"        # :name
-    FORMAT = "format"      # %s
-    PYFORMAT = "pyformat"  # %(name)s
-
-
-POSITIONAL = (Paramstyle.QMARK, Paramstyle.NUMERIC, Paramstyle.FORMAT)
-PERCENT_STYLES = (Paramstyle.FORMAT, Paramstyle.PYFORMAT)
-
-
-def source_style(stmt: Statement) -> str | None:
+def source_style(stmt: Statement) -> Paramstyle | None:
     """Return the one placeholder style of a statement; mixing styles is a ProgrammingError."""
     derived = stmt.derived
     if derived.style_known:
@@ -40,7 +26,7 @@ def source_style(stmt: Statement) -> str | None:
     return style
 
 
-def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -> Rendered:
+def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: Paramstyle) -> Rendered:
     """Replace each placeholder by the target style's marker and fix up literal '%'."""
     source = source_style(stmt)
     if stmt.dollar_markers:
@@ -64,12 +50,12 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
         # other '%' as written; psycopg reads every '%' of its query, so each goes doubled
         if source in PERCENT_STYLES and "%" in text:
             text = text.replace("%%", "%")
-        if style == "format":
+        if style == FORMAT:
             return text.replace("%", "%%")
         return text
 
-    fixed = style == "format" or source in PERCENT_STYLES  # else no '%' changes
-    sign = {"qmark": "?", "format": "%s"}.get(style)
+    fixed = style == FORMAT or source in PERCENT_STYLES  # else no '%' changes
+    sign = SIGNS.get(style)
     for offset, text in pieces:
         pos = 0
         while marker is not None and marker.start < offset + len(text):
@@ -93,7 +79,7 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
             else:
                 keys.append(marker.key)
             n = len(keys)
-            out.append({"qmark": "?", "format": "%s"}.get(style, f":{n}"))
+            out.append(SIGNS.get(style, f":{n}"))
             pos = marker.end - offset
             marker = next(markers, None)
         out.append(literal(text[pos:]))
@@ -103,7 +89,7 @@ def render_markers(stmt: Statement, pieces: list[tuple[int, str]], style: str) -
 def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[Any]:
     """Return the values for the rendered markers, checking params against the statement."""
     style = source_style(stmt)
-    if style in ("qmark", "format") and len(keys) == (len(params) if type(params) in (
+    if style in SEQUENTIAL and len(keys) == (len(params) if type(params) in (
             tuple, list) else -1):
         # the common case, before the checks of abstract types: the keys of these styles are
         # 0, 1, 2, ... (a list copied at C speed, not value by value)
@@ -115,7 +101,7 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
             return ()
         raise ProgrammingError(f"the statement has no placeholders but {_count(params)}"
                                " parameters were given")
-    if style in ("named", "pyformat"):
+    if style in BY_NAME:
         if not isinstance(params, Mapping):
             raise ProgrammingError(f"the statement uses {style} placeholders: parameters must be"
                                    f" a mapping, not {type(params).__name__}")
@@ -126,10 +112,10 @@ def bind(stmt: Statement, keys: tuple[int | str, ...], params: Any) -> Sequence[
     if isinstance(params, Mapping | str | bytes) or not isinstance(params, Sequence):
         raise ProgrammingError(f"the statement uses {style} placeholders: parameters must be"
                                f" a sequence, not {type(params).__name__}")
-    wanted = max(keys) + 1 if style == "numeric" else len(keys)  # type: ignore[operator]
+    wanted = max(keys) + 1 if style == NUMERIC else len(keys)  # type: ignore[operator]
     if len(params) != wanted:
         raise ProgrammingError(f"the statement takes {wanted} parameters, {len(params)} given")
-    if style != "numeric" and type(params) is tuple:
+    if style != NUMERIC and type(params) is tuple:
         return params
     return tuple(params[k] for k in keys)  # type: ignore[index]
 
@@ -139,7 +125,7 @@ def bind_many(stmt: Statement, keys: tuple[int | str, ...], seq: Sequence[Any],
     """Return the values of many parameter sets, checked first; a bad set is named by its
     index in the caller's sequence (indices, where seq is a part of it)."""
     style = source_style(stmt)
-    if style in ("qmark", "format") and set(map(type, seq)) <= {tuple} and \
+    if style in SEQUENTIAL and set(map(type, seq)) <= {tuple} and \
             set(map(len, seq)) <= {len(keys)}:
         return seq  # the common case, checked at C speed: tuples of the right length
     out = []

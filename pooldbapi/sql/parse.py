@@ -18,6 +18,7 @@ from sqlglot.errors import TokenError
 
 from ..cache import Tiered
 from ..errors import ProgrammingError
+from .styles import FORMAT, NAMED, NUMERIC, PYFORMAT, QMARK, Paramstyle
 
 # Token kinds of the scan (Token.ttype)
 KEYWORD, NAME, QUOTED, STRING, NUMBER = "keyword", "name", "quoted-name", "string", "number"
@@ -107,6 +108,7 @@ _CLAUSE_END = _STOP - {"ON", "USING"}
 _TOP_CLAUSES = {"UPDATE", "DELETE", "INSERT", "INTO", "FROM", "SET", "WHERE", "VALUES",
                 "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "OFFSET", "RETURNING"}
 _NAMEISH = frozenset((NAME, KEYWORD, QUOTED))
+_NAMED_OR_NUMBERED = frozenset((NAMED, NUMERIC))  # in brackets: a slice's bounds, not markers
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Placeholder(NamedTuple):
     """One parameter marker: its style, its key (position or name) and its span. (A named
     tuple: a generated statement holds thousands, made at a tuple's cost.)"""
 
-    style: str   # qmark, numeric, named, format, pyformat
+    style: Paramstyle
     key: int | str | None
     start: int
     end: int
@@ -142,17 +144,17 @@ class Markers(Sequence[Placeholder]):
 
     __slots__ = ("_keys", "_styles", "ends", "starts")
 
-    def __init__(self, styles: str | tuple[str, ...], keys: tuple[Key, ...] | None,
+    def __init__(self, styles: Paramstyle | tuple[Paramstyle, ...], keys: tuple[Key, ...] | None,
                  starts: array[int], ends: array[int]) -> None:
-        # (see build: one style for all is kept as a str, keys all None as None)
+        # (see build: one style for all is kept as itself, keys all None as None)
         self._styles, self._keys, self.starts, self.ends = styles, keys, starts, ends
 
     @classmethod
-    def build(cls, styles: Sequence[str], keys: Sequence[Key], starts: Iterable[int],
+    def build(cls, styles: Sequence[Paramstyle], keys: Sequence[Key], starts: Iterable[int],
               ends: Iterable[int]) -> Markers:
         """The markers of these columns (one entry per marker in each)."""
         first = styles[0] if styles else None
-        style: str | tuple[str, ...] = first if first is not None and \
+        style: Paramstyle | tuple[Paramstyle, ...] = first if first is not None and \
             styles.count(first) == len(styles) else tuple(styles)
         return cls(style, None if keys.count(None) == len(keys) else tuple(keys),
                    array("q", starts), array("q", ends))
@@ -166,15 +168,15 @@ class Markers(Sequence[Placeholder]):
         styles, keys, starts, ends = zip(*found, strict=True)
         return cls.build(styles, keys, starts, ends)
 
-    def styles(self) -> set[str]:
+    def styles(self) -> set[Paramstyle]:
         """The styles of the markers (none, one, or the several that are mixed)."""
         if not self.starts:
             return set()
-        return {self._styles} if type(self._styles) is str else set(self._styles)
+        return set(self._styles) if isinstance(self._styles, tuple) else {self._styles}
 
-    def style_at(self, index: int) -> str:
+    def style_at(self, index: int) -> Paramstyle:
         styles = self._styles
-        return styles if type(styles) is str else styles[index]
+        return styles[index] if isinstance(styles, tuple) else styles
 
     def key_at(self, index: int) -> Key:
         return None if self._keys is None else self._keys[index]
@@ -182,8 +184,8 @@ class Markers(Sequence[Placeholder]):
     def pick(self, indices: Sequence[int], shifts: Sequence[int]) -> Markers:
         """The markers at these indices, in that order, each moved by its shift."""
         starts, ends = self.starts, self.ends
-        styles = self._styles if type(self._styles) is str else tuple(map(
-            self._styles.__getitem__, indices))
+        styles = tuple(map(self._styles.__getitem__, indices)) \
+            if type(self._styles) is tuple else self._styles
         keys = None if self._keys is None else tuple(map(self._keys.__getitem__, indices))
         return Markers(styles, keys,
                        array("q", map(operator.add, map(starts.__getitem__, indices), shifts)),
@@ -196,16 +198,16 @@ class Markers(Sequence[Placeholder]):
             return self
         if not self:
             return other
-        if type(self._styles) is str and self._styles == other._styles:
-            styles: str | tuple[str, ...] = self._styles
+        if type(self._styles) is not tuple and self._styles == other._styles:
+            styles: Paramstyle | tuple[Paramstyle, ...] = self._styles
         else:
             styles = (*self._column(self._styles), *other._column(other._styles))
         keys = None if self._keys is None and other._keys is None else \
             (*self._column(self._keys), *other._column(other._keys))
         return Markers(styles, keys, self.starts + other.starts, self.ends + other.ends)
 
-    def _column(self, values: str | tuple[Any, ...] | None) -> Iterable[Any]:
-        return repeat(values, len(self)) if values is None or type(values) is str else values
+    def _column(self, values: Paramstyle | tuple[Any, ...] | None) -> Iterable[Any]:
+        return values if type(values) is tuple else repeat(values, len(self))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -219,7 +221,7 @@ class Markers(Sequence[Placeholder]):
     def __getitem__(self, index: int | slice) -> Placeholder | Markers:
         if isinstance(index, slice):
             styles, keys = self._styles, self._keys
-            return Markers(styles if type(styles) is str else styles[index],
+            return Markers(styles[index] if type(styles) is tuple else styles,
                            None if keys is None else keys[index],
                            self.starts[index], self.ends[index])
         return Placeholder(self.style_at(index), self.key_at(index), self.starts[index],
@@ -265,8 +267,8 @@ class Derived:
 
     def __init__(self) -> None:
         self.tokens: tuple[Token, ...] | None = None  # significant()
-        self.rendered: dict[str | None, Rendered] = {}  # render(), by paramstyle
-        self.style: str | None = None   # paramstyle.source_style(), once style_known
+        self.rendered: dict[Paramstyle | None, Rendered] = {}  # render(), by paramstyle
+        self.style: Paramstyle | None = None   # paramstyle.source_style(), once style_known
         self.style_known = False
         self.router_key: str | None = None  # router.text_key() of a long text
         self.bare_count: bool | None = None  # ops.select: 'select count(*) from ...'
@@ -334,7 +336,7 @@ class _Columns:
     __slots__ = ("ends", "keys", "starts", "styles")
 
     def __init__(self) -> None:
-        self.styles: list[str] = []
+        self.styles: list[Paramstyle] = []
         self.keys: list[Key] = []
         self.starts: list[int] = []
         self.ends: list[int] = []
@@ -840,7 +842,7 @@ def _qmarks(masked: str, pos: int, out: _Columns) -> None:
     at = list(starts)
     out.starts.extend(at)
     out.ends.extend(map(operator.add, at, repeat(1)))
-    out.styles.extend(repeat("qmark", len(at)))
+    out.styles.extend(repeat(QMARK, len(at)))
     out.keys.extend(repeat(None, len(at)))
 
 
@@ -930,7 +932,7 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]], _Colum
         if "?" in masked:  # (not only inside strings)
             _qmarks(masked, pos, markers)
     elif "?" in region or "%" in region or ":" in region:
-        seen: dict[str, list[tuple[str, int | str | None, int, int]]] = {}  # a row's markers
+        seen: dict[str, list[tuple[Paramstyle, int | str | None, int, int]]] = {}  # a row's markers
         for body, (lo, _) in zip(pieces[1:2 * count:2], spans):
             marks = seen.get(body)
             if marks is None:
@@ -948,7 +950,7 @@ def _literal_rows(text: str) -> tuple[list[Token], list[tuple[int, int]], _Colum
     return toks, spans, markers
 
 
-def _row_markers(body: str) -> list[tuple[str, int | str | None, int, int]]:
+def _row_markers(body: str) -> list[tuple[Paramstyle, int | str | None, int, int]]:
     """The placeholders of one row _ROW recognised, at their offsets in the row."""
     out = []
     for mark in _MARKER.finditer(body):
@@ -1093,11 +1095,11 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
             found = _placeholder(tok)
             if found is None and tok.value[:1] == "$" and tok.value[1:].isdigit():
                 dollar_markers.append(tok.start)
-            if found is not None and bracket and found.style in ("named", "numeric"):
+            if found is not None and bracket and found.style in _NAMED_OR_NUMBERED:
                 found = None  # a[1:n] is a slice; ARRAY[?, %s] holds placeholders
             if found is not None:
                 placeholders.append(found)
-                if found.style == "qmark" and i > 0 and _operand(sig[i - 1]):
+                if found.style == QMARK and i > 0 and _operand(sig[i - 1]):
                     operator_like.add(found.start)
         if tok.is_punct("["):
             bracket += 1
@@ -1180,7 +1182,7 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
         prev_upper = (prev_upper + " " + up).strip() if prev_upper == "BULK" else (up or "")
         i += 1
 
-    if operator_like and set(placeholders.styles) - {"qmark"}:
+    if operator_like and set(placeholders.styles) - {QMARK}:
         # with another style in the statement, a '?' where an operator stands is PostgreSQL's
         # jsonb operator (?, ?|, ?&); one where a value stands is still a (mixed) placeholder
         placeholders.keep(lambda start: start not in operator_like)
@@ -1272,15 +1274,15 @@ def _placeholder(tok: Token) -> Placeholder | None:
     value, start = tok.value, tok.start
     end = start + len(value)
     if value == "?":
-        return Placeholder("qmark", None, start, end)
+        return Placeholder(QMARK, None, start, end)
     if value == "%s":
-        return Placeholder("format", None, start, end)
+        return Placeholder(FORMAT, None, start, end)
     if value.startswith("%("):
-        return Placeholder("pyformat", value[2:-2], start, end)
+        return Placeholder(PYFORMAT, value[2:-2], start, end)
     if value.startswith(":"):
         if value[1:].isdigit():
-            return Placeholder("numeric", int(value[1:]), start, end)
-        return Placeholder("named", value[1:], start, end)
+            return Placeholder(NUMERIC, int(value[1:]), start, end)
+        return Placeholder(NAMED, value[1:], start, end)
     return None   # $1, ?name and the like are the back-end's business, sent as written
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .paramstyle import render_markers
 from .parse import Rendered, Statement
+from .styles import Paramstyle
 
 
 def strip(stmt: Statement, start: int = 0, end: int | None = None) -> list[tuple[int, str]]:
@@ -20,7 +21,7 @@ def strip(stmt: Statement, start: int = 0, end: int | None = None) -> list[tuple
     return pieces
 
 
-def render(stmt: Statement, style: str | None) -> Rendered:
+def render(stmt: Statement, style: Paramstyle | None) -> Rendered:
     """Return the back-end text (and parameter keys) of a statement; style None: no parameters."""
     cached = stmt.derived.rendered.get(style)
     if cached is None:

@@ -18,6 +18,7 @@ from ..errors import ProgrammingError
 from .paramstyle import bind
 from .parse import Statement
 from .render import render
+from .styles import QMARK
 
 TABLE = "pooldbapi_t"
 """How an occurrence is written in a marked text: pooldbapi_t0, pooldbapi_t1, ..."""
@@ -47,7 +48,7 @@ def marker_values(stmt: Statement, params: Any) -> dict[str, Any] | None:
     None without parameters."""
     if params is None:
         return None
-    bound = bind(stmt, render(stmt, "qmark").keys, params)
+    bound = bind(stmt, render(stmt, QMARK).keys, params)
     return {f"{PARAM}{j}": v for j, v in enumerate(bound)}
 
 

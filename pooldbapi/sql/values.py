@@ -12,6 +12,7 @@ from typing import Any
 
 from .paramstyle import source_style
 from .parse import Derived, Markers, Occurrence, Placeholder, Statement
+from .styles import BY_NAME, NUMERIC, SEQUENTIAL, Paramstyle
 
 
 class _Shift:
@@ -67,12 +68,12 @@ def split_rows(stmt: Statement, params: Any) -> list[tuple[Statement, Any]]:
     return out
 
 
-def _row_params(style: str | None, params: Any, kept: Sequence[int], row: Statement) -> Any:
+def _row_params(style: Paramstyle | None, params: Any, kept: Sequence[int], row: Statement) -> Any:
     if params is None:
         return ()
-    if style in ("named", "pyformat") or style is None:
+    if style in BY_NAME or style is None:
         return params
-    if style == "numeric":  # :n refers to the caller's n-th value: the values up to the largest
+    if style == NUMERIC:  # :n refers to the caller's n-th value: the values up to the largest
         return params[:max((p.key for p in row.placeholders if isinstance(p.key, int)),
                            default=0)]
     return [params[j] for j in kept]
@@ -131,7 +132,7 @@ def group_rows(stmt: Statement, params: Any, rows: Sequence[int], keep: bool = T
                 groups.clear()  # a plain dict: safe where threads share the statement
             groups[key] = made
     style = source_style(stmt) if params is not None else None
-    if style in ("qmark", "format"):
+    if style in SEQUENTIAL:
         pick = made.derived.pick
         assert pick is not None  # (every row set's insert is made with one)
         return made, pick(params)

@@ -14,6 +14,7 @@ from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 
 import pooldbapi
 from pooldbapi.settings import parse_alias_list
+from pooldbapi.sql.styles import PERCENT_STYLES
 
 CONTAINERS_OPTION = "pooldbapi_containers"
 """Execution option: the container list ('{a,b}') for statements without '@' suffixes."""
@@ -180,7 +181,7 @@ class PooldbapiDialect:
 
     def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None
                    ) -> None:
-        if not parameters and self.paramstyle in ("format", "pyformat"):
+        if not parameters and self.paramstyle in PERCENT_STYLES:
             # a percent paramstyle chosen for the engine: SQLAlchemy writes a literal % as %%
             # and, as psycopg does with an empty parameter set, %% means %; pooldbapi, given no
             # placeholder to tell the style by, would send %% as written

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import Error, InterfaceError, pep249_class, redact
 from ...settings import ContainerSpec, seconds
-from ...sql.paramstyle import Paramstyle
 from ...sql.parse import StatementKind
+from ...sql.styles import Paramstyle
 from ..base import Backend, CallLimiter, Link
 from . import http, oauth
 from .budget import budget_for
