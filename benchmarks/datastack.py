@@ -18,7 +18,6 @@ time.thread_time of the caller would not count.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import statistics
 import tempfile
@@ -27,7 +26,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from common import children, report
+from common import report
+from overhead import pin_client, pin_server
 
 import pooldbapi
 
@@ -35,21 +35,6 @@ STATEMENTS, ROWS = 20, 1000  # multi-row VALUES: 20 statements of 1,000 rows (3 
 ORM_OBJECTS = 5000
 FRAME_ROWS = 20_000  # pandas: rows of 5 columns
 CORE_ROWS = 20_000
-
-
-def pin_client() -> None:
-    os.sched_setaffinity(0, {0})
-
-
-def pin_server(cluster) -> None:
-    """Pin a cluster's postmaster and every process it started to core 1 (backends forked
-    later inherit it)."""
-    pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
-    for p in [pid, *children(pid)]:
-        try:
-            os.sched_setaffinity(p, {1})
-        except OSError:
-            pass
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -142,7 +127,7 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
     out = []
     clusters = [factory.new(), factory.new()] if "postgresql" in backends else []
     for cluster in clusters:
-        pin_server(cluster)
+        pin_server(cluster.data)
     specs = {"p0": clusters[0].conninfo(), "p1": clusters[1].conninfo(),
              "p2": clusters[0].conninfo(application_name="p2")} if clusters else {}
     for cluster in clusters:
@@ -309,7 +294,7 @@ def orm_and_core_cases(rounds: int, factory, tmp: Path) -> list[dict]:
     out = []
     clusters = [factory.new(), factory.new()]
     for cluster in clusters:
-        pin_server(cluster)
+        pin_server(cluster.data)
     pg = [f"postgres@127.0.0.1:{c.port}/postgres" for c in clusters]
     engines = {
         ("postgresql", 1): (sa.create_engine(f"postgresql+psycopg://{pg[0]}"),
