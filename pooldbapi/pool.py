@@ -202,6 +202,15 @@ class Pool:
         self._waits += 1
         try:
             while not waiter.granted:
+                # Queued before looking: a kept session whose statement ends after this look is
+                # given back by its borrower, who sees the queue then (Transaction.kept_done).
+                if self._parked and self._waiting[0] is waiter:
+                    kept = self._steal()
+                    if kept is not None:
+                        self._waiting.popleft()
+                        if self._waiting and self._parked:  # the next in line looks too
+                            self._waiting[0].wake.notify()
+                        return kept
                 remaining = deadline - time.monotonic()
                 if self.closed:
                     return None
@@ -239,10 +248,10 @@ class Pool:
             elif self._open < self.maximum:
                 self._open += 1
                 candidate = None
-            elif self._parked:  # kept by a borrower between statements: it lets go now
-                candidate = self._unpark_oldest()
-            else:
-                candidate = self._wait(deadline)
+            else:  # one kept by a borrower between statements is taken from it now
+                candidate = self._steal() if self._parked else None
+                if candidate is None:
+                    candidate = self._wait(deadline)
             closed = self.closed and candidate is None
         if closed:  # evicted or closed by close_all() meanwhile (acquire(spec) goes on with
             # its successor)
@@ -271,11 +280,14 @@ class Pool:
         return phys
 
     def park(self, phys: Physical, owner: object) -> bool:
-        """Let the borrower `owner` keep phys between two autocommit statements: while nobody
-        waits for a connection of this pool (a borrower that would wait takes it instead, so
-        none waits for a kept session). False: someone waits, the pool is closed, pooling is
-        off, or phys is past connection-lifetime (the reaper closes one that passes it while
-        kept); give it back then."""
+        """Let the borrower `owner` keep phys for its autocommit statements: while nobody waits
+        for a connection of this pool (a borrower that would wait takes a kept session that
+        runs no statement, and its borrower gives back one that does when it ends, so none
+        waits for a kept session). False: someone waits, the pool is closed, pooling is off,
+        or phys is past connection-lifetime (the reaper closes one that passes it while kept);
+        give it back then. The borrower runs its statements on it without asking the pool
+        again (under the session's lock; Transaction.take_kept); taking it from the borrower
+        holds both locks."""
         now = time.monotonic()
         if not self.pooling or now - phys.created > self.spec.options.connection_lifetime:
             return False  # one per use, or too old to keep: given back, and closed there
@@ -297,9 +309,22 @@ class Pool:
             del self._parked[phys]
             return True
 
-    def _unpark_oldest(self) -> Physical:
-        """Take the session kept longest from its borrower (held: the lock)."""
-        return self._take_parked(next(iter(self._parked)))
+    def keeps(self, phys: Physical, now: float) -> bool:
+        """Tell whether the borrower that keeps phys may go on keeping it after a statement:
+        nobody waits, the pool is open, phys is within connection-lifetime."""
+        return not self._waiting and not self.closed and \
+            now - phys.created <= self.spec.options.connection_lifetime
+
+    def _steal(self) -> Physical | None:
+        """Take the session kept longest that runs no statement now from its borrower; None if
+        every kept one does (held: the lock; its borrower gives it back when it ends)."""
+        for phys in self._parked:
+            if phys.lock.acquire(False):
+                try:
+                    return self._take_parked(phys)
+                finally:
+                    phys.lock.release()
+        return None
 
     def _take_parked(self, phys: Physical) -> Physical:
         """Take a kept session from its borrower (held: the lock)."""
@@ -323,11 +348,16 @@ class Pool:
             self._idle = keep
             orphans: list[Physical] = []
             for phys in list(self._parked):
-                if self._expired(phys, now):  # kept past idle-timeout or connection-lifetime
-                    stale.append(self._take_parked(phys))
-                    self._open -= 1
-                elif phys.parked_by() is None:  # its connection went without closing
-                    orphans.append(self._take_parked(phys))
+                if not phys.lock.acquire(False):
+                    continue  # running a statement
+                try:
+                    if self._expired(phys, now):  # kept past idle-timeout or lifetime
+                        stale.append(self._take_parked(phys))
+                        self._open -= 1
+                    elif phys.parked_by() is None:  # its connection went without closing
+                        orphans.append(self._take_parked(phys))
+                finally:
+                    phys.lock.release()
         for phys in stale:
             phys.link.close()
         for phys in orphans:
@@ -423,7 +453,8 @@ class Pool:
         close, and after a connection-level failure (they are suspect then)."""
         with self._lock:
             idle, self._idle = list(self._idle), deque()
-            idle += [self._take_parked(phys) for phys in list(self._parked)]
+            while (kept := self._steal()) is not None:  # (one running a statement is given
+                idle.append(kept)  # back by its borrower when it ends, and closed there)
             self._open -= len(idle)
             for phys in idle:
                 _untrack(phys)
@@ -440,6 +471,15 @@ class Pool:
                              self.spec.options.minimum_number_of_pooled_connections)
 
 
+KEPT_UNCHECKED = 0.001
+"""A session kept between autocommit statements (Pool.park) that ran its last statement less
+than this many seconds ago is used without the liveness check (Link.check; for PostgreSQL a
+poll() of its socket). The check finds a session the server ended while it sat kept (a
+restart, idle_session_timeout, pg_terminate_backend) and replaces it before anything is sent;
+it never promised anything about the next microseconds, since a server can end a session just
+after the check or during the statement, which every statement must survive anyway. So a
+statement that follows the last within a millisecond runs as psycopg_pool's unchecked
+connections do; after any longer pause the check (a system call) is a tiny share of it."""
 IDLE_LIMIT = 64
 """At most this many idle physical connections are kept across all the pools of a process
 (those of pools with a minimum, and :memory: databases' own, aside): past it the connection

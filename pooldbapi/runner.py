@@ -82,6 +82,17 @@ def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
     return description, cur.fetchall() if description is not None else None
 
 
+def _result(phys: Physical, alias: str, text: str, values: Sequence[Any] | None) -> Result:
+    """One execution on one container's session (its lock held), as the call's Result."""
+    cur = phys.cursor()
+    description, rows = _run(phys, cur, text, values)
+    if rows is not None:
+        return Result(description, rows, len(rows), None, {alias: 1})
+    rowcount = cur.rowcount
+    return Result(description, [], rowcount,
+                  phys.backend.lastrowid(cur) if rowcount == 1 else None, {alias: 1})
+
+
 class Direct:
     """A statement that runs whole on one container, prepared once for a router that routes
     it there every time (router.Router.direct): the container, its back-end's text and the
@@ -117,28 +128,33 @@ class Direct:
         alias = self.alias
         phys = tx.borrowed.get(alias)  # held by the transaction: its work is there
         touched = phys is not None and phys.backend.transactional
+        kept = None
         if phys is None:
-            phys = tx.physical(self.spec, tx.autocommit)
+            if tx.autocommit:  # the session kept since the last statement, its lock held
+                kept = tx.take_kept(alias)
+            phys = kept if kept is not None else tx.physical(self.spec, tx.autocommit)
         try:
-            backend = phys.backend
-            if phys.limiter is not None:
-                phys.limiter.take()
-            with phys.lock:
-                cur = phys.cursor()
-                description, rows = _run(phys, cur, text, values)
-                if rows is not None:
-                    result = Result(description, rows, len(rows), None, {alias: 1})
-                else:
-                    rowcount = cur.rowcount
-                    result = Result(description, [], rowcount,
-                                    backend.lastrowid(cur) if rowcount == 1 else None,
-                                    {alias: 1})
+            if kept is not None:
+                try:
+                    result = _result(phys, alias, text, values)
+                except BaseException:
+                    tx.kept_failed(alias, phys)
+                    raise
+                finally:
+                    phys.lock.release()
+            else:
+                if phys.limiter is not None:
+                    phys.limiter.take()
+                with phys.lock:
+                    result = _result(phys, alias, text, values)
         except BaseException as exc:
             err = tx.statement_failed(alias, phys, exc, touched, self.lost_kind)
             if err is None:
                 raise
             raise err from exc
-        if tx.autocommit:  # (in a transaction the session stays held)
+        if kept is not None:
+            tx.kept_done(alias, phys)
+        elif tx.autocommit:  # (in a transaction the session stays held)
             tx.after_statement(alias)
         return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import weakref
 from enum import StrEnum
@@ -19,7 +20,7 @@ from .errors import (
     ProgrammingError,
 )
 from .health import HEALTH
-from .pool import INHERITED, Physical, acquire, pool_for
+from .pool import INHERITED, KEPT_UNCHECKED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -253,7 +254,7 @@ class Transaction:
             # (_unpark's body: this is every autocommit statement's path)
             phys = self.parked.pop(spec.alias, None)
             if phys is not None and phys.pool.unpark(phys, self._owner):
-                if phys.check():
+                if time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check():
                     self.borrowed[spec.alias] = phys
                     return phys
                 self._release(phys, broken=True)
@@ -293,6 +294,42 @@ class Transaction:
             self.borrowed[spec.alias] = phys
         return phys
 
+    def take_kept(self, alias: str) -> Physical | None:
+        """The session this connection keeps on alias for its autocommit statements (see
+        after_statement), its lock held, to run one statement on: if nobody took it meanwhile
+        nor holds it now, and it is alive (KEPT_UNCHECKED). None otherwise, or in a two-phase
+        transaction, or where the runner waits for a call limit first: borrow as usual then
+        (physical() sees what became of it). After the statement: kept_done() or, if it
+        raised, kept_failed(), both with the lock still held."""
+        phys = self.parked.get(alias)
+        if phys is None or phys.limiter is not None or self.xid is not None or \
+                not phys.lock.acquire(False):
+            return None
+        if phys.parked_by is self._owner and \
+                (time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check()):
+            return phys
+        phys.lock.release()
+        return None
+
+    def kept_done(self, alias: str, phys: Physical) -> None:
+        """After a statement on a kept session (take_kept), its lock released: it stays kept,
+        unless someone waits for a session of its pool, the pool closed or the session passed
+        its lifetime; then it is given back. (Released first: a borrower that queues after
+        the release is seen here; one that queued before took it, or sees it given back.)"""
+        now = phys.returned = time.monotonic()
+        pool = phys.pool
+        if not pool.keeps(phys, now) and pool.unpark(phys, self._owner):
+            del self.parked[alias]
+            self._release(phys)
+
+    def kept_failed(self, alias: str, phys: Physical) -> None:
+        """A statement on a kept session raised (its lock still held, so nobody took it): the
+        session is the statement's borrowed one again, for statement_failed() to give back or
+        keep."""
+        if phys.pool.unpark(phys, self._owner):
+            del self.parked[alias]
+            self.borrowed[alias] = phys
+
     def _unpark(self, alias: str) -> Physical | None:
         """The session kept since this connection's last autocommit statement there, if the
         pool did not give it to someone else meanwhile; checked as the pool checks a
@@ -301,8 +338,8 @@ class Transaction:
         phys = self.parked.pop(alias, None)
         if phys is None or not phys.pool.unpark(phys, self._owner):
             return None
-        if phys.check():  # (its lifetime was checked when it was kept)
-            return phys
+        if time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check():
+            return phys  # (its lifetime was checked when it was kept)
         self._release(phys, broken=True)
         return None
 

@@ -315,6 +315,13 @@ class LoopLock:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
+    def acquire(self, blocking: bool = True) -> bool:
+        """threading.Lock's acquire (a greenlet that may have to wait uses `with`)."""
+        return self._lock.acquire(blocking)
+
+    def release(self) -> None:
+        self._lock.release()
+
     def locked(self) -> bool:
         """Tell whether someone holds the lock."""
         return self._lock.locked()

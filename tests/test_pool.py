@@ -1,6 +1,7 @@
 """Physical connection pools against a real PostgreSQL cluster and SQLite files."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -331,28 +332,45 @@ def test_autocommit_keeps_its_session_until_another_borrower_needs_it(pg):
     assert (stats.parked, stats.idle, stats.in_use, stats.open) == (0, 1, 0, 1)
 
 
-def test_a_kept_session_is_never_used_by_two_at_once(tmp_path):
+@pytest.mark.parametrize("maximum", [1, 2])
+def test_a_kept_session_is_never_used_by_two_at_once(tmp_path, maximum):
     """Threads, each with its own transaction in autocommit, borrow and keep sessions of a
-    pool of two: every session has one user at a time, and nobody times out."""
+    pool of one or two, and run statements on the kept one as a prepared statement does
+    (take_kept, no word to the pool) every other time, switching threads every microsecond:
+    every session has one user at a time, and nobody times out."""
     from pooldbapi.transaction import Transaction
     conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'k.db'};"
-                                   "maximum-number-of-pooled-connections=2;pool-timeout=5"})
+                                   f"maximum-number-of-pooled-connections={maximum};"
+                                   "pool-timeout=5"})
     spec = conn.specs["s"]
     users: dict[int, int] = {}
     guard = threading.Lock()
     errors: list[BaseException] = []
+    kept_runs = [0]
+
+    def use(phys, me) -> None:
+        with guard:
+            assert users.setdefault(id(phys), me) == me, "two users of one session"
+        phys.link.first_row("select 1")
+        with guard:
+            del users[id(phys)]
 
     def worker(me):
         tx = Transaction()
         tx.autocommit = True
         try:
-            for _ in range(2000):
+            for i in range(2000):
+                phys = tx.take_kept("s") if i % 2 else None
+                if phys is not None:
+                    try:
+                        use(phys, me)
+                    finally:
+                        phys.lock.release()
+                    tx.kept_done("s", phys)
+                    kept_runs[0] += 1
+                    continue
                 phys = tx.physical(spec, True)
-                with guard:
-                    assert users.setdefault(id(phys), me) == me, "two users of one session"
-                phys.link.first_row("select 1")
-                with guard:
-                    del users[id(phys)]
+                use(phys, me)
                 tx.after_statement("s")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -360,14 +378,47 @@ def test_a_kept_session_is_never_used_by_two_at_once(tmp_path):
             tx.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(before)
     assert errors == []
+    assert kept_runs[0] > 0  # the kept path ran
     stats = pool_for(spec).stats()
     assert stats.open <= 2 and stats.in_use == 0 and stats.parked == 0
     conn.close()
+
+
+def test_a_kept_session_running_a_statement_goes_to_a_waiter_when_it_ends(pg):
+    """A connection runs a prepared statement on the session it keeps (no word to the pool)
+    while another borrower waits for the pool's only session: the statement's end gives it
+    to the waiter then, not after pool-timeout."""
+    spec = {"p": pg.conninfo(application_name="pool-kept-busy",
+                             maximum_number_of_pooled_connections="1", pool_timeout="5")}
+    one, two = (pooldbapi.connect(spec, autocommit=True) for _ in range(2))
+    pid = one.execute("select pg_backend_pid()").fetchone()[0]
+    sleep = "select pg_sleep(?), pg_backend_pid()"
+    one.execute(sleep, (0,))
+    one.execute(sleep, (0,))  # prepared: the next runs on the kept session directly
+    assert sleep in one.context.plans and "p" in one.transaction.parked
+    done: list[object] = []
+    busy = threading.Thread(target=lambda: done.append(one.execute(sleep, (0.6,)).fetchone()))
+    busy.start()
+    time.sleep(0.2)  # one's statement runs
+    started = time.monotonic()
+    assert two.execute("select pg_backend_pid()").fetchone()[0] == pid
+    waited = time.monotonic() - started
+    busy.join()
+    assert done and done[0][1] == pid
+    assert 0.2 < waited < 3, waited  # after one's statement (0.4 s more), far before 5 s
+    assert pool_for(one.specs["p"]).stats().waits == 1
+    one.close()
+    two.close()
 
 
 def test_kept_sessions_are_reaped_and_given_back_when_their_connection_is_gone(tmp_path):
