@@ -359,7 +359,11 @@ def test_a_kept_session_is_never_used_by_two_at_once(tmp_path, maximum):
         tx = Transaction()
         tx.autocommit = True
         try:
-            for i in range(2000):
+            # 2,000 statements, and on until the kept path ran 20 times in all (it runs only
+            # where no other thread took the session meanwhile nor waits for one)
+            for i in range(2000 if maximum == 1 else 20000):
+                if i >= 2000 and kept_runs[0] >= 20:
+                    break
                 phys = tx.take_kept("s") if i % 2 else None
                 if phys is not None:
                     try:
@@ -388,7 +392,9 @@ def test_a_kept_session_is_never_used_by_two_at_once(tmp_path, maximum):
     finally:
         sys.setswitchinterval(before)
     assert errors == []
-    assert kept_runs[0] > 0  # the kept path ran
+    if maximum > 1:  # (with one session for six threads someone nearly always waits, and a
+        # kept session is then given back after each statement: the kept path seldom runs)
+        assert kept_runs[0] >= 20  # the kept path ran
     stats = pool_for(spec).stats()
     assert stats.open <= 2 and stats.in_use == 0 and stats.parked == 0
     conn.close()
