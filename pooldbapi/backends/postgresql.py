@@ -247,8 +247,10 @@ class PostgreSQLLink(Link):
         autocommit = raw.autocommit
         begin, end = _ATOMIC[autocommit]
         try:
-            # () as the parameters: the text is rendered for them (a literal % doubled)
-            cursor.execute(f"{begin};\n{text}\n;{end}", (), prepare=False)
+            # the text is rendered for parameters (a literal % doubled): () where it has a %,
+            # else none, which spares psycopg its search of the text for placeholders
+            cursor.execute(f"{begin};\n{text}\n;{end}", () if "%" in text else None,
+                           prepare=False)
         except BaseException:
             self._undo_block(autocommit)
             raise
