@@ -328,6 +328,10 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
     cur = phys.cursor()
     if len(values) == 1 and not phys.in_transaction:
         cur.execute(bound.text, values[0])
+        alone = True
+    else:  # without parameters, made atomic in one call where the back-end can
+        alone = len(values) == 1 and not values[0] and phys.link.atomic_execute(cur, bound.text)
+    if alone:
         if bound.returning and out is not None:
             _returned(phys, cur, out, indices)
         return int(max(cur.rowcount, 0))

@@ -206,17 +206,22 @@ def parameter_limit(n: int) -> Iterator[None]:
 def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement: str,
                       rows: list[tuple[int]], fault: type[pooldbapi.Error],
                       conninfo: dict[str, str] | None = None,
-                      bad_row: int | None = None, values: bool = False) -> list[str]:
-    """Run one executemany (values: one multi-row VALUES statement of the rows) that must meet
-    the fault; in a transaction commit afterwards; then compare the clusters with what the
-    error (and the commit) reported."""
+                      bad_row: int | None = None, values: bool = False,
+                      literal: bool = False) -> list[str]:
+    """Run one executemany (values: one multi-row VALUES statement of the rows, with literal:
+    the rows written as literals, no parameters) that must meet the fault; in a transaction
+    commit afterwards; then compare the clusters with what the error (and the commit)
+    reported."""
     report = Report(ids={r[0] for r in rows if r[0] >= 0})
     conn = lab.connect(autocommit=autocommit, seed=rng.random(), conninfo=conninfo or {})
     try:
         with batch_size(rng.choice([1, 3, 16, 5000])), \
                 parameter_limit(rng.choice([1, 3, 16, 65535])):
             try:
-                if values:
+                if literal:
+                    conn.cursor().execute(f"{statement} values "
+                                          + ", ".join(f"({r[0]})" for r in rows))
+                elif values:
                     markers = ", ".join("(?)" for _ in rows)
                     conn.cursor().execute(f"{statement} values {markers}",
                                           [r[0] for r in rows])
@@ -258,24 +263,29 @@ def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -
                              [(i,) for i in range(n)], pooldbapi.OperationalError)
 
 
-def values_statement_error(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
-    """One multi-row VALUES over the list (the rows of each container sent together), one row
-    violating a check constraint at a drawn position."""
+def values_statement_error(lab: Lab, rng: random.Random, autocommit: bool,
+                           literal: bool = False) -> list[str]:
+    """One multi-row VALUES over the list (the rows of each container sent together; literal:
+    the rows as literals), one row violating a check constraint at a drawn position."""
     lab.reset()
     n = rng.randint(2, 150)
     bad = rng.randrange(n)
     rows = [(-1 if i == bad else i,) for i in range(n)]
     return _write_with_fault(lab, rng, autocommit, "insert into ledger (id)", rows,
-                             pooldbapi.IntegrityError, bad_row=bad, values=True)
+                             pooldbapi.IntegrityError, bad_row=bad, values=True,
+                             literal=literal)
 
 
-def values_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
-    """One multi-row VALUES over the list; the session that inserts a drawn row is killed."""
+def values_session_killed(lab: Lab, rng: random.Random, autocommit: bool,
+                          literal: bool = False) -> list[str]:
+    """One multi-row VALUES over the list (literal: the rows as literals); the session that
+    inserts a drawn row is killed."""
     lab.reset()
     n = rng.randint(2, 150)
     lab.arm(rng.randrange(n))
     return _write_with_fault(lab, rng, autocommit, "insert into ledger (id)",
-                             [(i,) for i in range(n)], pooldbapi.OperationalError, values=True)
+                             [(i,) for i in range(n)], pooldbapi.OperationalError, values=True,
+                             literal=literal)
 
 
 def bulk_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
@@ -430,6 +440,14 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: values_session_killed(lab, rng, autocommit=False),
     "multi-row values, session killed, autocommit":
         lambda lab, rng: values_session_killed(lab, rng, autocommit=True),
+    "multi-row values of literals, statement error, transaction":
+        lambda lab, rng: values_statement_error(lab, rng, autocommit=False, literal=True),
+    "multi-row values of literals, statement error, autocommit":
+        lambda lab, rng: values_statement_error(lab, rng, autocommit=True, literal=True),
+    "multi-row values of literals, session killed, transaction":
+        lambda lab, rng: values_session_killed(lab, rng, autocommit=False, literal=True),
+    "multi-row values of literals, session killed, autocommit":
+        lambda lab, rng: values_session_killed(lab, rng, autocommit=True, literal=True),
     "bulk insert, session killed, transaction":
         lambda lab, rng: bulk_session_killed(lab, rng, autocommit=False),
     "bulk insert, session killed, autocommit":

@@ -1,6 +1,7 @@
 """What pooldbapi sends PostgreSQL for a container's share of a write: the statement and what
 makes it atomic (SAVEPOINT / RELEASE in a transaction, nothing but the Sync in autocommit) in
-one pipeline, one round trip; an error at any place in it undoes exactly that share. The round
+one pipeline, one round trip (a statement without parameters in a transaction: the three as one
+simple Query); an error at any place in it undoes exactly that share. The round
 trips are counted from libpq's protocol trace of each session: one ReadyForQuery answers each
 Sync (or simple Query) the client waits for."""
 from __future__ import annotations
@@ -37,13 +38,24 @@ class Traces:
         for path in self.paths.get(alias, []):
             with open(path, encoding="utf-8", errors="replace") as f:
                 f.seek(mark.get(path, 0))
-                lines = f.read().splitlines()
+                lines = _messages(f.read())
             if any("pipe" in line for line in lines if line.startswith("F")):
                 out.extend(lines)
         return out
 
     def round_trips(self, mark: dict[str, int], alias: str) -> int:
         return sum("\tReadyForQuery\t" in line for line in self.since(mark, alias))
+
+
+def _messages(trace: str) -> list[str]:
+    """The trace's messages, one an item (a query's text may span lines)."""
+    out: list[str] = []
+    for line in trace.splitlines():
+        if line[:2] in ("F\t", "B\t") or not out:
+            out.append(line)
+        else:
+            out[-1] += "\n" + line
+    return out
 
 
 @pytest.fixture
@@ -90,6 +102,8 @@ def _connect(pg, pg2, **kwargs) -> pooldbapi.Connection:
 @pytest.mark.parametrize("literal", [True, False], ids=["literals", "parameters"])
 def test_multi_row_values_in_a_transaction_is_one_round_trip_per_container(
         pg, pg2, traces, literal):
+    """With parameters a pipeline of three statements and one Sync; without, one simple
+    Query of the three (as a native execute without parameters sends its statement)."""
     _table(pg, pg2)
     conn = _connect(pg, pg2)
     cur = conn.cursor()
@@ -100,8 +114,15 @@ def test_multi_row_values_in_a_transaction_is_one_round_trip_per_container(
     for alias in ("p1", "p2"):
         assert traces.round_trips(mark, alias) == 1, alias
         sent = [line for line in traces.since(mark, alias) if line.startswith("F")]
-        assert [line.split("\t")[2] for line in sent if "\tParse\t" in line or
-                "\tSync" in line] == ["Parse", "Parse", "Parse", "Sync"], sent
+        kinds = [line.split("\t")[2] for line in sent]
+        if literal:
+            assert kinds == ["Query"], sent
+            assert sent[0].split("\t", 3)[3].lstrip().startswith(
+                '"SAVEPOINT pooldbapi_page;\ninsert into pipe (id, v) values (')
+            assert sent[0].endswith('\n;RELEASE SAVEPOINT pooldbapi_page"'), sent
+            continue
+        assert [k for k in kinds if k in ("Parse", "Sync")] == [
+            "Parse", "Parse", "Parse", "Sync"], sent
         parsed = [line for line in sent if "\tParse\t" in line]
         assert '"SAVEPOINT pooldbapi_page"' in parsed[0]
         assert "insert into pipe" in parsed[1]
@@ -149,14 +170,45 @@ def test_returning_rows_come_back_in_row_order_in_one_round_trip(pg, pg2, traces
     conn.close()
 
 
+@pytest.mark.parametrize("ending", ["", ";", " -- the end", " /* the end */ ;"],
+                         ids=["bare", "semicolon", "line-comment", "block-comment"])
+def test_a_literal_share_ends_its_savepoint_whatever_ends_the_text(pg, pg2, traces, ending):
+    """The text ends with a semicolon or a comment: the RELEASE after it in the one Query
+    still runs (the server answers it), and every row, '%' signs and ';' in strings as
+    written, is held."""
+    _table(pg, pg2)
+    conn = _connect(pg, pg2)
+    cur = conn.cursor()
+    cur.execute(*_values([100, 101], literal=True))
+    mark = traces.mark()
+    cur.execute("insert into pipe@{p1,p2} (id, v) values (1, '50%'), (2, 'a;b'),"
+                " (3, '%%s'), (4, '-- no') " + ending)
+    assert cur.rowcount == 4
+    for alias in ("p1", "p2"):
+        conn.transaction.borrowed[alias].link.raw.pgconn.untrace()  # (flushes its file)
+        got = traces.since(mark, alias)
+        # (from what the statement sent: the file had the last answers still buffered)
+        got = got[min(i for i, line in enumerate(got) if line.startswith("F")):]
+        assert [line.split("\t")[2] for line in got if line.startswith("F")] == ["Query"], got
+        assert [line.split("\t")[3].strip() for line in got
+                if "\tCommandComplete\t" in line] == [
+            '"SAVEPOINT"', '"INSERT 0 2"', '"RELEASE"'], got
+    conn.commit()
+    rows = sorted(tuple(r) for c in (pg, pg2) for r in c.sql("select id, v from pipe"))
+    assert rows == [(1, "50%"), (2, "a;b"), (3, "%%s"), (4, "-- no"), (100, "v100"),
+                    (101, "v101")]
+    conn.close()
+
+
+@pytest.mark.parametrize("literal", [True, False], ids=["literals", "parameters"])
 @pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
 @pytest.mark.parametrize("place", ["first", "middle", "last"])
 def test_an_error_in_the_pipeline_undoes_that_share_only_and_names_the_row(
-        pg, pg2, autocommit, place):
+        pg, pg2, autocommit, place, literal):
     """A row violating a check at the first, a middle or the last place of one container's
-    share of a multi-row VALUES: that share is undone (in a transaction back to its savepoint,
-    what came before kept), the replay names the row, and what the error reports written is
-    what the servers hold."""
+    share of a multi-row VALUES (one pipeline with parameters, one simple query of literals):
+    that share is undone (in a transaction back to its savepoint, what came before kept), the
+    replay names the row, and what the error reports written is what the servers hold."""
     _table(pg, pg2)
     conn = _connect(pg, pg2, autocommit=autocommit)
     cur = conn.cursor()
@@ -165,7 +217,7 @@ def test_an_error_in_the_pipeline_undoes_that_share_only_and_names_the_row(
     bad = {"first": 0, "middle": 4, "last": 8}[place]  # (rows 0, 2, ... share a container)
     ids[bad] = -1
     with pytest.raises(pooldbapi.IntegrityError) as info:
-        cur.execute(*_values(ids, literal=False))
+        cur.execute(*_values(ids, literal=literal))
     err = info.value
     assert err.row == bad
     assert err.unknown is None
@@ -210,7 +262,8 @@ def test_a_statement_failing_in_pipelines_past_the_prepare_threshold_keeps_its_e
     conn.close()
 
 
-def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg):
+@pytest.mark.parametrize("call", ["atomic_calls", "atomic_execute"])
+def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg, call):
     """The link on its own: the transaction was aborted before the block, so its SAVEPOINT
     fails, and the going back to a savepoint never made must not hide that error."""
     _table(pg)
@@ -220,10 +273,40 @@ def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg):
     with pytest.raises(psycopg.errors.DivisionByZero):
         raw.execute("select 1 / 0")
     cur = raw.cursor()
-    with pytest.raises(psycopg.errors.InFailedSqlTransaction), link.atomic_calls():
-        cur.execute("insert into pipe (id, v) values (1, 'x')")
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        if call == "atomic_execute":
+            link.atomic_execute(cur, "insert into pipe (id, v) values (1, 'x')")
+        else:
+            with link.atomic_calls():
+                cur.execute("insert into pipe (id, v) values (1, 'x')")
     raw.rollback()
     assert _held(pg) == []
+    link.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_a_statement_made_atomic_in_one_query_undoes_exactly_itself(pg, autocommit):
+    """The link on its own: a statement without parameters that fails in its one simple
+    query leaves the session as it was before it (in a transaction back to its savepoint,
+    the work before kept; in autocommit no transaction open), and one that passes is kept,
+    the cursor on its result (its rowcount, its RETURNING rows)."""
+    _table(pg)
+    link = BACKEND.connect(make_spec("p1", pg.conninfo()))
+    assert isinstance(link, PostgreSQLLink)
+    link.set_autocommit(autocommit)
+    raw = link.raw
+    raw.execute("insert into pipe (id, v) values (1, 'before')")
+    cur = raw.cursor()
+    with pytest.raises(psycopg.errors.CheckViolation):
+        link.atomic_execute(cur, "insert into pipe (id, v) values (2, 'x'), (-1, 'x')")
+    assert raw.pgconn.transaction_status == (
+        pq.TransactionStatus.IDLE if autocommit else pq.TransactionStatus.INTRANS)
+    assert link.atomic_execute(cur, "insert into pipe (id, v) values (3, 'y'), (4, 'y')"
+                                    " returning id")
+    assert cur.rowcount == 2
+    assert cur.fetchall() == [(3,), (4,)]
+    raw.commit()
+    assert _held(pg) == [1, 3, 4]
     link.close()
 
 

@@ -220,6 +220,14 @@ class Link(ABC):
         RETURNING rows) are then read after the block, not in it."""
         return self.atomic()
 
+    def atomic_execute(self, cursor: Any, text: str) -> bool:
+        """Execute one statement without parameters on cursor, all or nothing as atomic()
+        makes it, as one call to the server where the back-end has one (PostgreSQL: one simple
+        query, the savepoint's statements around the text), leaving cursor on the statement's
+        result; False, with nothing sent, where it has none (the caller then uses
+        atomic_calls)."""
+        return False
+
     # Two-phase commit (where Backend.two_phase): PEP 249's calls on the driver's connection
 
     def tpc_begin(self, format_id: int, gtrid: str, bqual: str) -> None:

@@ -71,6 +71,11 @@ PROBE_SQL = "select 1"
 """What the health probe sends."""
 
 
+_ATOMIC = {False: ("SAVEPOINT pooldbapi_page", "RELEASE SAVEPOINT pooldbapi_page"),
+           True: ("BEGIN", "COMMIT")}
+"""What makes a block atomic, by autocommit: a savepoint in a transaction, its own one outside."""
+
+
 def _drain(pipeline: psycopg.Pipeline) -> None:
     """Read what is left of a pipeline whose statement failed as it was sent (executemany
     reads answers as it sends): the server skipped the rest up to the Sync, and psycopg
@@ -215,8 +220,7 @@ class PostgreSQLLink(Link):
         # deferred constraint checked there), and answers the next call with PIPELINE_SYNC.
         # Never prepared: psycopg counts a statement prepared once its Parse is queued, and a
         # RELEASE skipped after an error would stay so, unknown to the server.
-        begin, end = ("BEGIN", "COMMIT") if autocommit else \
-            ("SAVEPOINT pooldbapi_page", "RELEASE SAVEPOINT pooldbapi_page")
+        begin, end = _ATOMIC[autocommit]
         try:
             with raw.pipeline() as pipeline:
                 raw.execute(begin, prepare=False)
@@ -229,6 +233,29 @@ class PostgreSQLLink(Link):
         except BaseException:
             self._undo_block(autocommit)
             raise
+
+    def atomic_execute(self, cursor: Any, text: str) -> bool:
+        # The savepoint's statements and the text as one simple query (one message, one
+        # round trip, as a native execute without parameters sends it): the server parses
+        # the whole string before it runs any of it, and stops at the first error, skipping
+        # the rest; the text cannot swallow what follows it (a line comment ends at the
+        # newline; a string, quoted name or comment left open fails the whole query, and what
+        # follows has no quote, `$` or `*/` to close one).
+        raw = self.raw
+        if type(raw) is not psycopg.Connection:  # pooldbapi.aio's adapter: atomic_calls
+            return False
+        autocommit = raw.autocommit
+        begin, end = _ATOMIC[autocommit]
+        try:
+            # the text is rendered for parameters (a literal % doubled): () where it has a %,
+            # else none, which spares psycopg its search of the text for placeholders
+            cursor.execute(f"{begin};\n{text}\n;{end}", () if "%" in text else None,
+                           prepare=False)
+        except BaseException:
+            self._undo_block(autocommit)
+            raise
+        cursor.nextset()  # from the savepoint's result (or BEGIN's) to the statement's
+        return True
 
     def _undo_block(self, autocommit: bool) -> None:
         """After a failed pipeline: undo exactly the block (its transaction in autocommit, back
