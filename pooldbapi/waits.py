@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import os
 import sys
 import threading
 import time
+import types
 import weakref
+from asyncio import CancelledError, Future
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import CoroutineType
@@ -48,26 +49,29 @@ class _Ended:
         self.exc: BaseException | None = None
 
 
-if greenlet is not None:
-    class _Worker(greenlet):  # type: ignore[misc]
-        """A greenlet that runs pooldbapi.aio's calls one after another (its parent: the
-        event loop's greenlet of the moment). Kept between calls: making a greenlet costs
-        about 9 us, switching to one well under 1."""
+def _serve(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """What a worker greenlet runs: pooldbapi.aio's calls, one after another (its parent: the
+    event loop's greenlet of the moment). It is switched to with (fn, args) to start a call,
+    and switches back with (coroutine, yielded) for each wait of a driver's coroutine
+    (await_only) and with an _Ended once the call is over."""
+    me = getcurrent()
+    while True:
+        ended = _Ended()
+        try:
+            ended.value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to drive(), raised there
+            ended.exc = exc
+        fn = args = None  # type: ignore[assignment]  # (nothing of the call kept while idle)
+        fn, args = me.parent.switch(ended)
 
-        pooldbapi_async = True
 
-        def __init__(self) -> None:
-            super().__init__(self._serve)
-
-        def _serve(self, fn: Callable[[], Any]) -> None:
-            while True:
-                ended = _Ended()
-                try:
-                    ended.value = fn()
-                except BaseException as exc:  # noqa: BLE001 - handed to spawn(), raised there
-                    ended.exc = exc
-                fn = None  # type: ignore[assignment]  # (nothing of the call kept while idle)
-                fn = self.parent.switch(ended)
+def _new_worker() -> Any:
+    """A worker greenlet, kept between calls (making a greenlet costs about 9 us, switching
+    to one well under 1). A plain greenlet, marked by an attribute of its own: the greenlet
+    module checks the type of each greenlet it switches, a subclass's through its MRO."""
+    worker = greenlet(_serve)
+    worker.pooldbapi_async = True
+    return worker
 
 
 _IDLE = threading.local()
@@ -119,37 +123,36 @@ class Cancelled(asyncio.CancelledError):
         self.ended = ended
 
 
-class _Shield:
+class Shield:
     """A call's cancellations while it waits: told to on_cancel, never thrown into the
-    driver, whose wait goes on (so no call is abandoned in the middle of a protocol).
+    driver, whose wait goes on (so no call is abandoned in the middle of a protocol). One
+    serves the calls of its owner one after another (drive() clears `cancelled` at each).
 
     Also what the task waits on in place of each of the driver's futures: the task is woken
     by that future itself (no proxy future, no extra turn of the loop), and the task's
     cancel() is told to on_cancel instead of cancelling the driver's future (it answers False,
     so asyncio throws CancelledError in once the wait is over)."""
 
-    __slots__ = ("_asyncio_future_blocking", "cancelled", "future", "on_cancel")
+    __slots__ = ("_asyncio_future_blocking", "add_done_callback", "cancelled", "future",
+                 "get_loop", "on_cancel")
 
-    def __init__(self, on_cancel: Callable[[], None]) -> None:
+    def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
         self.on_cancel = on_cancel
         self.cancelled = False
         self.future: asyncio.Future[Any] | None = None  # the driver's, waited on
         self._asyncio_future_blocking = False
+        # what the task calls on what it waits on: the driver's future's own methods (set
+        # for each wait; built-ins, so the task's calls cost no Python frame)
+        self.get_loop: Callable[[], asyncio.AbstractEventLoop]
+        self.add_done_callback: Callable[..., None]
 
-    def waiting(self, future: asyncio.Future[Any]) -> _Shield:
+    def waiting(self, future: asyncio.Future[Any]) -> Shield:
         """Self, to be yielded to the task for a wait on the driver's future."""
         self.future = future
+        self.get_loop = future.get_loop
+        self.add_done_callback = future.add_done_callback
         self._asyncio_future_blocking = True  # (as Future.__await__ yields itself)
         return self
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        assert self.future is not None
-        return self.future.get_loop()
-
-    def add_done_callback(self, fn: Callable[[Any], object], *,
-                          context: contextvars.Context | None = None) -> None:
-        assert self.future is not None
-        self.future.add_done_callback(fn, context=context)
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
         assert self.future is not None
@@ -166,7 +169,8 @@ class _Shield:
         """Tell on_cancel of a cancellation (once)."""
         if not self.cancelled:
             self.cancelled = True
-            self.on_cancel()
+            if self.on_cancel is not None:
+                self.on_cancel()
 
 
 async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None) -> T:
@@ -174,58 +178,41 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
     it awaits here. What fn raises is raised to the caller. A cancellation of the task is
     thrown into fn at its wait; with on_cancel it is told to on_cancel instead, fn's waits go
     on, and once fn has ended Cancelled (a CancelledError) is raised with its outcome."""
+    shield = Shield(on_cancel) if on_cancel is not None else None
+    return await drive(fn, (), shield)  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def drive(fn: Callable[..., Any], args: tuple[Any, ...] = (),
+          shield: Shield | None = None) -> Generator[Any, Any, Any]:
+    """spawn(), for fn(*args), as an awaitable of one frame (no coroutine of its own): what a
+    call of pooldbapi.aio awaits. Each wait of a driver's coroutine in fn is driven here: its
+    futures go to the task as they would from the coroutine awaited directly (under the
+    shield when one is given, kept by its owner from call to call: see Shield), what the task
+    sends or throws goes back to it."""
     if greenlet is None:
         raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
     kept = getattr(_IDLE, "kept", None)  # (_idle(), inline: once per call)
     idle = kept.workers if kept is not None else _idle()
-    worker = idle.pop() if idle else _Worker()
+    worker = idle.pop() if idle else _new_worker()
     current = getcurrent()
     worker.parent = current
     # the task's contextvars (its span), as a copy: what the call sets stays in the call,
     # as in a worker thread's call
     worker.gr_context = current.gr_context.copy()
-    shield = _Shield(on_cancel) if on_cancel is not None else None
-    result = worker.switch(fn)
-    while type(result) is not _Ended:
-        if shield is not None:
-            result.shield = shield
+    if shield is not None:
+        shield.cancelled = False
+    result = worker.switch(fn, args)
+    while type(result) is tuple:  # a driver's coroutine that waits, and what it yielded
+        coro, yielded = result
         try:
-            value = await result
-        except BaseException as exc:  # noqa: BLE001 - a cancellation reaches fn at its wait
-            result = worker.throw(exc)
-        else:
-            result = worker.switch(value)
-    if len(idle) < KEPT_WORKERS:
-        idle.append(worker)
-    if shield is not None and shield.cancelled:
-        raise Cancelled(result)
-    if result.exc is not None:
-        raised, result.exc = result.exc, None
-        raise raised
-    return result.value  # type: ignore[no-any-return]
-
-
-class _Resume:
-    """An awaitable that goes on with a coroutine the greenlet started and that suspended:
-    what it yields (a future) goes to the task, what the task sends goes back to it. Under a
-    shield the task waits on each future through the _Shield, and a cancellation is told,
-    not thrown in."""
-
-    __slots__ = ("coro", "shield", "yielded")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self.coro, self.yielded = coro, yielded
-        self.shield: _Shield | None = None
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, yielded, shield = self.coro, self.yielded, self.shield
-        while True:
-            try:
-                if shield is not None and isinstance(yielded, asyncio.Future):
+            while True:
+                if shield is not None and isinstance(yielded, Future):
                     while not yielded.done():  # (woken early: wait for the driver's again)
+                        waiting = shield.waiting(yielded)
                         try:
-                            yield shield.waiting(yielded)
-                        except asyncio.CancelledError:  # (told already by shield.cancel)
+                            yield waiting
+                        except CancelledError:  # (told already by shield.cancel)
                             shield.tell()
                         except BaseException:  # noqa: BLE001, S110 - the future's own outcome
                             pass  # (the driver reads it from its future)
@@ -233,21 +220,28 @@ class _Resume:
                     yielded._asyncio_future_blocking = False
                     sent = None  # (the driver reads its future's result itself)
                 else:
-                    sent = yield yielded
-            except BaseException as exc:  # noqa: BLE001 - a cancellation goes into the driver
-                if shield is not None and isinstance(exc, asyncio.CancelledError):
-                    shield.tell()
-                    sent = None
-                else:
                     try:
-                        yielded = coro.throw(exc)
-                    except StopIteration as stop:
-                        return stop.value
-                    continue
-            try:
+                        sent = yield yielded
+                    except BaseException as exc:  # noqa: BLE001 - a cancellation goes into it
+                        if shield is not None and isinstance(exc, CancelledError):
+                            shield.tell()
+                            sent = None
+                        else:
+                            yielded = coro.throw(exc)
+                            continue
                 yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+        except StopIteration as stop:
+            result = worker.switch(stop.value)
+        except BaseException as exc:  # noqa: BLE001 - the driver's, raised at fn's wait
+            result = worker.throw(exc)
+    if len(idle) < KEPT_WORKERS:
+        idle.append(worker)
+    if shield is not None and shield.cancelled:
+        raise Cancelled(result)
+    if result.exc is not None:
+        raised, result.exc = result.exc, None
+        raise raised
+    return result.value
 
 
 async def _awaiting(awaitable: Awaitable[T]) -> T:
@@ -257,7 +251,7 @@ async def _awaiting(awaitable: Awaitable[T]) -> T:
 def await_only(awaitable: Awaitable[T]) -> T:
     """Wait for an awaitable from synchronous code that runs in a greenlet of spawn(). The
     coroutine is first run right here, so one that ends without waiting (a fetch of rows
-    already read) costs no switch; one that waits is handed on to the event loop."""
+    already read) costs no switch; one that waits is handed on to the event loop (drive())."""
     current = getcurrent() if getcurrent is not None else None
     if not getattr(current, "pooldbapi_async", False):
         if isinstance(awaitable, Coroutine):
@@ -271,7 +265,7 @@ def await_only(awaitable: Awaitable[T]) -> T:
         yielded = coro.send(None)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
-    return current.parent.switch(_Resume(coro, yielded))  # type: ignore[no-any-return, union-attr]
+    return current.parent.switch(coro, yielded)  # type: ignore[no-any-return, union-attr]
 
 
 def run_ready(coro: Coroutine[Any, Any, T]) -> T:
@@ -304,12 +298,12 @@ class LoopLock:
         self._lock = threading.Lock()
 
     def __enter__(self) -> None:
-        if self._lock.acquire(blocking=False):
+        if self._lock.acquire(False):
             return
         if not active():
             self._lock.acquire()
             return
-        while not self._lock.acquire(blocking=False):
+        while not self._lock.acquire(False):
             await_only(asyncio.sleep(LOCK_POLL))
 
     def __exit__(self, *exc: object) -> None:

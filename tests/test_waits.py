@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import greenlet
 import pytest
 
 from pooldbapi import waits
@@ -22,7 +23,8 @@ def live_calls():
     gc.collect()
     idle = waits.idle_workers()  # (those of other threads' event loops among them)
     return [g for g in gc.get_objects()
-            if isinstance(g, waits._Worker) and not g.dead and not any(g is i for i in idle)]
+            if isinstance(g, greenlet.greenlet) and getattr(g, "pooldbapi_async", False)
+            and not g.dead and not any(g is i for i in idle)]
 
 
 def test_a_spawned_call_returns_its_value_and_its_awaits_run_on_the_loop():
@@ -106,6 +108,32 @@ def test_a_shielded_call_is_told_of_its_cancellation_and_ends_its_wait_first():
     ended = run(main())
     assert told == ["cancelled"] and seen == ["wait ended"]
     assert ended.value == "done" and ended.exc is None
+    assert live_calls() == []
+
+
+def test_one_shield_serves_calls_one_after_another_each_told_of_its_own_cancellation():
+    told = []
+    shield = waits.Shield(lambda: told.append("cancelled"))
+
+    def work(seconds, value):
+        waits.await_only(asyncio.sleep(seconds))
+        return value
+
+    async def call(*args):
+        return await waits.drive(work, args, shield)
+
+    async def main():
+        task = asyncio.ensure_future(call(0.05, "first"))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(waits.Cancelled) as info:
+            await task
+        assert info.value.ended.value == "first" and shield.cancelled
+        # the next call under the same shield starts uncancelled and returns its value
+        return await call(0, "second")
+
+    assert run(main()) == "second"
+    assert told == ["cancelled"] and not shield.cancelled
     assert live_calls() == []
 
 

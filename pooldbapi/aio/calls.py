@@ -13,14 +13,14 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import waits
-from ..errors import Error, OperationalError
+from ..errors import Error, OperationalError, rows_per_container
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..cursor import Cursor
 
 log = logging.getLogger("pooldbapi")
 T = TypeVar("T")
@@ -48,12 +48,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers)
 
 
-def in_worker(fn: Callable[[], T], executor: ThreadPoolExecutor | None = None
-              ) -> asyncio.Future[T]:
-    """Run fn in a worker thread (of executor, else the shared pool) with the caller's context
-    (OpenTelemetry's current span)."""
+def in_worker(fn: Callable[..., T], executor: ThreadPoolExecutor | None = None,
+              args: tuple[Any, ...] = ()) -> asyncio.Future[T]:
+    """Run fn(*args) in a worker thread (of executor, else the shared pool) with the caller's
+    context (OpenTelemetry's current span)."""
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(executor or _connects(), context.run, fn)
+    return asyncio.get_running_loop().run_in_executor(executor or _connects(), context.run, fn,
+                                                      *args)
 
 
 class Interrupted(BaseException):
@@ -78,9 +79,10 @@ class Calls:
         # others waiting in order of arrival (the door is handed to the oldest)
         self.busy = False
         self.waiters: deque[asyncio.Future[None]] = deque()
-        # set once the task of the call under way was cancelled (read by the core at its row
-        # boundaries, from the worker thread too: a plain attribute, no lock needed)
-        self.cancelling = False
+        # told once the task of the call under way was cancelled (its `cancelled`, read by
+        # the core at its row boundaries, from the worker thread too: a plain attribute, no
+        # lock needed); in greenlet mode also what the task waits on at each wait (waits.Shield)
+        self.shield = waits.Shield()
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
 
@@ -100,26 +102,28 @@ class Calls:
         # cancelled call stops
         if self.progress is not None:
             self.progress(alias, rows)
-        if self.cancelling:
+        if self.shield.cancelled:
             raise Interrupted
 
-    async def run(self, fn: Callable[[], T], committed: Callable[[], str] | None = None) -> T:
-        """Run fn (in a greenlet or a worker thread); on cancellation wait for it to stop,
-        then settle the transaction. committed: says what a call that ended anyway committed (autocommit)."""
+    async def run(self, fn: Callable[..., T], args: tuple[Any, ...] = (),
+                  cursor: Cursor | None = None) -> T:
+        """Run fn(*args) (in a greenlet or a worker thread); on cancellation wait for it to
+        stop, then settle the transaction. cursor: the core cursor of a call that may write
+        (autocommit: what a call that ended anyway committed is said)."""
         if self.busy:
             await self._turn()
         else:  # (no task, future or lock object for a call that finds the door free)
             self.busy = True
         try:
-            self.cancelling = False
             if self.native:  # in a greenlet on the loop's thread: a cancellation is told to
                 # the core (it stops at its next row boundary) while the driver's wait goes on
                 try:
-                    return await waits.spawn(fn, self._cancelled)
+                    return await waits.drive(fn, args, self.shield)  # type: ignore[no-any-return]
                 except waits.Cancelled as cancelled:
-                    await self._settle_here(cancelled, committed)
+                    await self._settle_here(cancelled, cursor)
                     raise
-            work = in_worker(fn, self._worker())
+            self.shield.cancelled = False
+            work = in_worker(fn, self._worker(), args)
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError as cancelled:
@@ -127,13 +131,16 @@ class Calls:
                     raise  # the work itself was cancelled (never started)
                 # (the work may have ended in the same turn as the cancellation: what it did
                 # is settled as for work still running)
-                self.cancelling = True
+                self.shield.cancelled = True
                 await _settled(work)
-                await _settled(in_worker(partial(self._after_cancel, work.exception(),
-                                                 cancelled, committed), self._worker()))
+                await _settled(in_worker(self._after_cancel, self._worker(),
+                                         (work.exception(), cancelled, cursor)))
                 raise
         finally:
-            self._leave()
+            if self.waiters:
+                self._leave()
+            else:
+                self.busy = False
 
     async def _turn(self) -> None:
         """Wait for the calls that came before (the door is handed over: it stays busy)."""
@@ -157,29 +164,25 @@ class Calls:
                 return
         self.busy = False
 
-    def _cancelled(self) -> None:
-        self.cancelling = True
-
-    async def _settle_here(self, cancelled: waits.Cancelled,
-                           committed: Callable[[], str] | None) -> None:
+    async def _settle_here(self, cancelled: waits.Cancelled, cursor: Cursor | None) -> None:
         """Once a cancelled call has ended, settle the transaction (in a greenlet, not cut
         short by further cancellations either)."""
         try:
-            await waits.spawn(partial(self._after_cancel, cancelled.ended.exc, cancelled,
-                                      committed), _ignore)
+            await waits.drive(self._after_cancel, (cancelled.ended.exc, cancelled, cursor),
+                              waits.Shield())
         except waits.Cancelled:
             pass
 
     def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
-                      committed: Callable[[], str] | None) -> None:
+                      cursor: Cursor | None) -> None:
         for note in getattr(exc, "__notes__", ()):  # what the runner said of the rows
             cancelled.add_note(note)
         conn, tx = self.conn, self.conn.transaction
         with conn.lock:
             if conn.autocommit or conn.closed:
-                if exc is None and committed is not None:
+                if exc is None and cursor is not None:
                     cancelled.add_note(f"pooldbapi: the call ended before the cancellation"
-                                       f" took effect: {committed()}")
+                                       f" took effect: {_committed(cursor)}")
                 return
             if not tx.borrowed and tx.failed is None:
                 return  # nothing open: nothing to fail
@@ -195,8 +198,14 @@ class Calls:
                                " container was rolled back): call rollback()")
 
 
-def _ignore() -> None:
-    pass
+def _committed(cursor: Cursor) -> str:
+    """What the call of a cursor just ended wrote (autocommit: committed), per container."""
+    result = cursor._result  # the core result of the call
+    if result is None:
+        return "nothing"
+    if result.written:
+        return rows_per_container({a: rows for a, rows in result.written.items() if rows})
+    return f"rowcount {result.rowcount} on {', '.join(sorted(result.containers))}"
 
 
 async def _settled(work: asyncio.Future[Any]) -> None:

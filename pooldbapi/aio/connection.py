@@ -38,9 +38,7 @@ class AsyncConnection(errors.ConnectionErrors):
 
     async def set_autocommit(self, value: bool) -> None:
         """Turn autocommit on or off (outside a transaction), as psycopg's AsyncConnection."""
-        def set_() -> None:
-            self.sync.autocommit = value
-        await self.calls.run(set_)
+        await self.calls.run(setattr, (self.sync, "autocommit", value))
 
     @property
     def default(self) -> tuple[str, ...] | None:
@@ -68,16 +66,16 @@ class AsyncConnection(errors.ConnectionErrors):
 
     async def commit(self) -> None:
         """Commit every container the transaction touched."""
-        await self.calls.run(self.sync.commit)
+        await self.calls.run(Connection.commit, (self.sync,))
 
     async def rollback(self) -> None:
         """Roll back every container the transaction touched."""
-        await self.calls.run(self.sync.rollback)
+        await self.calls.run(Connection.rollback, (self.sync,))
 
     async def close(self) -> None:
         """Roll back what is open and give every physical connection back; idempotent."""
         if not self.sync.closed:
-            await self.calls.run(self.sync.close)
+            await self.calls.run(Connection.close, (self.sync,))
         self.calls.close()
 
     # -- two-phase commit -----------------------------------------------------------------
@@ -87,23 +85,23 @@ class AsyncConnection(errors.ConnectionErrors):
 
     async def tpc_begin(self, xid: Xid | tuple[int, str, str]) -> None:
         """Begin a two-phase transaction over every container it will touch."""
-        await self.calls.run(lambda: self.sync.tpc_begin(xid))
+        await self.calls.run(Connection.tpc_begin, (self.sync, xid))
 
     async def tpc_prepare(self) -> None:
         """Prepare every container the transaction touched."""
-        await self.calls.run(self.sync.tpc_prepare)
+        await self.calls.run(Connection.tpc_prepare, (self.sync,))
 
     async def tpc_commit(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Commit the two-phase transaction, or (with xid) a prepared one being recovered."""
-        await self.calls.run(lambda: self.sync.tpc_commit(xid))
+        await self.calls.run(Connection.tpc_commit, (self.sync, xid))
 
     async def tpc_rollback(self, xid: Xid | tuple[int, str, str] | None = None) -> None:
         """Roll back the two-phase transaction, or (with xid) a prepared one being recovered."""
-        await self.calls.run(lambda: self.sync.tpc_rollback(xid))
+        await self.calls.run(Connection.tpc_rollback, (self.sync, xid))
 
     async def tpc_recover(self) -> list[Xid]:
         """Return the xids of prepared pooldbapi transactions on the configured containers."""
-        return await self.calls.run(self.sync.tpc_recover)
+        return await self.calls.run(Connection.tpc_recover, (self.sync,))
 
     async def __aenter__(self) -> Self:
         self.sync.check_open()

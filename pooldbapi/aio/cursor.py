@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..backends.base import Description
 from ..cursor import Cursor
-from ..errors import rows_per_container
 
 if TYPE_CHECKING:
     from .connection import AsyncConnection
@@ -74,36 +73,30 @@ class AsyncCursor:
         """Alias -> executions, rows or pages that ran there for the last call."""
         return self.sync.containers
 
-    def _committed(self) -> str:
-        result = self.sync._result  # the core result of the call just ended
-        if result is None:
-            return "nothing"
-        if result.written:
-            return rows_per_container({a: rows for a, rows in result.written.items() if rows})
-        return f"rowcount {result.rowcount} on {', '.join(sorted(result.containers))}"
-
     # -- execution ------------------------------------------------------------------------
     async def execute(self, operation: str, parameters: Any = None) -> Self:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
-        await self.connection.calls.run(lambda: self.sync.execute(operation, parameters),
-                                        self._committed)
+        sync = self.sync
+        await self.connection.calls.run(Cursor.execute, (sync, operation, parameters), sync)
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Self:
         """Run a write for each parameter set, each set on the next container of its list."""
-        await self.connection.calls.run(
-            lambda: self.sync.executemany(operation, seq_of_parameters), self._committed)
+        sync = self.sync
+        await self.connection.calls.run(Cursor.executemany, (sync, operation, seq_of_parameters),
+                                        sync)
         return self
 
     async def explain(self, operation: str, parameters: Any = None) -> Self:
         """Plan a select without running it (see Cursor.explain)."""
-        await self.connection.calls.run(lambda: self.sync.explain(operation, parameters))
+        await self.connection.calls.run(Cursor.explain, (self.sync, operation, parameters))
         return self
 
     async def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
         """Call a procedure or function (see Cursor.callproc)."""
-        return await self.connection.calls.run(lambda: self.sync.callproc(procname, parameters),
-                                               self._committed)
+        sync = self.sync
+        return await self.connection.calls.run(Cursor.callproc, (sync, procname, parameters),
+                                               sync)
 
     def nextset(self) -> bool | None:
         """Not supported: every call produces at most one result set."""
@@ -122,19 +115,19 @@ class AsyncCursor:
         """Return the next row, or None when the result is exhausted."""
         if not self.stream:
             return self.sync.fetchone()
-        return await self.connection.calls.run(self.sync.fetchone)
+        return await self.connection.calls.run(Cursor.fetchone, (self.sync,))
 
     async def fetchmany(self, size: int | None = None) -> list[Sequence[Any]]:
         """Return up to size rows (arraysize by default)."""
         if not self.stream:
             return self.sync.fetchmany(size)
-        return await self.connection.calls.run(lambda: self.sync.fetchmany(size))
+        return await self.connection.calls.run(Cursor.fetchmany, (self.sync, size))
 
     async def fetchall(self) -> list[Sequence[Any]]:
         """Return the remaining rows."""
         if not self.stream:
             return self.sync.fetchall()
-        return await self.connection.calls.run(self.sync.fetchall)
+        return await self.connection.calls.run(Cursor.fetchall, (self.sync,))
 
     def __aiter__(self) -> Self:
         return self
@@ -147,7 +140,7 @@ class AsyncCursor:
 
     async def close(self) -> None:
         """Close the cursor (and a streamed result still open); idempotent."""
-        await self.connection.calls.run(self.sync.close)
+        await self.connection.calls.run(Cursor.close, (self.sync,))
 
     async def __aenter__(self) -> Self:
         return self

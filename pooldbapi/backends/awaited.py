@@ -73,7 +73,9 @@ class Cursor:
         return int(self.raw.rowcount)
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Self:
-        await_only(self.raw.execute(query, params, **kwargs))
+        # (the core passes no keywords: no dict built and unpacked for each statement)
+        await_only(self.raw.execute(query, params, **kwargs) if kwargs else
+                   self.raw.execute(query, params))
         return self
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
