@@ -307,6 +307,37 @@ def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg, c
 
 
 @pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_blocks_one_after_another_keep_their_statements_results_a_failed_one_between(
+        pg, autocommit):
+    """The link on its own: what makes a block atomic goes on a cursor the link keeps for
+    it, never on the block's: after a block that failed, the next blocks' statements still
+    have their own rowcount and RETURNING rows, and only the failed block is undone."""
+    _table(pg)
+    link = BACKEND.connect(make_spec("p1", pg.conninfo()))
+    assert isinstance(link, PostgreSQLLink)
+    link.set_autocommit(autocommit)
+    raw = link.raw
+    cur = raw.cursor()
+    with link.atomic_calls():
+        cur.executemany("insert into pipe (id, v) values (%s, 'a')", [(1,), (2,), (3,)])
+    assert cur.rowcount == 3
+    with pytest.raises(psycopg.errors.CheckViolation), link.atomic_calls():
+        cur.executemany("insert into pipe (id, v) values (%s, 'b')", [(4,), (-1,)])
+    with link.atomic_calls() as late:
+        cur.executemany("insert into pipe (id, v) values (%s, 'c')", [(5,), (6,)])
+    assert late
+    assert cur.rowcount == 2
+    with link.atomic_calls():
+        cur.execute("insert into pipe (id, v) values (7, 'd'), (8, 'd') returning id")
+    assert cur.rowcount == 2
+    assert cur.fetchall() == [(7,), (8,)]
+    if not autocommit:
+        raw.commit()
+    assert _held(pg) == [1, 2, 3, 5, 6, 7, 8]
+    link.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
 def test_a_statement_made_atomic_in_one_query_undoes_exactly_itself(pg, autocommit):
     """The link on its own: a statement without parameters that fails in its one simple
     query leaves the session as it was before it (in a transaction back to its savepoint,
