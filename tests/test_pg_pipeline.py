@@ -21,25 +21,51 @@ from pooldbapi.settings import make_spec
 
 
 class Traces:
-    """Every PostgreSQL session opened while installed, traced to a file per session."""
+    """Every PostgreSQL session opened while installed, traced to a file per session.
+
+    libpq writes its trace through a buffered stream: what a session sent and read may sit in
+    the buffer for a while. mark() and since() flush every open session's trace first (tracing
+    ends, which flushes, and starts again on the same file), so that a mark falls between
+    statements and a count holds exactly what was exchanged since it."""
 
     def __init__(self) -> None:
         self.paths: dict[str, list[str]] = {}
+        self._traced: list[tuple[pq.abc.PGconn, int]] = []
+
+    def add(self, alias: str, pgconn: pq.abc.PGconn, fd: int, path: str) -> None:
+        self._traced.append((pgconn, fd))
+        self.paths.setdefault(alias, []).append(path)
+        self._trace(pgconn, fd)
+
+    @staticmethod
+    def _trace(pgconn: pq.abc.PGconn, fd: int) -> None:
+        pgconn.trace(fd)
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    def flush(self) -> None:
+        for pgconn, fd in self._traced:
+            if pgconn.status != pq.ConnStatus.BAD:  # (a session closed: nothing to flush)
+                pgconn.untrace()
+                self._trace(pgconn, fd)
 
     def mark(self) -> dict[str, int]:
         """Where each session's trace file ends now."""
+        self.flush()
         return {path: os.path.getsize(path) for paths in self.paths.values() for path in paths}
 
     def since(self, mark: dict[str, int], alias: str) -> list[str]:
         """The trace's lines written since mark by the sessions of alias that carried the
         test's statements (on table pipe): a session the health prober opened meanwhile (it
         does on a loaded machine, when a connect is slow) is traced too, but is not counted."""
+        self.flush()
         out = []
         for path in self.paths.get(alias, []):
             with open(path, encoding="utf-8", errors="replace") as f:
                 f.seek(mark.get(path, 0))
                 lines = _messages(f.read())
             if any("pipe" in line for line in lines if line.startswith("F")):
+                # (a session opened since the mark would count its connect's exchanges)
+                assert path in mark, f"a session of {alias} was opened after the mark"
                 out.extend(lines)
         return out
 
@@ -66,9 +92,7 @@ def traces(monkeypatch, tmp_path) -> Iterator[Traces]:
     def traced(self, spec, limiter=None):
         link = connect(self, spec, limiter)
         fd, path = tempfile.mkstemp(dir=tmp_path, prefix=spec.alias)
-        link.raw.pgconn.trace(fd)
-        link.raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        found.paths.setdefault(spec.alias, []).append(path)
+        found.add(spec.alias, link.raw.pgconn, fd, path)
         return link
 
     monkeypatch.setattr(PostgreSQLBackend, "connect", traced)
@@ -157,8 +181,8 @@ def test_returning_rows_come_back_in_row_order_in_one_round_trip(pg, pg2, traces
     _table(pg, pg2)
     conn = _connect(pg, pg2)
     cur = conn.cursor()
-    cur.execute("insert into pipe@{p1,p2} (id, v) values (50, 'w') returning id")
-    mark = traces.mark()
+    cur.execute("insert into pipe@{p1,p2} (id, v) values (50, 'w'), (51, 'w') returning id")
+    mark = traces.mark()  # (both sessions opened, BEGIN sent)
     ids = [7, 3, 9, 1, 8, 2, 6]
     cur.execute("insert into pipe@{p1,p2} (id, v) values " +
                 ", ".join(f"({i}, 'r{i}')" for i in ids) + " returning id, v")
@@ -166,7 +190,7 @@ def test_returning_rows_come_back_in_row_order_in_one_round_trip(pg, pg2, traces
     for alias in ("p1", "p2"):
         assert traces.round_trips(mark, alias) == 1, alias
     conn.commit()
-    assert sorted(_held(pg) + _held(pg2)) == sorted([*ids, 50])
+    assert sorted(_held(pg) + _held(pg2)) == sorted([*ids, 50, 51])
     conn.close()
 
 
@@ -185,10 +209,8 @@ def test_a_literal_share_ends_its_savepoint_whatever_ends_the_text(pg, pg2, trac
                 " (3, '%%s'), (4, '-- no') " + ending)
     assert cur.rowcount == 4
     for alias in ("p1", "p2"):
-        conn.transaction.borrowed[alias].link.raw.pgconn.untrace()  # (flushes its file)
+        assert traces.round_trips(mark, alias) == 1, alias
         got = traces.since(mark, alias)
-        # (from what the statement sent: the file had the last answers still buffered)
-        got = got[min(i for i, line in enumerate(got) if line.startswith("F")):]
         assert [line.split("\t")[2] for line in got if line.startswith("F")] == ["Query"], got
         assert [line.split("\t")[3].strip() for line in got
                 if "\tCommandComplete\t" in line] == [
@@ -281,6 +303,37 @@ def test_a_savepoint_refused_in_an_aborted_transaction_gives_its_own_error(pg, c
                 cur.execute("insert into pipe (id, v) values (1, 'x')")
     raw.rollback()
     assert _held(pg) == []
+    link.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_blocks_one_after_another_keep_their_statements_results_a_failed_one_between(
+        pg, autocommit):
+    """The link on its own: what makes a block atomic goes on a cursor the link keeps for
+    it, never on the block's: after a block that failed, the next blocks' statements still
+    have their own rowcount and RETURNING rows, and only the failed block is undone."""
+    _table(pg)
+    link = BACKEND.connect(make_spec("p1", pg.conninfo()))
+    assert isinstance(link, PostgreSQLLink)
+    link.set_autocommit(autocommit)
+    raw = link.raw
+    cur = raw.cursor()
+    with link.atomic_calls():
+        cur.executemany("insert into pipe (id, v) values (%s, 'a')", [(1,), (2,), (3,)])
+    assert cur.rowcount == 3
+    with pytest.raises(psycopg.errors.CheckViolation), link.atomic_calls():
+        cur.executemany("insert into pipe (id, v) values (%s, 'b')", [(4,), (-1,)])
+    with link.atomic_calls() as late:
+        cur.executemany("insert into pipe (id, v) values (%s, 'c')", [(5,), (6,)])
+    assert late
+    assert cur.rowcount == 2
+    with link.atomic_calls():
+        cur.execute("insert into pipe (id, v) values (7, 'd'), (8, 'd') returning id")
+    assert cur.rowcount == 2
+    assert cur.fetchall() == [(7,), (8,)]
+    if not autocommit:
+        raw.commit()
+    assert _held(pg) == [1, 2, 3, 5, 6, 7, 8]
     link.close()
 
 

@@ -89,13 +89,17 @@ def _drain(pipeline: psycopg.Pipeline) -> None:
 class PostgreSQLLink(Link):
     """One psycopg connection."""
 
-    __slots__ = ("_poller",)
+    __slots__ = ("_block", "_poller")
 
     driver_error = psycopg.Error
 
     def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
         super().__init__(raw, spec, backend)
         self._poller: select.poll | None = None  # check()'s, made at its first call
+        # atomic_calls' cursor for what makes its block atomic, kept (a cursor of the
+        # block's statements would take their results: its rowcount, its rows), made at its
+        # first call
+        self._block: Any = None
 
     def lost(self, exc: BaseException) -> bool:
         if not isinstance(exc, psycopg.OperationalError):
@@ -223,13 +227,16 @@ class PostgreSQLLink(Link):
         begin, end = _ATOMIC[autocommit]
         try:
             with raw.pipeline() as pipeline:
-                raw.execute(begin, prepare=False)
+                block = self._block
+                if block is None:
+                    block = self._block = raw.cursor()
+                block.execute(begin, prepare=False)
                 try:
                     yield True
                 except psycopg.Error:
                     _drain(pipeline)
                     raise
-                raw.execute(end, prepare=False)
+                block.execute(end, prepare=False)
         except BaseException:
             self._undo_block(autocommit)
             raise
