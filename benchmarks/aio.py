@@ -27,8 +27,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from common import report
-from overhead import MODES, pin_client, pinned_cluster, row
+from common import pin_client, pinned_cluster, report
+from overhead import MODES, row
 
 import pooldbapi
 import pooldbapi.aio

@@ -27,8 +27,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from common import report
-from overhead import MODES, pin_client, pin_server
+from common import clusters, pin_client, pinned_cluster, report
+from overhead import MODES
 
 import pooldbapi
 import pooldbapi.aio
@@ -62,19 +62,15 @@ async def block(fn: Callable[[], Awaitable[object]], n: int, turns: Turns
 
 
 async def cases(rounds: int, n: int) -> list[dict]:
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
     turns = Turns(asyncio.get_running_loop())
     out = []
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
-        for mode, autocommit in MODES:
-            out += await one_mode(cluster, mode, autocommit, rounds, n, turns)
-        return out
-    finally:
-        pooldbapi.close_all()
-        factory.close()
+    with pinned_cluster() as cluster:
+        try:
+            for mode, autocommit in MODES:
+                out += await one_mode(cluster, mode, autocommit, rounds, n, turns)
+            return out
+        finally:
+            pooldbapi.close_all()
 
 
 async def one_mode(cluster: Any, mode: str, autocommit: bool, rounds: int, n: int,
@@ -180,34 +176,33 @@ def _ignore() -> None:
 
 
 async def profile(n: int, autocommit: bool, top: int) -> None:
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
+    with clusters() as factory:
         cluster = factory.new()
-        conn = await pooldbapi.aio.connect({"pg": cluster.conninfo()}, autocommit=autocommit)
-        cur = conn.cursor()
-        for _ in range(200):
-            await cur.execute("select ?", (1,))
-            await cur.fetchall()
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(n):
-            await cur.execute("select ?", (1,))
-            await cur.fetchall()
-        profiler.disable()
-        await conn.close()
-        stats = pstats.Stats(profiler)
-        calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
-        print(f"{'autocommit' if autocommit else 'transaction'}: {calls / n:.1f} Python calls"
-              f" per statement")
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore
-        print(f"{'tottime us':>10}  {'calls':>6}  function")
-        for (path, line, name), (_, ncalls, tottime, _, _) in rows:
-            print(f"{tottime / n * 1e6:10.2f}  {ncalls / n:6.2f}  {path.rsplit('/', 2)[-1]}:"
-                  f"{line} {name}")
-    finally:
-        pooldbapi.close_all()
-        factory.close()
+        try:
+            conn = await pooldbapi.aio.connect({"pg": cluster.conninfo()},
+                                               autocommit=autocommit)
+            cur = conn.cursor()
+            for _ in range(200):
+                await cur.execute("select ?", (1,))
+                await cur.fetchall()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(n):
+                await cur.execute("select ?", (1,))
+                await cur.fetchall()
+            profiler.disable()
+            await conn.close()
+            stats = pstats.Stats(profiler)
+            calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
+            print(f"{'autocommit' if autocommit else 'transaction'}: {calls / n:.1f} Python"
+                  f" calls per statement")
+            rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore
+            print(f"{'tottime us':>10}  {'calls':>6}  function")
+            for (path, line, name), (_, ncalls, tottime, _, _) in rows:
+                print(f"{tottime / n * 1e6:10.2f}  {ncalls / n:6.2f}"
+                      f"  {path.rsplit('/', 2)[-1]}:{line} {name}")
+        finally:
+            pooldbapi.close_all()
 
 
 async def main_async(args: argparse.Namespace) -> None:

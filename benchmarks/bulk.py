@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import report
+from common import clusters, report
 
 import pooldbapi
 
@@ -21,11 +21,31 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def compare(case: str, rows: list[tuple], rounds: int, raw_fn, conn, statement: str,
+            empty) -> dict:
+    """Rounds of raw_fn then of conn's executemany of statement over rows and its commit, the
+    table emptied (outside the clock) before each: the median rows per second of each side
+    and the ratio of the median times. Closes conn."""
+    def pooled():
+        conn.cursor().executemany(statement, rows)
+        conn.commit()
+
+    raw_t, pool_t = [], []
+    for _ in range(rounds):
+        empty()
+        raw_t.append(timed(raw_fn))
+        empty()
+        pool_t.append(timed(pooled))
+    conn.close()
+    r, p = statistics.median(raw_t), statistics.median(pool_t)
+    n = len(rows)
+    return {"case": case, "rows": n, "raw_rows_per_s": round(n / r),
+            "pooldbapi_rows_per_s": round(n / p), "time_ratio": round(p / r, 3)}
+
+
 def postgresql(rows: list[tuple], rounds: int) -> dict:
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
+    with clusters() as factory:
         cluster = factory.new()
         raw = psycopg.connect(cluster.dsn, autocommit=True)
         raw.execute("create table b (id int, label text, amount numeric)")
@@ -37,25 +57,11 @@ def postgresql(rows: list[tuple], rounds: int) -> dict:
                 for row in rows:
                     copy.write_row(row)
 
-        def pooled():
-            conn.cursor().executemany("bulk insert into b@pg (id, label, amount) values"
-                                      " (?, ?, ?)", rows)
-            conn.commit()
-
-        raw_t, pool_t = [], []
-        for _ in range(rounds):
-            raw.execute("truncate b")
-            raw_t.append(timed(raw_copy))
-            raw.execute("truncate b")
-            pool_t.append(timed(pooled))
-        conn.close()
+        out = compare("postgresql: bulk insert vs raw COPY", rows, rounds, raw_copy, conn,
+                      "bulk insert into b@pg (id, label, amount) values (?, ?, ?)",
+                      lambda: raw.execute("truncate b"))
         raw.close()
-    finally:
-        factory.close()
-    r, p = statistics.median(raw_t), statistics.median(pool_t)
-    return {"case": "postgresql: bulk insert vs raw COPY", "rows": len(rows),
-            "raw_rows_per_s": round(len(rows) / r), "pooldbapi_rows_per_s": round(len(rows) / p),
-            "time_ratio": round(p / r, 3)}
+    return out
 
 
 def sqlite(rows: list[tuple], rounds: int, folder: Path) -> dict:
@@ -69,22 +75,10 @@ def sqlite(rows: list[tuple], rounds: int, folder: Path) -> dict:
         raw.executemany("insert into b values (?, ?, ?)", rows)
         raw.execute("commit")
 
-    def pooled():
-        conn.cursor().executemany("insert into b@s values (?, ?, ?)", rows)
-        conn.commit()
-
-    raw_t, pool_t = [], []
-    for _ in range(rounds):
-        raw.execute("delete from b")
-        raw_t.append(timed(raw_many))
-        raw.execute("delete from b")
-        pool_t.append(timed(pooled))
-    conn.close()
+    out = compare("sqlite: executemany vs raw executemany", rows, rounds, raw_many, conn,
+                  "insert into b@s values (?, ?, ?)", lambda: raw.execute("delete from b"))
     raw.close()
-    r, p = statistics.median(raw_t), statistics.median(pool_t)
-    return {"case": "sqlite: executemany vs raw executemany", "rows": len(rows),
-            "raw_rows_per_s": round(len(rows) / r), "pooldbapi_rows_per_s": round(len(rows) / p),
-            "time_ratio": round(p / r, 3)}
+    return out
 
 
 def main() -> None:

@@ -27,11 +27,29 @@ print("done", flush=True)
 """
 
 
+def _started(code: str, argvs: list[list[str]], refill: float
+             ) -> tuple[list[Any], float]:
+    """A worker process running code per argv; once every one is ready and `refill` seconds
+    have let the limits' allowances refill, each is told to go: the workers and the clock's
+    start."""
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", code, *argv], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for argv in argvs]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(refill)
+    start = time.perf_counter()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return procs, start
+
+
 def processes(gateway: Any, store: str, rate: int, seconds: float) -> list[dict[str, Any]]:
     """N processes through the same two tokens, limits shared through the store: calls/s
     against 2 x rate, and the calls nginx refused."""
-    import subprocess
-    import sys
     rows = []
     for n in (1, 2, 4, 8):
         tag = f"mp{n}"
@@ -40,17 +58,8 @@ def processes(gateway: Any, store: str, rate: int, seconds: float) -> list[dict[
                       for a in ("a", "b")}
         total = int(2 * rate * seconds)
         share = [total // n + (1 if p < total % n else 0) for p in range(n)]
-        procs = [subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(containers),
-                                   f"{tag}-{p}", str(share[p])], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True) for p in range(n)]
-        for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(1.5)  # the tokens' allowances refill
-        start = time.perf_counter()
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+        procs, start = _started(WORKER, [[json.dumps(containers), f"{tag}-{p}", str(share[p])]
+                                         for p in range(n)], 1.5)
         # the clock stops at each worker's last acknowledged row, not at interpreter shutdown
         outs = [proc.stdout.readline().strip() for proc in procs if proc.stdout is not None]
         elapsed = time.perf_counter() - start
@@ -86,19 +95,7 @@ print(json.dumps([calls, failed]), flush=True)
 
 def _read_for(containers: dict[str, str], seconds: float) -> tuple[int, int, float]:
     """Four processes reading through `containers` for `seconds`: calls, failures, elapsed."""
-    import subprocess
-    import sys
-    procs = [subprocess.Popen([sys.executable, "-c", OAUTH_WORKER, json.dumps(containers),
-                               str(seconds)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)  # the limits' allowances refill
-    start = time.perf_counter()
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+    procs, start = _started(OAUTH_WORKER, [[json.dumps(containers), str(seconds)]] * 4, 1.0)
     outs = [json.loads(proc.stdout.readline()) for proc in procs if proc.stdout is not None]
     elapsed = time.perf_counter() - start
     for proc in procs:

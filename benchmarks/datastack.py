@@ -26,8 +26,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from common import report
-from overhead import pin_client, pin_server
+from common import clusters, pin_client, pinned, report
 
 import pooldbapi
 
@@ -125,18 +124,16 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
                  backends: tuple[str, ...] = ("postgresql", "sqlite")) -> list[dict]:
     import psycopg
     out = []
-    clusters = [factory.new(), factory.new()] if "postgresql" in backends else []
-    for cluster in clusters:
-        pin_server(cluster.data)
-    specs = {"p0": clusters[0].conninfo(), "p1": clusters[1].conninfo(),
-             "p2": clusters[0].conninfo(application_name="p2")} if clusters else {}
-    for cluster in clusters:
+    servers = [pinned(factory), pinned(factory)] if "postgresql" in backends else []
+    specs = {"p0": servers[0].conninfo(), "p1": servers[1].conninfo(),
+             "p2": servers[0].conninfo(application_name="p2")} if servers else {}
+    for cluster in servers:
         with psycopg.connect(cluster.dsn, autocommit=True) as setup:
             setup.execute("create table t (a int, b text, c float8)")
-    raw = psycopg.connect(clusters[0].dsn) if clusters else None
+    raw = psycopg.connect(servers[0].dsn) if servers else None
 
     def truncate_pg() -> None:
-        for cluster in clusters:
+        for cluster in servers:
             with psycopg.connect(cluster.dsn, autocommit=True) as c:
                 c.execute("truncate t")
 
@@ -292,17 +289,15 @@ def orm_and_core_cases(rounds: int, factory, tmp: Path) -> list[dict]:
         score = mapped_column(sa.Float, nullable=False)
 
     out = []
-    clusters = [factory.new(), factory.new()]
-    for cluster in clusters:
-        pin_server(cluster.data)
-    pg = [f"postgres@127.0.0.1:{c.port}/postgres" for c in clusters]
+    servers = [pinned(factory), pinned(factory)]
+    pg = [f"postgres@127.0.0.1:{c.port}/postgres" for c in servers]
     engines = {
         ("postgresql", 1): (sa.create_engine(f"postgresql+psycopg://{pg[0]}"),
                             sa.create_engine(f"postgresql+pooldbapi://{pg[0]}")),
         ("postgresql", 2): (sa.create_engine(f"postgresql+psycopg://{pg[0]}"),
                             sa.create_engine("postgresql+pooldbapi://", connect_args={
-                                "containers": {"p0": clusters[0].conninfo(),
-                                               "p1": clusters[1].conninfo()},
+                                "containers": {"p0": servers[0].conninfo(),
+                                               "p1": servers[1].conninfo()},
                                 "default": "{p0,p1}", "broadcast_ddl": True})),
         ("sqlite", 1): (sa.create_engine(f"sqlite:///{tmp / 'on.db'}"),
                         sa.create_engine(f"sqlite+pooldbapi:///{tmp / 'op.db'}")),
@@ -354,25 +349,23 @@ def main() -> None:
                         help="the multi-row VALUES cases' back-ends")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    from pgcluster import ClusterFactory
     pin_client()
     only = set(args.only.split(","))
     rows: list[dict] = []
-    factory = ClusterFactory()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            kinds = tuple(k for k, name in ((False, "params"), (True, "literals"))
-                          if name in only or "values" in only)
-            if kinds:
-                rows += values_cases(args.rounds, factory, Path(tmp), kinds,
-                                     tuple(args.backends.split(",")))
-            if "pandas" in only:
-                rows += pandas_cases(args.rounds, Path(tmp))
-            if "orm" in only:
-                rows += orm_and_core_cases(args.rounds, factory, Path(tmp))
-    finally:
-        pooldbapi.close_all()
-        factory.close()
+    with clusters() as factory:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                kinds = tuple(k for k, name in ((False, "params"), (True, "literals"))
+                              if name in only or "values" in only)
+                if kinds:
+                    rows += values_cases(args.rounds, factory, Path(tmp), kinds,
+                                         tuple(args.backends.split(",")))
+                if "pandas" in only:
+                    rows += pandas_cases(args.rounds, Path(tmp))
+                if "orm" in only:
+                    rows += orm_and_core_cases(args.rounds, factory, Path(tmp))
+        finally:
+            pooldbapi.close_all()
     report("datastack", rows, ["workload", "backend", "containers", "native_rows_s",
                                "pooldbapi_rows_s", "time_ratio", "native_cpu_s",
                                "pooldbapi_cpu_s", "target", "met"])

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import HERE, report
+from common import HERE, clusters, report
 
 GROUPED = ("select s.region, count(*) as n, sum(f.amount{extra}) as total from facts{pg} f"
            " join stores{lite} s on s.id = f.store_id where f.amount > 10 group by s.region"
@@ -103,9 +103,7 @@ def main() -> None:
     import sqlite3
 
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
+    with clusters() as factory:
         one, two = factory.new(), factory.new()
         folder = tempfile.mkdtemp()
         lite_file = f"{folder}/stores.db"
@@ -190,8 +188,6 @@ def main() -> None:
                 "samples": len(runs)})
         report("federate", table, ["scenario", "engine", "rows_out", "seconds",
                                    "peak_rss_mib", "vs_single", "equal", "samples"])
-    finally:
-        factory.close()
 
 
 if __name__ == "__main__":

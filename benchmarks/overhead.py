@@ -22,18 +22,15 @@ its lock, guard and settle), written to benchmarks/results/overhead_telemetry.js
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import statistics
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from common import children, report
+from common import pin_client, pinned_cluster, report
 
 import pooldbapi
 
@@ -46,43 +43,6 @@ def per_call(fn: Callable[[], object], n: int) -> tuple[float, float]:
     for _ in range(n):
         fn()
     return (time.perf_counter() - start) / n * 1e6, (time.thread_time() - cpu) / n * 1e6
-
-
-PIN = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-
-
-def pin_client() -> None:
-    """The client (this process) on core 0."""
-    if PIN:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def pin_server(data: Path) -> None:
-    """The postmaster and every process it started on core 1 (backends forked later inherit
-    it)."""
-    if not PIN:
-        return
-    core = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 2)))[1]
-    postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    for pid in [postmaster, *children(postmaster)]:
-        try:
-            os.sched_setaffinity(pid, {core})
-        except OSError:
-            pass  # ended meanwhile
-
-
-@contextmanager
-def pinned_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster (tests/pgcluster.py), its server pinned (pin_server);
-    removed on leaving."""
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
-        cluster = factory.new()
-        pin_server(cluster.data)
-        yield cluster
-    finally:
-        factory.close()
 
 
 def caller(cur, stmt: str, fetch: bool) -> Callable[[], None]:

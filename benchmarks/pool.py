@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import HERE, report
+from common import HERE, clusters, report
 
 
 def per_call(fn, n: int) -> float:
@@ -62,26 +62,6 @@ def contenders(cluster):
         with ppool.connection() as c:
             c.execute("select 1").fetchall()
 
-    def du_checkout():
-        dbutils.connection().close()
-
-    def du_select():
-        c = dbutils.connection()
-        cur = c.cursor()
-        cur.execute("select 1")
-        cur.fetchall()
-        c.close()
-
-    def qp_checkout():
-        qpool.connect().close()
-
-    def qp_select():
-        c = qpool.connect()
-        cur = c.cursor()
-        cur.execute("select 1")
-        cur.fetchall()
-        c.close()
-
     def raw_select():
         raw.execute("select 1").fetchall()
 
@@ -89,9 +69,24 @@ def contenders(cluster):
         "pooldbapi": (p_checkout, p_select),
         "raw psycopg (reused)": (None, raw_select),
         "psycopg_pool": (pp_checkout, pp_select),
-        "DBUtils PooledDB": (du_checkout, du_select),
-        "SQLAlchemy QueuePool": (qp_checkout, qp_select),
+        "DBUtils PooledDB": borrowing(dbutils.connection),
+        "SQLAlchemy QueuePool": borrowing(qpool.connect),
     }, lambda: (conn.close(), raw.close(), ppool.close(), dbutils.close(), qpool.dispose())
+
+
+def borrowing(borrow):
+    """Checkout plus return, and `select 1` on a borrowed connection, for a pool whose
+    borrow() gives a DB-API connection that close() returns."""
+    def checkout():
+        borrow().close()
+
+    def select():
+        c = borrow()
+        cur = c.cursor()
+        cur.execute("select 1")
+        cur.fetchall()
+        c.close()
+    return checkout, select
 
 
 MEMORY = r"""
@@ -217,9 +212,7 @@ def main() -> None:
 
 
 def checkouts(args: argparse.Namespace) -> None:
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
+    with clusters() as factory:
         cluster = factory.new()
         cases, close = contenders(cluster)
         times: dict[tuple[str, str], list[float]] = {}
@@ -246,8 +239,6 @@ def checkouts(args: argparse.Namespace) -> None:
         print()
         report("memory", memory(cluster, args.rows), ["case", "raw_server_cursor_peak_mib",
                                                       "pooldbapi_stream_peak_mib", "ratio"])
-    finally:
-        factory.close()
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from common import report
-from overhead import pin_client, pin_server
+from common import clusters, pin_client, pin_server, pinned, report
 
 import pooldbapi
 
@@ -49,16 +48,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import psycopg
-    from pgcluster import ClusterFactory
-    factory = ClusterFactory()
-    try:
-        primary = factory.new(synchronous_commit="on")  # (the test clusters' is off)
+    with clusters() as factory:
+        primary = pinned(factory, synchronous_commit="on")  # (the test clusters' is off)
         primary.sql("create table t (id int primary key, v text)")
         primary.sql(f"insert into t select g, 'v' || g from generate_series(1, {ROWS}) g")
         rep1, rep2 = factory.standby(primary), factory.standby(primary)
         pin_client()
-        for cluster in (primary, rep1, rep2):
-            pin_server(cluster.data)
+        for standby in (rep1, rep2):
+            pin_server(standby.data)
         containers = {"pri": primary.conninfo(),
                       **{name: c.conninfo(**{"replica-of": "pri", "max-replication-lag": "1"})
                          for name, c in (("rep1", rep1), ("rep2", rep2))}}
@@ -162,8 +159,6 @@ def main() -> None:
         ryw.close()
         for raw in raws:
             raw.close()
-    finally:
-        factory.close()
     print("shared machine: compare the ratios, not the absolute figures")
     report("replicas", rows, ["case", "side", "raw_reads_s", "reads_s", "ratio_to_raw",
                               "spread"])

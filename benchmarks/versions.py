@@ -24,8 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from common import report
-from overhead import MODES, per_call, pin_client, pinned_cluster
+from common import pin_client, pinned_cluster, report
+from overhead import MODES, per_call
 
 import pooldbapi
 

@@ -35,6 +35,14 @@ def make_tables(tmp_path, n=5, ddl="create table t (id integer primary key, v te
             raw.execute(ddl)
 
 
+def over_two(tmp_path, extra="", autocommit=True, **options):
+    """Connecting to eol1 and eol2 (lite_specs; their tables made), both the default, in
+    autocommit unless told."""
+    make_tables(tmp_path, 2)
+    return pooldbapi.aio.connect(lite_specs(tmp_path, 2, extra), default="{eol1,eol2}",
+                                 autocommit=autocommit, **options)
+
+
 def test_connect_takes_connect_arguments_and_async_with_commits(tmp_path):
     make_tables(tmp_path, 1)
 
@@ -129,11 +137,8 @@ def test_fetch_before_a_result_is_a_programming_error(tmp_path):
 
 
 def test_unknown_alias_is_a_programming_error_before_anything_runs(tmp_path):
-    make_tables(tmp_path, 2)
-
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
-                                           autocommit=True)
+        conn = await over_two(tmp_path)
         with pytest.raises(pooldbapi.aio.ProgrammingError, match="nope"):
             await conn.execute("insert into t@{eol1,nope} (v) values ('x')")
         await conn.close()
@@ -179,11 +184,8 @@ def test_executemany_goes_round_robin_per_row(tmp_path):
 
 
 def test_multi_row_values_are_regrouped_per_container(tmp_path):
-    make_tables(tmp_path, 2)
-
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
-                                           autocommit=True)
+        conn = await over_two(tmp_path)
         cur = await conn.execute(
             "insert into t (v) values ('a'), ('b'), ('c'), ('d'), ('e'), ('f')")
         assert cur.rowcount == 6 and cur.containers == {"eol1": 3, "eol2": 3}
@@ -194,11 +196,8 @@ def test_multi_row_values_are_regrouped_per_container(tmp_path):
 
 
 def test_executemany_error_names_row_and_written_rows_in_autocommit(tmp_path):
-    make_tables(tmp_path, 2)
-
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
-                                           autocommit=True, seed=0)
+        conn = await over_two(tmp_path, seed=0)
         rows = [(i, f"v{i}") for i in range(6)] + [(0, "dup")]
         with pytest.raises(pooldbapi.aio.IntegrityError) as info:
             await conn.cursor().executemany("insert into t (id, v) values (?, ?)", rows)
@@ -232,11 +231,8 @@ def test_failed_transaction_raises_until_rollback(tmp_path):
 
 
 def test_calls_of_one_connection_from_several_tasks_are_serialised(tmp_path):
-    make_tables(tmp_path, 2)
-
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
-                                           autocommit=True)
+        conn = await over_two(tmp_path)
 
         async def insert(i):
             cur = await conn.execute("insert into t (v) values (?)", (f"r{i}",))
@@ -359,11 +355,8 @@ async def _cancel_mid_executemany(conn, rows, after):
 
 
 def test_cancelled_executemany_fails_the_transaction_and_rolls_it_back(tmp_path):
-    make_tables(tmp_path, 2)
-    specs = lite_specs(tmp_path, 2, ";max-calls-per-second=20")
-
     async def main():
-        conn = await pooldbapi.aio.connect(specs, default="{eol1,eol2}")
+        conn = await over_two(tmp_path, ";max-calls-per-second=20", autocommit=False)
         cancelled = await _cancel_mid_executemany(conn, [(f"r{i}",) for i in range(400)], 1.0)
         assert any("interrupted" in n and "failed" in n for n in cancelled.__notes__)
         # rolled back on the containers already: another writer is not kept waiting
@@ -383,11 +376,8 @@ def test_cancelled_executemany_fails_the_transaction_and_rolls_it_back(tmp_path)
 
 
 def test_cancelled_executemany_in_autocommit_reports_the_committed_rows(tmp_path):
-    make_tables(tmp_path, 2)
-    specs = lite_specs(tmp_path, 2, ";max-calls-per-second=20")
-
     async def main():
-        conn = await pooldbapi.aio.connect(specs, default="{eol1,eol2}", autocommit=True)
+        conn = await over_two(tmp_path, ";max-calls-per-second=20")
         cancelled = await _cancel_mid_executemany(conn, [(f"r{i}",) for i in range(400)], 1.0)
         reported = _held_by_note(cancelled.__notes__)
         cur = await conn.execute("select count(*) from t@eol1")
@@ -533,11 +523,8 @@ def test_the_task_context_reaches_the_call_and_progress_is_told(tmp_path):
 
 
 def test_callproc_explain_lastrowid_rownumber_and_nextset(tmp_path):
-    make_tables(tmp_path, 2)
-
     async def main():
-        conn = await pooldbapi.aio.connect(lite_specs(tmp_path, 2), default="{eol1,eol2}",
-                                           autocommit=True)
+        conn = await over_two(tmp_path)
         cur = conn.cursor()
         await cur.execute("insert into t@eol2 (id, v) values (41, 'x')")
         assert cur.lastrowid == 41

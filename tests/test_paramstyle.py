@@ -62,7 +62,8 @@ BIND_ERRORS = [
     ("select ?", "x", "must be a sequence"),
     ("select :a", (1,), "must be a mapping"),
     ("select :a, :b", {"a": 1}, "no value for parameter"),
-    ("select 1", (1,), "no placeholders"),
+    ("select 1", (1,), "no placeholders but 1 parameters were given"),
+    ("select 1", 7, "no placeholders but non-sequence parameters were given"),
     ("select ?, :a", (1, 2), "mixed"),
 ]
 

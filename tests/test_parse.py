@@ -569,6 +569,12 @@ def test_a_generated_statement_s_markers_are_columns_the_collector_does_not_walk
     assert [text[p.start:p.end] for p in stmt.placeholders[:3]] == ["?"] * 3
 
 
+def test_unquote_takes_the_quotes_off_a_quoted_name_and_leaves_a_plain_one():
+    from pooldbapi.sql.parse import unquote
+    assert unquote('"We""ird"') == 'We"ird' and unquote('"q"') == "q"
+    assert unquote("plain") == "plain" and unquote("Mixed_Case") == "Mixed_Case"
+
+
 def test_markers_read_as_the_placeholders_they_stand_for():
     from pooldbapi.sql.parse import EMPTY, Markers, Placeholder
     found = [Placeholder("named", "a", 3, 5), Placeholder("qmark", None, 8, 9),
@@ -585,6 +591,10 @@ def test_markers_read_as_the_placeholders_they_stand_for():
     assert markers[:0] + markers == markers and markers + EMPTY == markers
     same = Markers.of([Placeholder("qmark", None, 1, 2), Placeholder("qmark", None, 4, 5)])
     assert same.styles() == {"qmark"} and same + same[:1] == (*same, same[0])
+    # a sum keeps each side's styles and keys: one style or several, keys or none, either way
+    named = Markers.of([Placeholder("named", "b", 7, 9)])
+    for left, right in ((same, named), (named, same), (markers, markers), (same, markers)):
+        assert left + right == (*left, *right)
     assert hash(markers) == hash(tuple(found)) and repr(markers) == repr(tuple(found))
     assert Markers.of([]) is EMPTY
     stmt = parse("select :a, :b")  # a statement made with Placeholders keeps them as columns

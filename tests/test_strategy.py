@@ -134,6 +134,19 @@ def test_least_busy_one_unit_at_a_time_goes_round_the_list():
         picks.append(lb.choose())
         lb.done(picks[-1], 0.01, 1)
     assert collections.Counter(picks) == {"a": 3, "b": 3, "c": 3}
+    # in the list's order, from wherever it started
+    start = "abc".index(picks[0])
+    assert "".join(picks) == ("abc" * 4)[start:start + 9]
+
+
+def test_in_flight_ends_one_unit_unless_told():
+    in_flight = InFlight()
+    lb = LeastBusy(("a",), random.Random(0), in_flight=in_flight)
+    lb.choose(), lb.choose(), lb.choose()
+    in_flight.end("a")
+    assert in_flight.count("a") == 2
+    in_flight.end("a", 2)
+    assert in_flight.count("a") == 0 and in_flight.counts == {}
 
 
 def test_least_busy_counts_per_container_definition_across_strategies():
