@@ -1,8 +1,9 @@
 """Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
 at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters,
 OData services (CAP on SQLite files behind nginx) and SQLite files; then a load of many threads
-with their own connections over few pooled sessions, once per strategy: calls, pool timeouts,
-hangs, rows the clusters hold against the rows committed, units left in flight.
+with their own connections over few pooled sessions, once per strategy and once in autocommit
+(one-row inserts on the sessions the connections keep): calls, pool timeouts, hangs, rows the
+clusters hold against the rows committed, units left in flight.
 
     python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--odata-trials 50]
                                 [--sqlite-trials 100] [--seed 1]
@@ -58,31 +59,43 @@ def trials(lab: Lab | ODataLab | SqliteLab, scenarios: dict, count: int, seed: s
     return rows
 
 
-def load(factory: ClusterFactory, seconds: float, threads: int, strategy: str) -> dict:
+def load(factory: ClusterFactory, seconds: float, threads: int, strategy: str,
+         autocommit: bool = False) -> dict:
     """Threads with their own connections over 3 containers, pool maximum 4 each: executemany
     over the list and commit, as fast as they can; then the rows the clusters hold are counted
-    against the rows of the commits that returned (a commit that raised keeps none)."""
+    against the rows of the commits that returned (a commit that raised keeps none). In
+    autocommit each thread instead inserts one row at a time into one container (thread t
+    into p(t mod 3 + 1): five or six threads over a pool of four), the repeated statement
+    running on the session its connection keeps while no other thread waits for it; the rows
+    held are counted against the inserts that returned."""
     clusters = [factory.new() for _ in range(3)]
     extra = {"maximum-number-of-pooled-connections": "4", "pool-timeout": "10"}
     specs = {f"p{i + 1}": c.conninfo(**extra) for i, c in enumerate(clusters)}
     admin = pooldbapi.connect(specs, default="{p1,p2,p3}", broadcast_ddl=True, autocommit=True)
     admin.execute("create table load (id bigint primary key, t int)")
     admin.close()
+    per_call = 1 if autocommit else 6
     calls = [0] * threads
     timeouts = [0] * threads
     other: list[str] = []
     stop = time.monotonic() + seconds
 
     def worker(t: int) -> None:
-        conn = pooldbapi.connect(specs, default="{p1,p2,p3}", seed=t, strategy=strategy)
+        if autocommit:
+            conn = pooldbapi.connect(specs, default=f"p{t % 3 + 1}", autocommit=True)
+        else:
+            conn = pooldbapi.connect(specs, default="{p1,p2,p3}", seed=t, strategy=strategy)
         cur = conn.cursor()
         n = 0
         while time.monotonic() < stop:
-            rows = [((t << 32) + n + j, t) for j in range(6)]
-            n += 6
+            rows = [((t << 32) + n + j, t) for j in range(per_call)]
+            n += per_call
             try:
-                cur.executemany("insert into load (id, t) values (?, ?)", rows)
-                conn.commit()
+                if autocommit:
+                    cur.execute("insert into load (id, t) values (?, ?)", rows[0])
+                else:
+                    cur.executemany("insert into load (id, t) values (?, ?)", rows)
+                    conn.commit()
                 calls[t] += 1
             except pooldbapi.OperationalError as err:
                 conn.rollback()
@@ -107,10 +120,11 @@ def load(factory: ClusterFactory, seconds: float, threads: int, strategy: str) -
         with psycopg.connect(cluster.dsn) as raw:
             held += raw.execute("select count(*) from load").fetchone()[0]
         cluster.stop("immediate")
-    return {"strategy": strategy, "threads": threads, "containers": 3, "pool_maximum": 4,
+    return {"strategy": "one container each, autocommit" if autocommit else strategy,
+            "threads": threads, "containers": 3, "pool_maximum": 4,
             "seconds": elapsed, "commits": sum(calls), "commits_per_s": sum(calls) / elapsed,
             "pool_timeouts": sum(timeouts), "other_errors": len(other), "hung_threads": hung,
-            "in_use_after": in_use, "rows_off": held - 6 * sum(calls),
+            "in_use_after": in_use, "rows_off": held - per_call * sum(calls),
             "in_flight_after": in_flight}
 
 
@@ -182,6 +196,7 @@ def main() -> None:
             print()
             results = [load(factory, args.load_seconds, args.threads, strategy)
                        for strategy in args.strategies.split(",")]
+            results.append(load(factory, args.load_seconds, args.threads, "", autocommit=True))
             report("faults_load", results, list(results[0]))
     finally:
         factory.close()
