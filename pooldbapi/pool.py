@@ -39,6 +39,7 @@ class Physical:
         "check",
         "created",
         "describe",
+        "expires",
         "in_transaction",
         "is_broken",
         "limiter",
@@ -58,6 +59,7 @@ class Physical:
         self.spec = link.spec
         self.backend = backend = link.backend
         self.created = self.returned = time.monotonic()
+        self.expires = self.created + link.spec.options.connection_lifetime
         self.session_changed = False
         self.in_transaction = False  # borrowed by a transaction that began on it
         self.parked_by: Any = None  # kept by this borrower between autocommit statements
@@ -202,9 +204,11 @@ class Pool:
         self._waits += 1
         try:
             while not waiter.granted:
+                if self.closed:  # (close() emptied the queue and woke everyone in it)
+                    return None
                 # Queued before looking: a kept session whose statement ends after this look is
                 # given back by its borrower, who sees the queue then (Transaction.kept_done).
-                if self._parked and self._waiting[0] is waiter:
+                if self._parked and self._waiting and self._waiting[0] is waiter:
                     kept = self._steal()
                     if kept is not None:
                         self._waiting.popleft()
@@ -248,8 +252,9 @@ class Pool:
             elif self._open < self.maximum:
                 self._open += 1
                 candidate = None
-            else:  # one kept by a borrower between statements is taken from it now
-                candidate = self._steal() if self._parked else None
+            else:  # one kept by a borrower between statements is taken from it now (by the
+                # first in line: nobody who came later overtakes a waiter)
+                candidate = self._steal() if self._parked and not self._waiting else None
                 if candidate is None:
                     candidate = self._wait(deadline)
             closed = self.closed and candidate is None
@@ -312,8 +317,7 @@ class Pool:
     def keeps(self, phys: Physical, now: float) -> bool:
         """Tell whether the borrower that keeps phys may go on keeping it after a statement:
         nobody waits, the pool is open, phys is within connection-lifetime."""
-        return not self._waiting and not self.closed and \
-            now - phys.created <= self.spec.options.connection_lifetime
+        return not self._waiting and not self.closed and now <= phys.expires
 
     def _steal(self) -> Physical | None:
         """Take the session kept longest that runs no statement now from its borrower; None if
@@ -353,7 +357,7 @@ class Pool:
                 try:
                     if self._expired(phys, now):  # kept past idle-timeout or lifetime
                         stale.append(self._take_parked(phys))
-                        self._open -= 1
+                        self._free_place()  # (its place to anyone waiting)
                     elif phys.parked_by() is None:  # its connection went without closing
                         orphans.append(self._take_parked(phys))
                 finally:
@@ -366,7 +370,8 @@ class Pool:
     def unused(self, now: float) -> bool:
         """Tell whether the pool holds no connection and was not used for its idle timeout."""
         with self._lock:
-            return self._open == 0 and now - self.used > self.spec.options.idle_timeout
+            return self._open == 0 and not self._waiting and \
+                now - self.used > self.spec.options.idle_timeout
 
     def _fill_minimum(self) -> None:
         """Open idle connections up to minimum-number-of-pooled-connections."""
@@ -455,8 +460,8 @@ class Pool:
             idle, self._idle = list(self._idle), deque()
             while (kept := self._steal()) is not None:  # (one running a statement is given
                 idle.append(kept)  # back by its borrower when it ends, and closed there)
-            self._open -= len(idle)
             for phys in idle:
+                self._free_place()  # (a kept one's place to anyone waiting)
                 _untrack(phys)
         for phys in idle:
             phys.link.close()

@@ -137,6 +137,7 @@ class Direct:
             if kept is not None:
                 try:
                     result = _result(phys, alias, text, values)
+                    phys.returned = time.monotonic()  # (under its lock: the reaper reads it)
                 except BaseException:
                     tx.kept_failed(alias, phys)
                     raise

@@ -305,22 +305,35 @@ class Transaction:
         if phys is None or phys.limiter is not None or self.xid is not None or \
                 not phys.lock.acquire(False):
             return None
-        if phys.parked_by is self._owner and \
-                (time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check()):
-            return phys
+        try:
+            if phys.parked_by is self._owner:
+                now = time.monotonic()
+                if now > phys.expires:  # past connection-lifetime: given back, closed there
+                    phys.lock.release()
+                    self._give_back_kept(alias, phys)
+                    return None
+                if now - phys.returned < KEPT_UNCHECKED or phys.check():
+                    return phys
+        except BaseException:  # (Ctrl-C in the check's round trip)
+            phys.lock.release()
+            raise
         phys.lock.release()
         return None
 
-    def kept_done(self, alias: str, phys: Physical) -> None:
-        """After a statement on a kept session (take_kept), its lock released: it stays kept,
-        unless someone waits for a session of its pool, the pool closed or the session passed
-        its lifetime; then it is given back. (Released first: a borrower that queues after
-        the release is seen here; one that queued before took it, or sees it given back.)"""
-        now = phys.returned = time.monotonic()
-        pool = phys.pool
-        if not pool.keeps(phys, now) and pool.unpark(phys, self._owner):
+    def _give_back_kept(self, alias: str, phys: Physical) -> None:
+        """Give a session this connection keeps back to its pool (unless the pool took it)."""
+        if phys.pool.unpark(phys, self._owner):
             del self.parked[alias]
             self._release(phys)
+
+    def kept_done(self, alias: str, phys: Physical) -> None:
+        """After a statement on a kept session (take_kept), its end stamped in `returned` and
+        its lock released: it stays kept, unless someone waits for a session of its pool, the
+        pool closed or the session passed its lifetime; then it is given back. (Released
+        first: a borrower that queues after the release is seen here; one that queued before
+        took it, or sees it given back.)"""
+        if not phys.pool.keeps(phys, phys.returned):
+            self._give_back_kept(alias, phys)
 
     def kept_failed(self, alias: str, phys: Physical) -> None:
         """A statement on a kept session raised (its lock still held, so nobody took it): the

@@ -365,16 +365,18 @@ def test_a_kept_session_is_never_used_by_two_at_once(tmp_path, maximum):
                 if i >= 2000 and kept_runs[0] >= 20:
                     break
                 phys = tx.take_kept("s") if i % 2 else None
-                if phys is not None:
+                if phys is not None:  # as runner.Direct.run does
                     try:
                         use(phys, me)
+                        phys.returned = time.monotonic()
                     finally:
                         phys.lock.release()
                     tx.kept_done("s", phys)
                     kept_runs[0] += 1
                     continue
                 phys = tx.physical(spec, True)
-                use(phys, me)
+                with phys.lock:
+                    use(phys, me)
                 tx.after_statement("s")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -423,6 +425,147 @@ def test_a_kept_session_running_a_statement_goes_to_a_waiter_when_it_ends(pg):
     assert done and done[0][1] == pid
     assert 0.2 < waited < 3, waited  # after one's statement (0.4 s more), far before 5 s
     assert pool_for(one.specs["p"]).stats().waits == 1
+    one.close()
+    two.close()
+
+
+def _kept_and_busy(tmp_path, name):
+    """A pool of one SQLite session, kept by `keeper` (a Transaction in autocommit) and its
+    lock held as a statement on it would: (spec, pool, keeper, phys)."""
+    from pooldbapi.transaction import Transaction
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / name};"
+                                   "maximum-number-of-pooled-connections=1;pool-timeout=2"})
+    spec = conn.specs["s"]
+    keeper = Transaction()
+    keeper.autocommit = True
+    keeper.physical(spec, True)
+    keeper.after_statement("s")
+    phys = keeper.take_kept("s")
+    assert phys is not None and phys.lock.locked()
+    return spec, pool_for(spec), keeper, phys
+
+
+def _borrow_in_thread(spec, got):
+    from pooldbapi.transaction import Transaction
+
+    def borrow():
+        tx = Transaction()
+        tx.autocommit = True
+        try:
+            got.append(tx.physical(spec, True))
+            tx.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            got.append(exc)
+    thread = threading.Thread(target=borrow)
+    thread.start()
+    return thread
+
+
+def _until(test, seconds=2.0):
+    deadline = time.monotonic() + seconds
+    while not test() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return test()
+
+
+def test_a_kept_session_the_reaper_closes_gives_its_place_to_a_waiter(tmp_path):
+    """A borrower waits while a kept session runs a statement; the statement ends, and
+    before its connection looks at the queue the reaper closes the session (past its
+    lifetime): its place goes to the waiter, who opens a session at once rather than
+    waiting out pool-timeout."""
+    from pooldbapi import pool as pool_module
+    spec, pool, keeper, phys = _kept_and_busy(tmp_path, "reap.db")
+    got: list[object] = []
+    thread = _borrow_in_thread(spec, got)
+    assert _until(lambda: pool.stats().waiting == 1)
+    phys.created = phys.expires = -1e9  # past connection-lifetime
+    phys.lock.release()  # the statement ended; its connection has not looked yet
+    started = time.monotonic()
+    pool_module.reap()
+    thread.join(5)
+    assert got and isinstance(got[0], pooldbapi.pool.Physical) and got[0] is not phys, got
+    assert time.monotonic() - started < 1.5  # not after pool-timeout (2 s)
+    keeper.kept_done("s", phys)  # finds it gone: nothing given back twice
+    assert pool.stats().open <= 1
+    keeper.close()
+
+
+def test_a_borrower_does_not_take_a_kept_session_before_one_already_waiting(tmp_path):
+    """The oldest waiter is served first: a newcomer that finds a kept session free (its
+    statement just ended, its connection not yet looking at the queue) queues behind the
+    waiter instead of taking it."""
+    spec, pool, keeper, phys = _kept_and_busy(tmp_path, "order.db")
+    first: list[object] = []
+    late: list[object] = []
+    one = _borrow_in_thread(spec, first)
+    assert _until(lambda: pool.stats().waiting == 1)
+    phys.returned = time.monotonic()
+    phys.lock.release()  # free now, before its connection looked at the queue
+    two = _borrow_in_thread(spec, late)
+    assert _until(lambda: pool.stats().waiting == 2)  # the newcomer queued, took nothing
+    assert not first and not late
+    keeper.kept_done("s", phys)  # sees the queue: given to the oldest waiter
+    one.join(5)
+    two.join(5)
+    assert first and first[0] is phys, first
+    assert late and late[0] is phys, late  # after the first gave it back
+    keeper.close()
+
+
+def test_a_ctrl_c_in_a_kept_sessions_check_lets_go_of_its_lock(tmp_path):
+    """The liveness check of a kept session (after a pause over pool.KEPT_UNCHECKED) is
+    interrupted: the session's lock is let go, so the next statement and other borrowers
+    do not hang on it."""
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'c.db'};"
+                                   "maximum-number-of-pooled-connections=1;pool-timeout=2"},
+                             autocommit=True)
+    for _ in range(2):  # prepared, then kept
+        conn.execute("select ?", (1,)).fetchall()
+    phys = conn.transaction.parked["s"]
+    real = phys.check
+
+    def interrupted() -> bool:
+        raise KeyboardInterrupt
+
+    phys.check = interrupted
+    phys.returned -= 1  # a pause: the check runs
+    with pytest.raises(KeyboardInterrupt):
+        conn.execute("select ?", (2,))
+    phys.check = real
+    assert not phys.lock.locked()
+    assert conn.execute("select ?", (3,)).fetchall() == [(3,)]
+    conn.close()
+
+
+def test_close_all_while_a_kept_session_runs_and_someone_waits(pg):
+    """close_all() while a connection runs a prepared statement on its kept session and
+    another borrower waits for the pool's only session: the waiter goes on with the pool's
+    successor (no error), and the statement finishes."""
+    spec = {"p": pg.conninfo(application_name="pool-kept-close",
+                             maximum_number_of_pooled_connections="1", pool_timeout="5")}
+    one, two = (pooldbapi.connect(spec, autocommit=True) for _ in range(2))
+    sleep = "select pg_sleep(?)"
+    one.execute(sleep, (0,))
+    one.execute(sleep, (0,))  # prepared: the next runs on the kept session
+    results: dict[str, object] = {}
+
+    def run(name, conn, text, args):
+        try:
+            results[name] = conn.execute(text, args).fetchall()
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            results[name] = exc
+
+    busy = threading.Thread(target=run, args=("one", one, sleep, (0.8,)))
+    busy.start()
+    time.sleep(0.2)
+    waiter = threading.Thread(target=run, args=("two", two, "select ?", (7,)))
+    waiter.start()
+    assert _until(lambda: any(s.waiting for s in pooldbapi.pool_stats()))
+    pooldbapi.close_all()
+    waiter.join(5)
+    busy.join(5)
+    assert results.get("two") == [(7,)], results
+    assert not isinstance(results.get("one"), BaseException), results
     one.close()
     two.close()
 
