@@ -173,7 +173,9 @@ class Cursor:
         plan = context.plans.get(operation) if type(operation) is str and not self.stream \
             else None
         if plan is not None:  # prepared: the checks of _prepare that can change since
-            self._check_open()
+            connection = self.connection
+            if self._closed or connection._closed or connection._closing:
+                self._check_open()  # raises what is wrong
             tx = context.transaction
             if tx.failed is not None or tx.inherited:
                 tx.check()
@@ -303,11 +305,10 @@ class Cursor:
                 self._streamed.check()
                 rows = list(itertools.islice(self._source, size))
         else:
-            result = self._result
-            if self._closed or result is None or result.description is None:
+            result, connection = self._result, self.connection
+            if self._closed or result is None or result.description is None or \
+                    connection._closed or connection._closing:
                 self._check_result()  # raises what is wrong
-            else:
-                self.connection.check_open()
             end = len(self._rows) if size is None else self._pos + size
             rows = self._rows[self._pos:end]
         self._pos += len(rows)

@@ -134,20 +134,23 @@ class Direct:
                 kept = tx.take_kept(alias)
             phys = kept if kept is not None else tx.physical(self.spec, tx.autocommit)
         try:
-            if kept is not None:
-                try:
-                    result = _result(phys, alias, text, values)
-                    phys.returned = time.monotonic()  # (under its lock: the reaper reads it)
-                except BaseException:
-                    tx.kept_failed(alias, phys)
-                    raise
-                finally:
-                    phys.lock.release()
-            else:
+            if kept is None:  # (a kept session comes with its lock held)
                 if phys.limiter is not None:
                     phys.limiter.take()
-                with phys.lock:
-                    result = _result(phys, alias, text, values)
+                # a free lock taken by its built-in acquire (no Python frame, where a
+                # LoopLock's `with` costs two); a taken one waited for as `with` waits
+                if not phys.lock.acquire(False):
+                    phys.lock.__enter__()
+            try:
+                result = _result(phys, alias, text, values)
+                if kept is not None:
+                    phys.returned = time.monotonic()  # (under its lock: the reaper reads it)
+            except BaseException:
+                if kept is not None:
+                    tx.kept_failed(alias, phys)
+                raise
+            finally:
+                phys.lock.release()
         except BaseException as exc:
             err = tx.statement_failed(alias, phys, exc, touched, self.lost_kind)
             if err is None:

@@ -292,10 +292,17 @@ class LoopLock:
     again after an awaited pause, so the event loop (and with it the holder) goes on; a
     thread blocks as on a threading.Lock."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_lock", "acquire", "locked", "release")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = lock = threading.Lock()
+        # the lock's own methods (built-ins: the runner's acquire(False) and release of a
+        # session on each statement cost no Python frame)
+        self.acquire: Callable[..., bool] = lock.acquire
+        """threading.Lock's acquire (a greenlet that may have to wait uses `with`)."""
+        self.release: Callable[[], None] = lock.release
+        self.locked: Callable[[], bool] = lock.locked
+        """Tell whether someone holds the lock."""
 
     def __enter__(self) -> None:
         if self._lock.acquire(False):
@@ -308,17 +315,6 @@ class LoopLock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
-
-    def acquire(self, blocking: bool = True) -> bool:
-        """threading.Lock's acquire (a greenlet that may have to wait uses `with`)."""
-        return self._lock.acquire(blocking)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        """Tell whether someone holds the lock."""
-        return self._lock.locked()
 
 
 def new_lock() -> threading.Lock | LoopLock:

@@ -378,6 +378,45 @@ def test_a_loop_lock_held_across_a_wait_lets_the_loop_go_on():
     assert order == ["held", "released", "taken"]
 
 
+def test_a_loop_lock_taken_by_acquire_is_waited_for_and_freed_by_release():
+    """The runner takes a session's lock with acquire(False) (then `with`'s wait if taken)
+    and frees it with release(): another greenlet waits for it at its `with`, awaiting."""
+    order = []
+
+    def holder(lock):
+        def go():
+            assert lock.acquire(False)
+            try:
+                order.append("held")
+                waits.sleep(0.05)
+                assert not lock.acquire(False)  # (taken: not taken twice)
+                order.append("released")
+            finally:
+                lock.release()
+        return go
+
+    def taker(lock):
+        def go():
+            waits.sleep(0.01)
+            if not lock.acquire(False):
+                order.append("waits")
+                lock.__enter__()
+            try:
+                order.append("taken")
+            finally:
+                lock.release()
+        return go
+
+    def outer():
+        lock = waits.new_lock()
+        assert isinstance(lock, waits.LoopLock)
+        waits.gather([holder(lock), taker(lock)], lambda: None)
+        assert not lock.locked()
+
+    run(asyncio.wait_for(waits.spawn(outer), 5))
+    assert order == ["held", "waits", "released", "taken"]
+
+
 def test_a_pool_wakeup_from_another_thread_wakes_an_awaiting_call():
     lock = threading.Lock()
 

@@ -169,12 +169,13 @@ class PostgreSQLLink(Link):
     def describe(self, cursor: Any, first_row: Sequence[Any] | None = None,
                  text: str | None = None) -> Description | None:
         res = cursor.pgresult
-        if res is None or not res.nfields:
+        n = res.nfields if res is not None else 0
+        if not n:
             return None
         # Building psycopg's Column objects costs more than the query on loopback: describe
-        # once per distinct result shape.
-        key = tuple([(res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i))
-                     for i in range(res.nfields)])
+        # once per distinct result shape (the key of one column built with no comprehension)
+        key = ((res.fname(0), res.ftype(0), res.fmod(0), res.fsize(0)),) if n == 1 else \
+            tuple([(res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i)) for i in range(n)])
         found = _DESCRIPTIONS.get(key)
         if found is None:
             found = tuple((col.name, type_code(col.type_code), col.display_size,
