@@ -229,6 +229,77 @@ def test_the_shortcut_is_dropped_where_its_rows_do_not_follow_a_first_values_row
     assert len(parse("explain insert into t values " + tail).values_rows) == 0
 
 
+def _shortcut(text):
+    """What the repeated-row shortcut makes of a text: None, or (tokens, unit, count) after
+    checking that its tokens give back the text."""
+    from pooldbapi.sql import parse as module
+    found = module._repeated_rows(text)
+    if found is not None:
+        assert "".join(t.value for t in found[0]) == text
+    return found
+
+
+def _columns_of(width):
+    """A column list 'c000, c001, ...' of at least `width` characters."""
+    return ", ".join(f"c{k:03d}" for k in range(width // 6 + 1))
+
+
+def test_the_shortcut_reads_bulk_insert_and_rows_of_null_true_false_default():
+    rows = ", ".join(["(?, ?)"] * 2000)
+    found = _shortcut("bulk insert into t@a values " + rows)
+    assert found is not None and found[2] == 1999
+    words = ", ".join(["(?, null, true, false, default)"] * 1000)
+    found = _shortcut("insert into t values " + words)
+    assert found is not None and found[2] == 999
+    # a row holding a subquery is read whole, even one that names no table
+    assert _shortcut("insert into t values " + ", ".join(["((select 1), ?)"] * 1000)) is None
+
+
+def test_the_shortcut_reads_past_a_short_first_head():
+    """Where the short head (512 characters) holds no VALUES, ends just after it, or ends
+    within 64 characters of the first row's end, the long head reads the rows."""
+    rows = ", ".join(["(?, ?)"] * 2000)
+    long_columns = f"insert into t ({_columns_of(600)}) values "
+    found = _shortcut(long_columns + rows)
+    assert found is not None and found[2] == 1999
+    head = "insert into t ("
+    ends_at_values = head + _columns_of(505 - len(head))
+    ends_at_values = ends_at_values[:505 - len(head + ") values")].rstrip(", ")
+    ends_at_values += ") values"
+    ends_at_values += " " * (505 - len(ends_at_values))
+    assert 505 - 20 < len(ends_at_values.rstrip()) <= 505
+    found = _shortcut(ends_at_values + " " * 20 + rows)
+    assert found is not None and found[2] == 1999
+    near_the_cut = head + _columns_of(490 - len(head))
+    near_the_cut = near_the_cut[:490 - len(head + ") values ")].rstrip(", ") + ") values "
+    spaced = ("," + " " * 30).join(["(?, ?)"] * 2000)
+    assert 448 < len(near_the_cut) + len("(?, ?)") <= 512 - 30
+    found = _shortcut(near_the_cut + spaced)
+    assert found is not None and found[2] == 1999 and found[1] == len("," + " " * 30 + "(?, ?)")
+
+
+def test_rows_further_apart_than_the_short_head_are_left_to_the_tokenizer():
+    """Blanks from the first row's end to the end of the short head (512 characters): no
+    second row in sight, the rows are lexed one by one."""
+    from pooldbapi.sql import parse as module
+    text = "insert into t values " + ("," + " " * 600).join(["(?, ?)"] * 100)
+    assert _shortcut(text) is None
+    assert len(parse(text).values_rows) == 100
+    assert _fields(module._scan(text)) == _fields(_scan_without_shortcut(module, text))
+
+
+def test_a_jsonb_question_mark_in_repeated_rows_is_an_operator_in_every_row():
+    """With %s markers in the statement, '?' after an operand is PostgreSQL's jsonb operator,
+    in the repeats as in the first row."""
+    from pooldbapi.sql import parse as module
+    text = "insert into t values " + ", ".join(["(%s, '{}' ? 'a')"] * 600)
+    assert _shortcut(text) is not None
+    stmt = module._scan(text)
+    assert len(stmt.placeholders) == 600
+    assert {p.style for p in stmt.placeholders} == {"format"}
+    assert _fields(stmt) == _fields(_scan_without_shortcut(module, text))
+
+
 # values a row of a VALUES list may hold: what the row expression reads (numbers, standard
 # strings with '' escapes, null, true, false, default, markers) and what it must leave to the
 # tokenizer (E'' strings, casts, comments, dollar quotes, calls, PostgreSQL's $1, ...)

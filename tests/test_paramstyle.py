@@ -36,6 +36,9 @@ RENDER = [
     ("select '%', '%%', 5 %% 2, %s", "qmark", "select '%', '%', 5 % 2, ?", (0,)),
     ('select "a%s", %s', "format", 'select "a%%s", %s', (0,)),
     ("select '%s %%', ?", "format", "select '%%s %%%%', %s", (0,)),  # qmark: % is literal
+    # each marker its own key, counted on past the second
+    ("select ?, ?, ?", "format", "select %s, %s, %s", (0, 1, 2)),
+    ("select ?, ?, ?", "numeric", "select :1, :2, :3", (0, 1, 2)),
 ]
 
 
@@ -138,12 +141,21 @@ def test_postgresqls_numbered_markers_are_refused_where_parameters_are_passed(te
     stmt = parse(text)
     at = text.index("$")
     with pytest.raises(pooldbapi.ProgrammingError,
-                       match=rf"'\$\d' at position {at} \(line 1, column {at + 1}\)"):
+                       match=rf"'\$\d' at position {at} \(line 1, column {at + 1}\): PostgreSQL's"
+                             r" numbered markers are not a placeholder style of pooldbapi;"
+                             r" write \? or :1 \(or pass no parameters\)$"):
         render(stmt, "format")
     # without parameters the text is sent as written; inside literals it is only text
     assert render(stmt, None).text == text
     assert render(parse("select '$1', $$ $1 $$, ? -- $1"), "format").text == \
         "select '$1', $$ $1 $$, %s -- $1"
+
+
+def test_a_numbered_placeholder_below_one_is_refused_naming_where_it_stands():
+    with pytest.raises(pooldbapi.ProgrammingError) as caught:
+        render(parse("select 1, :0"), "format")
+    assert str(caught.value) == \
+        "placeholder :0 at position 10 (line 1, column 11): numbering starts at 1"
 
 
 # the same rows through raw psycopg (its own format style, % doubled where it is text) and

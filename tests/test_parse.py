@@ -526,6 +526,14 @@ def test_a_statement_that_is_not_text_is_a_programming_error():
         assert str(info.value) == f"a statement must be a str, not {type(bad).__name__}"
 
 
+def test_a_statement_of_a_str_subclass_is_parsed_as_its_text():
+    class Text(str):
+        pass
+
+    stmt = parse(Text("select ? from t@a"))
+    assert stmt.text == "select ? from t@a" and len(stmt.placeholders) == 1
+
+
 @pytest.mark.parametrize("text, position, expected", [
     ("select *", 3, "position 3 (line 1, column 4)"),
     ("a\nbc\ndef", 6, "position 6 (line 3, column 2)"),

@@ -90,40 +90,7 @@ def _where_reads_go(conn, n=20, sql="select count(*) from t@{rep1,rep2}"):
     return seen
 
 
-# -- settings -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("containers", "message"), [
-    ({"a": "driver=postgresql;replica-of=b"}, "replica-of='b' is not a configured container"),
-    ({"a": "driver=postgresql;replica-of=a"}, "replica-of names the container itself"),
-    ({"a": "driver=postgresql", "b": "driver=postgresql;replica-of=a",
-      "c": "driver=postgresql;replica-of=b"}, "replica-of='b' is itself a standby (of 'a')"),
-    ({"a": "driver=sqlite;database=:memory:", "b": "driver=postgresql;replica-of=a"},
-     "'a' uses the sqlite driver"),
-    ({"a": "driver=postgresql;max-replication-lag=2"}, "max-replication-lag needs replica-of"),
-    ({"a": "driver=postgresql", "b": "driver=postgresql;replica-of=a;MaxReplicationLag=-1"},
-     "key 'MaxReplicationLag' has an invalid value '-1'"),
-    ({"a": "driver=postgresql", "b": "driver=postgresql;replica-of=a;max-replication-lag=x"},
-     "key 'max-replication-lag' has an invalid value 'x'"),
-])
-def test_a_bad_standby_definition_is_an_interface_error_naming_it(containers, message):
-    with pytest.raises(pooldbapi.InterfaceError) as caught:
-        load_settings(containers)
-    assert message in str(caught.value)
-
-
-def test_the_settings_file_takes_replica_keys_and_read_your_writes(tmp_path):
-    path = tmp_path / "s.toml"
-    path.write_text('read_your_writes = true\n[containers.p]\ndriver = "postgresql"\n'
-                    '[containers.r]\ndriver = "postgresql"\nreplica-of = "p"\n'
-                    'max-replication-lag = 2.5\n')
-    found = load_settings(settings=path)
-    assert found.options == {"read_your_writes": True}
-    assert found.containers["r"].options.replica_of == "p"
-    assert found.containers["r"].options.max_replication_lag == 2.5
-    path.write_text('read_your_writes = "yes"\n[containers.p]\ndriver = "postgresql"\n')
-    with pytest.raises(pooldbapi.InterfaceError, match="'read_your_writes' takes bool"):
-        load_settings(settings=path)
-
-
+# -- the lag from its samples, the positions (no server) ------------------------------------
 A, B = 0x3001000, 0x3002000  # two positions of the primary's, mid-page
 
 
