@@ -299,8 +299,9 @@ class Transaction:
         after_statement), its lock held, to run one statement on: if nobody took it meanwhile
         nor holds it now, and it is alive (KEPT_UNCHECKED). None otherwise, or in a two-phase
         transaction, or where the runner waits for a call limit first: borrow as usual then
-        (physical() sees what became of it). After the statement: kept_done() or, if it
-        raised, kept_failed(), both with the lock still held."""
+        (physical() sees what became of it). After the statement: kept_failed() with the
+        lock still held if it raised; else its end stamped in `returned` under the lock, the
+        lock released, then kept_done() (runner.Direct.run)."""
         phys = self.parked.get(alias)
         if phys is None or phys.limiter is not None or self.xid is not None or \
                 not phys.lock.acquire(False):
