@@ -76,6 +76,11 @@ class Physical:
         # what the runner waits on before a call (None: the back-end waits itself, per call)
         self.limiter: Limiter | None = None if backend.throttles_calls else pool.limiter
 
+    def checked_after_keep(self, now: float) -> bool:
+        """A kept session's check as its borrower takes it again: alive (Link.check), taken
+        as alive within KEPT_UNCHECKED of the end of its last statement."""
+        return now - self.returned < KEPT_UNCHECKED or self.check()
+
     def reset(self) -> bool:
         """Make the connection fit for the next user (False: it is closed instead)."""
         return self.link.reset(self.session_changed)
@@ -175,7 +180,7 @@ class Pool:
 
     def _expired(self, phys: Physical, now: float) -> bool:
         opts = self.spec.options
-        if now - phys.created > opts.connection_lifetime or phys.is_broken():
+        if now > phys.expires or phys.is_broken():
             return True
         # idle connections beyond the minimum are closed after idle-timeout
         return now - phys.returned > opts.idle_timeout and \
@@ -294,7 +299,7 @@ class Pool:
         again (under the session's lock; Transaction.take_kept); taking it from the borrower
         holds both locks."""
         now = time.monotonic()
-        if not self.pooling or now - phys.created > self.spec.options.connection_lifetime:
+        if not self.pooling or now > phys.expires:
             return False  # one per use, or too old to keep: given back, and closed there
         with self._lock:
             if self._waiting or self.closed:
@@ -430,7 +435,7 @@ class Pool:
                          self.spec.alias, type(exc).__name__)
                 keep = False
         now = time.monotonic()
-        if keep and now - phys.created > self.spec.options.connection_lifetime:
+        if keep and now > phys.expires:
             keep = False
         if not keep:
             phys.link.close()

@@ -20,7 +20,7 @@ from .errors import (
     ProgrammingError,
 )
 from .health import HEALTH
-from .pool import INHERITED, KEPT_UNCHECKED, Physical, acquire, pool_for
+from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -251,14 +251,11 @@ class Transaction:
         if phys is None and autocommit and self.xid is None and not self.inherited:
             # the session kept since this connection's last autocommit statement there, if
             # the pool did not give it to someone else meanwhile: nothing to set nor to begin
-            # (_unpark's body: this is every autocommit statement's path)
-            phys = self.parked.pop(spec.alias, None)
-            if phys is not None and phys.pool.unpark(phys, self._owner):
-                if time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check():
-                    self.borrowed[spec.alias] = phys
-                    return phys
-                self._release(phys, broken=True)
-            phys = None
+            # (a prepared statement takes it in take_kept instead)
+            phys = self._unpark(spec.alias)
+            if phys is not None:
+                self.borrowed[spec.alias] = phys
+                return phys
         if phys is None:
             if self.inherited:
                 self.check()
@@ -313,7 +310,7 @@ class Transaction:
                     phys.lock.release()
                     self._give_back_kept(alias, phys)
                     return None
-                if now - phys.returned < KEPT_UNCHECKED or phys.check():
+                if phys.checked_after_keep(now):
                     return phys
         except BaseException:  # (Ctrl-C in the check's round trip)
             phys.lock.release()
@@ -352,7 +349,7 @@ class Transaction:
         phys = self.parked.pop(alias, None)
         if phys is None or not phys.pool.unpark(phys, self._owner):
             return None
-        if time.monotonic() - phys.returned < KEPT_UNCHECKED or phys.check():
+        if phys.checked_after_keep(time.monotonic()):
             return phys  # (its lifetime was checked when it was kept)
         self._release(phys, broken=True)
         return None
