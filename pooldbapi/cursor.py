@@ -20,6 +20,11 @@ from .sql.parse import Statement, StatementKind, parse
 if TYPE_CHECKING:
     from .connection import Connection
     from .context import Context
+    from .pool import Physical
+
+Ready = tuple[Direct, "Physical", "Physical | None", str, "Sequence[Any] | None"]
+"""A statement made ready by Cursor.at_hand: the prepared plan, the session (its lock held),
+the session again if it is kept (else None), the back-end's text and values."""
 
 STREAM_BATCH = 2000
 """Rows a streaming cursor fetches from the server at a time (or arraysize, if larger)."""
@@ -203,6 +208,71 @@ class Cursor:
                     return self
                 context.plans.put(operation, plan, len(operation))
         return self
+
+    # execute()'s steps for a caller that awaits the driver itself (pooldbapi.aio's task): a
+    # prepared statement whose session is at hand, with nothing in between that waits
+    def at_hand(self, operation: str, parameters: Any) -> Ready | None:
+        """execute() up to the driver's call, for a prepared statement (runner.Direct) whose
+        session is at hand (Direct.at_hand): the connection's lock and the session's held.
+        None, with nothing taken or changed, where execute() would wait, stream, trace, or
+        first end a streamed result: call execute() then. Raises what execute() raises for a
+        closed cursor or connection and for bad parameters. Then ran() (and, where it says
+        so, hand_back()), or failed(). (A prepared statement chooses no unit of the router:
+        there is nothing to settle.)"""
+        if self.stream or telemetry.ON or self._streamed is not None or \
+                type(operation) is not str:
+            return None
+        context = self._context
+        plan = context.plans.get(operation)
+        tx = context.transaction
+        if plan is None or tx.failed is not None or tx.inherited:
+            return None
+        connection = self.connection
+        lock = connection.lock
+        if not lock.acquire(False):
+            return None
+        try:
+            if self._closed or connection._closed or connection._closing:
+                self._check_open()  # raises what is wrong
+            ready = plan.at_hand(context, parameters)
+        except BaseException:
+            self._result, self._rows, self._pos = None, [], 0  # (as execute() leaves it)
+            self._source = None
+            lock.release()
+            raise
+        if ready is None:
+            lock.release()
+        else:  # (no earlier result is read while it runs)
+            self._result, self._rows, self._pos = None, [], 0
+            self._source = None
+        return ready
+
+    def ran(self, ready: Ready, result: Result) -> bool:
+        """The driver answered the statement at_hand() made ready: result is the call's.
+        Everything is let go but, where this returns False, a kept session that is to be
+        given back and the connection's lock: hand_back() then (it may wait)."""
+        plan, phys, kept = ready[0], ready[1], ready[2]
+        self._result, self._rows = result, result.rows
+        if plan.ended(self._context, phys, kept):
+            self.connection.lock.release()
+            return True
+        return False
+
+    def hand_back(self, ready: Ready) -> None:
+        """Give back the kept session ran() did not keep, then the connection's lock."""
+        try:
+            self._context.transaction.kept_done(ready[0].alias, ready[1])
+        finally:
+            self.connection.lock.release()
+
+    def failed(self, ready: Ready, exc: BaseException) -> BaseException:
+        """The driver raised exc for the statement at_hand() made ready: what execute() does
+        then (which may wait: not for what is no Exception, such as Ctrl-C or a closed
+        coroutine's GeneratorExit); returns what to raise. Lets go of everything."""
+        try:
+            return ready[0].failed(self._context, ready[1], ready[2], exc)
+        finally:
+            self.connection.lock.release()
 
     def explain(self, operation: str, parameters: Any = None) -> Cursor:
         """Plan a select without running it: the cursor's rows are the steps (step,

@@ -68,7 +68,7 @@ class Physical:
         self._cursor: Any = None
         # the link's answers, bound once (each is a call on the one-container path)
         self.describe: Callable[..., Description | None] = link.describe
-        self.check: Callable[[], bool] = link.check
+        self.check: Callable[..., bool] = link.check
         self.is_broken: Callable[[], bool] = link.is_broken
         self.aborted: Callable[[], bool] = link.aborted
         self.atomic: Callable[[], AbstractContextManager[Any]] = link.atomic
@@ -76,10 +76,11 @@ class Physical:
         # what the runner waits on before a call (None: the back-end waits itself, per call)
         self.limiter: Limiter | None = None if backend.throttles_calls else pool.limiter
 
-    def checked_after_keep(self, now: float) -> bool:
+    def checked_after_keep(self, now: float, round_trip: bool = True) -> bool:
         """A kept session's check as its borrower takes it again: alive (Link.check), taken
-        as alive within KEPT_UNCHECKED of the end of its last statement."""
-        return now - self.returned < KEPT_UNCHECKED or self.check()
+        as alive within KEPT_UNCHECKED of the end of its last statement (round_trip False: a
+        check in doubt answers False, with no round trip)."""
+        return now - self.returned < KEPT_UNCHECKED or self.check(round_trip)
 
     def reset(self) -> bool:
         """Make the connection fit for the next user (False: it is closed instead)."""

@@ -86,6 +86,13 @@ def _result(phys: Physical, alias: str, text: str, values: Sequence[Any] | None)
     """One execution on one container's session (its lock held), as the call's Result."""
     cur = phys.cursor()
     description, rows = _run(phys, cur, text, values)
+    return answer(phys, alias, cur, description, rows)
+
+
+def answer(phys: Physical, alias: str, cur: Any, description: Description | None,
+           rows: list[Any] | None) -> Result:
+    """The call's Result of one execution on alias, from its driver cursor's answer: the
+    description and the rows fetched (None for a statement that returns none)."""
     if rows is not None:
         return Result(description, rows, len(rows), None, {alias: 1})
     rowcount = cur.rowcount
@@ -161,6 +168,61 @@ class Direct:
         elif tx.autocommit:  # (in a transaction the session stays held)
             tx.after_statement(alias)
         return result
+
+    # run()'s steps for a caller that cannot wait in them (pooldbapi.aio's task, which awaits
+    # the driver itself): at_hand() up to the driver's execute, then ended() or failed()
+    def at_hand(self, conn: Session, params: Any
+                ) -> tuple[Direct, Physical, Physical | None, str, Sequence[Any] | None] | None:
+        """(self, the session, the session if kept, text, values) with the session's lock
+        held, if its session is at hand: held by the open transaction and free, or kept in
+        autocommit (take_kept) and taken as alive without a round trip. None, with nothing
+        taken, where run() would borrow, wait for a call limit, or ask the server whether the
+        session is alive. Bad parameters raise as in run(), before anything is taken."""
+        values: Sequence[Any] | None
+        if params is None:
+            text, values = self.bare, None
+        else:
+            text = self.text
+            values = params if type(params) is tuple and len(params) == self.arity else \
+                bind(self.stmt, self.keys, params)
+        tx = conn.transaction
+        if tx.autocommit:
+            kept = tx.take_kept(self.alias, round_trip=False)
+            return (self, kept, kept, text, values) if kept is not None else None
+        phys = tx.borrowed.get(self.alias)
+        if phys is None or phys.limiter is not None or not phys.lock.acquire(False):
+            return None
+        return self, phys, None, text, values
+
+    @staticmethod
+    def ended(conn: Session, phys: Physical, kept: Physical | None) -> bool:
+        """After the driver's answer to a statement made ready by at_hand(): the session's lock
+        released. False where a kept session is to be given back now (someone waits for it, its
+        pool closed or it passed its lifetime: conn.transaction.kept_done, which may wait)."""
+        if kept is None:
+            phys.lock.release()
+            return True
+        phys.returned = returned = time.monotonic()  # (under its lock: the reaper reads it)
+        phys.lock.release()
+        return phys.pool.keeps(phys, returned)
+
+    def failed(self, conn: Session, phys: Physical, kept: Physical | None,
+               exc: BaseException) -> BaseException:
+        """After the driver raised exc for a statement made ready by at_hand() (its lock still
+        held): what run() does then (the session given back or the transaction failed, which
+        may wait); returns what to raise (a pooldbapi error from exc, or exc itself)."""
+        tx = conn.transaction
+        try:
+            if kept is not None:
+                tx.kept_failed(self.alias, phys)
+        finally:
+            phys.lock.release()
+        err = tx.statement_failed(self.alias, phys, exc,
+                                  kept is None and phys.backend.transactional, self.lost_kind)
+        if err is None:
+            return exc
+        err.__cause__ = exc
+        return err
 
 
 class Stream:

@@ -291,12 +291,13 @@ class Transaction:
             self.borrowed[spec.alias] = phys
         return phys
 
-    def take_kept(self, alias: str) -> Physical | None:
+    def take_kept(self, alias: str, round_trip: bool = True) -> Physical | None:
         """The session this connection keeps on alias for its autocommit statements (see
         after_statement), its lock held, to run one statement on: if nobody took it meanwhile
         nor holds it now, and it is alive (KEPT_UNCHECKED). None otherwise, or in a two-phase
         transaction, or where the runner waits for a call limit first: borrow as usual then
-        (physical() sees what became of it). After the statement: kept_failed() with the
+        (physical() sees what became of it); None also where its liveness would be asked
+        with a round trip and round_trip is False. After the statement: kept_failed() with the
         lock still held if it raised; else its end stamped in `returned` under the lock, the
         lock released, then kept_done() (runner.Direct.run)."""
         phys = self.parked.get(alias)
@@ -310,7 +311,7 @@ class Transaction:
                     phys.lock.release()
                     self._give_back_kept(alias, phys)
                     return None
-                if phys.checked_after_keep(now):
+                if phys.checked_after_keep(now, round_trip):
                     return phys
         except BaseException:  # (Ctrl-C in the check's round trip)
             phys.lock.release()

@@ -186,10 +186,10 @@ async def spawn(fn: Callable[[], T], on_cancel: Callable[[], None] | None = None
 def drive(fn: Callable[..., Any], args: tuple[Any, ...] = (),
           shield: Shield | None = None) -> Generator[Any, Any, Any]:
     """spawn(), for fn(*args), as an awaitable of one frame (no coroutine of its own): what a
-    call of pooldbapi.aio awaits. Each wait of a driver's coroutine in fn is driven here: its
-    futures go to the task as they would from the coroutine awaited directly (under the
-    shield when one is given, kept by its owner from call to call: see Shield), what the task
-    sends or throws goes back to it."""
+    call of pooldbapi.aio awaits. Each wait of a driver's coroutine in fn is driven from here
+    (_waits): its futures go to the task as they would from the coroutine awaited directly
+    (under the shield when one is given, kept by its owner from call to call: see Shield),
+    what the task sends or throws goes back to it."""
     if greenlet is None:
         raise NotInLoop("pooldbapi.aio needs the greenlet package: pip install 'pooldbapi[aio]'")
     kept = getattr(_IDLE, "kept", None)  # (_idle(), inline: once per call)
@@ -206,34 +206,11 @@ def drive(fn: Callable[..., Any], args: tuple[Any, ...] = (),
     while type(result) is tuple:  # a driver's coroutine that waits, and what it yielded
         coro, yielded = result
         try:
-            while True:
-                if shield is not None and isinstance(yielded, Future):
-                    while not yielded.done():  # (woken early: wait for the driver's again)
-                        waiting = shield.waiting(yielded)
-                        try:
-                            yield waiting
-                        except CancelledError:  # (told already by shield.cancel)
-                            shield.tell()
-                        except BaseException:  # noqa: BLE001, S110 - the future's own outcome
-                            pass  # (the driver reads it from its future)
-                    shield.future = None
-                    yielded._asyncio_future_blocking = False
-                    sent = None  # (the driver reads its future's result itself)
-                else:
-                    try:
-                        sent = yield yielded
-                    except BaseException as exc:  # noqa: BLE001 - a cancellation goes into it
-                        if shield is not None and isinstance(exc, CancelledError):
-                            shield.tell()
-                            sent = None
-                        else:
-                            yielded = coro.throw(exc)
-                            continue
-                yielded = coro.send(sent)
-        except StopIteration as stop:
-            result = worker.switch(stop.value)
+            value = yield from _waits(coro, yielded, shield)
         except BaseException as exc:  # noqa: BLE001 - the driver's, raised at fn's wait
             result = worker.throw(exc)
+        else:
+            result = worker.switch(value)
     if len(idle) < KEPT_WORKERS:
         idle.append(worker)
     if shield is not None and shield.cancelled:
@@ -242,6 +219,55 @@ def drive(fn: Callable[..., Any], args: tuple[Any, ...] = (),
         raised, result.exc = result.exc, None
         raise raised
     return result.value
+
+
+def _waits(coro: Coroutine[Any, Any, T], yielded: Any, shield: Shield | None
+           ) -> Generator[Any, Any, T]:
+    """Wait for a driver's coroutine that yielded `yielded` (drive()'s and shielded()'s
+    awaiting): its futures go to the task as they would from the coroutine awaited directly,
+    under the shield when one is given; what the task sends or throws goes back to it.
+    Returns the coroutine's value, raises its exception."""
+    try:
+        while True:
+            if shield is not None and isinstance(yielded, Future):
+                while not yielded.done():  # (woken early: wait for the driver's again)
+                    waiting = shield.waiting(yielded)
+                    try:
+                        yield waiting
+                    except CancelledError:  # (told already by shield.cancel)
+                        shield.tell()
+                    except GeneratorExit:  # the task's coroutine closed: no more waiting
+                        raise
+                    except BaseException:  # noqa: BLE001, S110 - the future's own outcome
+                        pass  # (the driver reads it from its future)
+                shield.future = None
+                yielded._asyncio_future_blocking = False
+                sent = None  # (the driver reads its future's result itself)
+            else:
+                try:
+                    sent = yield yielded
+                except BaseException as exc:  # noqa: BLE001 - a cancellation goes into it
+                    if shield is not None and isinstance(exc, CancelledError):
+                        shield.tell()
+                        sent = None
+                    else:
+                        yielded = coro.throw(exc)
+                        continue
+            yielded = coro.send(sent)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+@types.coroutine
+def shielded(coro: Coroutine[Any, Any, T], shield: Shield) -> Generator[Any, Any, T]:
+    """Await a driver's coroutine from the task itself (no greenlet), under the shield: a
+    cancellation of the task is told to it and the driver's wait goes on (the caller reads
+    shield.cancelled afterwards). One that ends without waiting costs no turn of the loop."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    return (yield from _waits(coro, yielded, shield))
 
 
 async def _awaiting(awaitable: Awaitable[T]) -> T:

@@ -383,6 +383,101 @@ def kill_server_during(lab: Lab, rng: random.Random, what: str) -> list[str]:
     return lab.check(report)
 
 
+def _one_row(cur: pooldbapi.Cursor, alias: str, row: int, report: Report
+             ) -> pooldbapi.Error | None:
+    """Insert one row on alias (one statement text for every row: prepared after the first, so
+    that each repeat runs on the session at hand); an error's unknown outcome goes to the
+    report, the error is returned."""
+    try:
+        cur.execute(f"insert into ledger@{alias} (id) values (?)", (row,))
+    except pooldbapi.Error as err:
+        if getattr(err, "unknown", None):  # (row 0 of the statement: this row)
+            report.maybe(alias, {row})
+        return err
+    return None
+
+
+def single_rows_with_fault(lab: Lab, rng: random.Random, autocommit: bool,
+                           killed: bool) -> list[str]:
+    """Single-row inserts on one drawn container, one of them meeting a fault at a drawn
+    position (a check violation, or its session killed); in autocommit the statements after
+    it go on (on another session where it was killed), in a transaction they and the commit
+    must raise and nothing is kept."""
+    lab.reset()
+    n = rng.randint(2, 40)
+    # (in a transaction a session lost before it held any work fails nothing: from the second)
+    bad = rng.randrange(0 if autocommit else 1, n)
+    alias = rng.choice(lab.aliases)
+    if killed:
+        lab.arm(bad)
+    conn = lab.connect(autocommit=autocommit, seed=rng.random())
+    report = Report(ids=set(range(n)))
+    pending: set[int] = set()
+    problems = []
+    failed = False
+    cur = conn.cursor()
+    try:
+        for i in range(n):
+            err = _one_row(cur, alias, -1 if i == bad and not killed else i, report)
+            if err is not None:
+                if i != bad and (autocommit or not failed):
+                    problems.append(f"statement {i} failed: {err}")
+                failed = True
+            elif i == bad:
+                problems.append(f"the fault at statement {i} went unnoticed")
+            elif failed and not autocommit:
+                problems.append(f"statement {i} ran after the transaction failed")
+            elif autocommit:
+                report.ack(alias, {i})
+            else:
+                pending.add(i)
+        if not autocommit:
+            commit_and_report(conn, report, {alias: pending})
+    finally:
+        conn.close()
+    return problems + lab.check(report)
+
+
+def kill_server_during_single_rows(lab: Lab, rng: random.Random, autocommit: bool
+                                   ) -> list[str]:
+    """A server stopped with pg_ctl -m immediate at a drawn moment while single-row inserts
+    of one statement text run on it (on the session at hand); in a transaction committed
+    after; restarted afterwards."""
+    lab.reset()
+    alias = rng.choice(lab.aliases)
+    victim = lab.clusters[alias]
+    conn = lab.connect(autocommit=autocommit, conninfo={"connect_timeout": "2"})
+    report = Report()
+    pending: set[int] = set()
+    killer = threading.Timer(rng.uniform(0.0, 0.15), victim.stop, args=("immediate",))
+    cur = conn.cursor()
+    deadline = None
+    try:
+        row = 0
+        while deadline is None or time.monotonic() < deadline:
+            if _one_row(cur, alias, row, report) is not None:
+                break
+            if autocommit:
+                report.ack(alias, {row})
+            else:
+                pending.add(row)
+            if deadline is None:  # (the first row prepares the statement)
+                killer.start()
+                deadline = time.monotonic() + 0.5
+            row += 1
+        report.ids = set(range(row + 1))
+        if deadline is not None:
+            killer.join()
+        if not autocommit:
+            commit_and_report(conn, report, {alias: pending})
+    finally:
+        conn.close()
+        if deadline is not None:  # (the timer was started)
+            killer.join()
+            victim.start()
+    return lab.check(report)
+
+
 def placement(cur: pooldbapi.Cursor) -> dict[str, set[int]]:
     """Which ids a successful executemany wrote where (its result's per-container rows)."""
     result = cur._result
@@ -452,6 +547,14 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: bulk_session_killed(lab, rng, autocommit=False),
     "bulk insert, session killed, autocommit":
         lambda lab, rng: bulk_session_killed(lab, rng, autocommit=True),
+    "single-row inserts, statement error, transaction":
+        lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=False, killed=False),
+    "single-row inserts, statement error, autocommit":
+        lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=True, killed=False),
+    "single-row inserts, session killed, transaction":
+        lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=False, killed=True),
+    "single-row inserts, session killed, autocommit":
+        lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=True, killed=True),
     "statement error, then commit":
         lambda lab, rng: statements_then_commit(lab, rng, two_phase=False),
     "statement error, then two-phase commit":
@@ -462,6 +565,10 @@ CRASH_SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: kill_server_during(lab, rng, "autocommit"),
     "server crash during executemany, transaction":
         lambda lab, rng: kill_server_during(lab, rng, "transaction"),
+    "server crash during single-row inserts, autocommit":
+        lambda lab, rng: kill_server_during_single_rows(lab, rng, autocommit=True),
+    "server crash during single-row inserts, transaction":
+        lambda lab, rng: kill_server_during_single_rows(lab, rng, autocommit=False),
     "server crash around commit":
         lambda lab, rng: kill_server_during(lab, rng, "commit"),
     "server crash in two-phase commit, then recovery": two_phase_server_lost,

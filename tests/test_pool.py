@@ -524,7 +524,7 @@ def test_a_ctrl_c_in_a_kept_sessions_check_lets_go_of_its_lock(tmp_path):
     phys = conn.transaction.parked["s"]
     real = phys.check
 
-    def interrupted() -> bool:
+    def interrupted(round_trip: bool = True) -> bool:
         raise KeyboardInterrupt
 
     phys.check = interrupted

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import waits
 from ..errors import Error, OperationalError, rows_per_container
+from ..runner import answer
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -31,6 +32,11 @@ AsyncConnection, OData through an httpx.AsyncClient, its limiter's and retries' 
 awaited, Oracle through python-oracledb's AsyncConnection (async thin mode). A connection
 whose containers are all of these runs its calls in greenlets on the loop's thread; any other runs them on its worker thread (SQLite: one hop
 per call, where the greenlet mode would hop for every driver call; not measured against it)."""
+DIRECT = frozenset({"postgresql"})
+"""NATIVE drivers whose sessions in a call are adapters of the driver's AsyncConnection
+(backends/awaited.py) that a prepared statement at hand runs on from the task itself, the
+driver's AsyncCursor awaited directly (Calls.at_hand): psycopg. (python-oracledb's adapter
+would serve too; with no Oracle server here to test it on, Oracle stays in greenlet calls.)"""
 WORKERS = 64
 """connect() calls run on a worker pool of this many threads (the event loop's default
 executor has only cores + 4 threads: too few for connects that mostly wait on a server),
@@ -73,6 +79,8 @@ class Calls:
         self.conn = conn
         self.native = waits.available() and \
             all(spec.driver in NATIVE for spec in conn.specs.values())
+        # prepared statements whose session is at hand awaited by the task (at_hand)
+        self.direct = self.native and all(spec.driver in DIRECT for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
         _CALLS.add(self)
         # a connection's calls are serialised, as threads' are: one in the door at a time, the
@@ -120,7 +128,7 @@ class Calls:
                 try:
                     return await waits.drive(fn, args, self.shield)  # type: ignore[no-any-return]
                 except waits.Cancelled as cancelled:
-                    await self._settle_here(cancelled, cursor)
+                    await self._settle_here(cancelled.ended.exc, cancelled, cursor)
                     raise
             self.shield.cancelled = False
             work = in_worker(fn, self._worker(), args)
@@ -141,6 +149,75 @@ class Calls:
                 self._leave()
             else:
                 self.busy = False
+
+    async def at_hand(self, cursor: Cursor, operation: str, parameters: Any) -> bool:
+        """Run a prepared statement whose session is at hand (Cursor.at_hand) from the task
+        itself: the driver's coroutines awaited here under the shield, with no greenlet and
+        no switch; what may wait (an error's handling, a kept session to give back, a
+        cancellation's settling) in a greenlet as run() runs its calls. False, with nothing
+        done, where the door is taken or the statement is not at hand: run() then."""
+        if self.busy or not self.direct:
+            return False
+        ready = cursor.at_hand(operation, parameters)
+        if ready is None:
+            return False
+        self.busy = True
+        shield = self.shield
+        shield.cancelled = False
+        try:
+            try:
+                phys = ready[1]
+                cur = phys.cursor()  # (an adapter of the async driver's cursor: DIRECT)
+                await waits.shielded(cur.execute_coroutine(ready[3], ready[4]), shield)
+                description = phys.describe(cur)
+                rows = await waits.shielded(cur.fetchall_coroutine(), shield) \
+                    if description is not None else None
+                result = answer(phys, ready[0].alias, cur, description, rows)
+            except GeneratorExit as exc:  # the task's coroutine closed: nothing may be awaited
+                cursor.failed(ready, exc)  # (none is, for what is no Exception: as Ctrl-C)
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handled as execute() handles it
+                error: BaseException = exc
+                try:
+                    error = await self._shielded(cursor.failed, (ready, exc))
+                finally:
+                    await self._raise_if_cancelled(error, cursor)
+                raise error from error.__cause__
+            try:
+                if not cursor.ran(ready, result):
+                    await self._shielded(cursor.hand_back, (ready,))
+            finally:
+                await self._raise_if_cancelled(None, cursor)
+            return True
+        finally:
+            if self.waiters:
+                self._leave()
+            else:
+                self.busy = False
+
+    async def _raise_if_cancelled(self, exc: BaseException | None, cursor: Cursor) -> None:
+        """After a statement at hand that ended (exc: what it raised): if its task was
+        cancelled meanwhile, settle as run() settles (the notes say what became of the work)
+        and raise the CancelledError."""
+        if self.shield.cancelled:
+            cancelled = asyncio.CancelledError()
+            await self._settle_here(exc, cancelled, cursor)
+            raise cancelled from None
+
+    async def _shielded(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """fn(*args) in a greenlet under the call's shield: its value, what it raises; a
+        cancellation meanwhile is left in shield.cancelled (with one told before)."""
+        shield = self.shield
+        before = shield.cancelled
+        try:
+            return await waits.drive(fn, args, shield)  # type: ignore[no-any-return]
+        except waits.Cancelled as cancelled:
+            ended = cancelled.ended
+            if ended.exc is not None:
+                raise ended.exc from ended.exc.__cause__
+            return ended.value  # type: ignore[no-any-return]
+        finally:
+            shield.cancelled = shield.cancelled or before
 
     async def _turn(self) -> None:
         """Wait for the calls that came before (the door is handed over: it stays busy)."""
@@ -164,12 +241,12 @@ class Calls:
                 return
         self.busy = False
 
-    async def _settle_here(self, cancelled: waits.Cancelled, cursor: Cursor | None) -> None:
-        """Once a cancelled call has ended, settle the transaction (in a greenlet, not cut
-        short by further cancellations either)."""
+    async def _settle_here(self, exc: BaseException | None,
+                           cancelled: asyncio.CancelledError, cursor: Cursor | None) -> None:
+        """Once a cancelled call has ended (exc: what it raised), settle the transaction (in a
+        greenlet, not cut short by further cancellations either)."""
         try:
-            await waits.drive(self._after_cancel, (cancelled.ended.exc, cancelled, cursor),
-                              waits.Shield())
+            await waits.drive(self._after_cancel, (exc, cancelled, cursor), waits.Shield())
         except waits.Cancelled:
             pass
 

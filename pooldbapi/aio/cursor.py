@@ -77,7 +77,9 @@ class AsyncCursor:
     async def execute(self, operation: str, parameters: Any = None) -> Self:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
         sync = self.sync
-        await self.connection.calls.run(Cursor.execute, (sync, operation, parameters), sync)
+        calls = self.connection.calls
+        if not await calls.at_hand(sync, operation, parameters):  # (else ran from here)
+            await calls.run(Cursor.execute, (sync, operation, parameters), sync)
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> Self:

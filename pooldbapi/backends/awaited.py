@@ -78,6 +78,15 @@ class Cursor:
                    self.raw.execute(query, params))
         return self
 
+    # the driver's coroutines themselves, for a caller that awaits them (pooldbapi.aio's
+    # task, for a statement at hand: Calls.at_hand)
+    def execute_coroutine(self, query: Any, params: Any = None) -> Any:
+        return self.raw.execute(query, params) if params is not None else \
+            self.raw.execute(query)
+
+    def fetchall_coroutine(self) -> Any:
+        return self.raw.fetchall()
+
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
         await_only(self.raw.executemany(query, params_seq, **kwargs))
 

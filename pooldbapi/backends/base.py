@@ -163,9 +163,9 @@ class Link(ABC):
         COMMIT would quietly roll back); False where the driver undoes only the statement."""
         return False  # the statement is undone, the transaction goes on (Oracle's rule)
 
-    def check(self) -> bool:
+    def check(self, round_trip: bool = True) -> bool:
         """Tell whether the idle connection still works (cheaply; a round trip only if in
-        doubt)."""
+        doubt, and with round_trip False none: False then)."""
         return not self.is_broken()
 
     @abstractmethod

@@ -137,9 +137,10 @@ class PostgreSQLLink(Link):
         # any statement error aborts a PostgreSQL transaction; a later COMMIT rolls it back
         return bool(self.raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
 
-    def check(self) -> bool:
+    def check(self, round_trip: bool = True) -> bool:
         # An idle session has nothing to say: a readable socket means the server ended it
-        # (terminated, shut down) or left a message; only then ask with a round trip. The
+        # (terminated, shut down) or left a message; only then ask with a round trip (or,
+        # where the caller cannot wait for one, answer False: in doubt). The
         # poll object is made once per connection (poll() costs less than select() for one
         # descriptor; the descriptor is the connection's for its life).
         raw = self.raw
@@ -155,6 +156,8 @@ class PostgreSQLLink(Link):
             return False
         if not readable:
             return True
+        if not round_trip:
+            return False
         try:
             raw.execute("select 1")
             raw.rollback()
