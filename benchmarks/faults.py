@@ -1,12 +1,13 @@
 """Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
-at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters,
+at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters
+(each scenario through the synchronous API and pooldbapi.aio: --api),
 OData services (CAP on SQLite files behind nginx) and SQLite files; then a load of many threads
 with their own connections over few pooled sessions, once per strategy and once in autocommit
 (one-row inserts on the sessions the connections keep): calls, pool timeouts, hangs, rows the
 clusters hold against the rows committed, units left in flight.
 
     python benchmarks/faults.py [--trials 150] [--crash-trials 25] [--odata-trials 50]
-                                [--sqlite-trials 100] [--seed 1]
+                                [--sqlite-trials 100] [--seed 1] [--api both]
                                 [--load-seconds 60] [--threads 16]
                                 [--strategies round-robin,least-busy]
 
@@ -37,9 +38,11 @@ from pooldbapi.settings import make_spec
 from pooldbapi.strategy import IN_FLIGHT
 
 
-def trials(lab: Lab | ODataLab | SqliteLab, scenarios: dict, count: int, seed: str) -> list[dict]:
+def trials(lab: Lab | ODataLab | SqliteLab, scenarios: dict, count: int, seed: str,
+           prefix: str = "") -> list[dict]:
     rows = []
-    for name, scenario in scenarios.items():
+    for plain, scenario in scenarios.items():
+        name = prefix + plain
         violations, errors, examples = 0, 0, []
         started = time.perf_counter()
         for trial in range(count):
@@ -174,6 +177,9 @@ def main() -> None:
     parser.add_argument("--seed", default="1")
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--api", choices=["sync", "aio", "both"], default="both",
+                        help="the PostgreSQL scenarios through the synchronous API,"
+                             " pooldbapi.aio, or each through both")
     parser.add_argument("--strategies", default="round-robin,least-busy",
                         help="the load runs once per strategy (comma-separated)")
     args = parser.parse_args()
@@ -181,9 +187,13 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     factory = ClusterFactory()
     try:
-        lab = Lab([factory.new(synchronous_commit="on"), factory.new(synchronous_commit="on")])
-        rows = trials(lab, SCENARIOS, args.trials, args.seed)
-        rows += trials(lab, CRASH_SCENARIOS, args.crash_trials, args.seed)
+        clusters = [factory.new(synchronous_commit="on"), factory.new(synchronous_commit="on")]
+        rows = []
+        for api in (["sync", "aio"] if args.api == "both" else [args.api]):
+            lab = Lab(clusters, api=api)
+            prefix = "pooldbapi.aio: " if api == "aio" else ""
+            rows += trials(lab, SCENARIOS, args.trials, args.seed, prefix)
+            rows += trials(lab, CRASH_SCENARIOS, args.crash_trials, args.seed, prefix)
         rows += other_trials(args)
         total = {"scenario": "all", "trials": sum(r["trials"] for r in rows),
                  "violations": sum(r["violations"] for r in rows),
