@@ -1,7 +1,8 @@
 """The data stack's bulk shapes, native against pooldbapi in one run: multi-row VALUES with
 parameters and with literals over 1, 2 and 3 containers (PostgreSQL on two throwaway clusters,
-SQLite files), pandas to_sql (method None and "multi"), read_sql, an ORM flush (add_all of
-5,000 objects + commit) and Core executemany.
+SQLite files), executemany with RETURNING (PostgreSQL, 1 and 2 containers), pandas to_sql
+(method None and "multi"), read_sql, an ORM flush (add_all of 5,000 objects + commit) and Core
+executemany.
 
 Each case runs native, then pooldbapi, round after round (interleaved, tables emptied outside
 the clock); the table gives the medians of wall time and of the client's CPU time, and the
@@ -10,7 +11,7 @@ median of the rounds' ratios. The client is pinned to core 0 and every server pr
 time.process_time: pooldbapi writes several containers from worker threads, which
 time.thread_time of the caller would not count.
 
-    python benchmarks/datastack.py [--rounds 5] [--only values,pandas,orm]
+    python benchmarks/datastack.py [--rounds 5] [--only values,returning,pandas,orm]
                                    [--backends postgresql,sqlite]
     (values = params,literals: the multi-row VALUES cases with parameters, with literals;
     --backends: the back-ends of those cases, both by default)
@@ -226,6 +227,59 @@ def values_cases(rounds: int, factory, tmp: Path, kinds: tuple[bool, ...],
     return out
 
 
+RETURNING_ROWS = 2000
+
+
+def returning_cases(rounds: int, factory) -> list[dict]:
+    """executemany of an insert with RETURNING (2,000 rows, each row's RETURNING row read),
+    in a transaction: psycopg's executemany(returning=True) on one connection against
+    pooldbapi on one container and over two."""
+    import psycopg
+    servers = [pinned(factory), pinned(factory)]
+    for cluster in servers:
+        with psycopg.connect(cluster.dsn, autocommit=True) as setup:
+            setup.execute("create table r (a int, b text)")
+    rows = [(i, f"name {i}") for i in range(RETURNING_ROWS)]
+    raw = psycopg.connect(servers[0].dsn)
+
+    def reset() -> None:
+        for cluster in servers:
+            with psycopg.connect(cluster.dsn, autocommit=True) as c:
+                c.execute("truncate r")
+
+    def native() -> None:
+        with raw.cursor() as cur:
+            cur.executemany("insert into r (a, b) values (%s, %s) returning a, b", rows,
+                            returning=True)
+            got = []
+            while True:
+                got += cur.fetchall()
+                if not cur.nextset():
+                    break
+        raw.commit()
+        assert len(got) == RETURNING_ROWS
+    out = []
+    for k in (1, 2):
+        pooldbapi.close_all()
+        conn = pooldbapi.connect({"p0": servers[0].conninfo(), "p1": servers[1].conninfo()})
+        text = f"insert into r@{{{','.join(['p0', 'p1'][:k])}}} (a, b) values (?, ?)" \
+               " returning a, b"
+
+        def pooled(conn=conn, text=text) -> None:
+            cur = conn.cursor()
+            cur.executemany(text, rows)
+            assert len(cur.fetchall()) == RETURNING_ROWS
+            conn.commit()
+        got = interleaved(native, pooled, reset, rounds)
+        bound, target = (1 / 0.9, ">= 0.9x rows/s") if k == 1 else (1 / 0.7, ">= 0.7x rows/s")
+        out.append(row("executemany with RETURNING", "postgresql", k, RETURNING_ROWS, got,
+                       target, bound))
+        print(out[-1], flush=True)
+        conn.close()
+    raw.close()
+    return out
+
+
 def frame():
     import pandas as pd
     n = FRAME_ROWS
@@ -344,7 +398,7 @@ def orm_and_core_cases(rounds: int, factory, tmp: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="values,pandas,orm")
+    parser.add_argument("--only", default="values,returning,pandas,orm")
     parser.add_argument("--backends", default="postgresql,sqlite",
                         help="the multi-row VALUES cases' back-ends")
     args = parser.parse_args()
@@ -360,6 +414,8 @@ def main() -> None:
                 if kinds:
                     rows += values_cases(args.rounds, factory, Path(tmp), kinds,
                                          tuple(args.backends.split(",")))
+                if "returning" in only:
+                    rows += returning_cases(args.rounds, factory)
                 if "pandas" in only:
                     rows += pandas_cases(args.rounds, Path(tmp))
                 if "orm" in only:

@@ -406,11 +406,29 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
             cur.execute(bound.text, values[0])
             if bound.returning and out is not None and not late:
                 _returned(phys, cur, out, indices)
+        elif bound.returning:  # (several rows only where executemany returns them: _work)
+            cur.executemany(bound.text, values, returning=True)
         else:
             cur.executemany(bound.text, values)
+    if len(values) > 1 and bound.returning and out is not None:
+        return _returned_sets(phys, cur, out, indices)
     if late and len(values) == 1 and bound.returning and out is not None:
         _returned(phys, cur, out, indices)
     return int(max(cur.rowcount, 0))
+
+
+def _returned_sets(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> int:
+    """After executemany(..., returning=True) of the rows of indices (Backend.
+    executemany_returns): each parameter set's RETURNING rows kept at its row's place, as
+    one row sent alone keeps them; returns the rows written (each set's rowcount)."""
+    _returned(phys, cur, out, indices[:1])  # (the description, from the first set)
+    written = max(cur.rowcount, 0)
+    returned = out.returned
+    for index in indices[1:]:  # (the same statement's: no description asked again)
+        cur.nextset()
+        returned.append((index, cur.fetchall()))
+        written += max(cur.rowcount, 0)
+    return written
 
 
 def _returned(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> None:
@@ -442,7 +460,8 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
         if bound.item.row is not None:  # a row set: one call for all its rows
             calls: Iterable[tuple[Sequence[Any], Sequence[int]]] = ((values, indices),)
         else:
-            step = len(values) if bound.item.page else 1 if bound.returning else chunk
+            step = len(values) if bound.item.page else chunk \
+                if not bound.returning or phys.backend.executemany_returns else 1
             calls = ((values[lo:lo + step], indices[lo:lo + step])
                      for lo in range(0, len(values), step))
         for part, rows in calls:

@@ -244,22 +244,29 @@ def _write_with_fault(lab: Lab, rng: random.Random, autocommit: bool, statement:
     return lab.check(report)
 
 
-def executemany_statement_error(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+def _insert(returning: bool) -> str:
+    """The ledger's insert; with returning each row's RETURNING row is read back."""
+    return "insert into ledger (id) values (?)" + (" returning id" if returning else "")
+
+
+def executemany_statement_error(lab: Lab, rng: random.Random, autocommit: bool,
+                                returning: bool = False) -> list[str]:
     """executemany over the list, one row violating a check constraint at a drawn position."""
     lab.reset()
     n = rng.randint(1, 150)
     bad = rng.randrange(n)
     rows = [(-1 if i == bad else i,) for i in range(n)]
-    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id) values (?)", rows,
+    return _write_with_fault(lab, rng, autocommit, _insert(returning), rows,
                              pooldbapi.IntegrityError, bad_row=bad)
 
 
-def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool) -> list[str]:
+def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool,
+                               returning: bool = False) -> list[str]:
     """executemany over the list; the session that inserts a drawn row is killed there."""
     lab.reset()
     n = rng.randint(1, 150)
     lab.arm(rng.randrange(n))
-    return _write_with_fault(lab, rng, autocommit, "insert into ledger (id) values (?)",
+    return _write_with_fault(lab, rng, autocommit, _insert(returning),
                              [(i,) for i in range(n)], pooldbapi.OperationalError)
 
 
@@ -527,6 +534,14 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: executemany_session_killed(lab, rng, autocommit=False),
     "executemany, session killed, autocommit":
         lambda lab, rng: executemany_session_killed(lab, rng, autocommit=True),
+    "executemany with returning, statement error, transaction":
+        lambda lab, rng: executemany_statement_error(lab, rng, False, returning=True),
+    "executemany with returning, statement error, autocommit":
+        lambda lab, rng: executemany_statement_error(lab, rng, True, returning=True),
+    "executemany with returning, session killed, transaction":
+        lambda lab, rng: executemany_session_killed(lab, rng, False, returning=True),
+    "executemany with returning, session killed, autocommit":
+        lambda lab, rng: executemany_session_killed(lab, rng, True, returning=True),
     "multi-row values, statement error, transaction":
         lambda lab, rng: values_statement_error(lab, rng, autocommit=False),
     "multi-row values, statement error, autocommit":

@@ -195,3 +195,42 @@ def test_bulk_pages_go_through_copy_and_a_streamed_source_on_async_sessions(
             counts.append(raw.execute("select count(*) from nat_bulk").fetchone()[0])
     assert sum(counts) == 500 and all(counts)
     assert len(copied) == 500  # every page through COPY
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_executemany_returning_over_two_servers_answers_as_the_synchronous_api(pg, pg2,
+                                                                              autocommit):
+    """Each server's share goes as one executemany(returning=True) over the async session
+    (each row's RETURNING row read back set by set): the rows in the caller's order, as the
+    synchronous API gives them."""
+    specs = {"a": pg.conninfo(), "b": pg2.conninfo()}
+    sql = "insert into nat_ret (id, v) values (?, ?) returning id, v || '!'"
+    rows = [(i, f"r{i}") for i in (5, 1, 4, 2, 3, 0, 7, 6)]
+
+    def sync_rows():
+        table(pg, pg2, name="nat_ret", ddl="(id int primary key, v text)")
+        with pooldbapi.connect(specs, default="{a,b}", autocommit=autocommit) as conn:
+            cur = conn.cursor()
+            cur.executemany(sql, rows)
+            return cur.fetchall(), cur.rowcount, cur.containers
+
+    async def aio_rows():
+        conn = await pooldbapi.aio.connect(specs, default="{a,b}", autocommit=autocommit)
+        cur = conn.cursor()
+        await cur.executemany(sql, rows)
+        got = await cur.fetchall(), cur.rowcount, cur.containers
+        if not autocommit:
+            await conn.commit()
+        await conn.close()
+        return got
+
+    expected = sync_rows()
+    table(pg, pg2, name="nat_ret", ddl="(id int primary key, v text)")
+    got = run(aio_rows())
+    assert got == expected
+    assert got[0] == [(i, f"{v}!") for i, v in rows] and got[1] == 8
+    held = []
+    for cluster in (pg, pg2):
+        with psycopg.connect(cluster.dsn) as raw:
+            held += [r[0] for r in raw.execute("select id from nat_ret")]
+    assert sorted(held) == sorted(i for i, _ in rows)

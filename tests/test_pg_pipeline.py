@@ -194,6 +194,62 @@ def test_returning_rows_come_back_in_row_order_in_one_round_trip(pg, pg2, traces
     conn.close()
 
 
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_executemany_returning_is_one_round_trip_per_container_rows_in_row_order(
+        pg, pg2, traces, autocommit):
+    """Each container's share of an executemany with RETURNING goes as psycopg's
+    executemany(returning=True) in the share's one pipeline; each row's RETURNING row comes
+    back at its place, as native psycopg gives them for the same rows on one server."""
+    _table(pg, pg2)
+    conn = _connect(pg, pg2, autocommit=autocommit)
+    cur = conn.cursor()
+    cur.execute("insert into pipe@{p1,p2} (id, v) values (50, 'w'), (51, 'w') returning id")
+    mark = traces.mark()  # (both sessions opened; in a transaction BEGIN sent)
+    rows = [(i, f"r{i}") for i in (7, 3, 9, 1, 8, 2, 6, 4)]
+    cur.executemany("insert into pipe@{p1,p2} (id, v) values (?, ?) returning id, v || '!'",
+                    rows)
+    got = cur.fetchall()
+    assert cur.rowcount == 8 and cur.containers == {"p1": 4, "p2": 4}
+    assert [d[0] for d in cur.description] == ["id", "?column?"]
+    for alias in ("p1", "p2"):
+        assert traces.round_trips(mark, alias) == 1, alias
+    if not autocommit:
+        conn.commit()
+    conn.close()
+    with psycopg.connect(pg.dsn, autocommit=True) as raw:
+        raw.execute("create temporary table pipe (id int primary key, v text)")
+        native = raw.cursor()
+        native.executemany("insert into pipe (id, v) values (%s, %s) returning id, v || '!'",
+                           rows, returning=True)
+        expected = []
+        while True:
+            expected += native.fetchall()
+            if not native.nextset():
+                break
+    assert got == expected == [(i, f"{v}!") for i, v in rows]
+    assert sorted(_held(pg) + _held(pg2)) == sorted([i for i, _ in rows] + [50, 51])
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_executemany_returning_a_bad_row_is_named_and_its_share_replayed(pg, pg2, autocommit):
+    _table(pg, pg2)
+    conn = _connect(pg, pg2, autocommit=autocommit)
+    cur = conn.cursor()
+    rows = [(i if i != 5 else -5, "x") for i in range(10)]
+    with pytest.raises(pooldbapi.IntegrityError) as info:
+        cur.executemany("insert into pipe@{p1,p2} (id, v) values (?, ?) returning id", rows)
+    err = info.value
+    assert err.row == 5
+    written = sorted(i for ids in err.written.values() for i in ids)
+    if autocommit:  # what was written is there, the bad row and nothing else missing
+        assert 5 not in written
+        assert sorted(_held(pg) + _held(pg2)) == written
+    else:
+        conn.rollback()
+        assert _held(pg) + _held(pg2) == []
+    conn.close()
+
+
 @pytest.mark.parametrize("ending", ["", ";", " -- the end", " /* the end */ ;"],
                          ids=["bare", "semicolon", "line-comment", "block-comment"])
 def test_a_literal_share_ends_its_savepoint_whatever_ends_the_text(pg, pg2, traces, ending):

@@ -90,6 +90,9 @@ class Cursor:
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
         await_only(self.raw.executemany(query, params_seq, **kwargs))
 
+    def nextset(self) -> bool | None:
+        return self.raw.nextset()  # type: ignore[no-any-return]  # (a plain method: no I/O)
+
     def fetchone(self) -> Any:
         return await_only(self.raw.fetchone())
 

@@ -50,6 +50,9 @@ class Backend(Protocol):
     max_parameters: int | None   # parameters one statement may bind (None: no limit known)
     max_statement_bytes: int | None  # the longest statement text it takes (None: no limit)
     rowcount_after_close: bool  # the driver's closed cursor still tells rowcount, lastrowid
+    executemany_returns: bool  # its cursors' executemany(..., returning=True) keeps each
+    #                            parameter set's RETURNING rows, read set by set through
+    #                            nextset() (psycopg); False: such rows are sent one by one
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> Link:
         """Open a connection with the spec's forwarded keys; reject unknown keys.
@@ -269,6 +272,7 @@ class DriverBackend:
 
     rowcount_after_close = False  # the driver's closed cursor still tells rowcount, lastrowid
     copies_rows = False  # no bulk path: pages go through executemany
+    executemany_returns = False  # RETURNING rows of executemany: one row a call
 
     def max_connections(self, spec: ContainerSpec) -> int | None:
         return None

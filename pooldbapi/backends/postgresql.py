@@ -308,6 +308,7 @@ class PostgreSQLBackend(DriverBackend):
     cursor_reads_slower = True
     throttles_calls = False
     copies_rows = True  # COPY FROM STDIN (PostgreSQLLink.copy_rows)
+    executemany_returns = True  # psycopg's executemany(returning=True), one pipeline
     max_parameters: int | None = 65535  # the protocol's 16-bit parameter count
     max_statement_bytes: int | None = (1 << 30) - 1  # the server's MaxAllocSize for a message
 

@@ -156,6 +156,7 @@ class ODataBackend:
     describes_from_values = False
     cursor_reads_slower = False
     copies_rows = False  # no bulk path: pages are sent row by row
+    executemany_returns = False  # (every row is a call of its own)
     throttles_calls = True
     max_parameters: int | None = None  # one call per row: rows are never sent together
     max_statement_bytes: int | None = None
