@@ -69,6 +69,16 @@ class Error(Exception):
         return kept
 
 
+class ReadFailed(Exception):
+    """Inside pooldbapi only: a statement ran (what it writes is there, or in its transaction)
+    and reading its result afterwards failed (cause: the driver's error, such as a value it
+    cannot load). The pooldbapi error made of the cause counts the statement written."""
+
+    def __init__(self, cause: Exception, rowcount: int = 0) -> None:
+        super().__init__()  # (no text of its own: the cause's may hold what is redacted)
+        self.cause, self.rowcount = cause, rowcount  # rowcount: the rows it wrote, if known
+
+
 def rows_per_container(rows: Mapping[str, Sequence[int]]) -> str:
     """'a: 3 rows; b: 2 rows' (or 'nothing'), for the messages that say what was written."""
     return "; ".join(f"{a}: {len(r)} rows" for a, r in sorted(rows.items())) or "nothing"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import telemetry, waits
 from .backends import backend as load_backend
 from .dbapi import Description
-from .errors import Error, InterfaceError, OperationalError, rows_per_container
+from .errors import Error, InterfaceError, OperationalError, ReadFailed, rows_per_container
 from .pool import Physical
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many, source_style
@@ -75,11 +75,14 @@ def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
     """Execute on the session's cursor (its lock held) and fetch: the description and the
     rows, or (None, None) for a statement that returns none."""
     cur.execute(text, values) if values is not None else cur.execute(text)
-    if phys.backend.describes_from_values:  # typed by the first row: describe after it
-        rows = cur.fetchall() if cur.description is not None else None
-        return phys.describe(cur, rows[0] if rows else None, text), rows
-    description = phys.describe(cur)
-    return description, cur.fetchall() if description is not None else None
+    try:
+        if phys.backend.describes_from_values:  # typed by the first row: describe after it
+            rows = cur.fetchall() if cur.description is not None else None
+            return phys.describe(cur, rows[0] if rows else None, text), rows
+        description = phys.describe(cur)
+        return description, cur.fetchall() if description is not None else None
+    except Exception as exc:  # the statement ran: what it wrote is there (errors.ReadFailed)
+        raise ReadFailed(exc) from exc
 
 
 def _result(phys: Physical, alias: str, text: str, values: Sequence[Any] | None) -> Result:
@@ -162,7 +165,7 @@ class Direct:
             err = tx.statement_failed(alias, phys, exc, touched, self.lost_kind)
             if err is None:
                 raise
-            raise err from exc
+            raise err from err.__cause__ or exc
         if kept is not None:
             tx.kept_done(alias, phys)
         elif tx.autocommit:  # (in a transaction the session stays held)
@@ -221,7 +224,8 @@ class Direct:
                                   kept is None and phys.backend.transactional, self.lost_kind)
         if err is None:
             return exc
-        err.__cause__ = exc
+        if err.__cause__ is None:
+            err.__cause__ = exc
         return err
 
 
@@ -399,36 +403,60 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         alone = len(values) == 1 and not values[0] and phys.link.atomic_execute(cur, bound.text)
     if alone:
         if bound.returning and out is not None:
-            _returned(phys, cur, out, indices)
+            _returned_after(phys, cur, out, indices)
         return int(max(cur.rowcount, 0))
+    sets: _Outcome | None = None
     with phys.link.atomic_calls() as late:  # late: the results are read after the block
         if len(values) == 1:
             cur.execute(bound.text, values[0])
             if bound.returning and out is not None and not late:
                 _returned(phys, cur, out, indices)
-        elif bound.returning:  # (several rows only where executemany returns them: _work)
+        elif bound.returning and out is not None and phys.backend.executemany_returns:
             cur.executemany(bound.text, values, returning=True)
+            # every set read in the block (the driver holds them all once executemany
+            # returns), into an outcome of its own: a row whose value fails to load undoes
+            # the batch like any error of its rows, and nothing of it is kept twice when the
+            # batch is replayed
+            sets = _returned_sets(phys, cur, indices, out.description)
         else:
             cur.executemany(bound.text, values)
-    if len(values) > 1 and bound.returning and out is not None:
-        return _returned_sets(phys, cur, out, indices)
+    if sets is not None:
+        assert out is not None
+        out.description = sets.description
+        out.returned.extend(sets.returned)
+        return sets.rowcount
     if late and len(values) == 1 and bound.returning and out is not None:
-        _returned(phys, cur, out, indices)
+        _returned_after(phys, cur, out, indices)
     return int(max(cur.rowcount, 0))
 
 
-def _returned_sets(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> int:
+def _returned_after(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> None:
+    """_returned() for rows already made to last (committed, or their savepoint released): a
+    failure to read them back is a ReadFailed (they count as written, nothing is replayed)."""
+    try:
+        _returned(phys, cur, out, indices)
+    except Exception as exc:
+        raise ReadFailed(exc, int(max(cur.rowcount, 0))) from exc
+
+
+def _returned_sets(phys: Physical, cur: Any, indices: Sequence[int],
+                   description: Description | None) -> _Outcome:
     """After executemany(..., returning=True) of the rows of indices (Backend.
-    executemany_returns): each parameter set's RETURNING rows kept at its row's place, as
-    one row sent alone keeps them; returns the rows written (each set's rowcount)."""
-    _returned(phys, cur, out, indices[:1])  # (the description, from the first set)
+    executemany_returns): each parameter set's RETURNING rows at its row's place, as one row
+    sent alone gives them, the description (the one given, else the first set's) and the
+    rows written (each set's rowcount)."""
+    sets = _Outcome(description=description)
+    _returned(phys, cur, sets, indices[:1])  # (the description asked of the first set only)
     written = max(cur.rowcount, 0)
-    returned = out.returned
-    for index in indices[1:]:  # (the same statement's: no description asked again)
-        cur.nextset()
+    returned = sets.returned
+    for index in indices[1:]:
+        if not cur.nextset():
+            raise InterfaceError(f"container {phys.spec.alias!r}: the driver gave fewer"
+                                 f" RETURNING results than the {len(indices)} rows sent")
         returned.append((index, cur.fetchall()))
         written += max(cur.rowcount, 0)
-    return written
+    sets.rowcount = int(written)
+    return sets
 
 
 def _returned(phys: Physical, cur: Any, out: _Outcome, indices: Sequence[int]) -> None:
@@ -478,7 +506,11 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                 if progress is not None:
                     progress(phys.spec.alias, len(rows))
             except Exception as exc:  # noqa: BLE001 - any driver error: the batch is replayed
-                if len(rows) > 1 and not bound.item.page and not phys.is_broken():
+                if isinstance(exc, ReadFailed):  # there, only their RETURNING rows not read
+                    out.rowcount += exc.rowcount
+                    out.done.extend(rows)
+                    out.row, out.cause = rows[0], exc.cause
+                elif len(rows) > 1 and not bound.item.page and not phys.is_broken():
                     # The batch was undone: replay its rows one by one to stop at the bad row.
                     _replay(phys, bound, rows, part, out)
                 else:
@@ -510,7 +542,10 @@ def _replay(phys: Physical, bound: _Bound, indices: Sequence[int], values: Seque
                 out.rowcount += _call(phys, call, [value], out, (index,))
             out.done.append(index)
         except Exception as exc:  # noqa: BLE001 - any driver error names its row
-            out.row, out.cause = index, exc
+            if isinstance(exc, ReadFailed):  # there, only its RETURNING rows not read
+                out.rowcount += exc.rowcount
+                out.done.append(index)
+            out.row, out.cause = index, exc.cause if isinstance(exc, ReadFailed) else exc
             return
 
 

@@ -18,6 +18,7 @@ from .errors import (
     OperationalError,
     PartialCommitError,
     ProgrammingError,
+    ReadFailed,
 )
 from .health import HEALTH
 from .pool import INHERITED, Physical, acquire, pool_for
@@ -95,7 +96,7 @@ class Borrow:
         err = self._tx.statement_failed(self.alias, self._phys, exc, self._touched,
                                         self._lost_kind)
         if err is not None:
-            raise err from exc
+            raise err from err.__cause__ or exc
 
     def failed(self, err: Error, wrote: bool = False) -> None:
         """The statement failed here with err (already wrapped): the connection given back, or
@@ -405,6 +406,15 @@ class Transaction:
             return None
         if not isinstance(exc, Exception):
             return None  # Ctrl-C: the caller's rollback or close ends the session's work
+        if isinstance(exc, ReadFailed):  # the statement ran: its writes are there
+            err = wrap_error(exc.cause, phys)
+            err.__cause__ = exc.cause  # (raised from the driver's error: the caller reads it)
+            if lost_kind:
+                err.written = {alias: (0,)}
+                err.add_note(f"pooldbapi: the statement was written on {alias!r}; reading"
+                             " its result failed")
+            self.failed_on(alias, phys, err, touched)
+            return err
         err = wrap_error(exc, phys)
         if err.connection_failure and not phys.in_transaction and lost_kind:
             # in autocommit the server may have committed it before the connection went

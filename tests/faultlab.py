@@ -260,6 +260,20 @@ def executemany_statement_error(lab: Lab, rng: random.Random, autocommit: bool,
                              pooldbapi.IntegrityError, bad_row=bad)
 
 
+def executemany_unreadable_returning(lab: Lab, rng: random.Random, autocommit: bool
+                                     ) -> list[str]:
+    """executemany with RETURNING whose row at a drawn position returns a value the driver
+    cannot load (a date past year 10,000): the row is written, reading it back fails, and
+    what the error says was written must be what the databases hold."""
+    lab.reset()
+    n = rng.randint(1, 150)
+    bad = rng.randrange(n)
+    statement = ("insert into ledger (id) values (?) returning id, (case when id ="
+                 f" {bad} then 'infinity' else '2000-01-01' end)::date")
+    return _write_with_fault(lab, rng, autocommit, statement, [(i,) for i in range(n)],
+                             pooldbapi.DataError, bad_row=bad)
+
+
 def executemany_session_killed(lab: Lab, rng: random.Random, autocommit: bool,
                                returning: bool = False) -> list[str]:
     """executemany over the list; the session that inserts a drawn row is killed there."""
@@ -542,6 +556,10 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: executemany_session_killed(lab, rng, False, returning=True),
     "executemany with returning, session killed, autocommit":
         lambda lab, rng: executemany_session_killed(lab, rng, True, returning=True),
+    "executemany with returning, a row not readable, transaction":
+        lambda lab, rng: executemany_unreadable_returning(lab, rng, autocommit=False),
+    "executemany with returning, a row not readable, autocommit":
+        lambda lab, rng: executemany_unreadable_returning(lab, rng, autocommit=True),
     "multi-row values, statement error, transaction":
         lambda lab, rng: values_statement_error(lab, rng, autocommit=False),
     "multi-row values, statement error, autocommit":

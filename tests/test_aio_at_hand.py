@@ -390,3 +390,36 @@ def test_a_kept_session_the_server_ended_is_not_taken_at_hand(pg, no_threads, at
     pid, again, during = run(main())
     assert again != pid  # on a new session
     assert len(at_hand_runs) == 1 and during == ["execute"]  # not at hand: in a greenlet
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_result_not_readable_at_hand_counts_the_statement_written(pg, no_threads,
+                                                                   at_hand_runs, autocommit):
+    # a value psycopg cannot load (a date past year 10,000): the insert ran, its RETURNING
+    # row cannot be read; the error says the statement was written, as the greenlet path does
+    table(pg, "hand_unread")
+    sql = ("insert into hand_unread values (%s, %s) returning id,"
+           " (case when v = 'bad' then 'infinity' else '2000-01-01' end)::date")
+
+    async def main():
+        conn = await pooldbapi.aio.connect({"p": pg.conninfo()}, autocommit=autocommit)
+        cur = conn.cursor()
+        await cur.execute(sql, (1, "ok"))
+        errors = []
+        for direct, row in ((True, 2), (False, 3)):
+            conn.calls.direct = direct
+            with pytest.raises(pooldbapi.DataError) as info:
+                await cur.execute(sql, (row, "bad"))
+            errors.append(info.value)
+        await cur.execute(sql, (4, "ok"))
+        if not autocommit:
+            await conn.commit()
+        await conn.close()
+        return errors
+
+    at_hand, greenlet = run(main())
+    assert at_hand_runs == [sql]  # the first bad one ran at hand, the second in a greenlet
+    for err in (at_hand, greenlet):
+        assert err.written == {"p": (0,)} and isinstance(err.__cause__, psycopg.DataError)
+    assert str(at_hand) == str(greenlet)
+    assert rows_of(pg, "select id from hand_unread order by id") == [(1,), (2,), (3,), (4,)]

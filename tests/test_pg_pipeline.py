@@ -250,6 +250,39 @@ def test_executemany_returning_a_bad_row_is_named_and_its_share_replayed(pg, pg2
     conn.close()
 
 
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+@pytest.mark.parametrize("shape", ["executemany", "values"])
+def test_a_returning_row_that_cannot_be_read_back_is_reported_written(pg, pg2, autocommit,
+                                                                     shape):
+    """A RETURNING value psycopg cannot load (a date past year 10,000): the row is on the
+    server when its read fails; the error names it and counts it written, nothing is written
+    twice, and the databases hold exactly what .written says."""
+    _table(pg, pg2)
+    conn = _connect(pg, pg2, autocommit=autocommit)
+    cur = conn.cursor()
+    sql = ("insert into pipe@p1 (id, v) values {} returning id,"
+           " (case when v = 'bad' then 'infinity' else '2000-01-01' end)::date")
+    rows = [(i, "bad" if i == 2 else "ok") for i in range(5)]
+    with pytest.raises(pooldbapi.DataError, match="date too large") as info:
+        if shape == "executemany":
+            cur.executemany(sql.format("(?, ?)"), rows)
+        else:
+            cur.execute(sql.format(", ".join(["(?, ?)"] * 5)), [x for r in rows for x in r])
+    err = info.value
+    if shape == "executemany":  # the rows before it and the row itself, each a parameter set
+        assert (err.row, err.written) == (2, {"p1": (0, 1, 2)})
+        expected = [0, 1, 2]
+    else:  # one statement on one container, run whole: the statement (0) written
+        assert (err.row, err.written) == (None, {"p1": (0,)})
+        assert "the statement was written on 'p1'" in err.__notes__[0]
+        expected = [0, 1, 2, 3, 4]
+    assert isinstance(err.__cause__, psycopg.DataError)
+    if not autocommit:
+        conn.commit()  # (nothing failed on the server: what was written is committed)
+    conn.close()
+    assert _held(pg) == expected and _held(pg2) == []
+
+
 @pytest.mark.parametrize("ending", ["", ";", " -- the end", " /* the end */ ;"],
                          ids=["bare", "semicolon", "line-comment", "block-comment"])
 def test_a_literal_share_ends_its_savepoint_whatever_ends_the_text(pg, pg2, traces, ending):

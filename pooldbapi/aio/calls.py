@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import waits
-from ..errors import Error, OperationalError, rows_per_container
+from ..errors import Error, OperationalError, ReadFailed, rows_per_container
 from ..runner import answer
 
 if TYPE_CHECKING:
@@ -169,9 +169,12 @@ class Calls:
                 phys = ready[1]
                 cur = phys.cursor()  # (an adapter of the async driver's cursor: DIRECT)
                 await waits.shielded(cur.execute_coroutine(ready[3], ready[4]), shield)
-                description = phys.describe(cur)
-                rows = await waits.shielded(cur.fetchall_coroutine(), shield) \
-                    if description is not None else None
+                try:
+                    description = phys.describe(cur)
+                    rows = await waits.shielded(cur.fetchall_coroutine(), shield) \
+                        if description is not None else None
+                except Exception as exc:  # the statement ran (as runner._run says it)
+                    raise ReadFailed(exc) from exc
                 result = answer(phys, ready[0].alias, cur, description, rows)
             except GeneratorExit as exc:  # the task's coroutine closed: nothing may be awaited
                 cursor.failed(ready, exc)  # (none is, for what is no Exception: as Ctrl-C)
