@@ -123,17 +123,19 @@ class Direct:
         self.arity = len(self.keys) if style in SEQUENTIAL else -1
         self.lost_kind = None if stmt.kind == SELECT else stmt.kind
 
+    def bound(self, params: Any) -> tuple[str, Sequence[Any] | None]:
+        """The back-end's text and the values bound to it (as written without parameters; a
+        tuple of the right length as it is), checked before anything is borrowed."""
+        if params is None:
+            return self.bare, None
+        return self.text, params if type(params) is tuple and len(params) == self.arity \
+            else bind(self.stmt, self.keys, params)
+
     def run(self, conn: Session, params: Any) -> Result:
         """Run the statement once and fetch its rows (see execute_on)."""
         if telemetry.ON:  # the container's span (telemetry.py)
             return Result.of(execute_on(conn, self.alias, self.stmt, params))
-        values: Sequence[Any] | None
-        if params is None:
-            text, values = self.bare, None
-        else:
-            text = self.text
-            values = params if type(params) is tuple and len(params) == self.arity else \
-                bind(self.stmt, self.keys, params)
+        text, values = self.bound(params)
         tx = conn.transaction
         alias = self.alias
         phys = tx.borrowed.get(alias)  # held by the transaction: its work is there
@@ -181,13 +183,7 @@ class Direct:
         autocommit (take_kept) and taken as alive without a round trip. None, with nothing
         taken, where run() would borrow, wait for a call limit, or ask the server whether the
         session is alive. Bad parameters raise as in run(), before anything is taken."""
-        values: Sequence[Any] | None
-        if params is None:
-            text, values = self.bare, None
-        else:
-            text = self.text
-            values = params if type(params) is tuple and len(params) == self.arity else \
-                bind(self.stmt, self.keys, params)
+        text, values = self.bound(params)
         tx = conn.transaction
         if tx.autocommit:
             kept = tx.take_kept(self.alias, round_trip=False)
