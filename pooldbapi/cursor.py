@@ -160,33 +160,48 @@ class Cursor:
     def execute(self, operation: str, parameters: Any = None) -> Cursor:
         """Run a statement; parameters (a sequence or a mapping) bind its placeholders."""
         with self.connection.lock:
+            if not telemetry.ON and type(operation) is str and not self.stream:
+                plan = self._context.plans.get(operation)
+                if plan is not None:  # (a prepared statement chooses no unit: none to settle)
+                    return self._prepared(plan, parameters)
             try:
                 if telemetry.ON:  # the statement's span (telemetry.py)
                     return telemetry.statement(self.connection, operation, parameters,
                                                self._run)
-                return self._run(operation, parameters)
+                return self._run(operation, parameters, False)
             finally:
                 # every unit the call chose ends with it (a stream took its own along)
                 self._context.router.settle()
 
-    def _run(self, operation: str, parameters: Any) -> Cursor:
+    def _prepared(self, plan: Direct, parameters: Any) -> Cursor:
+        """Run a prepared statement (runner.Direct): the checks of _prepare that can change
+        since it was prepared, then the plan."""
         if self._streamed is not None:
             self._streamed.close()
         self._result, self._rows, self._pos = None, [], 0
         self._streamed = self._source = None
+        connection = self.connection
+        if self._closed or connection._closed or connection._closing:
+            self._check_open()  # raises what is wrong
         context = self._context
-        plan = context.plans.get(operation) if type(operation) is str and not self.stream \
-            else None
-        if plan is not None:  # prepared: the checks of _prepare that can change since
-            connection = self.connection
-            if self._closed or connection._closed or connection._closing:
-                self._check_open()  # raises what is wrong
-            tx = context.transaction
-            if tx.failed is not None or tx.inherited:
-                tx.check()
-            result = plan.run(context, parameters)
-            self._result, self._rows = result, result.rows
-            return self
+        tx = context.transaction
+        if tx.failed is not None or tx.inherited:
+            tx.check()
+        result = plan.run(context, parameters)
+        self._result, self._rows = result, result.rows
+        return self
+
+    def _run(self, operation: str, parameters: Any, prepared: bool = True) -> Cursor:
+        """Run a statement (prepared False: execute() found no plan for it already)."""
+        context = self._context
+        if prepared and type(operation) is str and not self.stream:
+            plan = context.plans.get(operation)
+            if plan is not None:
+                return self._prepared(plan, parameters)
+        if self._streamed is not None:
+            self._streamed.close()
+        self._result, self._rows, self._pos = None, [], 0
+        self._streamed = self._source = None
         stmt = self._prepare(operation)
         if self.stream and stmt.kind == sqlparse_.SELECT:
             streamed = select.stream(self._context, stmt, parameters,

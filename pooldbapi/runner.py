@@ -85,13 +85,6 @@ def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
         raise ReadFailed(exc) from exc
 
 
-def _result(phys: Physical, alias: str, text: str, values: Sequence[Any] | None) -> Result:
-    """One execution on one container's session (its lock held), as the call's Result."""
-    cur = phys.cursor()
-    description, rows = _run(phys, cur, text, values)
-    return answer(phys, alias, cur, description, rows)
-
-
 def answer(phys: Physical, alias: str, cur: Any, description: Description | None,
            rows: list[Any] | None) -> Result:
     """The call's Result of one execution on alias, from its driver cursor's answer: the
@@ -154,7 +147,9 @@ class Direct:
                 if not phys.lock.acquire(False):
                     phys.lock.__enter__()
             try:
-                result = _result(phys, alias, text, values)
+                cur = phys.cursor()
+                description, rows = _run(phys, cur, text, values)
+                result = answer(phys, alias, cur, description, rows)
                 if kept is not None:
                     phys.returned = time.monotonic()  # (under its lock: the reaper reads it)
             except BaseException:
