@@ -21,7 +21,7 @@ from .errors import (
     ReadFailed,
 )
 from .health import HEALTH
-from .pool import INHERITED, KEPT_UNCHECKED, Physical, acquire, pool_for
+from .pool import INHERITED, Physical, acquire, pool_for
 from .settings import ContainerSpec
 
 if TYPE_CHECKING:
@@ -312,8 +312,7 @@ class Transaction:
                     phys.lock.release()
                     self._give_back_kept(alias, phys)
                     return None
-                # (Physical.checked_after_keep's test inline: this is every statement's path)
-                if now - phys.returned < KEPT_UNCHECKED or phys.check(round_trip):
+                if phys.checked_after_keep(now, round_trip):
                     return phys
         except BaseException:  # (Ctrl-C in the check's round trip)
             phys.lock.release()
