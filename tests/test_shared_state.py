@@ -81,12 +81,15 @@ def test_processes_sharing_a_store_share_one_rate(tmp_path, redis_server):
     shared = {"a": _container(tmp_path, "a", **{"max-calls-per-second": 10,
                                                "shared-state": redis_server.url})}
     stamps = _run_processes(shared, 12)
-    # 24 calls at 10 a second: at most 10 + 1 in any second, whatever the processes
-    assert _most_in_one_second(stamps) <= 11
+    # 24 calls at 10 a second, slots 0.1 s apart whatever the processes: 10 + 1 slots in any
+    # second. A stamp is taken when a call has ended, after its slot: where the two processes
+    # wait on the file's lock, one call's end can be a slot late, so allow one more.
+    assert _most_in_one_second(stamps) <= 12
     assert stamps[-1] - stamps[0] >= 2.0
     alone = {"a": _container(tmp_path, "b", **{"max-calls-per-second": 10})}
     stamps = _run_processes(alone, 12)
-    assert _most_in_one_second(stamps) > 11  # without the store, each process has its own
+    # without the store, each process has its own 10 a second: about 20 in a second
+    assert _most_in_one_second(stamps) >= 16
 
 
 def test_a_rate_limit_group_shares_one_allowance_between_containers(tmp_path):
