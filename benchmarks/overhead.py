@@ -14,6 +14,12 @@ benchmarks/results/overhead_layers.json.
 --otel sdk sets OpenTelemetry's SDK providers first (a MeterProvider with a reader, a
 TracerProvider whose spans are made and dropped): what pooldbapi's metrics and spans cost
 (results in overhead-otel*.json); without it no provider is set, as in most applications.
+
+--decompose measures what the PostgreSQL select's added CPU is made of, in one process,
+blocks interleaved: pooldbapi's own code with the driver's call replaced by its answer
+(runner._run returning the last result), that code run between raw psycopg calls, and raw
+psycopg with a busy wait of 1 to 12 us between its calls (time only, no memory touched); the
+added CPU of each over raw psycopg alone, written to benchmarks/results/overhead_decomposed.json.
 --otel compare measures the same in one process instead, where the machine's load moves
 less: SQLite calls in blocks interleaved without and with the SDK's providers, and the
 telemetry guards' own cost (execute_on against its body, the cursor's execute against _run:
@@ -29,6 +35,7 @@ import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import pin_client, pinned_cluster, report
 
@@ -249,6 +256,79 @@ def telemetry_cases(rounds: int, n: int, tmp: Path) -> list[dict]:
     return out
 
 
+def _spin(us: float) -> Callable[[], None]:
+    """A busy wait of us microseconds: time between two calls, with nothing in memory touched."""
+    clock = time.perf_counter
+
+    def wait() -> None:
+        end = clock() + us * 1e-6
+        while clock() < end:
+            pass
+    return wait
+
+
+def _both(first: Callable[[], object], then: Callable[[], object]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        then()
+    return call
+
+
+def decomposed(rounds: int, n: int) -> list[dict]:
+    """The PostgreSQL select of postgresql_cases split into pooldbapi's own code and what the
+    driver's calls cost around it (see --decompose)."""
+    with pinned_cluster() as cluster:
+        return [row for mode, autocommit in MODES
+                for row in _decomposed(cluster, mode, autocommit, rounds, n)]
+
+
+def _decomposed(cluster: Any, mode: str, autocommit: bool, rounds: int, n: int) -> list[dict]:
+    import psycopg
+
+    from pooldbapi import runner
+    raw = psycopg.connect(cluster.dsn, autocommit=autocommit)
+    pooldbapi.close_all()
+    conn = pooldbapi.connect({"pg": cluster.conninfo()}, autocommit=autocommit)
+    native, pooled = caller(raw.cursor(), "select %s", True), caller(conn.cursor(), "select ?", True)
+    for _ in range(100):
+        native(), pooled()
+    phys = conn.transaction.borrowed.get("pg") or conn.transaction.parked["pg"]
+    real = runner._run
+    answer = real(phys, phys.cursor(), "select %s", (1,))
+
+    def code_alone() -> None:  # pooldbapi with the driver's answer at hand
+        runner._run = lambda *args: answer  # type: ignore[assignment]
+        try:
+            pooled()
+        finally:
+            runner._run = real
+    cases: dict[str, Callable[[], object]] = {
+        "raw psycopg": native, "pooldbapi": pooled,
+        "pooldbapi's code alone (driver's answer at hand)": code_alone,
+        "raw psycopg + pooldbapi's code between calls": _both(native, code_alone),
+    }
+    for us in (1, 3, 6, 12):
+        cases[f"raw psycopg + {us} us busy wait between calls"] = _both(native, _spin(us))
+    times: dict[str, list[tuple[float, float]]] = {case: [] for case in cases}
+    for _ in range(rounds):
+        for case, fn in cases.items():
+            times[case].append(per_call(fn, n))
+        if not autocommit:
+            raw.commit()
+            conn.commit()
+    conn.close()
+    raw.close()
+    base = statistics.median(cpu for _, cpu in times["raw psycopg"])
+    out = []
+    for case, measured in times.items():
+        cpu = statistics.median(c for _, c in measured)
+        out.append({"case": case, "mode": mode,
+                    "wall_us": round(statistics.median(w for w, _ in measured), 2),
+                    "cpu_us": round(cpu, 2),
+                    "added_cpu_us": None if "alone" in case else round(cpu - base, 2)})
+    return out
+
+
 def set_providers() -> None:
     """The SDK's global providers: every instrument recorded (a reader that is never asked),
     every span made, ended and given to an exporter that drops it."""
@@ -267,8 +347,14 @@ def main() -> None:
     parser.add_argument("--otel", choices=("none", "sdk", "compare"), default="none",
                         help="sdk: set OpenTelemetry's SDK providers (pooldbapi[otel]);"
                              " compare: without and with them, interleaved, SQLite only")
+    parser.add_argument("--decompose", action="store_true",
+                        help="what the PostgreSQL select's added CPU is made of")
     args = parser.parse_args()
     pin_client()
+    if args.decompose:
+        report("overhead_decomposed", decomposed(args.rounds, args.n),
+               ["case", "mode", "wall_us", "cpu_us", "added_cpu_us"])
+        return
     if args.otel == "compare":
         with tempfile.TemporaryDirectory() as tmp:
             report("overhead_telemetry", telemetry_cases(args.rounds, args.n, Path(tmp)),
