@@ -58,6 +58,8 @@ class Connection(errors.ConnectionErrors):
         # set by close() before it waits for the lock: a call that takes the lock after a
         # close() began (another thread's) raises instead of working on a rolled-back session
         self._closing = False
+        # what a cursor's call reads: True until close() begins (check_open says which)
+        self.usable = True
         self.transaction = Transaction(two_phase)
         self.transaction.autocommit = bool(autocommit)  # the connection's mode is kept there
         if any(spec.options.replica_of for spec in self.specs.values()):
@@ -184,6 +186,7 @@ class Connection(errors.ConnectionErrors):
         if self._closed:
             return
         self._closing = True
+        self.usable = False
         with self.lock:
             if self._closed:
                 return

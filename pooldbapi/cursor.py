@@ -181,7 +181,7 @@ class Cursor:
         self._result, self._rows, self._pos = None, [], 0
         self._streamed = self._source = None
         connection = self.connection
-        if self._closed or connection._closed or connection._closing:
+        if self._closed or not connection.usable:
             self._check_open()  # raises what is wrong
         context = self._context
         tx = context.transaction
@@ -247,7 +247,7 @@ class Cursor:
         if not lock.acquire(False):
             return None
         try:
-            if self._closed or connection._closed or connection._closing:
+            if self._closed or not connection.usable:
                 self._check_open()  # raises what is wrong
             ready = plan.at_hand(context, parameters)
         except BaseException:
@@ -391,8 +391,8 @@ class Cursor:
                 rows = list(itertools.islice(self._source, size))
         else:
             result, connection = self._result, self.connection
-            if self._closed or result is None or result.description is None or \
-                    connection._closed or connection._closing:
+            if self._closed or not connection.usable or result is None or \
+                    result.description is None:
                 self._check_result()  # raises what is wrong
             end = len(self._rows) if size is None else self._pos + size
             rows = self._rows[self._pos:end]
