@@ -63,11 +63,9 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
             if stmt.kind in _SESSION_KINDS and backend.changes_session(stmt.kind, stmt.words):
                 phys.session_changed = True
             description, rows = _run(phys, cur, text, values)
-            if rows is not None:
-                return Part(alias, rows, description, len(rows), None)
-            rowcount = cur.rowcount
-            return Part(alias, None, description, rowcount,
-                        backend.lastrowid(cur) if rowcount == 1 else None)
+            # (answer: the one place that reads a statement's rowcount and lastrowid)
+            counted = answer(phys, alias, cur, description, rows)
+            return Part(alias, rows, description, counted.rowcount, counted.lastrowid)
 
 
 def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
