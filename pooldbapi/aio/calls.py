@@ -190,7 +190,8 @@ class Calls:
                 if not cursor.ran(ready, result):
                     await self._shielded(cursor.hand_back, (ready,))
             finally:
-                await self._raise_if_cancelled(None, cursor)
+                if shield.cancelled:  # (read here: no coroutine made where nothing was)
+                    await self._raise_if_cancelled(None, cursor)
             return True
         finally:
             if self.waiters:
