@@ -3,6 +3,8 @@ raised before anything is sent, whatever the back-end; ';' inside literals, doll
 E'' strings, comments and PL/SQL blocks ends nothing."""
 from __future__ import annotations
 
+import sqlite3
+
 import psycopg
 import pytest
 
@@ -28,6 +30,10 @@ SECOND = [
     ("create function f() returns int language sql begin atomic select 1; end; drop table v",
      73),
     ("select case when true then 1 end; delete from victim", 34),
+    ("create trigger tr after insert on x begin insert into y values (1); end; drop table v",
+     73),
+    ("create trigger tr before insert on t for each row begin null; end; delete from victim",
+     67),
 ]
 
 
@@ -53,6 +59,19 @@ ONE = [
     "create or replace procedure p as begin null; end;",
     "create or replace package body k as procedure p is begin null; end; end k;",
     "create function f() returns int as $$ select 1; $$ language sql;",
+    # triggers: the body is one block whatever the header before its BEGIN (SQLite's forms
+    # from its documentation, then Oracle's: row and statement level, system, DECLARE)
+    "create trigger tr after insert on x begin insert into y values (1); end",
+    "create temp trigger if not exists tr before delete on x begin delete from y; end;",
+    ("create trigger tr after update of a, b on x for each row when new.a > 0 begin"
+    " update y set n = case when new.a > 9 then 9 else new.a end; select 1; end"),
+    "create trigger tr after insert on x for each row begin insert into y values (1); end",
+    "create trigger tr before insert on t for each row when (new.x > 0) begin null; end;",
+    "create or replace trigger tr before update of a on t begin null; end;",
+    "create or replace trigger tr after logon on database begin null; end;",
+    "create trigger tr before insert on t for each row declare n number; begin n := 1; end;",
+    ("create trigger tr after insert on t for each statement begin if 1 = 1 then null;"
+    " end if; end;"),
     "", "   ", "-- only a comment", ";",
 ]
 
@@ -95,3 +114,35 @@ def test_the_rule_holds_on_sqlite_too(tmp_path):
         conn.execute("select 1; delete from victim")
     assert conn.execute("select count(*) from victim").fetchone() == (1,)
     conn.close()
+
+
+def test_a_sqlite_trigger_is_one_statement_and_works_as_with_sqlite3(tmp_path):
+    """SQLite's trigger forms (no FOR EACH ROW, WHEN without parentheses) run through
+    pooldbapi as through sqlite3, and fire the same way. (A temporary trigger is session
+    state, which lasts one statement in autocommit: README, Transactions.)"""
+    triggers = [
+        "create trigger t1 after insert on x begin insert into log values ('t1', new.a); end",
+        ("create trigger if not exists t2 after insert on x when new.a > 1 begin"
+        " insert into log values ('t2', new.a); update log set a = a * 10 where who = 't1';"
+        " end;"),
+    ]
+
+    def run(conn):
+        conn.execute("create table x (a int)")
+        conn.execute("create table log (who text, a int)")
+        for text in triggers:
+            conn.execute(text)
+        conn.execute("insert into x values (1)")
+        conn.execute("insert into x values (2)")
+        return sorted(conn.execute("select who, a from log").fetchall())
+
+    native = sqlite3.connect(tmp_path / "native.db", isolation_level=None)
+    expected = run(native)
+    native.close()
+    conn = pooldbapi.connect({"s": f"driver=sqlite;database={tmp_path / 'p.db'}"},
+                             autocommit=True)
+    try:
+        assert [tuple(row) for row in run(conn)] == expected
+        assert ("t2", 2) in expected and ("t1", 10) in expected  # both fired, t2 as told
+    finally:
+        conn.close()

@@ -639,7 +639,7 @@ def _second_statement(sig: list[Token]) -> Token | None:
     PostgreSQL's begin atomic ... end) ends an inner statement, not this one."""
     words = [t.upper if t.is_keyword else "" for t in sig]
     lead = " ".join(words[:5]).replace("CREATE OR REPLACE", "CREATE").split()
-    lead = [w for w in lead if w not in ("EDITIONABLE", "NONEDITIONABLE")]
+    lead = [w for w in lead if w not in ("EDITIONABLE", "NONEDITIONABLE", "TEMP", "TEMPORARY")]
     unit = lead[:1] == ["CREATE"] and (lead[1:2] and lead[1] in _UNITS
                                         or lead[1:3] == ["TYPE", "BODY"])
     trigger = unit and lead[1] == "TRIGGER"
@@ -656,8 +656,7 @@ def _second_statement(sig: list[Token]) -> Token | None:
         elif word == "BEGIN" and (depth > 0 or n == 0 and after is not None and (
                 after.upper if after.is_keyword or after.ttype is PUNCT
                 else "") not in _NOT_BLOCK or after is not None and after.upper == "ATOMIC"
-                or trigger and n > 0 and (words[n - 1] in ("ROW", "STATEMENT")
-                                          or sig[n - 1].is_punct(")"))):
+                or trigger and n > 0):  # a trigger's body, whatever its header says before it
             if declared:
                 declared = False
             else:
