@@ -64,6 +64,10 @@ OCCURRENCES = [
     ("with data as (select 1), result as (select 2) select * from data, result, t@p",
      [("t", ("p",))], ("with data as (select 1), result as (select 2) select * from data,"
                         " result, t")),
+    # and those the tokenizer lexes as keywords (first, view)
+    ("with first as (select 1), view as (select 2) select * from first, view, t@p",
+     [("t", ("p",))], ("with first as (select 1), view as (select 2) select * from first,"
+                        " view, t")),
     # 'name as (' after 'table' creates a table: an occurrence, not a CTE
     ("create table n@p as (select * from o@p)", [("n", ("p",)), ("o", ("p",))],
      "create table n as (select * from o)"),
