@@ -68,6 +68,8 @@ OCCURRENCES = [
     ("with first as (select 1), view as (select 2) select * from first, view, t@p",
      [("t", ("p",))], ("with first as (select 1), view as (select 2) select * from first,"
                         " view, t")),
+    # a list of names that are not tables (indexes) names no occurrence
+    ("drop index i1, i2", [], "drop index i1, i2"),
     # 'name as (' after 'table' creates a table: an occurrence, not a CTE
     ("create table n@p as (select * from o@p)", [("n", ("p",)), ("o", ("p",))],
      "create table n as (select * from o)"),
