@@ -21,6 +21,7 @@ RENDER = [
     ("select 5 % 2, '10%', ?", "format", "select 5 %% 2, '10%%', %s", (0,)),
     ("select 5 %% 2, '10%%', %s", "qmark", "select 5 % 2, '10%', ?", (0,)),
     ("select 5 %% 2, %s", "format", "select 5 %% 2, %s", (0,)),
+    ("select 5 %%%s, 7 %% %s", "qmark", "select 5 %?, 7 % ?", (0, 1)),  # %% right before a marker
     ("select '?', \"?\", x::int, a[1:n], $$ ? :x $$, ? -- ?\n/* :y */", "qmark",
      "select '?', \"?\", x::int, a[1:n], $$ ? :x $$, ? -- ?\n/* :y */", (0,)),
     ("select q'[it's ? :a]', ?", "format", "select q'[it's ? :a]', %s", (0,)),
