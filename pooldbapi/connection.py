@@ -55,10 +55,9 @@ class Connection(errors.ConnectionErrors):
         self.router = Router(self.specs, settings.default, seed=seed, strategy=strategy)
         self.affinity = affinity
         self._closed = False
-        # set by close() before it waits for the lock: a call that takes the lock after a
-        # close() began (another thread's) raises instead of working on a rolled-back session
-        self._closing = False
-        # what a cursor's call reads: True until close() begins (check_open says which)
+        # False from the moment close() begins, before it waits for the lock: a call that
+        # takes the lock after a close() began (another thread's) raises instead of working
+        # on a rolled-back session (what a cursor's call reads; check_open says which)
         self.usable = True
         self.transaction = Transaction(two_phase)
         self.transaction.autocommit = bool(autocommit)  # the connection's mode is kept there
@@ -123,7 +122,7 @@ class Connection(errors.ConnectionErrors):
         with the lock held: a check before taking it would let a close() slip in between."""
         if self._closed:
             raise InterfaceError("the connection is closed")
-        if self._closing:
+        if not self.usable:
             raise InterfaceError("the connection is being closed (close() was called in"
                                  " another thread): its transaction is rolled back")
 
@@ -185,7 +184,6 @@ class Connection(errors.ConnectionErrors):
         """Roll back what is open and give every physical connection back; idempotent."""
         if self._closed:
             return
-        self._closing = True
         self.usable = False
         with self.lock:
             if self._closed:

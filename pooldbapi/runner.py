@@ -63,9 +63,9 @@ def _execute_on(conn: Session, alias: str, stmt: Statement, params: Any) -> Part
             if stmt.kind in _SESSION_KINDS and backend.changes_session(stmt.kind, stmt.words):
                 phys.session_changed = True
             description, rows = _run(phys, cur, text, values)
-            # (answer: the one place that reads a statement's rowcount and lastrowid)
-            counted = answer(phys, alias, cur, description, rows)
-            return Part(alias, rows, description, counted.rowcount, counted.lastrowid)
+            if rows is not None:
+                return Part(alias, rows, description, len(rows), None)
+            return Part(alias, None, description, *_counted(phys, cur))
 
 
 def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
@@ -83,15 +83,19 @@ def _run(phys: Physical, cur: Any, text: str, values: Sequence[Any] | None
         raise ReadFailed(exc) from exc
 
 
+def _counted(phys: Physical, cur: Any) -> tuple[int, Any]:
+    """The rowcount and lastrowid of a statement that returned no rows."""
+    rowcount = cur.rowcount
+    return rowcount, phys.backend.lastrowid(cur) if rowcount == 1 else None
+
+
 def answer(phys: Physical, alias: str, cur: Any, description: Description | None,
            rows: list[Any] | None) -> Result:
     """The call's Result of one execution on alias, from its driver cursor's answer: the
     description and the rows fetched (None for a statement that returns none)."""
     if rows is not None:
         return Result(description, rows, len(rows), None, {alias: 1})
-    rowcount = cur.rowcount
-    return Result(description, [], rowcount,
-                  phys.backend.lastrowid(cur) if rowcount == 1 else None, {alias: 1})
+    return Result(description, [], *_counted(phys, cur), {alias: 1})
 
 
 class Direct:

@@ -63,7 +63,7 @@ def test_a_commit_racing_another_threads_close_raises_and_the_database_agrees(tm
                 if i == 1000:  # inside the executemany: let close() begin, then go on
                     started.set()
                     deadline = time.monotonic() + 10
-                    while not conn._closing and time.monotonic() < deadline:
+                    while conn.usable and time.monotonic() < deadline:
                         time.sleep(0.001)
                 yield (i,)
 
