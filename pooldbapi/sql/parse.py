@@ -1028,6 +1028,10 @@ def _read(text: str, toks: list[Token], unit: int = 0, count: int = 0,
             continue
         if k == 0 or toks[k - 1].ttype not in _NAMEISH or toks[k - 1].is_keyword and \
                 toks[k - 1].upper in _STOP:
+            if tok.value.startswith("@{"):  # (a lone '@name' there is the back-end's: '@' x)
+                raise ProgrammingError(
+                    f"container list '{tok.value}' at {where(text, tok.start)} does not follow"
+                    " a table's name: write it right after the name, as t@{a,b}")
             continue
         aliases, positions = _suffix(text, tok)
         start = k - 1
