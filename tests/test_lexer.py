@@ -13,7 +13,9 @@ from pooldbapi.sql.parse import (
     BLOCK_COMMENT,
     GAP,
     NAME,
+    OPERATOR,
     PLACEHOLDER,
+    PUNCT,
     STRING,
     WHITESPACE,
     lex,
@@ -21,7 +23,8 @@ from pooldbapi.sql.parse import (
 )
 from pooldbapi.sql.render import render
 
-FRAGMENTS = ("select", " ", "\n", "t@{a,b}", "x", ",", "(", ")", "?", ":n", "%s", "'a''b'",
+FRAGMENTS = ("select", " ", "\n", "t@{a,b}", "x", ",", "(", ")", "?", ":n", "%s", "%(a-b c)s",
+             "%(", ")s", "'a''b'",
              "E'\\''", "/* c */", "/* a /* b */ c */", "/* /* */ ? */", "/* a /* b */ 'c */",
              "-- line\n", "1.5", '"Q x"', "::int", "<@", "@>", "$$ ? $$", "[1]", ";")
 
@@ -45,6 +48,7 @@ def test_every_character_is_in_one_token_at_its_offset(parts):
     ("/* a */ /* b /* c */ d */ e", ["/* a */", "/* b /* c */ d */"], "e"),
     ("/* open /* inner */ still open", ["/* open /* inner */ still open"], None),
     ("/* /**/ ? */ ?", ["/* /**/ ? */"], "?"),  # an empty comment inside
+    ("/**/ /* ? */ x", ["/**/", "/* ? */"], "x"),  # an empty one, then another
 ])
 def test_block_comments_nest_as_postgresql_reads_them(text, comments, after):
     toks = lex(text)
@@ -76,6 +80,34 @@ def test_what_follows_a_nested_comment_that_ends_inside_a_token_is_read_again():
 ])
 def test_a_question_mark_joined_to_an_operator_is_still_read_as_itself(text, starts):
     assert [p.start for p in parse(text).placeholders] == starts
+
+
+@pytest.mark.parametrize("text, kinds", [
+    # operators sqlglot gives kinds of their own (no word, no punctuation): each an operator
+    ("select a || b, ~x, 2 ^ 3, !x, a # b, j ->> 1, a != b",
+     {"||": OPERATOR, "~": OPERATOR, "^": OPERATOR, "!": OPERATOR, "#": OPERATOR,
+      "->>": OPERATOR, "!=": OPERATOR}),
+    # a cast after a marker is the same punctuation as after a value
+    ("select ?::int, 1::int", {"::": PUNCT}),
+])
+def test_each_token_is_of_its_kind(text, kinds):
+    toks = lex(text)
+    for value, kind in kinds.items():
+        found = {t.ttype for t in toks if t.value == value}
+        assert found == {kind}, value
+
+
+@pytest.mark.parametrize("text, literal", [
+    ("select 1,'abc ?", "'abc ?"),      # right after a token: the quote is the literal's
+    ("select 1, 'abc ?", "'abc ?"),
+    ("select x from t where y = $$a ?", "$$a ?"),
+])
+def test_an_unclosed_literal_is_one_literal_from_its_quote_to_the_end(text, literal):
+    """The back-end names the error; the scan reads no marker inside."""
+    toks = lex(text)
+    assert (toks[-1].ttype, toks[-1].value) == (STRING, literal)
+    assert "".join(t.value for t in toks) == text
+    assert not parse(text).placeholders
 
 
 def test_a_placeholder_inside_a_nested_comment_is_no_placeholder():

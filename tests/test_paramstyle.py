@@ -33,6 +33,14 @@ RENDER = [
      "select E'%%s\\n', $$%%s$$, $t$%%s$t$, /* %%s */ %s", (0,)),
     ("select %(id)s, 'ref %(id)s'", "format", "select %s, 'ref %%(id)s'", ("id",)),
     ("select %(id)s, 'ref %(id)s'", "qmark", "select ?, 'ref %(id)s'", ("id",)),
+    # a %(name)s name is what psycopg reads as one: anything up to the ')'
+    ("select %(user-id)s, %(a.b)s, %(first name)s", "qmark", "select ?, ?, ?",
+     ("user-id", "a.b", "first name")),
+    ("select 10 %(3)", "format", "select 10 %%(3)", ()),  # no 's' after the ')': an operator
+    # nor a name that would open a literal or a comment, or span lines: not a marker
+    ("select 10 %(it's)s'", "format", "select 10 %%(it's)s'", ()),
+    ("select 10 %(a\nb)s", "format", "select 10 %%(a\nb)s", ()),
+    ("select 10 %(a--b)s\n", "format", "select 10 %%(a--b)s\n", ()),
     ("select '%', '%%', 5 %% 2, %s", "format", "select '%%', '%%', 5 %% 2, %s", (0,)),
     ("select '%', '%%', 5 %% 2, %s", "qmark", "select '%', '%', 5 % 2, ?", (0,)),
     ('select "a%s", %s', "format", 'select "a%%s", %s', (0,)),
@@ -168,6 +176,8 @@ DIFFERENTIAL = [
     ("select /* %s */ %s", (1,), "select /* %%s */ %s", (1,)),
     ("select /* %s /* %s */ */ %s", (1,), "select /* %%s /* %%s */ */ %s", (1,)),
     ("select %(id)s, 'ref %(id)s'", {"id": 5}, "select %(id)s, 'ref %%(id)s'", {"id": 5}),
+    ("select %(user-id)s, %(a.b)s || %(first name)s", {"user-id": 1, "a.b": "x", "first name": "y"},
+     "select %(user-id)s, %(a.b)s || %(first name)s", {"user-id": 1, "a.b": "x", "first name": "y"}),
     ("select '100%%', 7 %% 4, %s", (1,), "select '100%%', 7 %% 4, %s", (1,)),
     ("select '100%', %s", (1,), "select '100%%', %s", (1,)),
     ("select '50%' || ?, 7 % 4", ("x",), "select '50%%' || %s, 7 %% 4", ("x",)),

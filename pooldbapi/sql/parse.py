@@ -73,6 +73,11 @@ _PAREN_KEYWORDS = frozenset(("CASE", "IN", "VALUES", "USING", "FROM", "AS"))
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
 
 
+_OPENS = re.compile(r"['\"$\n]|--|/\*")
+"""What opens a literal or a comment, or ends a line: never inside a %(name)s marker's name
+(the tokens around it would read otherwise)."""
+
+
 def _word_end(text: str, pos: int) -> int:
     """Where the run of word characters starting at pos ends."""
     n = len(text)
@@ -458,9 +463,10 @@ def _lex(text: str, base: int, out: list[Token]) -> None:
                 value, ttype = "%%", OPERATOR
             elif nxt == "s":
                 value, ttype = "%s", PLACEHOLDER
-            elif nxt == "(":
-                close = _word_end(text, end + 1)
-                if text.startswith(")s", close) and close > end + 1:
+            elif nxt == "(":  # %(name)s: the name as psycopg reads it, anything up to ')'
+                close = text.find(")", end + 1)
+                if close > end + 1 and text.startswith(")s", close) and \
+                        not _OPENS.search(text, end + 1, close):
                     value, ttype = text[start:close + 2], PLACEHOLDER
         if value is None:
             ttype = _KIND.get(kind) or (
