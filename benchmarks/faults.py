@@ -1,7 +1,7 @@
 """Does the invariant hold under many faults? Scenario x trials x violations, fault points drawn
-at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters
-(each scenario through the synchronous API and pooldbapi.aio: --api),
-OData services (CAP on SQLite files behind nginx) and SQLite files; then a load of many threads
+at random (seedable), each trial checked against the databases themselves: PostgreSQL clusters,
+OData services (CAP on SQLite files behind nginx) and SQLite files, each scenario through the
+synchronous API and pooldbapi.aio (--api); then a load of many threads
 with their own connections over few pooled sessions, once per strategy and once in autocommit
 (one-row inserts on the sessions the connections keep): calls, pool timeouts, hangs, rows the
 clusters hold against the rows committed, units left in flight.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import subprocess
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ from common import report
 from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
 from faultlab_odata import SCENARIOS as ODATA_SCENARIOS
 from faultlab_odata import ODataLab
-from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab, mount_tmpfs
+from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab, full_lab
 from pgcluster import ClusterFactory
 
 import pooldbapi
@@ -136,35 +135,28 @@ def _keys(specs: dict[str, str]) -> list[str]:
     return [make_spec(alias, text).key for alias, text in specs.items()]
 
 
-def other_trials(args: argparse.Namespace) -> list[dict]:
+def other_trials(args: argparse.Namespace, api: str, prefix: str) -> list[dict]:
     """The OData and SQLite scenarios (tests/faultlab_odata.py, tests/faultlab_sqlite.py)."""
     rows = []
     if args.odata_trials:
-        odata = ODataLab()
+        odata = ODataLab(api=api)
         try:
-            rows += trials(odata, ODATA_SCENARIOS, args.odata_trials, args.seed)
+            rows += trials(odata, ODATA_SCENARIOS, args.odata_trials, args.seed, prefix)
         finally:
             odata.close()
     if args.sqlite_trials:
         folder = Path(tempfile.mkdtemp(prefix="pooldbapi-faults-"))
-        locks = SqliteLab(folder / "locks")
         (folder / "locks").mkdir()
+        locks = SqliteLab(folder / "locks", api=api)
         try:
-            rows += trials(locks, LOCK_SCENARIOS, args.sqlite_trials, args.seed)
+            rows += trials(locks, LOCK_SCENARIOS, args.sqlite_trials, args.seed, prefix)
         finally:
             locks.close()
-        small = folder / "small"
-        small.mkdir()
-        why = mount_tmpfs(small)
-        if why is not None:
-            print(f"  left out: {', '.join(FULL_SCENARIOS)}: {why}")
-            return rows
-        full = SqliteLab(folder, full_dir=small)
-        try:
-            rows += trials(full, FULL_SCENARIOS, args.sqlite_trials, args.seed)
-        finally:
-            full.close()
-            subprocess.run(["umount", "--lazy", str(small)], check=True)
+        with full_lab(folder, api=api) as full:
+            if isinstance(full, str):
+                print(f"  left out: {', '.join(FULL_SCENARIOS)}: {full}")
+            else:
+                rows += trials(full, FULL_SCENARIOS, args.sqlite_trials, args.seed, prefix)
     return rows
 
 
@@ -178,8 +170,8 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--api", choices=["sync", "aio", "both"], default="both",
-                        help="the PostgreSQL scenarios through the synchronous API,"
-                             " pooldbapi.aio, or each through both")
+                        help="the scenarios through the synchronous API, pooldbapi.aio,"
+                             " or each through both")
     parser.add_argument("--strategies", default="round-robin,least-busy",
                         help="the load runs once per strategy (comma-separated)")
     args = parser.parse_args()
@@ -194,7 +186,7 @@ def main() -> None:
             prefix = "pooldbapi.aio: " if api == "aio" else ""
             rows += trials(lab, SCENARIOS, args.trials, args.seed, prefix)
             rows += trials(lab, CRASH_SCENARIOS, args.crash_trials, args.seed, prefix)
-        rows += other_trials(args)
+            rows += other_trials(args, api, prefix)
         total = {"scenario": "all", "trials": sum(r["trials"] for r in rows),
                  "violations": sum(r["violations"] for r in rows),
                  "errors": sum(r["errors"] for r in rows),

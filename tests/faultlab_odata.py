@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import requests
+from aio_blocking import Loop
 from faultlab import Report, compare, from_error
 from odata_service_fixture import CapService, Gateway
 
@@ -36,8 +37,10 @@ READ_TIMEOUT = 1.0
 class ODataLab:
     """Two CAP services on SQLite files (o1, o2), each behind an nginx of its own."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, api: str = "sync") -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="pooldbapi-odata-lab-"))
+        # "aio": every connection is pooldbapi.aio's, driven from here (tests/aio_blocking.py)
+        self.loop = None if api == "sync" else Loop()
         self.services: dict[str, CapService] = {}
         self.gateways: dict[str, Gateway] = {}
         try:
@@ -57,8 +60,9 @@ class ODataLab:
         # every container keeps its turn: the drawn victim is written even after a failure
         containers = {a: f"driver=odata;url={g.url};token=tok-{a};timeout=10;"
                          "exclude-unhealthy=false" for a, g in self.gateways.items()}
-        return pooldbapi.connect(containers, default="{o1,o2}", autocommit=True,
-                                 **kwargs)  # type: ignore[arg-type]
+        connect = pooldbapi.connect if self.loop is None else self.loop.connect
+        return connect(containers, default="{o1,o2}", autocommit=True,
+                       **kwargs)  # type: ignore[arg-type]
 
     def recover(self) -> None:
         """Every service answering again (resumed, or started on its file)."""

@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from aio_blocking import Loop
 from faultlab import Report, commit_and_report, compare, from_error, placement
 
 import pooldbapi
@@ -84,12 +86,34 @@ def mount_tmpfs(path: Path, size: int = TMPFS_BYTES) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def full_lab(folder: Path, api: str = "sync") -> Iterator[SqliteLab | str]:
+    """A lab whose s2 file is on a small tmpfs mounted under folder (unmounted after); or,
+    where no tmpfs can be mounted, why not."""
+    small = folder / "small"
+    small.mkdir()
+    why = mount_tmpfs(small)
+    if why is not None:
+        yield why
+        return
+    lab = SqliteLab(folder, full_dir=small, api=api)
+    try:
+        yield lab
+    finally:
+        lab.close()
+        # lazily: a connection a cursor still holds may keep a file there open for a while
+        subprocess.run(["umount", "--lazy", str(small)], check=True)
+
+
 class SqliteLab:
     """Two SQLite containers s1, s2 with a ledger table each; s2's file on `full_dir` (a
     small tmpfs) where given."""
 
-    def __init__(self, folder: Path | None = None, full_dir: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, full_dir: Path | None = None,
+                 api: str = "sync") -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="pooldbapi-sqlite-lab-"))
+        # "aio": every connection is pooldbapi.aio's, driven from here (tests/aio_blocking.py)
+        self.loop = None if api == "sync" else Loop()
         self.full_dir = full_dir
         self.files = {"s1": self.folder / "s1.db",
                       "s2": (full_dir or self.folder) / "s2.db"}
@@ -102,8 +126,8 @@ class SqliteLab:
         kwargs.pop("conninfo", None)
         containers = {a: f"driver=sqlite;database={f};timeout={TIMEOUT}"
                       for a, f in self.files.items()}
-        return pooldbapi.connect(containers, default="{s1,s2}",
-                                 **kwargs)  # type: ignore[arg-type]
+        connect = pooldbapi.connect if self.loop is None else self.loop.connect
+        return connect(containers, default="{s1,s2}", **kwargs)  # type: ignore[arg-type]
 
     def reset(self, free_pages: int | None = None) -> None:
         """New, empty ledgers; on the tmpfs, a filler leaving `free_pages` pages free."""

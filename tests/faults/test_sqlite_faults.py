@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import random
 import sqlite3
-import subprocess
 
+import faultlab_sqlite
 import pytest
-from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, Locker, SqliteLab, mount_tmpfs
+from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, Locker, SqliteLab
 
 import pooldbapi
 
@@ -22,17 +22,10 @@ def locks_lab(tmp_path):
 
 @pytest.fixture(scope="module")
 def full_lab(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("full-lab")
-    small = folder / "small"
-    small.mkdir()
-    why = mount_tmpfs(small)
-    if why is not None:
-        pytest.skip(why)
-    lab = SqliteLab(folder, full_dir=small)
-    yield lab
-    lab.close()
-    # lazily: a connection a cursor still holds may keep a file there open for a while
-    subprocess.run(["umount", "--lazy", str(small)], check=True)
+    with faultlab_sqlite.full_lab(tmp_path_factory.mktemp("full-lab")) as lab:
+        if isinstance(lab, str):
+            pytest.skip(lab)
+        yield lab
 
 
 @pytest.mark.parametrize("name", list(LOCK_SCENARIOS))
