@@ -378,7 +378,8 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
           indices: Sequence[int] = (0,)) -> int:
     """Send rows to the driver, all or nothing: in a transaction under a savepoint (so that an
     error undoes these rows and nothing before them), outside one in a transaction of their own
-    (a single row needs none). The rows a RETURNING row gives are read before the savepoint
+    (a single row needs none, nor a statement of several rows where the back-end's statements
+    are all or nothing). The rows a RETURNING row gives are read before the savepoint
     ends (SQLite finishes such a statement only as its rows are read) and kept in out."""
     if telemetry.ON:
         telemetry.called(phys.spec.alias)
@@ -389,7 +390,8 @@ def _call(phys: Physical, bound: _Bound, values: Sequence[Any], out: _Outcome | 
         with phys.atomic():
             return copy_rows(table, columns, values)
     cur = phys.cursor()
-    if len(values) == 1 and not phys.in_transaction:
+    if len(values) == 1 and not phys.in_transaction and (
+            len(indices) == 1 or phys.link.statements_atomic):
         cur.execute(bound.text, values[0])
         alone = True
     else:  # without parameters, made atomic in one call where the back-end can
@@ -503,8 +505,11 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                     out.rowcount += exc.rowcount
                     out.done.extend(rows)
                     out.row, out.cause = rows[0], exc.cause
-                elif len(rows) > 1 and not bound.item.page and not phys.is_broken():
-                    # The batch was undone: replay its rows one by one to stop at the bad row.
+                elif len(rows) > 1 and not bound.item.page and not phys.is_broken() and \
+                        not (phys.in_transaction and phys.aborted()):
+                    # The batch was undone: replay its rows one by one to stop at the bad row
+                    # (not where the back-end undid the whole transaction with it: SQLite's OR
+                    # ROLLBACK; the rows would be written outside it, and it fails anyway)
                     _replay(phys, bound, rows, part, out)
                 else:
                     out.row, out.cause = rows[0], exc

@@ -201,16 +201,21 @@ def test_sqlite_limit_is_read_from_the_running_library():
     probe.close()
 
 
-@pytest.mark.parametrize("autocommit", [False, True])
-def test_a_failing_row_in_a_row_set_is_named_and_written_is_exact(files, autocommit):
+@pytest.mark.parametrize("insert, autocommit", [
+    ("insert", False), ("insert", True), ("insert or fail", False), ("insert or fail", True),
+    ("insert or rollback", True)])  # (in a transaction: the test after this one)
+def test_a_failing_row_in_a_row_set_is_named_and_written_is_exact(files, autocommit, insert):
     """A duplicate key inside one container's row set: that statement is undone, replayed row
-    by row to name the row; .written is exactly what the databases keep."""
+    by row to name the row; .written is exactly what the databases keep. Also where SQLite
+    itself would keep the rows before the bad one (OR FAIL: a statement that is not all or
+    nothing; in autocommit there is no savepoint to undo them) or, out of a transaction,
+    undoes the statement alone (OR ROLLBACK)."""
     conn = pooldbapi.connect({a: f"driver=sqlite;database={p}" for a, p in files.items()},
                              seed=5, autocommit=autocommit)
     for alias in ALIASES:
         conn.execute(f"delete from t@{alias}")
     conn.commit()
-    text = "insert into t@{a,b} (id, c0) values " + ", ".join("(?, ?)" for _ in range(10))
+    text = f"{insert} into t@{{a,b}} (id, c0) values " + ", ".join("(?, ?)" for _ in range(10))
     turns = expected_turns(5, text, ("a", "b"), 10)
     on_a = [i for i, t in enumerate(turns) if t == "a"]
     ids = list(range(1, 11))
@@ -226,6 +231,38 @@ def test_a_failing_row_in_a_row_set_is_named_and_written_is_exact(files, autocom
     for alias in ("a", "b"):
         held = [h[0] for h in conn.execute(f"select id from t@{alias} order by id")]
         assert held == sorted(ids[i] for i in err.written.get(alias, ()))
+    conn.close()
+
+
+@pytest.mark.parametrize("call", ["execute", "executemany"])
+def test_a_row_that_rolls_the_sqlite_transaction_back_fails_it_and_nothing_is_kept(files,
+                                                                                 call):
+    """OR ROLLBACK in a transaction: SQLite undoes the whole transaction at the bad row (the
+    savepoint around the rows goes with it). The pooldbapi transaction fails, says nothing
+    of it is kept, and nothing is: no row is replayed outside a transaction."""
+    conn = pooldbapi.connect({a: f"driver=sqlite;database={p}" for a, p in files.items()},
+                             seed=5)
+    for alias in ALIASES:
+        conn.execute(f"delete from t@{alias}")
+    conn.commit()
+    conn.execute("insert into t@a (id) values (100)")
+    ids = list(range(1, 9))
+    ids[7] = ids[1]  # (a and b get four of the eight each, alternately: 1 and 7 on one)
+    text = "insert or rollback into t@{a,b} (id, c0) values "
+    with pytest.raises(pooldbapi.IntegrityError) as caught:
+        if call == "execute":
+            conn.execute(text + ", ".join("(?, ?)" for _ in ids),
+                         [v for i in ids for v in (i, i * 10)])
+        else:
+            conn.cursor().executemany(text + "(?, ?)", [(i, i * 10) for i in ids])
+    err = caught.value
+    assert err.transaction_failed and not err.written
+    assert "nothing of it is kept" in str(err)
+    with pytest.raises(pooldbapi.OperationalError):
+        conn.commit()
+    for alias, path in files.items():
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            assert raw.execute("select id from t").fetchall() == [], alias
     conn.close()
 
 

@@ -113,6 +113,9 @@ class Link(ABC):
 
     driver_error: type[BaseException] = Exception  # the driver's base exception class
     copy_rows: CopyRows | None = None  # the bulk path (Backend.copies_rows), None: none
+    # whether a statement that fails has changed nothing (PostgreSQL, Oracle); where not, a
+    # statement of several rows runs under atomic() in autocommit too
+    statements_atomic = True
 
     def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
         self.raw = raw

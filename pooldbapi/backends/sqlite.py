@@ -72,6 +72,9 @@ class SQLiteLink(Link):
     __slots__ = ()
 
     driver_error = sqlite3.Error
+    # OR FAIL (in the statement or a constraint's ON CONFLICT) and a trigger's RAISE(FAIL)
+    # keep what the statement changed before its error
+    statements_atomic = False
 
     def set_autocommit(self, on: bool) -> None:
         pass  # isolation_level=None: autocommit unless begin() was called
