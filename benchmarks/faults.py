@@ -29,7 +29,13 @@ from common import report
 from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
 from faultlab_odata import SCENARIOS as ODATA_SCENARIOS
 from faultlab_odata import ODataLab
-from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab, full_lab
+from faultlab_sqlite import (
+    CONFLICT_SCENARIOS,
+    FULL_SCENARIOS,
+    LOCK_SCENARIOS,
+    SqliteLab,
+    full_lab,
+)
 from pgcluster import ClusterFactory
 
 import pooldbapi
@@ -150,6 +156,7 @@ def other_trials(args: argparse.Namespace, api: str, prefix: str) -> list[dict]:
         locks = SqliteLab(folder / "locks", api=api)
         try:
             rows += trials(locks, LOCK_SCENARIOS, args.sqlite_trials, args.seed, prefix)
+            rows += trials(locks, CONFLICT_SCENARIOS, args.sqlite_trials, args.seed, prefix)
         finally:
             locks.close()
         with full_lab(folder, api=api) as full:

@@ -238,6 +238,57 @@ def disk_full(lab: SqliteLab, rng: random.Random, autocommit: bool) -> list[str]
     return problems + compare(lab.held(), report)
 
 
+def conflict(lab: SqliteLab, rng: random.Random, autocommit: bool) -> list[str]:
+    """A drawn row's key already in every file: a multi-row VALUES or an executemany over
+    {s1,s2} meets a unique violation there, under a drawn conflict clause (SQLite's ABORT,
+    FAIL, which keeps what the statement wrote before its error, or ROLLBACK, which undoes the
+    whole transaction). The error must name that row, except where the transaction is gone
+    with it (ROLLBACK in a transaction: nothing is kept, and no row is replayed)."""
+    lab.reset()
+    n = rng.randint(2, 400)
+    bad = rng.randrange(n)
+    clause = rng.choice(["", " or abort", " or fail", " or rollback"])
+    for path in lab.files.values():
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("insert into ledger (id, note) values (?, 'there before')", (bad,))
+    report = Report(ids=set(range(n)))
+    problems: list[str] = []
+    pending: dict[str, set[int]] = {}
+    conn = lab.connect(autocommit=autocommit, seed=rng.random())
+    try:
+        text = f"insert{clause} into ledger (id, note) values "
+        try:
+            if rng.random() < 0.5:
+                conn.cursor().execute(text + ", ".join(["(?, ?)"] * n),
+                                      [v for i in range(n) for v in (i, "x")])
+            else:
+                conn.cursor().executemany(text + "(?, ?)", [(i, "x") for i in range(n)])
+        except pooldbapi.IntegrityError as err:
+            from_error(report, err)
+            gone = clause == " or rollback" and not autocommit
+            if err.row != bad and not gone:
+                problems.append(f"the error names row {err.row}; row {bad} was the bad one")
+            if gone and (err.written or not err.transaction_failed):
+                problems.append(f"{clause.strip()} undid the transaction, yet: {err}")
+            pending = {a: set(ids) for a, ids in report.acknowledged.items()}
+        else:
+            problems.append(f"no error for row {bad}, whose key was there before")
+        if not autocommit:
+            report.acknowledged = {}
+            commit_and_report(conn, report, pending)
+    finally:
+        conn.close()
+    # less the row there before (a key: no second row of it can be in a file)
+    held = {alias: [i for i in ids if i != bad] for alias, ids in lab.held().items()}
+    return problems + compare(held, report)
+
+
+CONFLICT_SCENARIOS = {
+    "SQLite: a key there before, conflict clause drawn, autocommit":
+        lambda lab, rng: conflict(lab, rng, autocommit=True),
+    "SQLite: a key there before, conflict clause drawn, transaction":
+        lambda lab, rng: conflict(lab, rng, autocommit=False),
+}
 LOCK_SCENARIOS = {
     "SQLite: locked by another process, autocommit":
         lambda lab, rng: locked(lab, rng, autocommit=True),

@@ -10,7 +10,7 @@ import pytest
 from faultlab import CRASH_SCENARIOS, SCENARIOS, Lab
 from faultlab_odata import SCENARIOS as ODATA_SCENARIOS
 from faultlab_odata import ODataLab
-from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab
+from faultlab_sqlite import CONFLICT_SCENARIOS, FULL_SCENARIOS, LOCK_SCENARIOS, SqliteLab
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,13 @@ def test_a_locked_sqlite_file_through_aio_keeps_the_files_as_reported(sqlite_lab
     for trial in range(3):
         rng = random.Random(f"aio/{name}/{trial}")
         assert LOCK_SCENARIOS[name](sqlite_lab, rng) == [], f"trial {trial}"
+
+
+@pytest.mark.parametrize("name", list(CONFLICT_SCENARIOS))
+def test_a_sqlite_conflict_through_aio_keeps_the_files_as_reported(sqlite_lab, name):
+    for trial in range(4):
+        rng = random.Random(f"aio/{name}/{trial}")
+        assert CONFLICT_SCENARIOS[name](sqlite_lab, rng) == [], f"trial {trial}"
 
 
 @pytest.mark.parametrize("name", list(FULL_SCENARIOS))

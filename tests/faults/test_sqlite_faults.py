@@ -1,5 +1,6 @@
 """The SQLite files hold exactly what pooldbapi reported when another process holds a file
-locked past `timeout`, or the file system fills up (tests/faultlab_sqlite.py)."""
+locked past `timeout`, the file system fills up, or a row meets a key under any of SQLite's
+conflict clauses (tests/faultlab_sqlite.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,13 @@ import sqlite3
 
 import faultlab_sqlite
 import pytest
-from faultlab_sqlite import FULL_SCENARIOS, LOCK_SCENARIOS, Locker, SqliteLab
+from faultlab_sqlite import (
+    CONFLICT_SCENARIOS,
+    FULL_SCENARIOS,
+    LOCK_SCENARIOS,
+    Locker,
+    SqliteLab,
+)
 
 import pooldbapi
 
@@ -33,6 +40,13 @@ def test_a_locked_database_keeps_the_files_as_reported(locks_lab, name):
     for trial in range(8):
         rng = random.Random(f"{name}/{trial}")
         assert LOCK_SCENARIOS[name](locks_lab, rng) == [], f"trial {trial}"
+
+
+@pytest.mark.parametrize("name", list(CONFLICT_SCENARIOS))
+def test_a_conflict_under_any_clause_keeps_the_files_as_reported(locks_lab, name):
+    for trial in range(20):  # (OR FAIL in a multi-row VALUES in autocommit: three of them)
+        rng = random.Random(f"{name}/{trial}")
+        assert CONFLICT_SCENARIOS[name](locks_lab, rng) == [], f"trial {trial}"
 
 
 @pytest.mark.parametrize("name", list(FULL_SCENARIOS))
