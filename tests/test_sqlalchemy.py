@@ -194,3 +194,38 @@ def test_urls_become_one_container_and_query_keys_are_forwarded():
     settings = sa.create_engine("sqlite+pooldbapi:///?settings=pooldbapi.toml")
     assert settings.dialect.create_connect_args(settings.url) == (
         [], {"settings": "pooldbapi.toml"})
+
+
+def test_jsonb_operators_answer_as_through_psycopg_s_dialect(pg):
+    """has_key, has_any and has_all compile to the jsonb operators ?, ?| and ?&: the dialect
+    takes psycopg's paramstyle (pyformat), where such a '?' is an operator, as psycopg's
+    dialect does; text() with a '?' operator too, with and without parameters."""
+    from sqlalchemy.dialects import postgresql as pgd
+    meta = sa.MetaData()
+    docs = sa.Table("jdocs", meta, sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("j", pgd.JSONB))
+    queries = {
+        "has_key": sa.select(docs.c.id).where(docs.c.j.has_key("a")),
+        "has_any": sa.select(docs.c.id).where(
+            docs.c.j.has_any(sa.cast(["b", "z"], pgd.ARRAY(sa.Text)))),
+        "has_all": sa.select(docs.c.id).where(
+            docs.c.j.has_all(sa.cast(["a", "c"], pgd.ARRAY(sa.Text)))),
+        "text": sa.text("select id from jdocs where j ? 'a' order by id"),
+        "text and a parameter": sa.text("select id from jdocs where j ? 'a' and id >= :n"
+                                        ).bindparams(n=2),
+    }
+    got = {}
+    for driver in ("psycopg", "pooldbapi"):
+        eng = sa.create_engine(f"postgresql+{driver}://postgres@127.0.0.1:{pg.port}/postgres")
+        meta.drop_all(eng)
+        meta.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(sa.insert(docs), [{"id": 1, "j": {"a": 1, "c": 3}},
+                                           {"id": 2, "j": {"b": 2}}, {"id": 3, "j": {"a": 0}}])
+        with eng.connect() as conn:
+            got[driver] = {name: sorted(conn.execute(q).scalars()) for name, q in queries.items()}
+        meta.drop_all(eng)
+        eng.dispose()
+    assert got["pooldbapi"] == got["psycopg"]
+    assert got["psycopg"] == {"has_key": [1, 3], "has_any": [2], "has_all": [1],
+                              "text": [1, 3], "text and a parameter": [3]}

@@ -70,6 +70,10 @@ class PGDialect_pooldbapi(PooldbapiDialect, PGDialect_psycopg):
                 sqltypes.Numeric: NUMERIC, sqltypes.Float: FLOAT}
 
     def __init__(self, use_native_hstore: bool = False, **kwargs: Any) -> None:
+        # psycopg's paramstyle, not pooldbapi's module default (qmark): the jsonb comparators
+        # (has_key, has_any, has_all) compile to the operators ?, ?| and ?&, which a qmark
+        # statement would read as markers. paramstyle= given to create_engine still wins.
+        kwargs.setdefault("paramstyle", "pyformat")
         super().__init__(use_native_hstore=use_native_hstore,  # type: ignore[no-untyped-call]
                          **kwargs)
 
