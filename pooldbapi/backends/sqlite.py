@@ -27,8 +27,20 @@ sqlite3.register_adapter(datetime.datetime, lambda d: d.isoformat(" "))
 sqlite3.register_adapter(datetime.time, lambda t: t.isoformat())
 sqlite3.register_adapter(decimal.Decimal, str)
 
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 _KEYS = {"database": str, "timeout": float, "uri": lambda v: v.lower() in ("1", "true", "yes"),
          "cached_statements": int, "detect_types": int}
+# SQLite's per-connection pragmas pooldbapi sets on every session it opens: as a statement,
+# `pragma foreign_keys` does nothing inside a transaction (SQLite's rule), and in autocommit
+# its session is not kept (it changed the session)
+_PRAGMAS = {"foreign_keys": _flag}
 _TYPE_NAMES = {"NUMBER": "NUMERIC", "STRING": "TEXT", "BINARY": "BLOB", "DATETIME": "TIMESTAMP"}
 # SQLite results carry no column types: a code per category of the first row's value
 _CODES = {category: TypeCode(_TYPE_NAMES.get(category or "", "NULL"), category)
@@ -200,28 +212,36 @@ class SQLiteBackend(DriverBackend):
 
     rowcount_after_close = True
 
-    def _kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+    def _kwargs(self, spec: ContainerSpec) -> tuple[dict[str, Any], dict[str, bool]]:
+        """sqlite3.connect's keyword arguments, and the pragmas to set, from the keys."""
         kwargs: dict[str, Any] = {}
+        pragmas: dict[str, bool] = {}
         for key, value in spec.params:
-            convert = _KEYS.get(key)
+            convert = _KEYS.get(key) or _PRAGMAS.get(key)
             if convert is None:
                 raise InterfaceError(f"container {spec.alias!r}: sqlite3.connect does not take"
-                                     f" the key {key!r} (it takes {', '.join(_KEYS)})")
+                                     f" the key {key!r} (it takes {', '.join(_KEYS)}; and"
+                                     f" pooldbapi sets the pragma {', '.join(_PRAGMAS)})")
             try:
-                kwargs[key] = convert(value)  # type: ignore[operator]
+                (pragmas if key in _PRAGMAS else kwargs)[key] = convert(value)  # type: ignore[operator]
             except ValueError:
                 raise InterfaceError(f"container {spec.alias!r}: key {key!r} has an invalid"
                                      f" value {value!r}") from None
         if "database" not in kwargs:
             raise InterfaceError(f"container {spec.alias!r}: the sqlite driver needs the key"
                                  " 'database' (a file name or :memory:)")
-        return kwargs
+        return kwargs, pragmas
 
     def connect(self, spec: ContainerSpec, limiter: CallLimiter | None = None) -> SQLiteLink:
-        kwargs = self._kwargs(spec)
+        kwargs, pragmas = self._kwargs(spec)
+        raw = None
         try:
             raw = sqlite3.connect(**kwargs, isolation_level=None, check_same_thread=False)
+            for name, on in pragmas.items():
+                raw.execute(f"pragma {name} = {'on' if on else 'off'}")
         except sqlite3.Error as exc:
+            if raw is not None:
+                raw.close()
             raise OperationalError(f"container {spec.alias!r}: cannot open SQLite database"
                                    f" {kwargs['database']!r}: {exc}") from exc
         return SQLiteLink(raw, spec, self)
