@@ -176,6 +176,27 @@ class Connection(errors.ConnectionErrors):
             finally:
                 self._ended(committed=False)
 
+    # -- savepoints (as SQL's; SAVEPOINT as text is refused: it would reach one container) --
+    def savepoint(self, name: str) -> None:
+        """Set a savepoint named name in the open transaction, on every container it touched
+        and on each it touches later."""
+        with self.lock:
+            self.check_open()
+            self.transaction.savepoint(name)
+
+    def rollback_to_savepoint(self, name: str) -> None:
+        """Undo on every container what the transaction did since the savepoint, which stays
+        set; a transaction failed since then (a PostgreSQL statement error) goes on."""
+        with self.lock:
+            self.check_open()
+            self.transaction.rollback_to(name)
+
+    def release_savepoint(self, name: str) -> None:
+        """Forget the savepoint and those set after it, keeping what was done since."""
+        with self.lock:
+            self.check_open()
+            self.transaction.release(name)
+
     def _ended(self, committed: bool) -> None:
         if self.router.replicas is not None:  # read_your_writes: what this transaction wrote
             self.router.replicas.ended(committed)

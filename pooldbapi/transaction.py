@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from types import TracebackType
 
+    from .backends.base import Link
     from .sql.parse import StatementKind
 
 
@@ -177,6 +178,11 @@ class Transaction:
         # pool takes one back for a borrower that would wait); they hold no transaction.
         self.parked: dict[str, Physical] = {}
         self._owner = weakref.ref(self)  # what the pool knows a kept session's borrower by
+        # The application's savepoints, oldest first (on every session the transaction holds:
+        # a session that joins later sets them as it begins), and whether a session that held
+        # this transaction's work was lost (then no savepoint can bring the transaction back)
+        self.savepoints: list[str] = []
+        self.lost = False
 
     def adopt(self) -> None:
         """In a child process after fork: let go of the parent's sessions without sending
@@ -192,6 +198,7 @@ class Transaction:
         self.borrowed.clear()
         self.streams.clear()
         self.pinned.clear()
+        self.savepoints.clear()
         self.xid, self.prepared = None, False
         self.failed = InterfaceError(
             "this connection had a transaction open when the process forked: it belongs to the"
@@ -209,10 +216,14 @@ class Transaction:
 
     def fail(self, alias: str, err: Error, broken: bool = True) -> None:
         """A container this transaction touched was lost, or its transaction aborted: the
-        transaction cannot commit; later statements raise until rollback()."""
+        transaction cannot commit; later statements raise until rollback(), or until a
+        rollback to a savepoint where no session was lost (an aborted session then stays:
+        rolling back to the savepoint recovers its work before it)."""
         if self.failed is None:
             self.failed = err
-        self.give_back(alias, broken=broken)
+        self.lost = self.lost or broken
+        if broken or not self.savepoints:
+            self.give_back(alias, broken=broken)
 
     def _failure(self, doing: str) -> Error:
         cause = self.failed
@@ -285,6 +296,9 @@ class Transaction:
                     phys.link.tpc_begin(*branch(self.xid, spec.alias))
                 elif not autocommit:
                     phys.link.begin()
+                if not autocommit and phys.backend.transactional:
+                    for name in self.savepoints:  # (set before this session joined)
+                        phys.link.savepoint(name)
             except Exception as exc:
                 self._release(phys, broken=True)
                 raise phys.wrap(exc) from exc
@@ -482,6 +496,8 @@ class Transaction:
                 log.warning("container %s: %s failed: %s", alias, doing, failed[alias])
             self.give_back(alias, broken=alias in failed)
         self.pinned.clear()
+        self.savepoints.clear()
+        self.lost = False
         two_phase_branches = self.xid
         self.xid, self.prepared = None, False
         if action in _UNDOING:
@@ -510,6 +526,70 @@ class Transaction:
                 f"commit failed on {names}; committed on {', '.join(done) or 'none'}{detail}",
                 done, failed, in_doubt, rolled_back)
         raise Error(f"rollback failed on {names}")
+
+    def savepoint(self, name: str) -> None:
+        """Set a savepoint on every session of the open transaction (and on each that joins
+        it later)."""
+        self.check()
+        if self.autocommit:
+            raise ProgrammingError("a savepoint needs a transaction, and autocommit is on")
+        if self.prepared:
+            raise ProgrammingError("the two-phase transaction is prepared: commit or roll it"
+                                   " back before setting a savepoint")
+        _savepoint_name(name)
+        self._each(lambda link: link.savepoint(name))
+        self.savepoints.append(name)
+
+    def rollback_to(self, name: str) -> None:
+        """Undo, on every session, what the transaction did since the savepoint (the latest
+        of that name), which stays set; a failed transaction goes on, unless a session that
+        held its work was lost."""
+        last = self._last(name)
+        if self.lost:
+            raise self._failure("cannot roll back to a savepoint") from self.failed
+        for stream in list(self.streams):  # (a cursor opened after it is gone on the server)
+            stream.close()
+        for alias, phys in list(self.borrowed.items()):
+            if not phys.in_transaction:
+                continue
+            try:
+                with phys.lock:
+                    phys.link.rollback_to(name)
+            except Exception as exc:
+                # the session's transaction is gone with its savepoint (SQLite's OR ROLLBACK,
+                # a lost session): what it held before the savepoint too
+                err = phys.wrap(exc)
+                self.fail(alias, err, broken=True)
+                raise self._failure("cannot roll back to a savepoint") from exc
+        del self.savepoints[last + 1:]
+        self.failed = None
+
+    def release(self, name: str) -> None:
+        """Forget the savepoint (the latest of that name) and those set after it, on every
+        session, keeping what was done since."""
+        last = self._last(name)
+        self.check()
+        self._each(lambda link: link.release(name))
+        del self.savepoints[last:]
+
+    def _last(self, name: str) -> int:
+        for k in range(len(self.savepoints) - 1, -1, -1):
+            if self.savepoints[k] == name:
+                return k
+        raise ProgrammingError(f"no savepoint {name!r} is set in the open transaction")
+
+    def _each(self, step: Callable[[Link], None]) -> None:
+        """step on the link of every session in the transaction; an error as a statement's."""
+        for alias, phys in list(self.borrowed.items()):
+            if not phys.in_transaction:
+                continue
+            try:
+                with phys.lock:
+                    step(phys.link)
+            except Exception as exc:
+                err = phys.wrap(exc)
+                self.failed_on(alias, phys, err, touched=True)
+                raise err from exc
 
     def _refuse_commit(self) -> None:
         """A failed transaction commits nothing: roll every container back, then raise."""
@@ -605,6 +685,15 @@ class Transaction:
             self.xid, self.prepared = None, False
             return
         self.rollback()
+
+
+def _savepoint_name(name: str) -> None:
+    if not (isinstance(name, str) and name.isascii() and name.isidentifier()):
+        raise ProgrammingError(f"a savepoint's name is an SQL identifier (letters, digits and"
+                               f" '_', not first a digit): {name!r} is not")
+    if name.lower().startswith("pooldbapi_"):
+        raise ProgrammingError(f"savepoint names starting 'pooldbapi_' are pooldbapi's own:"
+                               f" {name!r}")
 
 
 def recover(specs: dict[str, ContainerSpec]) -> dict[str, list[tuple[Xid, Any]]]:

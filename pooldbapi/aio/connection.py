@@ -72,6 +72,19 @@ class AsyncConnection(errors.ConnectionErrors):
         """Roll back every container the transaction touched."""
         await self.calls.run(Connection.rollback, (self.sync,))
 
+    async def savepoint(self, name: str) -> None:
+        """Set a savepoint on every container of the open transaction (and each it touches
+        later)."""
+        await self.calls.run(Connection.savepoint, (self.sync, name))
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        """Undo on every container what the transaction did since the savepoint."""
+        await self.calls.run(Connection.rollback_to_savepoint, (self.sync, name))
+
+    async def release_savepoint(self, name: str) -> None:
+        """Forget the savepoint and those set after it, keeping what was done since."""
+        await self.calls.run(Connection.release_savepoint, (self.sync, name))
+
     async def close(self) -> None:
         """Roll back what is open and give every physical connection back; idempotent."""
         if not self.sync.closed:

@@ -234,6 +234,28 @@ class Link(ABC):
         atomic_calls)."""
         return False
 
+    # The application's savepoints (Connection.savepoint): SQL's statements, each on a cursor
+    # of its own; name is an identifier the connection checked
+
+    def savepoint(self, name: str) -> None:
+        """Set a savepoint in the open transaction."""
+        self._run(f"SAVEPOINT {name}")
+
+    def rollback_to(self, name: str) -> None:
+        """Undo what the transaction did since the savepoint (which stays)."""
+        self._run(f"ROLLBACK TO SAVEPOINT {name}")
+
+    def release(self, name: str) -> None:
+        """Forget the savepoint (and those set after it), keeping what was done since."""
+        self._run(f"RELEASE SAVEPOINT {name}")
+
+    def _run(self, text: str) -> None:
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute(text)
+        finally:
+            cursor.close()
+
     # Two-phase commit (where Backend.two_phase): PEP 249's calls on the driver's connection
 
     def tpc_begin(self, format_id: int, gtrid: str, bqual: str) -> None:

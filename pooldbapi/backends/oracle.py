@@ -153,6 +153,9 @@ class OracleLink(Link):
         cur.execute(text, values) if values is not None else cur.execute(text)
         return cur
 
+    def release(self, name: str) -> None:
+        pass  # Oracle has no RELEASE SAVEPOINT: a savepoint lasts until the transaction ends
+
     @contextmanager
     def atomic(self) -> Iterator[None]:
         raw = self.raw

@@ -79,6 +79,15 @@ class _Connection(AsyncAdapt_dbapi_connection):
     def closed(self) -> bool:
         return bool(self._connection.closed)
 
+    def savepoint(self, name: str) -> None:
+        await_(self._connection.savepoint(name))
+
+    def rollback_to_savepoint(self, name: str) -> None:
+        await_(self._connection.rollback_to_savepoint(name))
+
+    def release_savepoint(self, name: str) -> None:
+        await_(self._connection.release_savepoint(name))
+
 
 class _Module(AsyncAdapt_dbapi_module):
     """pooldbapi.aio as SQLAlchemy's asyncio connector wants a DB-API module: the module

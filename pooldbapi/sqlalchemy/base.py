@@ -188,6 +188,17 @@ class PooldbapiDialect:
             statement, parameters = statement.replace("%%", "%"), None
         self._with_containers(cursor, context, lambda: cursor.execute(statement, parameters))
 
+    # begin_nested(): the connection's savepoints, on every container of the transaction
+    # (SAVEPOINT as text would reach one container, and pooldbapi refuses it)
+    def do_savepoint(self, connection: Any, name: str) -> None:
+        connection.connection.dbapi_connection.savepoint(name)
+
+    def do_rollback_to_savepoint(self, connection: Any, name: str) -> None:
+        connection.connection.dbapi_connection.rollback_to_savepoint(name)
+
+    def do_release_savepoint(self, connection: Any, name: str) -> None:
+        connection.connection.dbapi_connection.release_savepoint(name)
+
     def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
         self._with_containers(cursor, context, lambda: cursor.execute(statement))
 
