@@ -229,3 +229,26 @@ def test_jsonb_operators_answer_as_through_psycopg_s_dialect(pg):
     assert got["pooldbapi"] == got["psycopg"]
     assert got["psycopg"] == {"has_key": [1, 3], "has_any": [2], "has_all": [1],
                               "text": [1, 3], "text and a parameter": [3]}
+
+
+def test_isolation_levels_report_as_the_native_dialects(tmp_path, pg):
+    """The level a transaction runs at (the back-end's own) as the native dialect reports and
+    accepts it, and AUTOCOMMIT."""
+    pairs = {"sqlite": (f"sqlite:///{tmp_path / 'n.db'}", f"sqlite+pooldbapi:///{tmp_path / 'p.db'}"),
+             "postgresql": (f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres",
+                            f"postgresql+pooldbapi://postgres@127.0.0.1:{pg.port}/postgres")}
+    for backend, urls in pairs.items():
+        got = []
+        for url in urls:
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                default = conn.get_isolation_level()
+            with engine.connect().execution_options(isolation_level=default) as conn:
+                same = conn.get_isolation_level()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                auto = conn.get_isolation_level()
+            got.append((default, same, auto))
+            engine.dispose()
+        assert got[1][:2] == got[0][:2], backend  # the transaction's level, accepted back
+        # (pysqlite's reads a pragma, which says SERIALIZABLE in autocommit too)
+        assert got[1][2] == "AUTOCOMMIT"

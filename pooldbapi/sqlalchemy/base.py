@@ -220,9 +220,13 @@ class PooldbapiDialect:
                 if len(dbapi_connection.specs) == 1 else ()
         return tuple(dict.fromkeys(aliases))
 
+    # the back-end's own level, the one pooldbapi's transactions run at (the native dialect
+    # reports it so): PostgreSQL's and Oracle's default; SQLite's is SERIALIZABLE
+    transaction_level: IsolationLevel = "READ COMMITTED"
+
     def get_isolation_level_values(self, dbapi_conn: DBAPIConnection
                                    ) -> Sequence[IsolationLevel]:
-        return ["AUTOCOMMIT", "READ COMMITTED"]
+        return ["AUTOCOMMIT", self.transaction_level]
 
     def set_isolation_level(self, dbapi_connection: DBAPIConnection,
                             level: IsolationLevel) -> None:
@@ -230,7 +234,7 @@ class PooldbapiDialect:
         dbapi_connection.autocommit = level == "AUTOCOMMIT"
 
     def get_isolation_level(self, dbapi_connection: DBAPIConnection) -> IsolationLevel:
-        return "AUTOCOMMIT" if dbapi_connection.autocommit else "READ COMMITTED"
+        return "AUTOCOMMIT" if dbapi_connection.autocommit else self.transaction_level
 
     def detect_autocommit_setting(self, dbapi_conn: Any) -> bool:
         return bool(dbapi_conn.autocommit)

@@ -21,6 +21,7 @@ class SQLiteDialect_pooldbapi(PooldbapiDialect, SQLiteDialect):
 
     url_driver = "sqlite"
     supports_statement_cache = True  # SQLAlchemy reads it from each class itself
+    transaction_level = "SERIALIZABLE"  # (as pysqlite's dialect reports it)
 
     @classmethod
     def import_dbapi(cls) -> types.ModuleType:
