@@ -5,12 +5,20 @@ mutants, the quickest to test first: more than an hour on 2 cores.
 
     .venv/bin/python scripts/mutation.py            # run, then report
     .venv/bin/python scripts/mutation.py --only 'pooldbapi.federated.shape.*'  # some modules
-    .venv/bin/python scripts/mutation.py --report   # report the last run"""
+    .venv/bin/python scripts/mutation.py --report   # report the last run
+    .venv/bin/python scripts/mutation.py --sample 240 --seed 20261204 --module pooldbapi/sql/parse.py
+
+--sample draws that many of a module's mutants at random (seeded: the same draw again on the
+same source), runs them all and reports those alone: the killed share of a random sample
+estimates the module's, where a stopped run reports only its quickest mutants. The draw needs
+the mutants' names, so a first run generates them and runs the first mutant of each of the
+module's functions."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -27,20 +35,35 @@ KILLED, SURVIVED, NO_TESTS = {1, 3}, {0}, {5, 33}
 TIMEOUT = {36, -24, 24, 152, 255}
 
 
-def run(only: list[str]) -> None:
+def run(only: list[str], fresh: bool = True) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mutmut>=3.8,<4"], check=True)
-    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    if fresh:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     mutmut = Path(sys.executable).with_name("mutmut")
     # mutmut exits non-zero when mutants survive: the report says how many
     subprocess.run([str(mutmut), "run", "--max-children", str(os.cpu_count() or 2), *only],
                    cwd=ROOT, check=False)
 
 
-def collect() -> tuple[list[dict[str, object]], list[str]]:
+def sample(module: str, size: int, seed: int) -> list[str]:
+    """Draw size of module's mutants (a path such as pooldbapi/sql/parse.py) at random: the
+    names sorted, then random.sample under the seed."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    run([f"{dotted}.*__mutmut_1"])  # generates every mutant; runs one of each function
+    meta = ROOT / "mutants" / f"{module}.meta"
+    names = sorted(json.loads(meta.read_text())["exit_code_by_key"])
+    drawn = random.Random(seed).sample(names, min(size, len(names)))
+    print(f"drew {len(drawn)} of {module}'s {len(names)} mutants (seed {seed})")
+    return drawn
+
+
+def collect(only: set[str] | None = None) -> tuple[list[dict[str, object]], list[str]]:
+    """Per module, the mutants run (only those named in only, when given) and their outcome."""
     rows, survivors = [], []
     for meta in sorted((ROOT / "mutants" / "pooldbapi").rglob("*.py.meta")):
         codes = {key: code for key, code in json.loads(meta.read_text())["exit_code_by_key"].items()
-                 if code is not None}  # (None: not run, outside --only)
+                 if code is not None  # (None: not run, outside --only)
+                 and (only is None or key in only)}
         if not codes:
             continue
         count: Counter[str] = Counter()
@@ -73,10 +96,22 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], metavar="GLOB",
                         help="run only the mutants whose names match (module.function__mutmut_n;"
                              " may be repeated)")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="run N of --module's mutants drawn at random, and report those")
+    parser.add_argument("--module", default="pooldbapi/sql/parse.py",
+                        help="the module --sample draws from (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="the draw's seed (default: 0)")
     args = parser.parse_args()
-    if not args.report:
+    drawn: set[str] | None = None
+    if args.sample:
+        if args.report or args.only:
+            parser.error("--sample runs its own draw: without --report or --only")
+        names = sample(args.module, args.sample, args.seed)
+        run(names, fresh=False)
+        drawn = set(names)
+    elif not args.report:
         run(args.only)
-    rows, survivors = collect()
+    rows, survivors = collect(drawn)
     report("mutation", rows, ["module", "mutants", "killed", "timeout", "survived", "no_tests",
                               "killed_share"])
     by_function = Counter(s.rsplit("__mutmut_", 1)[0] for s in survivors)

@@ -92,6 +92,8 @@ OCCURRENCES = [
     ("select * from t@{ a , b }", [("t", ("a", "b"))], "select * from t"),
     ('select * from "s"."t"@a', [('"s"."t"', ("a",))], 'select * from "s"."t"'),
     ("select * from c..s.t@a", [("s.t", ("a",))], "select * from s.t"),
+    # what stands before a dot is part of the name only where it is a name
+    ("select * from (s).t@{a}", [("t", ("a",))], "select * from (s).t"),
     ("select * from t@a where exists (select 1 from u@a x where x.i = 1)",
      [("t", ("a",)), ("u", ("a",))],
      "select * from t where exists (select 1 from u x where x.i = 1)"),
