@@ -202,3 +202,33 @@ def test_a_round_robin_share_takes_its_rows_values_in_order(rows, width, k, data
     uneven = parse("insert into t@{a,b} (a) values (?), (?, ?), (?)")
     assert group_rows(uneven, [1, 2, 3, 4], range(0, 3, 2))[1] == (1, 4)
     assert group_rows(uneven, [1, 2, 3, 4], range(1, 3, 2))[1] == (2, 3)
+
+
+class _NoCopies(Sequence):
+    """The caller's values, refusing to be sliced (copied)."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, i):
+        assert not isinstance(i, slice), "the caller's values were copied"
+        return self.values[i]
+
+
+def test_each_row_of_a_numeric_statement_takes_the_caller_s_values_without_a_copy():
+    """:n names the caller's n-th value, so a row's statement keeps its numbers and needs the
+    values up to its largest: seen through, not copied (a copy for each row made a replay of a
+    long statement row by row quadratic)."""
+    n = 50
+    stmt = parse("insert into t (a, b) values " + ", ".join(
+        f"(:{2 * i + 1}, :{2 * i + 2})" for i in range(n)))
+    values = _NoCopies(range(2 * n))
+    rows = split_rows(stmt, values)
+    for i, (row, params) in enumerate(rows):
+        assert len(params) == 2 * i + 2
+        assert list(bind(row, render(row, "qmark").keys, params)) == [2 * i, 2 * i + 1]
+    _, grouped = group_rows(stmt, values, [3, 7])
+    assert (grouped[14], grouped[15], len(grouped)) == (14, 15, 16)

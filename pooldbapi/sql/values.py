@@ -8,7 +8,7 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import accumulate, repeat
-from typing import Any
+from typing import Any, overload
 
 from .paramstyle import source_style
 from .parse import Derived, Markers, Occurrence, Placeholder, Statement
@@ -74,9 +74,39 @@ def _row_params(style: Paramstyle | None, params: Any, kept: Sequence[int], row:
     if style in BY_NAME or style is None:
         return params
     if style == NUMERIC:  # :n refers to the caller's n-th value: the values up to the largest
-        return params[:max((p.key for p in row.placeholders if isinstance(p.key, int)),
-                           default=0)]
+        return _Prefix(params, max((p.key for p in row.placeholders if isinstance(p.key, int)),
+                                   default=0))
     return [params[j] for j in kept]
+
+
+class _Prefix(Sequence[Any]):
+    """The first n of the caller's values, not copied: a copy for each row made a replay of a
+    long statement's rows one by one quadratic."""
+
+    __slots__ = ("n", "values")
+
+    def __init__(self, values: Sequence[Any], n: int) -> None:
+        self.values, self.n = values, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return self.values[:self.n][i]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.values[i % self.n]
 
 
 class _Segments:
