@@ -459,6 +459,79 @@ def single_rows_with_fault(lab: Lab, rng: random.Random, autocommit: bool,
     return problems + lab.check(report)
 
 
+def savepoints_with_fault(lab: Lab, rng: random.Random, killed: bool) -> list[str]:
+    """Single-row inserts over drawn containers in a transaction whose savepoints are set,
+    rolled back to and released at drawn statements; one insert meets a fault (a check
+    violation, or its session killed). After the violation the transaction goes on from a
+    drawn savepoint set before it; a lost session that held work, or a violation with no
+    savepoint set, fails it for good (statements and the commit raise). The commit keeps
+    exactly the rows no rollback to a savepoint undid."""
+    lab.reset()
+    n = rng.randint(4, 40)
+    bad = rng.randrange(1, n)
+    if killed:
+        lab.arm(bad)
+    conn = lab.connect(autocommit=False, seed=rng.random())
+    report = Report(ids=set(range(n)))
+    pending: dict[str, set[int]] = {}
+    marks: list[tuple[str, dict[str, set[int]]]] = []  # name, the rows kept at it
+    joined: set[str] = set()  # containers with a statement in this transaction (a session)
+    problems: list[str] = []
+    cur = conn.cursor()
+
+    def back_to(j: int) -> dict[str, set[int]]:
+        conn.rollback_to_savepoint(marks[j][0])
+        del marks[j + 1:]
+        return {a: set(rows) for a, rows in marks[j][1].items()}
+
+    try:
+        for i in range(n):
+            draw = rng.random()
+            if draw < 0.2:
+                conn.savepoint(f"s{i}")
+                marks.append((f"s{i}", {a: set(rows) for a, rows in pending.items()}))
+            elif draw < 0.3 and marks:
+                pending = back_to(rng.randrange(len(marks)))
+            elif draw < 0.35 and marks:
+                j = rng.randrange(len(marks))
+                conn.release_savepoint(marks[j][0])
+                del marks[j:]
+            alias = rng.choice(lab.aliases)
+            err = _one_row(cur, alias, -1 if i == bad and not killed else i, report)
+            held_work = alias in joined
+            joined.add(alias)
+            if i != bad:
+                if err is not None:
+                    problems.append(f"statement {i} failed: {err}")
+                    break
+                pending.setdefault(alias, set()).add(i)
+                continue
+            if err is None:
+                problems.append(f"the fault at statement {i} went unnoticed")
+                break
+            if killed and not held_work:
+                joined.discard(alias)  # (a session lost before it held work fails nothing)
+                continue
+            if killed or not marks:  # nothing brings the transaction back
+                if marks:
+                    try:
+                        back_to(len(marks) - 1)
+                    except pooldbapi.OperationalError:
+                        pass
+                    else:
+                        problems.append("a savepoint brought back a transaction whose session"
+                                        " was lost")
+                if _one_row(cur, alias, n + 1, report) is None:
+                    problems.append("a statement ran after the transaction failed")
+                pending = {}
+                break
+            pending = back_to(rng.randrange(len(marks)))
+        commit_and_report(conn, report, pending)
+    finally:
+        conn.close()
+    return problems + lab.check(report)
+
+
 def kill_server_during_single_rows(lab: Lab, rng: random.Random, autocommit: bool
                                    ) -> list[str]:
     """A server stopped with pg_ctl -m immediate at a drawn moment while single-row inserts
@@ -588,6 +661,10 @@ SCENARIOS: dict[str, Scenario] = {
         lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=False, killed=True),
     "single-row inserts, session killed, autocommit":
         lambda lab, rng: single_rows_with_fault(lab, rng, autocommit=True, killed=True),
+    "savepoints, statement error, transaction":
+        lambda lab, rng: savepoints_with_fault(lab, rng, killed=False),
+    "savepoints, session killed, transaction":
+        lambda lab, rng: savepoints_with_fault(lab, rng, killed=True),
     "statement error, then commit":
         lambda lab, rng: statements_then_commit(lab, rng, two_phase=False),
     "statement error, then two-phase commit":
