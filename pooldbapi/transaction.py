@@ -230,8 +230,10 @@ class Transaction:
         assert cause is not None
         if cause.container is None:  # not a container's failure (fork): its own words
             return type(cause)(str(cause))
+        way = "call rollback(), or roll back to a savepoint set before it" \
+            if self.savepoints and not self.lost else "call rollback()"
         return OperationalError(f"{doing}: the transaction failed on container"
-                                f" {cause.container!r} ({cause}); call rollback()")
+                                f" {cause.container!r} ({cause}); {way}")
 
     def check(self) -> None:
         """Raise while the transaction has failed; only rollback() clears it."""

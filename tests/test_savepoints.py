@@ -67,7 +67,8 @@ def test_a_statement_error_after_a_savepoint_is_undone_by_rolling_back_to_it(two
         conn.execute("insert into sp@b values (11)")
         with pytest.raises(pooldbapi.IntegrityError):
             conn.execute("insert into sp@a values (1)")
-        with pytest.raises(pooldbapi.OperationalError, match="the transaction failed"):
+        with pytest.raises(pooldbapi.OperationalError,
+                           match="call rollback\\(\\), or roll back to a savepoint set before it"):
             conn.execute("insert into sp@a values (2)")
         conn.rollback_to_savepoint("before")
         conn.execute("insert into sp@a values (3)")
