@@ -545,8 +545,32 @@ def pool_for(spec: ContainerSpec) -> Pool:
     loop = waits.loop_key()
     key = spec.key if loop is None else (spec.key, loop)
     found = _POOLS.get(key)
-    return found if found is not None else made_once(_POOLS, _LOCK, key,
-                                                     lambda: _started(Pool(spec, key)))
+    if found is not None:
+        return found
+    if loop is not None and loop not in _LOOP_POOLS:
+        _LOOP_POOLS[loop] = _LoopPools(loop)
+    return made_once(_POOLS, _LOCK, key, lambda: _started(Pool(spec, key)))
+
+
+class _LoopPools:
+    """The pools of one event loop's sessions, closed as the loop shuts down (asyncio.run()'s
+    end; waits.closed_with_loop): no session of a loop that has ended can serve again, and
+    each would stay open on its server until the reaper's idle timeout."""
+
+    def __init__(self, loop: int) -> None:
+        self.loop = loop
+        waits.closed_with_loop(self)
+
+    async def aclose(self) -> None:
+        _LOOP_POOLS.pop(self.loop, None)
+        with _LOCK:
+            ended = [k for k in _POOLS if isinstance(k, tuple) and k[1] == self.loop]
+            pools = [_POOLS.pop(k) for k in ended]
+        for pool in pools:
+            pool.close()
+
+
+_LOOP_POOLS: dict[int, _LoopPools] = {}
 
 
 def _started(pool: Pool) -> Pool:
@@ -615,6 +639,7 @@ def _forget_inherited() -> None:
     global _LOCK, _IDLE_LOCK, _reaper
     INHERITED.extend(_POOLS.values())
     _POOLS.clear()
+    _LOOP_POOLS.clear()  # (the parent's loops do not run here)
     _IDLE.clear()
     _LOCK = threading.Lock()
     _IDLE_LOCK = threading.Lock()

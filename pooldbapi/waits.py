@@ -386,8 +386,18 @@ def gather(calls: Sequence[Callable[[], T]], interrupted: Callable[[], None]) ->
     except BaseException:
         interrupted()
         await_only(_settled(tasks))
+        _retrieved(tasks)
         raise
+    _retrieved(tasks)
     return [task.result() for task in tasks]
+
+
+def _retrieved(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Mark every ended task's exception as retrieved (the first is raised, the others were
+    told to stop: asyncio would log each as never retrieved)."""
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 async def _settled(tasks: Sequence[asyncio.Future[Any]]) -> None:

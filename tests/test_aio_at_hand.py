@@ -248,23 +248,33 @@ def test_a_cancelled_statement_at_hand_fails_the_transaction_and_rolls_it_back(p
         with pytest.raises(asyncio.CancelledError) as info:
             await task
         settled_in = greenlet_calls[before:]
-        with pytest.raises(pooldbapi.OperationalError, match="cancellation"):
-            await cur.execute(sql, (4, 0))
+        with pytest.raises(pooldbapi.OperationalError,
+                           match="canceling statement due to user request"):
+            await cur.execute(sql, (4, 0))  # (cancelled on the server: the statement failed)
         await conn.rollback()
         stats = await waits.drive(lambda: pool_module.pool_for(conn.sync.specs["p"]).stats())
         await conn.close()
         return info.value.__notes__, settled_in, stats
 
     notes, settled_in, stats = run(main())
-    assert settled_in == ["_after_cancel"]  # the statement itself ran from the task
+    # the statement itself ran from the task; its error (cancelled on the server) and the
+    # settling in greenlets
+    assert settled_in == ["failed", "_after_cancel"]
     assert notes == [("pooldbapi: the transaction was interrupted and is failed (every"
                       " container was rolled back): call rollback()")]
     assert stats.in_use == 0 and stats.open == 1
     assert rows_of(pg, "select count(*) from hand_cancel") == [(0,)]
 
 
-def test_a_cancelled_statement_at_hand_in_autocommit_says_what_it_committed(pg, no_threads,
-                                                                           greenlet_calls):
+@pytest.mark.parametrize("request_arrives", [True, False])
+def test_a_cancelled_statement_at_hand_in_autocommit_says_what_it_committed(
+        pg, no_threads, greenlet_calls, monkeypatch, request_arrives):
+    """The server asked to cancel the statement cancels it (nothing committed), or finishes it
+    first (here: the request never arrives), and the note says which."""
+    if not request_arrives:
+        async def not_arriving(self, *, timeout=30.0):
+            return None
+        monkeypatch.setattr(psycopg.AsyncConnection, "cancel_safe", not_arriving)
     table(pg, "hand_cancel_auto")
     sql = "insert into hand_cancel_auto select %s, 'x' from pg_sleep(%s)"
 
@@ -278,14 +288,22 @@ def test_a_cancelled_statement_at_hand_in_autocommit_says_what_it_committed(pg, 
         task.cancel()
         with pytest.raises(asyncio.CancelledError) as info:
             await task
-        assert greenlet_calls[before:] == ["_after_cancel"]  # the statement ran at hand
+        # the statement ran at hand; the error of one cancelled on the server is handled,
+        # and the cancellation settled, in greenlets
+        assert greenlet_calls[before:] == (["failed", "_after_cancel"] if request_arrives
+                                           else ["_after_cancel"])
         await cur.execute(sql, (3, 0))  # the session is fit for the next statement
         await conn.close()
         return info.value.__notes__
 
-    assert run(main()) == [("pooldbapi: the call ended before the cancellation took effect:"
-                            " rowcount 1 on p")]
-    assert rows_of(pg, "select id from hand_cancel_auto order by id") == [(1,), (2,), (3,)]
+    if request_arrives:
+        assert run(main()) == [("pooldbapi: the statement was cancelled on p: nothing of it"
+                                " was committed")]
+        assert rows_of(pg, "select id from hand_cancel_auto order by id") == [(1,), (3,)]
+    else:
+        assert run(main()) == [("pooldbapi: the call ended before the cancellation took"
+                                " effect: rowcount 1 on p")]
+        assert rows_of(pg, "select id from hand_cancel_auto order by id") == [(1,), (2,), (3,)]
 
 
 def test_a_kept_session_someone_waits_for_is_handed_over_after_a_statement_at_hand(

@@ -6,9 +6,12 @@ failed and rolled back on its containers, autocommit says which rows were commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
+import socket
+import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +46,14 @@ executor has only cores + 4 threads: too few for connects that mostly wait on a 
 shared by the process and made anew in a forked child (waits.SharedThreads)."""
 _connects = waits.SharedThreads(WORKERS, "pooldbapi-aio")
 _CALLS: weakref.WeakSet[Calls] = weakref.WeakSet()
+CANCEL_GRACE = 5.0
+"""Once a call's task is cancelled, the PostgreSQL servers running its statements are asked
+to cancel them (as psycopg's AsyncConnection does): the request may take this long, and the
+call this long again to end after it; then the sockets of its sessions still running a
+statement are shut, so that the call ends with them lost (psycopg closes the connection so
+too)."""
+_WATCHERS: set[asyncio.Task[None]] = set()  # (kept from the collector while they run)
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled on request
 
 
 def _forget_workers() -> None:
@@ -82,6 +93,7 @@ class Calls:
         # prepared statements whose session is at hand awaited by the task (at_hand)
         self.direct = self.native and all(spec.driver in DIRECT for spec in conn.specs.values())
         self.worker: ThreadPoolExecutor | None = None  # made at the first call (and in a child)
+        self.closed = False
         _CALLS.add(self)
         # a connection's calls are serialised, as threads' are: one in the door at a time, the
         # others waiting in order of arrival (the door is handed to the oldest)
@@ -90,20 +102,74 @@ class Calls:
         # told once the task of the call under way was cancelled (its `cancelled`, read by
         # the core at its row boundaries, from the worker thread too: a plain attribute, no
         # lock needed); in greenlet mode also what the task waits on at each wait (waits.Shield)
-        self.shield = waits.Shield()
+        self.shield = waits.Shield(self._cancelled)
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
 
     def _worker(self) -> ThreadPoolExecutor:
         if self.worker is None:
+            if self.closed:  # (a call after close() raises at once: no thread of its own)
+                return _connects()
             self.worker = ThreadPoolExecutor(1, thread_name_prefix="pooldbapi-aio")
         return self.worker
 
     def close(self) -> None:
         """Let the thread end once its last call has (called after the connection's close)."""
+        self.closed = True
         if self.worker is not None:
             self.worker.shutdown(wait=False)
             self.worker = None
+
+    def _cancelled(self) -> None:
+        """Told (on the loop's thread) once the task of the call under way was cancelled: the
+        call stops at its next row boundary; a statement a server runs for it meanwhile is
+        cancelled there, and the wait for it bounded (CANCEL_GRACE)."""
+        if not self.native:
+            return
+        try:
+            watcher = asyncio.get_running_loop().create_task(self._cancel_statements())
+        except RuntimeError:  # (no loop running here: nothing to ask from here)
+            return
+        _WATCHERS.add(watcher)
+        watcher.add_done_callback(_WATCHERS.discard)
+
+    def _running(self) -> list[Any]:
+        """The psycopg AsyncConnections of this connection's sessions running a statement."""
+        psycopg = sys.modules.get("psycopg")  # (imported wherever such a session is open)
+        if psycopg is None:
+            return []
+        tx = self.conn.transaction
+        found = []
+        for phys in (*tx.borrowed.values(), *tx.parked.values()):
+            raw = getattr(phys.link.raw, "raw", None)  # (backends/pg_async.py's adapter)
+            if isinstance(raw, psycopg.AsyncConnection) and not raw.closed and \
+                    raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+                found.append(raw)
+        return found
+
+    async def _cancel_statements(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for raw in self._running():
+            try:
+                if hasattr(raw, "cancel_safe"):  # (psycopg 3.2 and later)
+                    await raw.cancel_safe(timeout=CANCEL_GRACE)
+                else:
+                    await asyncio.wait_for(asyncio.to_thread(raw.cancel), CANCEL_GRACE)
+            except Exception as exc:  # noqa: BLE001 - the bound below still holds
+                log.debug("cancelling a statement on the server: %s", exc)
+        deadline = loop.time() + CANCEL_GRACE
+        while self.busy and self.shield.cancelled and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if not (self.busy and self.shield.cancelled):
+            return
+        for raw in self._running():
+            log.warning("a statement still ran %.1f s after its task was cancelled (and the"
+                        " server asked to cancel it): its session is closed",
+                        loop.time() - started)
+            with contextlib.suppress(OSError), \
+                    socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)  # (the driver's wait wakes up to the end)
 
     def _progress(self, alias: str, rows: int) -> None:
         # the runner tells this after each batch of rows written: the row boundary at which a
@@ -128,7 +194,7 @@ class Calls:
                 try:
                     return await waits.drive(fn, args, self.shield)  # type: ignore[no-any-return]
                 except waits.Cancelled as cancelled:
-                    await self._settle_here(cancelled.ended.exc, cancelled, cursor)
+                    await self._settle_here(cancelled.ended.exc, cancelled, cursor, fn)
                     raise
             self.shield.cancelled = False
             work = in_worker(fn, self._worker(), args)
@@ -142,7 +208,7 @@ class Calls:
                 self.shield.cancelled = True
                 await _settled(work)
                 await _settled(in_worker(self._after_cancel, self._worker(),
-                                         (work.exception(), cancelled, cursor)))
+                                         (work.exception(), cancelled, cursor, fn)))
                 raise
         finally:
             if self.waiters:
@@ -246,16 +312,17 @@ class Calls:
         self.busy = False
 
     async def _settle_here(self, exc: BaseException | None,
-                           cancelled: asyncio.CancelledError, cursor: Cursor | None) -> None:
+                           cancelled: asyncio.CancelledError, cursor: Cursor | None,
+                           fn: Callable[..., Any] | None = None) -> None:
         """Once a cancelled call has ended (exc: what it raised), settle the transaction (in a
         greenlet, not cut short by further cancellations either)."""
         try:
-            await waits.drive(self._after_cancel, (exc, cancelled, cursor), waits.Shield())
+            await waits.drive(self._after_cancel, (exc, cancelled, cursor, fn), waits.Shield())
         except waits.Cancelled:
             pass
 
     def _after_cancel(self, exc: BaseException | None, cancelled: asyncio.CancelledError,
-                      cursor: Cursor | None) -> None:
+                      cursor: Cursor | None, fn: Callable[..., Any] | None = None) -> None:
         for note in getattr(exc, "__notes__", ()):  # what the runner said of the rows
             cancelled.add_note(note)
         conn, tx = self.conn, self.conn.transaction
@@ -264,6 +331,13 @@ class Calls:
                 if exc is None and cursor is not None:
                     cancelled.add_note(f"pooldbapi: the call ended before the cancellation"
                                        f" took effect: {_committed(cursor)}")
+                elif isinstance(exc, Error) and exc.sqlstate == QUERY_CANCELED:
+                    cancelled.add_note(f"pooldbapi: the statement was cancelled on"
+                                       f" {exc.container}: nothing of it was committed")
+                return
+            if exc is None and getattr(fn, "__name__", None) in ("commit", "tpc_commit"):
+                cancelled.add_note("pooldbapi: the commit ended before the cancellation took"
+                                   " effect: the transaction is committed")
                 return
             if not tx.borrowed and tx.failed is None:
                 return  # nothing open: nothing to fail
