@@ -387,7 +387,7 @@ class Cursor:
                 self._check_result()
                 assert self._streamed is not None
                 # commit, rollback or close ended it: not one more row of the batch in hand
-                self._streamed.check()
+                self._streamed.check(self._pos)
                 rows = list(itertools.islice(self._source, size))
         else:
             result, connection = self._result, self.connection

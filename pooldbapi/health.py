@@ -11,6 +11,8 @@ from typing import Any
 
 from . import telemetry
 from .backends import backend as load_backend
+from .backends.base import driver_error
+from .errors import Error
 from .lag import LAG
 from .settings import ContainerSpec
 from .state import store_key
@@ -191,12 +193,14 @@ class Health:
         try:
             link = backend.connect(spec, throttle_for(spec) if backend.throttles_calls else None)
         except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
-            self.failed(spec, type(exc).__name__)
+            # the driver's message as a failed connect's error says it (secrets masked)
+            self.failed(spec, str(exc if isinstance(exc, Error) else
+                                  driver_error(backend, spec, exc, connecting=True)))
             return
         try:
             link.probe()
         except Exception as exc:  # noqa: BLE001 - any failure keeps it out, with a longer wait
-            self.failed(spec, f"probe failed: {type(exc).__name__}")
+            self.failed(spec, f"probe failed: {link.wrap(exc)}")
             return
         finally:
             link.close()

@@ -251,13 +251,16 @@ class Stream:
         self._closed = True
         self._units.settle()
 
-    def check(self) -> None:
+    def check(self, delivered: int | None = None) -> None:
         """Raise InterfaceError if the result was ended (commit, rollback, close) before its
-        last row was read."""
+        last row was read; delivered: the rows the application had read (else the rows read
+        from the container)."""
         if self._closed and not self.finished:
+            read = f"{self.rows_read} rows had been read" if delivered is None else \
+                f"{delivered} rows had been read ({self.rows_read} fetched from the container)"
             raise InterfaceError(f"container {self.alias!r}: the streamed result was"
                                  " closed (commit, rollback or close end it) before its"
-                                 f" last row; {self.rows_read} rows had been read")
+                                 f" last row; {read}")
 
     def batches(self) -> Generator[list[Sequence[Any]], None, None]:
         """Yield the rows in batches; the container's connection is given back at the end."""

@@ -64,6 +64,7 @@ overflow the clock's arithmetic ("timestamp too large")."""
 # value outside is refused when the container is defined, not when a call first waits on it.
 _RANGES: dict[str, tuple[float, float, str]] = {
     "maximum_number_of_pooled_connections": (1, math.inf, "a pool holds one at least"),
+    "minimum_number_of_pooled_connections": (0, math.inf, "none kept open, at the least"),
     "page_size": (1, math.inf, "a page holds at least one row"),
     "max_tries": (1, math.inf, "a call is tried at least once"),
     "max_calls_per_second": (1 / 86400, math.inf, "one call a day; fewer: max-calls-per-day"),
@@ -118,9 +119,9 @@ def _convert(alias: str, key: str, raw: str, kind: str) -> Any:
         if "None" in kind and text.lower() in ("", "none"):
             return None
         value: float | int = int(text) if kind == "int" else float(text)
-        if value < 0 or math.isnan(value):
+        if math.isnan(value):
             raise ValueError(text)
-        return value
+        return value  # (below 0: refused by _in_range, which names the range)
     except ValueError:
         raise InterfaceError(f"container {alias!r}: key {key!r} has an invalid value {raw!r}"
                              f" (expected {kind.replace(' | None', '')})") from None

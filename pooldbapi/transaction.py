@@ -221,19 +221,24 @@ class Transaction:
         rolling back to the savepoint recovers its work before it)."""
         if self.failed is None:
             self.failed = err
-        self.lost = self.lost or broken
+        phys = self.borrowed.get(alias)
+        # (where the back-end undid the whole transaction, its savepoints went with it)
+        self.lost = self.lost or broken or (
+            phys is not None and not phys.link.abort_keeps_savepoints)
         if broken or not self.savepoints:
             self.give_back(alias, broken=broken)
 
-    def _failure(self, doing: str) -> Error:
+    def _failure(self, doing: str, ended: bool = False) -> Error:
+        """The error for doing something in the failed transaction; ended: it is over (rolled
+        back), so nothing is left to call."""
         cause = self.failed
         assert cause is not None
         if cause.container is None:  # not a container's failure (fork): its own words
             return type(cause)(str(cause))
-        way = "call rollback(), or roll back to a savepoint set before it" \
-            if self.savepoints and not self.lost else "call rollback()"
+        way = "" if ended else "; call rollback(), or roll back to a savepoint set before it" \
+            if self.savepoints and not self.lost else "; call rollback()"
         return OperationalError(f"{doing}: the transaction failed on container"
-                                f" {cause.container!r} ({cause}); {way}")
+                                f" {cause.container!r} ({cause}){way}")
 
     def check(self) -> None:
         """Raise while the transaction has failed; only rollback() clears it."""
@@ -601,7 +606,7 @@ class Transaction:
             self.failed = self._aborted()
             if self.failed is None:
                 return
-        err = self._failure("commit failed, every container was rolled back")
+        err = self._failure("commit failed, every container was rolled back", ended=True)
         cause = self.failed
         try:
             self.rollback()

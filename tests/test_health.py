@@ -182,3 +182,21 @@ def test_concurrent_readers_survive_a_restart(trio):
     assert not errors
     assert pooldbapi.health()["c"].healthy
     assert any(alias == "c" for when, alias in landed if when > readmitted)
+
+def test_the_last_error_says_why_after_the_prober_s_failures_too(tmp_path):
+    """A container that cannot be reached: health() keeps saying why (the driver's message,
+    redacted) after the background prober failed on it too, not the error's class alone."""
+    from pgcluster import free_port
+    port = free_port()  # nothing listens there
+    conn = pooldbapi.connect({"p": f"driver=postgresql;host=127.0.0.1;port={port};"
+                                   "user=postgres;password=s3cr3t-pw;connect_timeout=2"})
+    try:
+        with pytest.raises(pooldbapi.OperationalError):
+            conn.execute("select 1")
+        first = pooldbapi.health()["p"].failures
+        assert wait_until(lambda: pooldbapi.health()["p"].failures >= first + 2, 10)
+        state = pooldbapi.health()["p"]
+        assert not state.healthy and "connection" in state.last_error.lower()
+        assert "refused" in state.last_error.lower() and "s3cr3t-pw" not in state.last_error
+    finally:
+        conn.close()

@@ -122,6 +122,9 @@ def test_sqlite_savepoints_span_the_files_and_a_transaction_sqlite_undid_stays_f
         conn.savepoint("t")
         with pytest.raises(pooldbapi.IntegrityError):  # SQLite rolls the transaction back
             conn.execute("insert or rollback into sp@a values (5)")
+        with pytest.raises(pooldbapi.OperationalError) as later:  # (its savepoints with it)
+            conn.execute("insert into sp@b values (6)")
+        assert str(later.value).endswith("; call rollback()")
         with pytest.raises(pooldbapi.OperationalError, match="cannot roll back to a savepoint"):
             conn.rollback_to_savepoint("t")
         conn.rollback()
@@ -240,3 +243,24 @@ def test_savepoints_through_pooldbapi_aio_and_async_sqlalchemy(two, pg, pg2):
 
     assert asyncio.run(main()) == [(1,), (2,)]
     assert held(pg, pg2) == {"a": [1], "b": [3]}
+
+
+def test_a_failed_commit_says_it_rolled_back_and_asks_nothing_more(two, pg, pg2):
+    """The commit of a failed transaction rolls every container back and raises: the message
+    says so, with no call left to make (the connection has no open transaction after it)."""
+    conn = pooldbapi.connect(two)
+    try:
+        conn.execute("insert into sp@a values (1)")
+        with pytest.raises(pooldbapi.IntegrityError):
+            conn.execute("insert into sp@a values (1)")
+        with pytest.raises(pooldbapi.OperationalError) as caught:
+            conn.commit()
+        assert str(caught.value).startswith(
+            "commit failed, every container was rolled back: the transaction failed on"
+            " container 'a' (")
+        assert str(caught.value).endswith(")") and "call" not in str(caught.value)
+        conn.execute("insert into sp@b values (2)")  # nothing to roll back first
+        conn.commit()
+    finally:
+        conn.close()
+    assert held(pg, pg2) == {"a": [], "b": [2]}

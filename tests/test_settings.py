@@ -256,12 +256,10 @@ def test_own_key_values_are_converted_by_their_type(key, raw, expected):
 
 @pytest.mark.parametrize("key, raw, kind", [
     ("exclude-unhealthy", "maybe", "bool"),
-    ("page-size", "-1", "int"),
     ("page-size", "2.5", "int"),
     ("pool-timeout", "nan", "float"),
-    ("pool-timeout", "-0.1", "float"),
     ("max-calls-per-second", "fast", "float"),
-])
+])  # (a number below the key's range: the test above, naming the range)
 def test_a_bad_own_key_value_names_the_container_key_value_and_type(key, raw, kind):
     with pytest.raises(pooldbapi.InterfaceError) as info:
         make_spec("c7", {"driver": "sqlite", key: raw})
@@ -283,6 +281,13 @@ def test_a_bad_own_key_value_names_the_container_key_value_and_type(key, raw, ki
     ("idle-timeout", "1e10", "from 0 to 1e+09"),
     ("connection-lifetime", "1e10", "from 0 to 1e+09"),
     ("rate-limit-wait", "1e10", "from 0 to 1e+09"),
+    # below 0: the same message, naming the range (not "an invalid value")
+    ("pool-timeout", "-1", "from 0 to 1e+09 (seconds)"),
+    ("connection-lifetime", "-0.5", "from 0 to 1e+09"),
+    ("page-size", "-3", "at least 1"),
+    ("maximum-number-of-pooled-connections", "-2", "at least 1"),
+    ("minimum-number-of-pooled-connections", "-1", "at least 0 (none kept open, at the least)"),
+    ("max-calls-per-day", "-1", "at least 1"),
 ])
 def test_an_own_key_out_of_range_names_the_container_key_and_range(key, raw, bound):
     with pytest.raises(pooldbapi.InterfaceError) as info:
@@ -496,7 +501,7 @@ def test_a_settings_files_options_reach_connect(tmp_path):
     ({"a": "driver=postgresql;max-replication-lag=2"},
      "max-replication-lag needs replica-of (the lag is measured against the primary)"),
     ({"a": "driver=postgresql", "b": "driver=postgresql;replica-of=a;MaxReplicationLag=-1"},
-     "key 'MaxReplicationLag' has an invalid value '-1'"),
+     "key 'MaxReplicationLag' is -1.0; it must be from 0 to 1e+09 (seconds)"),
     ({"a": "driver=postgresql", "b": "driver=postgresql;replica-of=a;max-replication-lag=x"},
      "key 'max-replication-lag' has an invalid value 'x'"),
 ])

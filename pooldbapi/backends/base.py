@@ -116,6 +116,9 @@ class Link(ABC):
     # whether a statement that fails has changed nothing (PostgreSQL, Oracle); where not, a
     # statement of several rows runs under atomic() in autocommit too
     statements_atomic = True
+    # whether a transaction the back-end aborted keeps its savepoints (PostgreSQL's does: a
+    # rollback to one recovers it); where not, no savepoint can bring it back
+    abort_keeps_savepoints = True
 
     def __init__(self, raw: Any, spec: ContainerSpec, backend: Backend) -> None:
         self.raw = raw

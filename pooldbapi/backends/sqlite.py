@@ -87,6 +87,8 @@ class SQLiteLink(Link):
     # OR FAIL (in the statement or a constraint's ON CONFLICT) and a trigger's RAISE(FAIL)
     # keep what the statement changed before its error
     statements_atomic = False
+    # what aborts a SQLite transaction (OR ROLLBACK, SQLITE_FULL) rolls all of it back
+    abort_keeps_savepoints = False
 
     def set_autocommit(self, on: bool) -> None:
         pass  # isolation_level=None: autocommit unless begin() was called
