@@ -210,6 +210,10 @@ def remember_secrets(secrets: Iterable[str]) -> None:
         _KNOWN = tuple(sorted(_REMEMBERED, key=len, reverse=True))
 
 
+QUERY_CANCELED = "57014"
+"""The SQLSTATE of a statement its server cancelled on request (PostgreSQL's query_canceled):
+no row of it was bad, and nothing of it was kept."""
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return text with the given secret values (also as repr() escapes them: a line break
     shown as \\n), key=secret pairs, URL credentials and secret URL query parameters masked;

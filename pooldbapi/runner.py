@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from . import telemetry, waits
 from .backends import backend as load_backend
 from .dbapi import Description
-from .errors import Error, InterfaceError, OperationalError, ReadFailed, rows_per_container
+from .errors import (
+    QUERY_CANCELED,
+    Error,
+    InterfaceError,
+    OperationalError,
+    ReadFailed,
+    rows_per_container,
+)
 from .pool import Physical
 from .result import Part, Result
 from .sql.paramstyle import bind, bind_many, source_style
@@ -509,10 +516,12 @@ def _work(phys: Physical, bounds: list[_Bound], stop: threading.Event, chunk: in
                     out.done.extend(rows)
                     out.row, out.cause = rows[0], exc.cause
                 elif len(rows) > 1 and not bound.item.page and not phys.is_broken() and \
-                        not (phys.in_transaction and phys.aborted()):
+                        not (phys.in_transaction and phys.aborted()) and \
+                        phys.backend.error_class(exc)[1] != QUERY_CANCELED:
                     # The batch was undone: replay its rows one by one to stop at the bad row
                     # (not where the back-end undid the whole transaction with it: SQLite's OR
-                    # ROLLBACK; the rows would be written outside it, and it fails anyway)
+                    # ROLLBACK; the rows would be written outside it, and it fails anyway; nor
+                    # where the server cancelled it on request: no row of it was bad)
                     _replay(phys, bound, rows, part, out)
                 else:
                     out.row, out.cause = rows[0], exc

@@ -194,3 +194,57 @@ def test_calls_on_a_closed_connection_start_no_thread(tmp_path):
 
     before, after = asyncio.run(main())
     assert after <= before + 1  # (the shared pool's thread that answered them)
+
+
+def test_cancelled_writes_over_two_servers_say_what_each_committed_and_leave_sessions_fit(
+        pg, pg2):
+    """executemany over two PostgreSQL servers in autocommit, its task cancelled at drawn
+    moments (a server may cancel the batch in hand on request): the notes say what each
+    container committed, as the servers hold it, and the next statement runs (no session
+    left in a transaction, no cancel request landing on a later statement)."""
+    import random
+    import re
+    clusters = {"p1": pg, "p2": pg2}
+    rng = random.Random(20261204)
+
+    def held():
+        out = {}
+        for alias, cluster in clusters.items():
+            with psycopg.connect(cluster.dsn) as raw:
+                out[alias] = raw.execute("select count(*) from aio_fuzz").fetchone()[0]
+        return out
+
+    async def trial(delay):
+        # (p2 gets three rows for p1's one: p1 may be done while p2's batch is in flight)
+        conn = await pooldbapi.aio.connect({a: c.conninfo() for a, c in clusters.items()},
+                                           default="{p1,p2,p2,p2}", autocommit=True)
+        task = asyncio.ensure_future(conn.cursor().executemany(
+            "insert into aio_fuzz (k) values (?)", [(j,) for j in range(6000)]))
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            await task
+            notes = None  # (it ended first: every row written)
+        except asyncio.CancelledError as info:
+            notes = getattr(info, "__notes__", [])
+        after = await (await conn.execute("select 1 from aio_fuzz@p1 limit 1")).fetchall()
+        after += await (await conn.execute("select 1 from aio_fuzz@p2 limit 1")).fetchall()
+        await conn.close()
+        return notes, after
+
+    for _ in range(10):
+        for cluster in clusters.values():
+            with psycopg.connect(cluster.dsn, autocommit=True) as raw:
+                raw.execute("drop table if exists aio_fuzz")
+                raw.execute("create table aio_fuzz (k int)")
+        notes, _ = asyncio.run(trial(rng.uniform(0.0, 0.3)))
+        got = held()
+        if notes is None:
+            assert got == {"p1": 1500, "p2": 4500}
+            continue
+        said = {a: 0 for a in clusters}
+        for note in notes:
+            assert "in flight" not in note, note  # (a batch's outcome is known here)
+            said.update({a: int(n) for a, n in re.findall(r"(p\d): (\d+) rows", note)})
+        assert said == got, notes
+    assert sum(s.in_use for s in pooldbapi.pool_stats()) == 0

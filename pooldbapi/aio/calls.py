@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import waits
-from ..errors import Error, OperationalError, ReadFailed, rows_per_container
+from ..errors import QUERY_CANCELED, Error, OperationalError, ReadFailed, rows_per_container
 from ..runner import answer
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ call this long again to end after it; then the sockets of its sessions still run
 statement are shut, so that the call ends with them lost (psycopg closes the connection so
 too)."""
 _WATCHERS: set[asyncio.Task[None]] = set()  # (kept from the collector while they run)
-QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled on request
 
 
 def _forget_workers() -> None:
@@ -103,6 +102,7 @@ class Calls:
         # the core at its row boundaries, from the worker thread too: a plain attribute, no
         # lock needed); in greenlet mode also what the task waits on at each wait (waits.Shield)
         self.shield = waits.Shield(self._cancelled)
+        self.requested: asyncio.Future[None] | None = None  # the cancel requests gone out
         self.progress: Callable[[str, int], None] | None = None   # the application's
         conn.progress = self._progress
 
@@ -127,9 +127,13 @@ class Calls:
         if not self.native:
             return
         try:
-            watcher = asyncio.get_running_loop().create_task(self._cancel_statements())
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # (no loop running here: nothing to ask from here)
             return
+        # the call's settling waits for the requests to have gone out: one that arrived
+        # after the call had ended would cancel the next statement on its session
+        self.requested = requested = loop.create_future()
+        watcher = loop.create_task(self._cancel_statements(requested))
         _WATCHERS.add(watcher)
         watcher.add_done_callback(_WATCHERS.discard)
 
@@ -147,17 +151,21 @@ class Calls:
                 found.append(raw)
         return found
 
-    async def _cancel_statements(self) -> None:
+    async def _cancel_statements(self, requested: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        for raw in self._running():
-            try:
-                if hasattr(raw, "cancel_safe"):  # (psycopg 3.2 and later)
-                    await raw.cancel_safe(timeout=CANCEL_GRACE)
-                else:
-                    await asyncio.wait_for(asyncio.to_thread(raw.cancel), CANCEL_GRACE)
-            except Exception as exc:  # noqa: BLE001 - the bound below still holds
-                log.debug("cancelling a statement on the server: %s", exc)
+        try:
+            for raw in self._running():
+                try:
+                    if hasattr(raw, "cancel_safe"):  # (psycopg 3.2 and later)
+                        await raw.cancel_safe(timeout=CANCEL_GRACE)
+                    else:
+                        await asyncio.wait_for(asyncio.to_thread(raw.cancel), CANCEL_GRACE)
+                except Exception as exc:  # noqa: BLE001 - the bound below still holds
+                    log.debug("cancelling a statement on the server: %s", exc)
+        finally:
+            if not requested.done():
+                requested.set_result(None)
         deadline = loop.time() + CANCEL_GRACE
         while self.busy and self.shield.cancelled and loop.time() < deadline:
             await asyncio.sleep(0.05)
@@ -316,6 +324,9 @@ class Calls:
                            fn: Callable[..., Any] | None = None) -> None:
         """Once a cancelled call has ended (exc: what it raised), settle the transaction (in a
         greenlet, not cut short by further cancellations either)."""
+        requested, self.requested = self.requested, None
+        if requested is not None:
+            await _settled(requested)
         try:
             await waits.drive(self._after_cancel, (exc, cancelled, cursor, fn), waits.Shield())
         except waits.Cancelled:
@@ -327,13 +338,21 @@ class Calls:
             cancelled.add_note(note)
         conn, tx = self.conn, self.conn.transaction
         with conn.lock:
+            if conn.autocommit and not conn.closed:
+                # a cancel request can land inside a batch's BEGIN ... COMMIT, or its undoing:
+                # no session goes on to the next statement with a transaction left open
+                for phys in (*tx.borrowed.values(), *tx.parked.values()):
+                    try:
+                        with phys.lock:
+                            phys.link.reset(False)
+                    except Exception as undo:  # noqa: BLE001 - seen as broken at its next use
+                        log.warning("after a cancellation, resetting a session: %s", undo)
             if conn.autocommit or conn.closed:
                 if exc is None and cursor is not None:
                     cancelled.add_note(f"pooldbapi: the call ended before the cancellation"
                                        f" took effect: {_committed(cursor)}")
-                elif isinstance(exc, Error) and exc.sqlstate == QUERY_CANCELED:
-                    cancelled.add_note(f"pooldbapi: the statement was cancelled on"
-                                       f" {exc.container}: nothing of it was committed")
+                elif isinstance(exc, Error) and not getattr(exc, "__notes__", None):
+                    cancelled.add_note(_failed_after_cancel(exc))
                 return
             if exc is None and getattr(fn, "__name__", None) in ("commit", "tpc_commit"):
                 cancelled.add_note("pooldbapi: the commit ended before the cancellation took"
@@ -351,6 +370,23 @@ class Calls:
             tx.failed = failed  # still failed: every statement and commit() raise until rollback()
             cancelled.add_note("pooldbapi: the transaction was interrupted and is failed (every"
                                " container was rolled back): call rollback()")
+
+
+def _failed_after_cancel(exc: Error) -> str:
+    """What became of an autocommit call that raised exc once its task was cancelled (the
+    server cancelled its statement on request, or it failed anyway)."""
+    what = f"the statement was cancelled on {exc.container}" \
+        if exc.sqlstate == QUERY_CANCELED else f"the call failed ({exc.reason})"
+    if exc.written is not None:  # a write of rows: what each container committed
+        kept = rows_per_container({a: r for a, r in exc.written.items() if r}) or "nothing"
+        note = f"pooldbapi: {what}; committed before it: {kept}"
+        if exc.unknown:
+            note += "; outcome unknown (connection lost in flight): " + \
+                rows_per_container(exc.unknown)
+        return note
+    if exc.sqlstate == QUERY_CANCELED:  # one statement, all or nothing on its server
+        return f"pooldbapi: {what}: nothing of it was committed"
+    return f"pooldbapi: {what}"
 
 
 def _committed(cursor: Cursor) -> str:
