@@ -6,12 +6,9 @@ failed and rolled back on its containers, autocommit says which rows were commit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import os
-import socket
-import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -137,30 +134,20 @@ class Calls:
         _WATCHERS.add(watcher)
         watcher.add_done_callback(_WATCHERS.discard)
 
-    def _running(self) -> list[Any]:
-        """The psycopg AsyncConnections of this connection's sessions running a statement."""
-        psycopg = sys.modules.get("psycopg")  # (imported wherever such a session is open)
-        if psycopg is None:
-            return []
+    def _sessions(self) -> list[Any]:
         tx = self.conn.transaction
-        found = []
-        for phys in (*tx.borrowed.values(), *tx.parked.values()):
-            raw = getattr(phys.link.raw, "raw", None)  # (backends/pg_async.py's adapter)
-            if isinstance(raw, psycopg.AsyncConnection) and not raw.closed and \
-                    raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
-                found.append(raw)
-        return found
+        return [*tx.borrowed.values(), *tx.parked.values()]
 
     async def _cancel_statements(self, requested: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            for raw in self._running():
+            for phys in self._sessions():
+                request = phys.link.cancel_running(CANCEL_GRACE)
+                if request is None:
+                    continue
                 try:
-                    if hasattr(raw, "cancel_safe"):  # (psycopg 3.2 and later)
-                        await raw.cancel_safe(timeout=CANCEL_GRACE)
-                    else:
-                        await asyncio.wait_for(asyncio.to_thread(raw.cancel), CANCEL_GRACE)
+                    await request
                 except Exception as exc:  # noqa: BLE001 - the bound below still holds
                     log.debug("cancelling a statement on the server: %s", exc)
         finally:
@@ -171,13 +158,12 @@ class Calls:
             await asyncio.sleep(0.05)
         if not (self.busy and self.shield.cancelled):
             return
-        for raw in self._running():
-            log.warning("a statement still ran %.1f s after its task was cancelled (and the"
-                        " server asked to cancel it): its session is closed",
-                        loop.time() - started)
-            with contextlib.suppress(OSError), \
-                    socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
-                sock.shutdown(socket.SHUT_RDWR)  # (the driver's wait wakes up to the end)
+        for phys in self._sessions():
+            if phys.link.running():
+                log.warning("a statement still ran %.1f s after its task was cancelled (and"
+                            " the server asked to cancel it): its session is closed",
+                            loop.time() - started)
+                phys.link.shut()
 
     def _progress(self, alias: str, rows: int) -> None:
         # the runner tells this after each batch of rows written: the row boundary at which a

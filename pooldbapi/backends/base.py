@@ -3,7 +3,7 @@ connection, owning the driver's raw connection."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -236,6 +236,22 @@ class Link(ABC):
         result; False, with nothing sent, where it has none (the caller then uses
         atomic_calls)."""
         return False
+
+    # A statement that outlives its call's cancellation (pooldbapi.aio): asked to stop on the
+    # server, and past a grace, its session's socket shut. Where a driver has no such request,
+    # nothing runs to be asked.
+
+    def cancel_running(self, timeout: float) -> Coroutine[Any, Any, Any] | None:
+        """A coroutine that asks the server to cancel the statement this session runs, or None
+        where it runs none (or its driver has no asynchronous request)."""
+        return None
+
+    def running(self) -> bool:
+        """Tell whether the session runs a statement (where its driver says so)."""
+        return False
+
+    def shut(self) -> None:
+        """Shut the session's socket, so that a wait on it ends (the session is lost)."""
 
     # The application's savepoints (Connection.savepoint): SQL's statements, each on a cursor
     # of its own; name is an identifier the connection checked

@@ -1,11 +1,15 @@
 """PostgreSQL through psycopg 3: keys forwarded as conninfo keywords, type codes from OIDs."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
+import os
 import re
 import select
-from collections.abc import Iterator, Sequence
+import socket
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -136,6 +140,34 @@ class PostgreSQLLink(Link):
     def aborted(self) -> bool:
         # any statement error aborts a PostgreSQL transaction; a later COMMIT rolls it back
         return bool(self.raw.pgconn.transaction_status == pq.TransactionStatus.INERROR)
+
+    def _native(self) -> psycopg.AsyncConnection[Any] | None:
+        """psycopg's AsyncConnection under pooldbapi.aio's adapter (backends/pg_async.py)."""
+        native = getattr(self.raw, "raw", None)
+        return native if isinstance(native, psycopg.AsyncConnection) else None
+
+    def running(self) -> bool:
+        native = self._native()
+        return native is not None and not native.closed and \
+            native.pgconn.transaction_status == pq.TransactionStatus.ACTIVE
+
+    def cancel_running(self, timeout: float) -> Coroutine[Any, Any, Any] | None:
+        # as psycopg's AsyncConnection asks it when its own wait is cancelled (cancel_safe:
+        # psycopg 3.2 and later; before, cancel() in a thread)
+        native = self._native()
+        if native is None or not self.running():
+            return None
+        if hasattr(native, "cancel_safe"):
+            return native.cancel_safe(timeout=timeout)
+        return asyncio.wait_for(asyncio.to_thread(native.cancel), timeout)
+
+    def shut(self) -> None:
+        native = self._native()
+        if native is None or native.closed:
+            return
+        with contextlib.suppress(OSError), \
+                socket.socket(fileno=os.dup(native.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)  # (the driver's wait wakes up to the end)
 
     def check(self, round_trip: bool = True) -> bool:
         # An idle session has nothing to say: a readable socket means the server ended it
