@@ -326,8 +326,11 @@ class Calls:
         with conn.lock:
             if conn.autocommit and not conn.closed:
                 # a cancel request can land inside a batch's BEGIN ... COMMIT, or its undoing:
-                # no session goes on to the next statement with a transaction left open
-                for phys in (*tx.borrowed.values(), *tx.parked.values()):
+                # no session goes on to the next statement with a transaction left open. The
+                # kept ones go back to their pools, which reset them (one another borrower
+                # took meanwhile is that borrower's); one still borrowed is reset here.
+                tx.release_parked()
+                for phys in list(tx.borrowed.values()):
                     try:
                         with phys.lock:
                             phys.link.reset(False)
