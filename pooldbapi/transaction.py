@@ -383,6 +383,11 @@ class Transaction:
             telemetry.released(phys)
         phys.pool.release(phys, broken)
 
+    def still_kept(self, phys: Physical) -> bool:
+        """Tell whether a session this connection kept is still its own (the pool gives one
+        that runs no statement to a borrower that would wait)."""
+        return phys.parked_by is self._owner
+
     def release_parked(self) -> None:
         """Give the kept sessions back to their pools (close)."""
         while self.parked:

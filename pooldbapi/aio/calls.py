@@ -135,8 +135,10 @@ class Calls:
         watcher.add_done_callback(_WATCHERS.discard)
 
     def _sessions(self) -> list[Any]:
+        """The sessions this connection holds: borrowed, or kept and not taken by another
+        borrower meanwhile (the pool takes only one that runs no statement)."""
         tx = self.conn.transaction
-        return [*tx.borrowed.values(), *tx.parked.values()]
+        return [*tx.borrowed.values(), *(p for p in tx.parked.values() if tx.still_kept(p))]
 
     async def _cancel_statements(self, requested: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
